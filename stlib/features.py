@@ -1,0 +1,341 @@
+"""Low-dimensional spot features: image PCA, KNN pooling and spatial-graph SVD.
+
+The feature side of the pipeline, following the paper:
+
+- :func:`pca_fit_transform` -- plain PCA of the CNN features, fitted on the
+  training spots only and applied to every spot (``obsm["X_img_pca"]``).
+- :func:`knn_pool` -- each spot's CNN features averaged over its nearest
+  spots of the same section (``obsm["X_cnn_knn"]``), then PCA again
+  (``pca_fit_transform(use_rep="X_cnn_knn", key_added="X_img_knn_pca")``).
+- :func:`spatial_graph` -- the 15-nearest-neighbour spatial graph of each
+  section (squidpy), in ``obsp``.
+- :func:`graph_svd` -- truncated SVD of each section's connectivity matrix
+  (``obsm["X_graph_svd"]``), the paper's "neighbourhood" embedding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from stlib.errors import DataError
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from anndata import AnnData
+    from sklearn.decomposition import PCA
+
+__all__ = ["graph_svd", "knn_pool", "pca_fit_transform", "spatial_graph"]
+
+
+def _get_rep(adata: AnnData, use_rep: str) -> np.ndarray:
+    """Dense float64 copy of ``adata.X`` (``use_rep="X"``) or ``obsm[use_rep]``."""
+    if use_rep == "X":
+        X = adata.X
+    elif use_rep in adata.obsm:
+        X = adata.obsm[use_rep]
+    else:
+        raise DataError("adata.obsm", f"no representation {use_rep!r} (have: {sorted(adata.obsm.keys())})")
+    X = X.toarray() if sp.issparse(X) else np.asarray(X)
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2:
+        raise DataError(f"obsm[{use_rep!r}]", f"expected a 2-d array, got shape {X.shape}")
+    bad = ~np.isfinite(X).all(axis=1)
+    if bad.any():
+        raise DataError(f"obsm[{use_rep!r}]", f"{int(bad.sum())} spot(s) have NaN or infinite features")
+    return X
+
+
+def _sections(adata: AnnData, library_key: str) -> list[tuple[str, np.ndarray]]:
+    """(section name, obs positions) for each section present, in category order."""
+    if library_key not in adata.obs:
+        raise DataError("adata.obs", f"no column {library_key!r} naming each spot's section")
+    col = adata.obs[library_key]
+    labels = col.astype(str).to_numpy()
+    present = set(labels)
+    order = [str(c) for c in col.cat.categories] if hasattr(col, "cat") else []
+    order = [s for s in order if s in present] + sorted(present - set(order))
+    return [(s, np.flatnonzero(labels == s)) for s in order]
+
+
+# --------------------------------------------------------------------------- #
+# PCA
+# --------------------------------------------------------------------------- #
+
+
+def pca_fit_transform(
+    adata: AnnData,
+    use_rep: str = "X_cnn",
+    n_comps: int = 32,
+    fit_on: str | Sequence[str] = "train",
+    split_key: str = "split",
+    key_added: str = "X_img_pca",
+    seed: int = 0,
+) -> PCA:
+    """PCA of a spot representation, fitted on some splits, applied to all spots.
+
+    Plain sklearn PCA (centred, not scaled) with the exact
+    ``svd_solver="full"``, as in the paper; component signs are fixed by
+    sklearn's ``svd_flip``, so the result is deterministic. Only spots whose
+    ``obs[split_key]`` is in ``fit_on`` influence the mean and the
+    components, so test-spot features never shape the embedding.
+
+    Reads ``obsm[use_rep]`` (or ``X`` for ``use_rep="X"``) and
+    ``obs[split_key]``. Writes ``obsm[key_added]`` (``(n_obs, n_comps)``
+    float32) and ``uns[key_added] = {"explained_variance_ratio",
+    "explained_variance", "components" (n_comps x d), "mean" (d),
+    "use_rep", "fit_on", "n_fit", "n_comps", "seed"}``.
+
+    Parameters
+    ----------
+    adata
+        Spots with the representation and split labels.
+    use_rep
+        ``obsm`` key of the features (e.g. ``"X_cnn"`` or ``"X_cnn_knn"``).
+    n_comps
+        Number of components.
+    fit_on
+        Split name(s) whose spots the PCA is fitted on.
+    split_key
+        ``obs`` column with ``"train"``/``"valid"``/``"test"``.
+    key_added
+        ``obsm``/``uns`` key for the result.
+    seed
+        ``random_state`` of the PCA (unused by the exact solver; recorded).
+
+    Returns
+    -------
+    The fitted :class:`sklearn.decomposition.PCA` (e.g. for
+    ``explained_variance_ratio_`` plots).
+
+    Raises
+    ------
+    DataError
+        Missing representation or split column, non-finite features, or
+        fewer fitting spots / features than ``n_comps``.
+    """
+    from sklearn.decomposition import PCA
+
+    X = _get_rep(adata, use_rep)
+    if split_key not in adata.obs:
+        raise DataError("adata.obs", f"no column {split_key!r} with the train/valid/test split")
+    splits = [fit_on] if isinstance(fit_on, str) else list(fit_on)
+    mask = adata.obs[split_key].astype(str).isin(splits).to_numpy()
+    n_fit = int(mask.sum())
+    if n_comps < 1:
+        raise DataError(f"obsm[{use_rep!r}]", f"n_comps must be >= 1, got {n_comps}")
+    if n_fit < n_comps or X.shape[1] < n_comps:
+        raise DataError(
+            f"obsm[{use_rep!r}]",
+            f"cannot fit {n_comps} components on {n_fit} spot(s) of split {splits} with {X.shape[1]} feature(s)",
+        )
+    pca = PCA(n_components=n_comps, svd_solver="full", random_state=seed)
+    pca.fit(X[mask])
+    adata.obsm[key_added] = pca.transform(X).astype(np.float32)
+    adata.uns[key_added] = {
+        "explained_variance_ratio": pca.explained_variance_ratio_.astype(np.float64),
+        "explained_variance": pca.explained_variance_.astype(np.float64),
+        "components": pca.components_.astype(np.float32),
+        "mean": pca.mean_.astype(np.float32),
+        "use_rep": use_rep,
+        "fit_on": splits,
+        "n_fit": n_fit,
+        "n_comps": int(n_comps),
+        "seed": int(seed),
+    }
+    return pca
+
+
+# --------------------------------------------------------------------------- #
+# KNN pooling
+# --------------------------------------------------------------------------- #
+
+
+def _knn_indices(coords: np.ndarray, k: int, include_self: bool, chunk: int = 1024) -> np.ndarray:
+    """``(n, k)`` positions of each point's nearest points, deterministic.
+
+    Sorted by distance, ties broken by position. With ``include_self`` the
+    point itself comes first (even if another point shares its coordinates)
+    followed by its ``k - 1`` nearest others; otherwise its ``k`` nearest others.
+    """
+    n = coords.shape[0]
+    n_other = k - 1 if include_self else k
+    out = np.empty((n, k), dtype=np.int64)
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        diff = coords[start:stop, None, :] - coords[None, :, :]
+        d2 = np.einsum("ijk,ijk->ij", diff, diff)
+        rows = np.arange(stop - start)
+        d2[rows, rows + start] = np.inf  # exclude self from "others"
+        order = np.argsort(d2, axis=1, kind="stable")[:, :n_other]
+        if include_self:
+            out[start:stop, 0] = rows + start
+            out[start:stop, 1:] = order
+        else:
+            out[start:stop] = order
+    return out
+
+
+def knn_pool(
+    adata: AnnData,
+    use_rep: str = "X_cnn",
+    n_neighbors: int = 15,
+    library_key: str = "section",
+    spatial_key: str = "spatial",
+    key_added: str = "X_cnn_knn",
+    include_self: bool = True,
+) -> None:
+    """Average each spot's features over its nearest spots of the same section.
+
+    With ``include_self=True`` (default) the pool of ``n_neighbors=15`` spots
+    is the spot itself plus its 14 nearest other spots -- what sklearn's
+    ``NearestNeighbors.kneighbors`` returns when queried with the fitted
+    points themselves, and what "the 15 nearest spots" means in the paper.
+    With ``include_self=False`` it is the 15 nearest *other* spots.
+    Distances are Euclidean on ``obsm[spatial_key]``; ties are broken by spot
+    order, so the result is deterministic. Spots of different sections are
+    never pooled together.
+
+    Reads ``obsm[use_rep]``, ``obsm[spatial_key]``, ``obs[library_key]``.
+    Writes ``obsm[key_added]`` (float32, same shape as ``obsm[use_rep]``) and
+    ``uns[key_added] = {"use_rep", "n_neighbors", "include_self",
+    "library_key"}``.
+
+    Raises
+    ------
+    DataError
+        Missing keys, non-finite features or coordinates, or a section with
+        too few spots (fewer than ``n_neighbors``, or not more than
+        ``n_neighbors`` when ``include_self=False``), naming the section.
+    """
+    if n_neighbors < 1:
+        raise DataError("knn_pool", f"n_neighbors must be >= 1, got {n_neighbors}")
+    X = _get_rep(adata, use_rep)
+    if spatial_key not in adata.obsm:
+        raise DataError("adata.obsm", f"no {spatial_key!r} spot coordinates")
+    coords = np.asarray(adata.obsm[spatial_key], dtype=np.float64)
+    if coords.ndim != 2 or not np.isfinite(coords).all():
+        raise DataError(f"obsm[{spatial_key!r}]", "coordinates must be a finite (n, 2) array")
+    needed = n_neighbors if include_self else n_neighbors + 1
+    out = np.empty_like(X)
+    for sec, idx in _sections(adata, library_key):
+        if idx.size < needed:
+            raise DataError(
+                sec,
+                f"section has {idx.size} spot(s), fewer than the {needed} needed to pool "
+                f"{n_neighbors} neighbour(s) (include_self={include_self})",
+            )
+        nb = _knn_indices(coords[idx], n_neighbors, include_self)
+        out[idx] = X[idx][nb].mean(axis=1)
+    adata.obsm[key_added] = out.astype(np.float32)
+    adata.uns[key_added] = {
+        "use_rep": use_rep,
+        "n_neighbors": int(n_neighbors),
+        "include_self": bool(include_self),
+        "library_key": library_key,
+    }
+
+
+# --------------------------------------------------------------------------- #
+# Spatial graph and its SVD
+# --------------------------------------------------------------------------- #
+
+
+def spatial_graph(
+    adata: AnnData,
+    n_neighs: int = 15,
+    library_key: str = "section",
+    spatial_key: str = "spatial",
+) -> None:
+    """k-nearest-neighbour spatial graph within each section (squidpy).
+
+    Calls ``squidpy.gr.spatial_neighbors(coord_type="generic",
+    n_neighs=n_neighs, library_key=library_key)``: each spot is linked to its
+    ``n_neighs`` nearest other spots of its own section (the graph is
+    directed: spot ``j`` may be among ``i``'s neighbours without the
+    converse). Then checks that no edge joins two sections.
+
+    Reads ``obsm[spatial_key]``, ``obs[library_key]``. Writes (via squidpy)
+    ``obsp["spatial_connectivities"]`` (0/1 CSR), ``obsp["spatial_distances"]``
+    (CSR) and ``uns["spatial_neighbors"]``.
+
+    Raises
+    ------
+    DataError
+        A section with ``n_neighs`` spots or fewer (naming it), or an edge
+        across sections.
+    """
+    import squidpy as sq
+
+    secs = _sections(adata, library_key)
+    for sec, idx in secs:
+        if idx.size <= n_neighs:
+            raise DataError(sec, f"section has {idx.size} spot(s); a {n_neighs}-neighbour graph needs more")
+    if not hasattr(adata.obs[library_key], "cat"):
+        adata.obs[library_key] = adata.obs[library_key].astype("category")
+    sq.gr.spatial_neighbors(
+        adata, coord_type="generic", n_neighs=n_neighs, library_key=library_key, spatial_key=spatial_key
+    )
+    conn = sp.coo_matrix(adata.obsp["spatial_connectivities"])
+    codes = adata.obs[library_key].cat.codes.to_numpy()
+    crossing = int((codes[conn.row] != codes[conn.col]).sum())
+    if crossing:
+        raise DataError("obsp['spatial_connectivities']", f"{crossing} edge(s) join spots of different sections")
+
+
+def graph_svd(
+    adata: AnnData,
+    n_components: int = 32,
+    library_key: str = "section",
+    key_added: str = "X_graph_svd",
+    seed: int = 0,
+    connectivity_key: str = "spatial_connectivities",
+) -> None:
+    """Truncated SVD of each section's spatial connectivity matrix.
+
+    For each section the ``(n_s, n_s)`` block of ``obsp[connectivity_key]``
+    is decomposed with ``TruncatedSVD(n_components, algorithm="arpack",
+    random_state=seed)`` (seeded start vector, signs fixed by sklearn's
+    ``svd_flip``: deterministic) and ``fit_transform`` gives each spot's
+    coordinates. This is the paper's approach; note its weakness: each
+    section gets its own SVD, so component ``k`` of one section has no
+    relation to component ``k`` of another, yet downstream models treat the
+    columns as the same features across sections.
+
+    Reads ``obsp[connectivity_key]`` (from :func:`spatial_graph`) and
+    ``obs[library_key]``. Writes ``obsm[key_added]`` (``(n_obs,
+    n_components)`` float32) and ``uns[key_added] = {"n_components", "seed",
+    "library_key", "explained_variance_ratio": {section: array}}``.
+
+    Raises
+    ------
+    DataError
+        No connectivity matrix, or a section with ``n_components`` spots or
+        fewer (naming it).
+    """
+    from sklearn.decomposition import TruncatedSVD
+
+    if connectivity_key not in adata.obsp:
+        raise DataError("adata.obsp", f"no {connectivity_key!r}; run stlib.features.spatial_graph first")
+    conn = sp.csr_matrix(adata.obsp[connectivity_key], dtype=np.float64)
+    secs = _sections(adata, library_key)
+    for sec, idx in secs:
+        if idx.size <= n_components:
+            raise DataError(sec, f"section has {idx.size} spot(s); an SVD with {n_components} components needs more")
+    out = np.zeros((adata.n_obs, n_components), dtype=np.float32)
+    evr: dict[str, Any] = {}
+    for sec, idx in secs:
+        block = conn[idx][:, idx]
+        svd = TruncatedSVD(n_components=n_components, algorithm="arpack", random_state=seed)
+        out[idx] = svd.fit_transform(block).astype(np.float32)
+        evr[sec] = svd.explained_variance_ratio_.astype(np.float64)
+    adata.obsm[key_added] = out
+    adata.uns[key_added] = {
+        "n_components": int(n_components),
+        "seed": int(seed),
+        "library_key": library_key,
+        "connectivity_key": connectivity_key,
+        "explained_variance_ratio": evr,
+    }

@@ -1,0 +1,16 @@
+"""Readers and the data-set registry."""
+
+from __future__ import annotations
+
+from stlib.io.her2st import parse_motivation, read_her2st, read_her2st_section
+from stlib.io.registry import Dataset, available_datasets, load_dataset, read_split
+
+__all__ = [
+    "Dataset",
+    "available_datasets",
+    "load_dataset",
+    "parse_motivation",
+    "read_her2st",
+    "read_her2st_section",
+    "read_split",
+]

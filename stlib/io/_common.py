@@ -1,0 +1,295 @@
+"""Shared pieces of the readers: safe table reading, joining counts with spots, AnnData assembly.
+
+Every function here turns low-level failures (a missing file, a truncated gzip, a malformed
+table) into a :class:`~stlib.errors.DataError` that names the file and the problem, and every
+spot or gene that is dropped is counted in a load report instead of vanishing.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import warnings
+import zlib
+from collections.abc import Mapping
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from stlib.errors import DataError
+
+PathLikeStr = str | PathLike[str]
+
+#: Tumour annotation dtype: True / False / <NA> (missing or "unknown").
+TUMOR_DTYPE = "boolean"
+
+
+def sha256_file(path: PathLikeStr, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(chunk), b""):
+                h.update(block)
+    except FileNotFoundError:
+        raise DataError(path, "missing file") from None
+    return h.hexdigest()
+
+
+def read_text(path: PathLikeStr) -> str:
+    """Read a (possibly gzipped) text file completely, with clear errors.
+
+    Line endings are normalised (``\\r\\n`` and lone ``\\r`` become ``\\n``), which the
+    He et al. 2020 annotation files need.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(p, "missing file")
+    raw = p.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+            raise DataError(p, f"truncated or corrupt gzip stream ({exc})") from None
+    elif p.suffix == ".gz":
+        raise DataError(p, "not a gzip file (no gzip magic bytes)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def read_table(path: PathLikeStr, *, sep: str = "\t", what: str = "table", **kwargs: Any) -> pd.DataFrame:
+    """Read a delimited (possibly gzipped) table; failures become :class:`DataError`.
+
+    Parameters
+    ----------
+    path
+        File to read.
+    sep
+        Field separator.
+    what
+        What the table is, used in error messages (``"counts"``, ``"spot selection"``, ...).
+    **kwargs
+        Passed to :func:`pandas.read_csv`.
+    """
+    text = read_text(path)
+    if not text.strip():
+        raise DataError(path, f"empty {what} file")
+    try:
+        df = pd.read_csv(io.StringIO(text), sep=sep, **kwargs)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        raise DataError(path, f"malformed {what}: {exc}") from None
+    if df.shape[0] == 0:
+        raise DataError(path, f"{what} has no rows")
+    return df
+
+
+def read_counts(path: PathLikeStr, *, sep: str = "\t", what: str = "counts") -> pd.DataFrame:
+    """Read a wide spots x genes count table (first column: spot id; header: gene ids).
+
+    Much faster than :func:`pandas.read_csv` for ~15,000 columns: the values go straight into
+    one 2-D array. Ragged rows and non-numeric values raise :class:`DataError` with the line.
+    """
+    text = read_text(path)
+    lines = [ln for ln in text.split("\n") if ln.strip()]
+    if len(lines) < 2:
+        raise DataError(path, f"{what} has no rows")
+    header = lines[0].split(sep)
+    genes = header[1:] if header[0].strip() in ("", '""') or len(header) > 1 else header
+    n = len(genes)
+    ids, rows = [], []
+    for lineno, ln in enumerate(lines[1:], start=2):
+        fields = ln.split(sep)
+        if len(fields) != n + 1:
+            raise DataError(path, f"line {lineno}: {len(fields) - 1} values for {n} genes (truncated or ragged {what})")
+        ids.append(fields[0].strip('"'))
+        rows.append(fields[1:])
+    try:
+        values = np.array(rows, dtype=np.float64)
+    except ValueError as exc:
+        raise DataError(path, f"{what} contain non-numeric values ({exc})") from None
+    return pd.DataFrame(values, index=pd.Index(ids), columns=pd.Index([g.strip('"') for g in genes]))
+
+
+def require_columns(df: pd.DataFrame, columns: list[str], path: PathLikeStr, what: str) -> None:
+    """Raise a :class:`DataError` if ``df`` lacks any of ``columns``."""
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise DataError(path, f"{what} lacks column(s) {missing}; found {list(df.columns)[:10]}")
+
+
+def check_unique(index: pd.Index, path: PathLikeStr, what: str) -> None:
+    """Raise a :class:`DataError` naming duplicated spot ids."""
+    dup = index[index.duplicated()]
+    if len(dup):
+        raise DataError(path, f"{len(dup)} duplicate spot id(s) in {what}, e.g. {list(dup[:5])}")
+
+
+def join_counts_and_spots(
+    counts: pd.DataFrame,
+    spots: pd.DataFrame,
+    *,
+    section: str,
+    counts_path: PathLikeStr,
+    spots_path: PathLikeStr,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """Keep the spots that have both counts and coordinates; count the rest.
+
+    Parameters
+    ----------
+    counts
+        Spots x genes counts, index = spot id ``"<x>x<y>"``.
+    spots
+        Spot table, index = spot id, with at least ``pixel_x``, ``pixel_y``.
+
+    Returns
+    -------
+    counts, spots, report
+        Both tables restricted to the common spots in the order of ``spots``, and a report
+        with ``n_spots_listed``, ``n_count_rows``, ``n_kept``, ``dropped_no_counts``,
+        ``dropped_no_coords`` (lists of spot ids).
+    """
+    check_unique(counts.index, counts_path, "counts")
+    check_unique(spots.index, spots_path, "spot coordinates")
+    common = spots.index[spots.index.isin(counts.index)]
+    no_counts = spots.index[~spots.index.isin(counts.index)]
+    no_coords = counts.index[~counts.index.isin(spots.index)]
+    if len(common) == 0:
+        raise DataError(
+            counts_path,
+            f"empty section {section}: none of the {len(spots)} spots of {Path(spots_path).name} has a counts row",
+        )
+    report = {
+        "n_spots_listed": int(len(spots)),
+        "n_count_rows": int(len(counts)),
+        "n_kept": int(len(common)),
+        "dropped_no_counts": [str(s) for s in no_counts],
+        "dropped_no_coords": [str(s) for s in no_coords],
+    }
+    return counts.loc[common], spots.loc[common], report
+
+
+def counts_to_sparse(counts: pd.DataFrame, path: PathLikeStr) -> sp.csr_matrix:
+    """Validate raw counts (finite, non-negative integers) and return them as CSR int32."""
+    values = counts.to_numpy()
+    if not np.issubdtype(values.dtype, np.number):
+        try:
+            values = values.astype(np.float64)
+        except ValueError:
+            raise DataError(path, "counts contain non-numeric values") from None
+    if not np.all(np.isfinite(values)):
+        raise DataError(path, "counts contain missing or non-finite values")
+    if (values < 0).any():
+        raise DataError(path, "counts contain negative values")
+    if not np.all(np.equal(np.mod(values, 1), 0)):
+        raise DataError(path, "counts are not integers (raw counts expected)")
+    return sp.csr_matrix(values.astype(np.int32))
+
+
+def check_spots_in_image(xy: np.ndarray, image_shape: tuple[int, int], path: PathLikeStr, ids: pd.Index) -> None:
+    """Raise a :class:`DataError` if any spot centre lies outside the image.
+
+    ``xy`` holds (column, row) full-resolution pixels; ``image_shape`` is (height, width).
+    """
+    h, w = image_shape
+    bad = (xy[:, 0] < 0) | (xy[:, 0] >= w) | (xy[:, 1] < 0) | (xy[:, 1] >= h)
+    if bad.any():
+        ex = [f"{i} at ({x:.0f}, {y:.0f})" for i, (x, y) in zip(ids[bad][:3], xy[bad][:3])]
+        raise DataError(path, f"{int(bad.sum())} spot centre(s) outside the {w} x {h} px image, e.g. {ex}")
+
+
+def image_shape(path: PathLikeStr) -> tuple[int, int]:
+    """(height, width) of an image, reading only its header."""
+    from PIL import Image, UnidentifiedImageError
+
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(p, "missing image file")
+    try:
+        with warnings.catch_warnings():
+            # these H&E scans are ~92 Mpx, above PIL's decompression-bomb warning threshold
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(p) as im:
+                w, h = im.size
+    except (UnidentifiedImageError, OSError) as exc:
+        raise DataError(p, f"not a readable image ({exc})") from None
+    return int(h), int(w)
+
+
+def build_section(
+    counts: pd.DataFrame,
+    obs: pd.DataFrame,
+    xy: np.ndarray,
+    *,
+    section: str,
+    counts_path: PathLikeStr,
+    image_path: PathLikeStr,
+    image_hw: tuple[int, int],
+    image_sha256: str | None,
+    spot_diameter_fullres: float,
+    report: Mapping[str, Any],
+    var: pd.DataFrame | None = None,
+) -> ad.AnnData:
+    """Assemble one section as AnnData in scanpy/squidpy conventions.
+
+    Writes ``X`` (raw counts, CSR int32), ``obs`` (given columns plus ``section``),
+    ``obsm["spatial"]`` (full-resolution pixel x, y), ``uns["spatial"][section]`` (image
+    location and scale factors, no pixels) and ``uns["load_report"][section]``.
+    """
+    X = counts_to_sparse(counts, counts_path)
+    obs = obs.copy()
+    obs.index = [f"{section}_{s}" for s in counts.index]
+    obs.insert(0, "spot_id", list(counts.index.astype(str)))
+    obs.insert(0, "section", section)
+    if var is None:
+        var = pd.DataFrame(index=pd.Index(counts.columns.astype(str), name=None))
+    adata = ad.AnnData(X=X, obs=obs, var=var)
+    adata.obsm["spatial"] = np.asarray(xy, dtype=np.float64)
+    h, w = image_hw
+    adata.uns["spatial"] = {
+        section: {
+            "images": {},
+            "scalefactors": {
+                "spot_diameter_fullres": float(spot_diameter_fullres),
+                "tissue_hires_scalef": 1.0,
+            },
+            "metadata": {
+                "image_path": str(image_path),
+                "image_sha256": image_sha256,
+                "image_shape": [int(h), int(w)],
+            },
+        }
+    }
+    adata.uns["load_report"] = {section: {**dict(report), "n_genes_file": int(counts.shape[1])}}
+    return adata
+
+
+def concat_sections(sections: list[ad.AnnData]) -> ad.AnnData:
+    """Concatenate sections: the gene union, zero-filled where a section lacks a gene.
+
+    ``uns["spatial"]`` and ``uns["load_report"]`` are merged per section; ``var`` columns
+    (e.g. gene symbols) are kept where they agree.
+    """
+    if not sections:
+        raise DataError("<sections>", "no section to load")
+    names = [str(a.obs["section"].iloc[0]) for a in sections]
+    if len(set(names)) != len(names):
+        raise DataError("<sections>", f"duplicate section ids {names}")
+    out = ad.concat(sections, join="outer", fill_value=0, merge="same", uns_merge=None)
+    out.X = sp.csr_matrix(out.X).astype(np.int32)
+    out.uns["spatial"] = {k: v for a in sections for k, v in a.uns["spatial"].items()}
+    out.uns["load_report"] = {k: v for a in sections for k, v in a.uns["load_report"].items()}
+    for col in ("section", "patient", "subtype"):
+        if col in out.obs:
+            out.obs[col] = pd.Categorical(out.obs[col].astype(str), categories=list(dict.fromkeys(out.obs[col].astype(str))))
+    if "tumor" in out.obs:
+        out.obs["tumor"] = out.obs["tumor"].astype(TUMOR_DTYPE)
+    return out

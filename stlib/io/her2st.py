@@ -1,0 +1,268 @@
+"""Reader for the HER2ST layout (Andersson et al. 2021, GitHub ``almaan/her2st``).
+
+Layout, relative to the data-set root::
+
+    data/ST-cnts/<SEC>.tsv.gz                    spots x genes raw counts, index "<x>x<y>"
+    data/ST-spotfiles/<SEC>_selection.tsv        x y new_x new_y pixel_x pixel_y selected
+    data/ST-imgs/<P>/<SEC>/*.jpg                 full-resolution H&E (one per folder)
+    data/ST-pat/lbl/<SEC>_labeled_coordinates.tsv  pathologist labels (some sections only)
+    res/ST-cluster/lbl/<SEC>-cluster-annotation.tsv.gz  the authors' expression clusters
+    res/ST-cluster/motivation.csv                what each cluster was annotated as
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+from stlib.errors import DataError
+from stlib.io._common import (
+    TUMOR_DTYPE,
+    PathLikeStr,
+    build_section,
+    check_spots_in_image,
+    check_unique,
+    concat_sections,
+    image_shape,
+    read_counts,
+    read_table,
+    read_text,
+    require_columns,
+    sha256_file,
+)
+
+#: Pathologist labels that count as tumour (``undetermined`` is missing, the rest non-tumour).
+PATHOLOGIST_TUMOR = frozenset({"invasive cancer", "cancer in situ"})
+PATHOLOGIST_UNKNOWN = frozenset({"undetermined", ""})
+SOURCE_PATHOLOGIST = "pathologist drawing (data/ST-pat/lbl)"
+SOURCE_CLUSTERS = "authors' expression clusters (res/ST-cluster, motivation.csv)"
+
+
+def parse_motivation(path: PathLikeStr) -> pd.DataFrame:
+    """Parse ``res/ST-cluster/motivation.csv``, which is not valid CSV.
+
+    The ``annotated as`` field holds unquoted commas (``immune : APC, B-cell, T-cell``). It
+    runs from the third field up to the next field that starts with ``Marker genes``, or up to
+    the next empty field, or to the end of the line.
+
+    Returns
+    -------
+    DataFrame with columns ``patient``, ``cluster`` (int), ``annotated_as``, ``tumor``
+    (boolean with ``<NA>`` for ``unknown``).
+    """
+    text = read_text(path)
+    lines = [ln for ln in text.split("\n") if ln.strip()]
+    if not lines or not lines[0].lower().startswith("patient,cluster,annotated as"):
+        raise DataError(path, "missing header 'patient,cluster,annotated as,...'")
+    rows = []
+    for lineno, line in enumerate(lines[1:], start=2):
+        fields = line.split(",")
+        if len(fields) < 3:
+            raise DataError(path, f"line {lineno}: fewer than 3 fields: {line!r}")
+        label_parts: list[str] = []
+        for f in fields[2:]:
+            if not f.strip() or f.strip().lower().startswith("marker genes"):
+                break
+            label_parts.append(f)
+        label = ",".join(label_parts).strip()
+        try:
+            cluster = int(fields[1])
+        except ValueError:
+            raise DataError(path, f"line {lineno}: cluster {fields[1]!r} is not an integer") from None
+        rows.append({"patient": fields[0].strip(), "cluster": cluster, "annotated_as": label})
+    df = pd.DataFrame(rows)
+    if df.duplicated(["patient", "cluster"]).any():
+        raise DataError(path, "a (patient, cluster) pair is annotated twice")
+    df["tumor"] = pd.array([cluster_label_is_tumor(s) for s in df["annotated_as"]], dtype=TUMOR_DTYPE)
+    return df
+
+
+def cluster_label_is_tumor(label: str) -> bool | None:
+    """``cancer*`` -> True, ``unknown`` (or empty) -> None (missing), anything else -> False."""
+    s = label.strip().lower()
+    if s in ("", "unknown"):
+        return None
+    return s.startswith("cancer")
+
+
+def pathologist_label_is_tumor(label: str) -> bool | None:
+    """``invasive cancer`` / ``cancer in situ`` -> True, ``undetermined`` -> None, else False."""
+    s = str(label).strip().lower()
+    if s in PATHOLOGIST_UNKNOWN or s == "nan":
+        return None
+    return s in PATHOLOGIST_TUMOR
+
+
+def _spot_key(x: pd.Series, y: pd.Series) -> pd.Index:
+    return pd.Index([f"{int(a)}x{int(b)}" for a, b in zip(np.round(x.astype(float)), np.round(y.astype(float)))])
+
+
+def find_image(root: Path, section: str) -> Path:
+    """The single ``.jpg`` in ``data/ST-imgs/<patient>/<section>/``."""
+    folder = root / "data" / "ST-imgs" / section[0] / section
+    jpgs = sorted(folder.glob("*.jpg")) if folder.is_dir() else []
+    if len(jpgs) != 1:
+        raise DataError(folder, f"expected exactly one .jpg H&E image, found {len(jpgs)}")
+    return jpgs[0]
+
+
+def _tumor_annotation(root: Path, section: str, spot_ids: pd.Index) -> tuple[pd.DataFrame, str]:
+    """Per-spot tumour annotation: pathologist drawings where they exist, else the authors' clusters."""
+    pat = root / "data" / "ST-pat" / "lbl" / f"{section}_labeled_coordinates.tsv"
+    if pat.is_file():
+        df = read_table(pat, what="pathologist labels")
+        require_columns(df, ["x", "y", "label"], pat, "pathologist labels")
+        df = df.dropna(subset=["x", "y"])
+        df.index = _spot_key(df["x"], df["y"])
+        df = df[~df.index.duplicated()]
+        label = df["label"].reindex(spot_ids)
+        tumor = [pathologist_label_is_tumor(s) if isinstance(s, str) else None for s in label]
+        return (
+            pd.DataFrame(
+                {"tumor": pd.array(tumor, dtype=TUMOR_DTYPE), "tumor_label": label.astype("object").to_numpy()},
+                index=spot_ids,
+            ),
+            SOURCE_PATHOLOGIST,
+        )
+    lbl = root / "res" / "ST-cluster" / "lbl" / f"{section}-cluster-annotation.tsv.gz"
+    mot = root / "res" / "ST-cluster" / "motivation.csv"
+    if not lbl.is_file() or not mot.is_file():
+        empty = pd.DataFrame(
+            {"tumor": pd.array([None] * len(spot_ids), dtype=TUMOR_DTYPE), "tumor_label": [None] * len(spot_ids)},
+            index=spot_ids,
+        )
+        return empty, "none"
+    clusters = read_table(lbl, what="cluster annotation", index_col=0)
+    require_columns(clusters, ["label", "x", "y"], lbl, "cluster annotation")
+    clusters.index = _spot_key(clusters["x"], clusters["y"])
+    check_unique(clusters.index, lbl, "cluster annotation")
+    motivation = parse_motivation(mot)
+    motivation = motivation[motivation["patient"] == section[0]].set_index("cluster")
+    cl = clusters["label"].reindex(spot_ids)
+    unknown_clusters = set(cl.dropna().astype(int)) - set(motivation.index)
+    if unknown_clusters:
+        raise DataError(mot, f"no annotation for cluster(s) {sorted(unknown_clusters)} of patient {section[0]}")
+    names = [motivation.at[int(c), "annotated_as"] if pd.notna(c) else None for c in cl]
+    tumor = [cluster_label_is_tumor(n) if n is not None else None for n in names]
+    out = pd.DataFrame(
+        {
+            "tumor": pd.array(tumor, dtype=TUMOR_DTYPE),
+            "tumor_label": names,
+            "author_cluster": pd.array([int(c) if pd.notna(c) else None for c in cl], dtype="Int64"),
+        },
+        index=spot_ids,
+    )
+    return out, SOURCE_CLUSTERS
+
+
+def spot_diameter_px(xy: np.ndarray, pitch_um: float = 200.0, diameter_um: float = 100.0) -> float:
+    """Spot diameter in pixels from the median nearest-spot distance (the 200 um pitch)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    if len(xy) < 2:
+        return float("nan")
+    d, _ = NearestNeighbors(n_neighbors=2).fit(xy).kneighbors(xy)
+    return float(np.median(d[:, 1]) * diameter_um / pitch_um)
+
+
+def read_her2st_section(
+    root: PathLikeStr,
+    section: str,
+    *,
+    patient: str | None = None,
+    subtype: str = "HER2+",
+    image_sha256: str | None = None,
+) -> ad.AnnData:
+    """Read one HER2ST section.
+
+    Parameters
+    ----------
+    root
+        Data-set root (the folder holding ``data/`` and ``res/``).
+    section
+        Section id, e.g. ``"C2"``; the patient is its first letter.
+    image_sha256
+        Known checksum of the image, recorded in ``uns["spatial"][section]["metadata"]``.
+
+    Returns
+    -------
+    AnnData with raw counts in ``X``, ``obs`` columns ``section, spot_id, patient, subtype,
+    array_x, array_y, tumor, tumor_label, tumor_source`` (+ ``author_cluster``),
+    ``obsm["spatial"]``, ``uns["spatial"][section]`` and ``uns["load_report"][section]``.
+    Spots without counts, or counts without a selected spot, are dropped and counted in the
+    load report.
+    """
+    root = Path(root)
+    cnt_path = root / "data" / "ST-cnts" / f"{section}.tsv.gz"
+    sel_path = root / "data" / "ST-spotfiles" / f"{section}_selection.tsv"
+    counts = read_counts(cnt_path)
+    counts.index = counts.index.astype(str)
+    bad_ids = [s for s in counts.index[:50] if not re.fullmatch(r"\d+x\d+", s)]
+    if bad_ids:
+        raise DataError(cnt_path, f"spot ids are not '<x>x<y>' array coordinates, e.g. {bad_ids[:3]}")
+    sel = read_table(sel_path, what="spot selection")
+    require_columns(sel, ["x", "y", "pixel_x", "pixel_y", "selected"], sel_path, "spot selection")
+    n_listed = len(sel)
+    sel = sel[sel["selected"] == 1].copy()
+    sel.index = _spot_key(sel["x"], sel["y"])
+    from stlib.io._common import join_counts_and_spots
+
+    counts, sel, report = join_counts_and_spots(
+        counts, sel, section=section, counts_path=cnt_path, spots_path=sel_path
+    )
+    report["n_rows_selection_file"] = int(n_listed)
+    img = find_image(root, section)
+    hw = image_shape(img)
+    xy = sel[["pixel_x", "pixel_y"]].to_numpy(dtype=np.float64)
+    check_spots_in_image(xy, hw, sel_path, sel.index)
+    ann, source = _tumor_annotation(root, section, sel.index)
+    obs = pd.DataFrame(
+        {
+            "patient": patient or section[0],
+            "subtype": subtype,
+            "array_x": sel["x"].astype(int).to_numpy(),
+            "array_y": sel["y"].astype(int).to_numpy(),
+        },
+        index=sel.index,
+    )
+    obs = obs.join(ann)
+    obs["tumor_source"] = source
+    report["tumor_source"] = source
+    return build_section(
+        counts,
+        obs,
+        xy,
+        section=section,
+        counts_path=cnt_path,
+        image_path=img,
+        image_hw=hw,
+        image_sha256=image_sha256,
+        spot_diameter_fullres=spot_diameter_px(xy),
+        report=report,
+    )
+
+
+def read_her2st(
+    root: PathLikeStr,
+    sections: Sequence[str],
+    *,
+    verify_images: bool = False,
+    image_sha256: dict[str, str] | None = None,
+) -> ad.AnnData:
+    """Read several HER2ST sections and concatenate them (gene union, zero-filled).
+
+    ``verify_images`` computes each image's sha256 when none is given.
+    """
+    root = Path(root)
+    out = []
+    for sec in sections:
+        sha = (image_sha256 or {}).get(sec)
+        if sha is None and verify_images:
+            sha = sha256_file(find_image(root, sec))
+        out.append(read_her2st_section(root, sec, image_sha256=sha))
+    return concat_sections(out)

@@ -1,0 +1,159 @@
+"""Linear models of the targets: OLS, and Lasso / Ridge with a penalty chosen per gene.
+
+Features are standardised with a :class:`~sklearn.preprocessing.StandardScaler` fitted on
+the train features only. For Lasso and Ridge every penalty of the grid is fitted on the
+train spots (all genes at once), each gene keeps the penalty with the lowest validation
+MSE (ties -> the larger penalty), and its predictions come from that train fit: the valid
+targets serve for selection only and nothing is refitted on train + valid (as in the paper).
+A penalty of 0 is ordinary least squares (:class:`~sklearn.linear_model.LinearRegression`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import Lasso, LinearRegression, Ridge
+from sklearn.preprocessing import StandardScaler
+
+from stlib.errors import DataError
+from stlib.models._base import ModelResult
+
+KINDS: tuple[str, ...] = ("ols", "lasso", "ridge")
+DEFAULT_ALPHAS: dict[str, tuple[float, ...]] = {
+    "lasso": (1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0),
+    "ridge": (0.0, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0),
+}
+
+__all__ = ["DEFAULT_ALPHAS", "KINDS", "fit_linear"]
+
+
+def _fit_alpha(kind: str, alpha: float, Xs: np.ndarray, Y: np.ndarray, max_iter: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Fit all genes for one penalty; returns ``(coef (n_genes, p), intercept (n_genes,), n_warnings)``."""
+    if alpha == 0.0:
+        model: LinearRegression | Ridge | Lasso = LinearRegression()
+    elif kind == "ridge":
+        model = Ridge(alpha=alpha)
+    else:
+        model = Lasso(alpha=alpha, max_iter=max_iter, random_state=0, selection="cyclic")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        model.fit(Xs, Y)
+    n_warn = sum(issubclass(w.category, ConvergenceWarning) for w in caught)
+    for w in caught:  # re-emit anything that is not a convergence warning
+        if not issubclass(w.category, ConvergenceWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    coef = np.asarray(model.coef_, dtype=np.float64).reshape(Y.shape[1], Xs.shape[1])
+    return coef, np.asarray(model.intercept_, dtype=np.float64).reshape(Y.shape[1]), n_warn
+
+
+def fit_linear(
+    X: Mapping[str, np.ndarray],
+    Y_train: np.ndarray,
+    Y_valid: np.ndarray | None = None,
+    *,
+    kind: str,
+    alphas: Sequence[float] | None = None,
+    genes: Sequence[str] | None = None,
+    name: str | None = None,
+    max_iter: int = 10000,
+) -> ModelResult:
+    """Fit a linear model per gene on train and predict every split.
+
+    Parameters
+    ----------
+    X
+        Split -> ``(n_spots, n_features)`` features; needs ``"train"`` (and ``"valid"`` when
+        the penalty is selected).
+    Y_train, Y_valid
+        ``(n_spots, n_genes)`` targets of the train and valid spots. ``Y_valid`` is used only
+        to choose the penalty; it may be omitted for ``"ols"`` or a one-value grid.
+    kind
+        ``"ols"``, ``"lasso"`` or ``"ridge"``.
+    alphas
+        Penalty grid; default :data:`DEFAULT_ALPHAS` ``[kind]``. 0 means OLS.
+    genes
+        Gene names (index of ``per_gene``); default ``"0", "1", ...``.
+    name
+        Model name; default ``kind``.
+    max_iter
+        Lasso coordinate-descent iteration limit.
+
+    Returns
+    -------
+    :class:`ModelResult` with ``predictions`` for every split of ``X``; ``per_gene`` holds the
+    chosen ``alpha`` and, when selecting, ``valid_mse_<alpha>`` for every penalty;
+    ``settings`` holds the grid, the number of genes per chosen penalty and the number of
+    Lasso convergence warnings per penalty.
+    """
+    if kind not in KINDS:
+        raise DataError("kind", f"unknown kind {kind!r}; expected one of {KINDS}")
+    if "train" not in X:
+        raise DataError("X", "no 'train' features")
+    Ytr = np.asarray(Y_train, dtype=np.float64)
+    if Ytr.ndim != 2 or Ytr.shape[0] != np.shape(X["train"])[0]:
+        raise DataError("Y_train", f"shape {Ytr.shape} does not match {np.shape(X['train'])[0]} train spots")
+    grid = (0.0,) if kind == "ols" else tuple(DEFAULT_ALPHAS[kind] if alphas is None else alphas)
+    grid = tuple(sorted({float(a) for a in grid}))
+    if not grid or grid[0] < 0:
+        raise DataError("alphas", f"penalties must be a non-empty set of values >= 0, got {grid}")
+    select = len(grid) > 1
+    if select:
+        if Y_valid is None or "valid" not in X:
+            raise DataError("Y_valid", f"{len(grid)} penalties to choose from need valid features and targets")
+        Yva = np.asarray(Y_valid, dtype=np.float64)
+        if Yva.shape != (np.shape(X["valid"])[0], Ytr.shape[1]):
+            raise DataError("Y_valid", f"shape {Yva.shape}, expected ({np.shape(X['valid'])[0]}, {Ytr.shape[1]})")
+    for what, a in [("Y_train", Ytr)] + [(f"X[{s!r}]", v) for s, v in X.items()]:
+        if not np.all(np.isfinite(a)):
+            raise DataError(what, "non-finite values")
+    n_genes = Ytr.shape[1]
+    index = pd.Index([str(i) for i in range(n_genes)] if genes is None else list(genes), name="gene")
+    if len(index) != n_genes:
+        raise DataError("genes", f"{len(index)} gene names for {n_genes} genes")
+
+    scaler = StandardScaler().fit(np.asarray(X["train"], dtype=np.float64))
+    Xs = {s: scaler.transform(np.asarray(a, dtype=np.float64)) for s, a in X.items()}
+
+    fits = [_fit_alpha(kind, a, Xs["train"], Ytr, max_iter) for a in grid]
+    coefs = np.stack([f[0] for f in fits])  # (n_alpha, n_genes, p)
+    intercepts = np.stack([f[1] for f in fits])  # (n_alpha, n_genes)
+
+    per_gene = pd.DataFrame(index=index)
+    if select:
+        valid_mse = np.stack([((Xs["valid"] @ c.T + b - Yva) ** 2).mean(axis=0) for c, b in zip(coefs, intercepts)])
+        # argmin over the reversed grid -> on ties the larger penalty wins
+        chosen = len(grid) - 1 - np.argmin(valid_mse[::-1], axis=0)
+    else:
+        chosen = np.zeros(n_genes, dtype=int)
+    genes_idx = np.arange(n_genes)
+    coef, intercept = coefs[chosen, genes_idx], intercepts[chosen, genes_idx]
+    predictions = {s: x @ coef.T + intercept for s, x in Xs.items()}
+
+    per_gene["alpha"] = np.asarray(grid)[chosen]
+    if select:
+        for k, a in enumerate(grid):
+            per_gene[f"valid_mse_{a:g}"] = valid_mse[k]
+
+    settings: dict[str, Any] = {
+        "kind": kind,
+        "alphas": list(grid),
+        "selection": (
+            "penalty chosen per gene by minimal valid MSE (ties -> larger penalty); "
+            "predictions from the train fit, no refit on train + valid"
+            if select
+            else "single penalty, fitted on train"
+        ),
+        "n_genes_per_alpha": {f"{a:g}": int((chosen == k).sum()) for k, a in enumerate(grid)},
+        "scaler": "StandardScaler fitted on train features only; intercept fitted",
+        "n_features": int(Xs["train"].shape[1]),
+        "n_genes": n_genes,
+    }
+    if kind == "lasso":
+        settings["max_iter"] = int(max_iter)
+        settings["n_convergence_warnings"] = {f"{a:g}": int(f[2]) for a, f in zip(grid, fits)}
+    return ModelResult(name=name or kind, predictions=predictions, settings=settings, per_gene=per_gene)

@@ -1,0 +1,92 @@
+"""Tests of stlib.models.nn (the paper's simple neural network) and the shared Keras helpers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from stlib.errors import DataError
+from stlib.models import ModelResult
+from stlib.models.nn import fit_mlp
+
+LRS = (1e-3, 3e-2)
+KW = dict(learning_rates=LRS, epochs=40, patience=8, seed=0, hidden=32)
+
+
+def _data(seed: int = 0) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    X = {s: rng.normal(size=(n, 8)) * 3 + 5 for s, n in [("train", 320), ("valid", 120), ("test", 40)]}
+
+    def f(x: np.ndarray) -> np.ndarray:
+        z = (x - 5) / 3
+        return np.column_stack([np.sin(2 * z[:, 0]), z[:, 1] * z[:, 2], np.abs(z[:, 3]), z[:, 4] ** 2, np.tanh(z[:, 5] + z[:, 6])])
+
+    return X, f(X["train"]), f(X["valid"])
+
+
+@pytest.fixture(scope="module")
+def runs() -> tuple[ModelResult, ModelResult, dict[str, np.ndarray]]:
+    X, Ytr, Yva = _data()
+    a = fit_mlp(X, Ytr, Yva, **KW)
+    # second run: same data, test features changed, plus the original test features as an extra split
+    X2 = {**X, "test": X["test"] + 7.0, "test_orig": X["test"].copy()}
+    b = fit_mlp(X2, Ytr, Yva, **KW)
+    return a, b, {"Yva": Yva, "Ytr": Ytr}
+
+
+def test_learns_better_than_mean(runs) -> None:
+    a, _, d = runs
+    assert set(a.predictions) == {"train", "valid", "test"}
+    assert a.predictions["valid"].shape == (120, 5) and a.predictions["test"].shape == (40, 5)
+    mse = np.mean((a.predictions["valid"] - d["Yva"]) ** 2)
+    mse_mean = np.mean((d["Ytr"].mean(0) - d["Yva"]) ** 2)
+    assert mse < 0.5 * mse_mean
+
+
+def test_lr_choice_and_restored_weights(runs) -> None:
+    a, _, d = runs
+    s = a.settings
+    assert s["learning_rates"] == list(LRS)
+    assert s["lr"] == LRS[int(np.argmin(s["best_val_loss"]))]
+    # the returned model is the restored best one: its valid MSE is the chosen lr's best val loss
+    mse = np.mean((a.predictions["valid"] - d["Yva"]) ** 2)
+    assert mse == pytest.approx(min(s["best_val_loss"]), rel=1e-4)
+    h = a.history
+    assert list(h.columns) == ["lr", "epoch", "loss", "val_loss", "mae", "val_mae"]
+    for lr, best, best_epoch, run in zip(LRS, s["best_val_loss"], s["best_epoch"], s["epochs_run"], strict=True):
+        hl = h[h.lr == lr]
+        assert len(hl) == run and list(hl.epoch) == list(range(1, run + 1))
+        assert hl.val_loss.min() == pytest.approx(best, rel=1e-6)
+        assert int(hl.epoch[hl.val_loss.idxmin()]) == best_epoch
+    assert s["architecture"] == ["input(8)", "dense(32, relu)", "dense(32, relu)", "dropout(0.5)",
+                                 "dense(32, relu)", "dropout(0.5)", "dense(5, linear)"]
+
+
+def test_deterministic_and_test_features_only_change_test(runs) -> None:
+    a, b, _ = runs
+    for s in ("train", "valid"):
+        np.testing.assert_array_equal(a.predictions[s], b.predictions[s])
+    np.testing.assert_array_equal(a.predictions["test"], b.predictions["test_orig"])
+    assert not np.allclose(a.predictions["test"], b.predictions["test"])
+    assert a.settings == b.settings
+    assert a.history.equals(b.history)
+
+
+def test_bad_input() -> None:
+    X, Ytr, Yva = _data()
+    with pytest.raises(DataError, match="valid"):
+        fit_mlp({"train": X["train"]}, Ytr, Yva)
+    with pytest.raises(DataError, match="Y_valid"):
+        fit_mlp(X, Ytr, Yva[:-1])
+    with pytest.raises(DataError, match="non-finite"):
+        fit_mlp({**X, "test": np.full((3, 8), np.nan)}, Ytr, Yva)
+    with pytest.raises(DataError, match="columns"):
+        fit_mlp({**X, "test": X["test"][:, :7]}, Ytr, Yva)
+
+
+def test_import_is_lazy() -> None:
+    code = "import sys, stlib, stlib.models.nn, stlib.models.gnn; assert 'tensorflow' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
