@@ -195,7 +195,7 @@ def leiden_per_section(
 ) -> None:
     """Leiden clusters computed separately in each section, on all genes.
 
-    Per section: ``normalize_total`` -> ``log1p`` -> PCA (``n_pcs``) -> kNN graph -> Leiden
+    Per section: ``normalize_total`` -> ``log1p`` -> PCA (``n_pcs``) -> kNN graph (Gaussian kernel; avoids umap/numba start-up) -> Leiden
     (igraph flavour, seeded). Writes ``obs[key_added]`` as ``"<section>-<cluster>"``
     (categorical) and ``obs[key_added + "_local"]`` (the cluster number within the section).
     """
@@ -207,7 +207,7 @@ def leiden_per_section(
         sc.pp.normalize_total(sub)
         sc.pp.log1p(sub)
         sc.pp.pca(sub, n_comps=min(n_pcs, sub.n_obs - 1, sub.n_vars - 1), random_state=seed)
-        sc.pp.neighbors(sub, n_neighbors=n_neighbors, random_state=seed)
+        sc.pp.neighbors(sub, n_neighbors=n_neighbors, method="gauss", random_state=seed)
         sc.tl.leiden(sub, resolution=resolution, random_state=seed, flavor="igraph", n_iterations=2, directed=False)
         labels.loc[sub.obs_names] = sub.obs["leiden"].astype(str).to_numpy()
     adata.obs[key_added + "_local"] = pd.Categorical(labels.to_numpy())

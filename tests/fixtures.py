@@ -119,10 +119,14 @@ def write_jpeg(path: Path, size: int, centres: np.ndarray, seed: int) -> None:
     img = np.empty((size, size, 3), dtype=np.float32)
     img[:] = (235.0, 200.0, 215.0)
     img += rng.normal(0, 6, size=img.shape)
-    yy, xx = np.mgrid[0:size, 0:size]
+    r = 12
+    yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
+    disc = xx**2 + yy**2 < r**2
     for cx, cy in centres:
-        disc = (xx - cx) ** 2 + (yy - cy) ** 2 < 12**2
-        img[disc] = (150.0, 80.0, 150.0)
+        x0, y0 = int(round(cx)) - r, int(round(cy)) - r
+        if x0 < 0 or y0 < 0 or x0 + 2 * r + 1 > size or y0 + 2 * r + 1 > size:
+            continue
+        img[y0 : y0 + 2 * r + 1, x0 : x0 + 2 * r + 1][disc] = (150.0, 80.0, 150.0)
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(path, format="JPEG", quality=75)
 
@@ -249,7 +253,7 @@ def make_he2020_fixture(
                 tumor=t,
                 tumor_label={k: labels.get(k) for k in kept},
                 files={k: root / v for k, v in names.items()},
-                extra={"annotation_unmatched": 1, "replicate": rep},
+                extra={"annotation_unmatched": sum(k not in kept for k in labels), "replicate": rep},
             )
             rows.append({"patient": patient, "replicate": rep, "type": subtype, **{
                 "count_matrix": names["count_matrix"],

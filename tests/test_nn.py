@@ -12,17 +12,17 @@ from stlib.errors import DataError
 from stlib.models import ModelResult
 from stlib.models.nn import fit_mlp
 
-LRS = (1e-3, 3e-2)
-KW = dict(learning_rates=LRS, epochs=40, patience=8, seed=0, hidden=32)
+LRS = (1e-2, 1e-1)
+KW = dict(learning_rates=LRS, epochs=15, patience=5, seed=0, hidden=32)
 
 
 def _data(seed: int = 0) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
-    X = {s: rng.normal(size=(n, 8)) * 3 + 5 for s, n in [("train", 320), ("valid", 120), ("test", 40)]}
+    X = {s: rng.normal(size=(n, 8)) * 3 + 5 for s, n in [("train", 640), ("valid", 200), ("test", 40)]}
 
-    def f(x: np.ndarray) -> np.ndarray:
+    def f(x: np.ndarray) -> np.ndarray:  # nonlinear: a linear model cannot beat the mean on genes 0-2
         z = (x - 5) / 3
-        return np.column_stack([np.sin(2 * z[:, 0]), z[:, 1] * z[:, 2], np.abs(z[:, 3]), z[:, 4] ** 2, np.tanh(z[:, 5] + z[:, 6])])
+        return np.column_stack([z[:, 0] ** 2, np.abs(z[:, 1]), np.maximum(z[:, 2], 0), np.tanh(2 * z[:, 3]), z[:, 4] ** 2 + z[:, 5]])
 
     return X, f(X["train"]), f(X["valid"])
 
@@ -31,16 +31,18 @@ def _data(seed: int = 0) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]
 def runs() -> tuple[ModelResult, ModelResult, dict[str, np.ndarray]]:
     X, Ytr, Yva = _data()
     a = fit_mlp(X, Ytr, Yva, **KW)
-    # second run: same data, test features changed, plus the original test features as an extra split
+    assert a.settings["lr"] == LRS[0]  # (the data are built so that the smaller lr wins)
+    # second run, with only the chosen lr (each lr's model is seeded on its own, so it must be identical),
+    # the test features changed, and the original test features as an extra split
     X2 = {**X, "test": X["test"] + 7.0, "test_orig": X["test"].copy()}
-    b = fit_mlp(X2, Ytr, Yva, **KW)
+    b = fit_mlp(X2, Ytr, Yva, **{**KW, "learning_rates": LRS[:1]})
     return a, b, {"Yva": Yva, "Ytr": Ytr}
 
 
 def test_learns_better_than_mean(runs) -> None:
     a, _, d = runs
     assert set(a.predictions) == {"train", "valid", "test"}
-    assert a.predictions["valid"].shape == (120, 5) and a.predictions["test"].shape == (40, 5)
+    assert a.predictions["valid"].shape == (200, 5) and a.predictions["test"].shape == (40, 5)
     mse = np.mean((a.predictions["valid"] - d["Yva"]) ** 2)
     mse_mean = np.mean((d["Ytr"].mean(0) - d["Yva"]) ** 2)
     assert mse < 0.5 * mse_mean
@@ -71,8 +73,8 @@ def test_deterministic_and_test_features_only_change_test(runs) -> None:
         np.testing.assert_array_equal(a.predictions[s], b.predictions[s])
     np.testing.assert_array_equal(a.predictions["test"], b.predictions["test_orig"])
     assert not np.allclose(a.predictions["test"], b.predictions["test"])
-    assert a.settings == b.settings
-    assert a.history.equals(b.history)
+    assert b.settings["best_val_loss"] == a.settings["best_val_loss"][:1]
+    assert b.history.equals(a.history[a.history.lr == LRS[0]])
 
 
 def test_bad_input() -> None:

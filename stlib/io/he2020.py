@@ -256,7 +256,7 @@ def read_tumor_annotation(path: PathLikeStr) -> tuple[pd.Series, dict[str, Any]]
             raise DataError(path, f"line {lineno}: coordinates {fields[1]!r}, {fields[2]!r} are not numbers") from None
         if not (np.isfinite(x) and np.isfinite(y)):
             raise DataError(path, f"line {lineno}: non-finite coordinates")
-        keys.append(f"{int(np.round(x))}x{int(np.round(y))}")
+        keys.append(f"{int(x)}x{int(y)}")
         labels.append(fields[4] or None)
     s = pd.Series(labels, index=pd.Index(keys), dtype=object)
     info: dict[str, Any] = {"n_rows": len(s), "n_duplicates": 0, "conflicting": []}

@@ -291,7 +291,7 @@ def _unzip(zpath: Path, dest: Path) -> None:
 
 
 def _progress(items: Sequence[str], show: bool, desc: str):
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     return tqdm(items, desc=desc, disable=not show, leave=False)
 

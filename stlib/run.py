@@ -1,0 +1,134 @@
+"""Run the book's notebooks in order with papermill.
+
+.. code-block:: console
+
+    $ python -m stlib.run                          # 01-08 with the defaults -> book/notebooks/
+    $ python -m stlib.run --name resnet50-demo --backbone resnet50 --weights none
+      # -> runs/resnet50-demo/notebooks/*.ipynb and runs/resnet50-demo/results/
+
+Sources are the jupytext files ``notebooks/NN_*.py``; they are converted in memory (papermill
+cannot read them directly) and executed with the given parameters. Every notebook receives
+the parameters its ``parameters`` cell declares; others are not passed. The run stops at the
+first failing notebook and names the notebook and the cell.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from stlib.store import project_root
+
+DEFAULT_NAME = "default"
+
+
+def notebook_sources(root: Path) -> list[Path]:
+    """The numbered jupytext notebooks, in order."""
+    return sorted((root / "notebooks").glob("[0-9][0-9]_*.py"))
+
+
+def declared_parameters(nb: Any) -> dict[str, Any]:
+    """Names and defaults of the notebook's ``parameters`` cell."""
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
+            out = {}
+            for node in ast.parse(cell.source).body:
+                if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+                    out[node.targets[0].id] = ast.literal_eval(node.value)
+            return out
+    raise ValueError("no cell tagged 'parameters'")
+
+
+def run(
+    params: dict[str, Any],
+    *,
+    name: str = DEFAULT_NAME,
+    only: list[str] | None = None,
+    progress: bool = True,
+) -> list[Path]:
+    """Execute the notebooks; return the executed files.
+
+    With ``name == "default"`` the executed notebooks go to ``book/notebooks/`` (what the book
+    renders) and results to ``results/default``; any other name writes to ``runs/<name>/``
+    so that a rerun never overwrites the committed outputs.
+    """
+    import jupytext
+    import nbformat
+    import papermill as pm
+
+    root = project_root()
+    os.environ.setdefault("STLIB_PROJECT_ROOT", str(root))
+    if name == DEFAULT_NAME:
+        nb_dir, results_dir = root / "book" / "notebooks", f"results/{DEFAULT_NAME}"
+    else:
+        nb_dir, results_dir = root / "runs" / name / "notebooks", f"runs/{name}/results"
+    nb_dir.mkdir(parents=True, exist_ok=True)
+    params = {"results_dir": results_dir, **params}
+    sources = notebook_sources(root)
+    if only:
+        sources = [s for s in sources if any(s.name.startswith(o) for o in only)]
+    if not sources:
+        raise SystemExit("no notebook selected")
+    done = []
+    for src in sources:
+        nb = jupytext.read(src)
+        declared = declared_parameters(nb)
+        unknown = [k for k in params if k not in declared and k != "results_dir"]
+        mine = {k: v for k, v in params.items() if k in declared}
+        out = nb_dir / (src.stem + ".ipynb")
+        print(f"[{time.strftime('%H:%M:%S')}] {src.name} -> {out.relative_to(root)} {mine}", flush=True)
+        if unknown:
+            print(f"    (not a parameter of this notebook: {unknown})", flush=True)
+        nb.metadata["kernelspec"] = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+        t0 = time.time()
+        try:
+            pm.execute_notebook(
+                nbformat.from_dict(nb), str(out), parameters=mine, cwd=str(root), kernel_name="python3",
+                progress_bar=progress, report_mode=False, log_output=False,
+            )
+        except pm.PapermillExecutionError as exc:
+            print(f"\nFAILED: {src.name}, cell {exc.exec_count} (cell index {exc.cell_index}):\n"
+                  f"{exc.ename}: {exc.evalue}\nThe partly executed notebook is {out}", file=sys.stderr)
+            raise SystemExit(1) from None
+        print(f"    done in {time.time() - t0:.0f} s", flush=True)
+        done.append(out)
+    return done
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line of :func:`run`."""
+    p = argparse.ArgumentParser(prog="python -m stlib.run", description=__doc__.splitlines()[0])
+    p.add_argument("--name", default=DEFAULT_NAME, help="run name; not 'default' writes under runs/<name>/")
+    p.add_argument("--only", nargs="*", help="notebook number prefixes to run, e.g. 01 02")
+    p.add_argument("--dataset", help="registered data set, e.g. her2st-demo")
+    p.add_argument("--backbone", choices=["mobilenet_v2", "resnet50"])
+    p.add_argument("--weights", help="'imagenet' or 'none' (random init, for tests)")
+    p.add_argument("--target-transform", choices=["log1p", "normalize_log1p"])
+    p.add_argument("--seed", type=int)
+    p.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"), default=[],
+                   help="any other notebook parameter (value parsed as a Python literal when possible)")
+    p.add_argument("--no-progress", action="store_true")
+    a = p.parse_args(argv)
+    params: dict[str, Any] = {}
+    for k in ("dataset", "backbone", "weights", "target_transform", "seed"):
+        v = getattr(a, k)
+        if v is not None:
+            params[k] = v
+    for k, v in a.param:
+        try:
+            params[k] = ast.literal_eval(v)
+        except (ValueError, SyntaxError):
+            params[k] = v
+    t0 = time.time()
+    run(params, name=a.name, only=a.only, progress=not a.no_progress)
+    print(f"all done in {time.time() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
