@@ -16,7 +16,15 @@ Submodules follow scanpy/squidpy roles:
 
 from __future__ import annotations
 
+import warnings as _warnings
+
 from stlib.errors import ChecksumError, DataError, SplitError
+
+with _warnings.catch_warnings():
+    # tqdm.auto warns once, at import, when ipywidgets is absent (squidpy imports it); the
+    # warning would otherwise land in the first notebook cell that imports squidpy.
+    _warnings.simplefilter("ignore")
+    import tqdm.auto  # noqa: F401
 
 __version__ = "0.1.0"
 __all__ = ["ChecksumError", "DataError", "SplitError", "__version__"]

@@ -352,6 +352,23 @@ def _cached_backbone(name: str, weights: str | None) -> tuple[Any, Preprocess]:
         return _backbone_cache[key]
 
 
+#: One forward pass at a time per process: TensorFlow already spreads a batch
+#: over all cores, and concurrent passes from several threads only contend
+#: (measured: 2x slower and 3x the memory with two Dask threads). Threads still
+#: overlap JPEG decoding of one section with inference of another.
+_inference_lock = threading.Lock()
+
+
+def _forward(model: Any, batch: np.ndarray) -> np.ndarray:
+    with _inference_lock:
+        if hasattr(model, "predict_on_batch"):
+            y = model.predict_on_batch(batch)  # compiled graph; no progress bar
+        else:
+            y = model(batch, training=False)
+    y = np.asarray(y.numpy() if hasattr(y, "numpy") else y, dtype=np.float32)
+    return y.reshape(y.shape[0], -1)
+
+
 def embed_windows(
     windows: np.ndarray, model: Any, preprocess: Preprocess, batch_size: int = 32
 ) -> np.ndarray:
@@ -362,31 +379,31 @@ def embed_windows(
     windows
         ``(n, s, s, 3)`` uint8 (or float, 0-255) windows.
     model
-        Keras model from :func:`get_backbone` (or any callable Keras model
-        mapping a float batch to ``(batch, d)``).
+        Keras model from :func:`get_backbone` (run with ``predict_on_batch``,
+        i.e. Keras' compiled predict step, without progress bars), or any
+        callable ``model(batch, training=False) -> (batch, d)``.
     preprocess
         Called on each float32 batch (a fresh copy: in-place preprocessing is
         safe) before the model.
     batch_size
-        Windows per forward pass.
+        Windows per forward pass. Results depend on the batching only through
+        float rounding (~1e-6); the same call always gives the same result.
 
     Returns
     -------
-    ``(n, d)`` float32 features. No progress bar is printed.
+    ``(n, d)`` float32 features.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     w = np.asarray(windows)
     if w.ndim != 4 or w.shape[-1] != 3:
         raise ValueError(f"windows must have shape (n, s, s, 3), got {w.shape}")
-    outs: list[np.ndarray] = []
-    for start in range(0, w.shape[0], batch_size):
-        batch = preprocess(w[start : start + batch_size].astype(np.float32))
-        y = model(batch, training=False)
-        y = np.asarray(y.numpy() if hasattr(y, "numpy") else y, dtype=np.float32)
-        outs.append(y.reshape(y.shape[0], -1))
+    outs = [
+        _forward(model, preprocess(w[start : start + batch_size].astype(np.float32)))
+        for start in range(0, w.shape[0], batch_size)
+    ]
     if not outs:
-        d = int(model.output_shape[-1])
+        d = int(getattr(model, "output_shape", (None, 0))[-1] or 0)
         return np.zeros((0, d), dtype=np.float32)
     return np.concatenate(outs, axis=0)
 
@@ -439,6 +456,11 @@ def feature_cache_key(
     return h.hexdigest()
 
 
+def _check_size(backbone: str | tuple[Any, Preprocess], size: int) -> None:
+    if isinstance(backbone, str) and size != 224:
+        raise ValueError(f"the built-in backbone {backbone!r} takes 224 px windows, got size={size}")
+
+
 def _safe(s: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in s)[:40]
 
@@ -477,7 +499,8 @@ def section_features(
     weights
         Weights for a named backbone (ignored for a custom pair).
     size
-        Window side in pixels (the backbones expect 224).
+        Window side in pixels; the built-in backbones require 224 (ValueError
+        otherwise), a custom pair may take any size.
     cache_dir
         If given, the features are stored there as ``cnn_<backbone>_<key>.npy``
         plus a ``.json`` with ``info``, keyed by :func:`feature_cache_key`
@@ -508,6 +531,7 @@ def section_features(
         Unreadable image, or a centre outside it (see :func:`read_image`,
         :func:`extract_windows`).
     """
+    _check_size(backbone, size)
     path = Path(image_path)
     bname, wlabel = _backbone_identity(backbone, weights)
     sha = (image_sha256 or file_sha256(path)).lower()
@@ -672,9 +696,9 @@ def cnn_features(
         As in :func:`section_features`.
     scheduler
         ``None`` or ``"threads"``: Dask's local thread pool (2 workers); the
-        model is built once and shared by the threads (TensorFlow releases
-        the GIL, so JPEG decoding of one section overlaps inference of
-        another). ``"processes"``: local processes, each building its own
+        model is built once and shared by the threads, which run one forward
+        pass at a time (TensorFlow already uses every core for one batch) while
+        the JPEG decoding of one section overlaps inference of another. ``"processes"``: local processes, each building its own
         model (a custom ``(model, preprocess)`` pair must then be picklable).
         ``"synchronous"``: one at a time, for debugging. A
         ``distributed.Client`` or a scheduler address such as
@@ -696,7 +720,9 @@ def cnn_features(
     The modified copy if ``copy`` else ``None``.
     """
     from dask import delayed
+    from dask.base import tokenize
 
+    _check_size(backbone, size)
     target = adata.copy() if copy else adata
     sections = _section_inputs(target, library_key, spatial_key)
     coords = np.asarray(target.obsm[spatial_key], dtype=np.float64)
@@ -713,9 +739,18 @@ def cnn_features(
         batch_size=batch_size,
     )
     task_fn = delayed(run_section, pure=False, name="cnn-features")
+    # Keys are a token of everything the result depends on: a distributed
+    # cluster reuses a result held under the same key, so equal keys must mean
+    # equal results (and different settings must never share a key).
     tasks = [
-        task_fn(path, coords[idx], image_sha256=sha, dask_key_name=f"cnn-features-{i}-{sec}")
-        for i, (sec, idx, path, sha) in enumerate(sections)
+        task_fn(
+            path,
+            coords[idx],
+            image_sha256=sha,
+            dask_key_name=f"cnn-features-{sec}-"
+            + tokenize(bname, wlabel, size, batch_size, path, sha, coords[idx], str(cache_dir)),
+        )
+        for sec, idx, path, sha in sections
     ]
     desc = f"CNN features ({bname})"
     client_to_close = None

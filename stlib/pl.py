@@ -47,3 +47,108 @@ def target_overview(targets: ad.AnnData) -> Figure:
     axes[1].set_xlabel("fraction of train spots with zero counts")
     axes[1].set_ylabel("genes")
     return fig
+
+
+def cluster_bars(means: pd.DataFrame, gene: str, section: str | None = None) -> Figure:
+    """Fig. 1a: mean expression of ``gene`` per Leiden cluster, truth beside each model."""
+    cols = [c for c in means.columns if c != "n_spots"]
+    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(means) * len(cols) / 3), 3.4), layout="constrained")
+    width = 0.8 / len(cols)
+    x = np.arange(len(means))
+    for i, c in enumerate(cols):
+        ax.bar(x + i * width - 0.4 + width / 2, means[c], width, label=c,
+               color="black" if c == "truth" else None)
+    ax.set_xticks(x, [f"{k}\n(n={n})" for k, n in zip(means.index, means["n_spots"])], fontsize=8)
+    ax.set_ylabel(f"mean {gene} (target)")
+    ax.set_title(f"{gene} per Leiden cluster" + (f", section {section}" if section else ""))
+    ax.legend(fontsize=8, ncol=min(len(cols), 5))
+    return fig
+
+
+def spatial_panels(
+    expr: ad.AnnData,
+    keys: Sequence[str],
+    *,
+    section: str,
+    titles: Sequence[str] | None = None,
+    cmaps: Sequence[str] | None = None,
+    ncols: int | None = None,
+    size: float = 1.3,
+    vlims: Sequence[tuple[float, float] | None] | None = None,
+) -> Figure:
+    """Spots over the section's H&E (``images["hires"]``), one panel per ``obs`` key, via squidpy."""
+    import squidpy as sq
+
+    ncols = ncols or len(keys)
+    nrows = int(np.ceil(len(keys) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 3.6 * nrows), layout="constrained", squeeze=False)
+    for i, key in enumerate(keys):
+        ax = axes.flat[i]
+        kw = {}
+        if vlims is not None and vlims[i] is not None:
+            kw = {"vmin": vlims[i][0], "vmax": vlims[i][1]}
+        sq.pl.spatial_scatter(
+            expr, color=key, library_id=section, library_key="section", img_res_key="hires", ax=ax,
+            cmap=(cmaps[i] if cmaps else None), size=size, title=(titles[i] if titles else key),
+            frameon=False, **kw,
+        )
+    for ax in list(axes.flat)[len(keys):]:
+        ax.axis("off")
+    return fig
+
+
+def count_histogram(true_counts: np.ndarray, pred_counts: np.ndarray, *, title: str, bins: int = 60) -> Figure:
+    """Fig. 4: histogram of true and predicted counts (all genes and spots of a split)."""
+    t = np.asarray(true_counts).ravel()
+    p = np.asarray(pred_counts).ravel()
+    p = p[np.isfinite(p)]
+    hi = np.quantile(np.concatenate([t, p]), 0.995)
+    edges = np.linspace(0, max(hi, 1), bins + 1)
+    fig, ax = plt.subplots(figsize=(6, 3.4), layout="constrained")
+    ax.hist(t, bins=edges, alpha=0.6, label="true counts", color="black")
+    ax.hist(p, bins=edges, alpha=0.6, label="predicted mean", color="tab:red")
+    ax.set_yscale("log")
+    ax.set_xlabel("counts per spot and gene (top 0.5% cut)")
+    ax.set_ylabel("spot x gene pairs")
+    ax.set_title(title)
+    ax.legend()
+    return fig
+
+
+def dotplots(truth: ad.AnnData, pred: ad.AnnData, genes: Sequence[str], *, title_pred: str) -> Figure:
+    """Fig. 2: tumour vs non-tumour dotplots of the same genes, truth and prediction side by side."""
+    import scanpy as sc
+
+    fig, axes = plt.subplots(1, 2, figsize=(max(8, 0.5 * len(genes) * 2), 2.8), layout="constrained")
+    for ax, a, title in zip(axes, (truth, pred), ("truth", title_pred)):
+        sc.pl.dotplot(a, list(genes), groupby="tumor_group", ax=ax, show=False, standard_scale="var",
+                      title=title)
+    return fig
+
+
+def metric_bars(table: pd.DataFrame, metric: str = "pearson", *, title: str = "") -> Figure:
+    """Mean-over-genes metric per model and split (rows: model; columns: splits)."""
+    fig, ax = plt.subplots(figsize=(8, 3.6), layout="constrained")
+    table.plot.bar(ax=ax)
+    ax.set_ylabel(f"mean {metric} over genes")
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_title(title)
+    return fig
+
+
+def window_gallery(adata: ad.AnnData, section: str, n: int = 6, size: int = 224, seed: int = 0) -> Figure:
+    """A few of the CNN's input windows of one section (random spots, seeded)."""
+    from stlib.im import extract_windows, read_image
+
+    idx = np.flatnonzero((adata.obs["section"] == section).to_numpy())
+    pick = np.sort(np.random.default_rng(seed).choice(idx, size=min(n, len(idx)), replace=False))
+    img = read_image(adata.uns["spatial"][section]["metadata"]["image_path"])
+    wins, _ = extract_windows(img, np.asarray(adata.obsm["spatial"])[pick], size=size)
+    del img
+    fig, axes = plt.subplots(1, len(pick), figsize=(2.2 * len(pick), 2.4), layout="constrained")
+    for ax, w, i in zip(np.atleast_1d(axes), wins, pick):
+        ax.imshow(w)
+        ax.set_title(str(adata.obs["spot_id"].iloc[i]), fontsize=8)
+        ax.axis("off")
+    fig.suptitle(f"{size} x {size} px windows, section {section}")
+    return fig

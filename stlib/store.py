@@ -76,6 +76,16 @@ def split_arrays(adata: ad.AnnData, keys: Sequence[str], split_key: str = "split
     return out
 
 
+def split_arrays_obs(adata: ad.AnnData, column: str, split_key: str = "split") -> dict[str, np.ndarray]:
+    """Per split, one ``obs`` column as an ``(n, 1)`` float array."""
+    out = {}
+    for s in SPLITS:
+        mask = (adata.obs[split_key] == s).to_numpy()
+        if mask.any():
+            out[s] = adata.obs.loc[mask, column].to_numpy(dtype=np.float64)[:, None]
+    return out
+
+
 def counts_by_split(adata: ad.AnnData, split_key: str = "split") -> dict[str, np.ndarray]:
     """Per split, the raw counts of the target genes (``layers["counts"]``) as dense arrays."""
     out = {}

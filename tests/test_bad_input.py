@@ -8,12 +8,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from fixtures import make_he2020_fixture, make_her2st_fixture, her2st_manifest_files, zip_folder
+from fixtures import her2st_manifest_files, make_he2020_fixture, make_her2st_fixture, zip_folder
 
 from stlib.errors import ChecksumError, DataError, SplitError
 from stlib.io.he2020 import read_he2020
 from stlib.io.her2st import parse_motivation, read_her2st
-from stlib.io.registry import load_dataset, read_split
+from stlib.io.registry import load_dataset
 
 # ---- He et al. 2020 ------------------------------------------------------------------------
 # bad input -> (file key in the section's files, or "metadata", regex of the problem)

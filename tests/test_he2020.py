@@ -188,3 +188,10 @@ def test_committed_split_file_is_regenerated_exactly(tmp_path: Path) -> None:
     he = out.set_index("patient")["split"]
     for he_patient, letter in HER2ST_OVERLAP.items():
         assert her2st[letter] == he[he_patient]
+
+
+def test_metadata_with_byte_order_mark(tmp_path: Path) -> None:
+    fx = make_he2020_fixture(tmp_path, patients={"BC23287": "HER2_luminal"}, replicates=("C1",))
+    path = fx.root / "metadata.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert list(read_metadata(fx.root).index) == ["BC23287_C1"]

@@ -257,10 +257,13 @@ def test_extracted_tree_in_mirror_is_used_in_place(tmp_path: Path, monkeypatch: 
 def test_archive_download_with_pooch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog, known: bool) -> None:
     import pooch
 
-    fx, zpath = _he_env(tmp_path / "x", monkeypatch, sha256=None, mirror="none")
+    fx, zpath = _he_env(tmp_path, monkeypatch, sha256=None, mirror="none")
     sha = sha256_of(zpath)
     if known:
-        fx, zpath = _he_env(tmp_path / "y", monkeypatch, sha256=sha, mirror="none")
+        mpath = tmp_path / "data" / "datasets" / "he.yaml"
+        body = yaml.safe_load(mpath.read_text())
+        body["archive"]["sha256"] = sha
+        mpath.write_text(yaml.safe_dump(body, sort_keys=False))
     calls = []
 
     def fake_retrieve(url, known_hash=None, fname=None, path=None, processor=None, progressbar=False, **kw):
@@ -279,3 +282,18 @@ def test_archive_download_with_pooch(tmp_path: Path, monkeypatch: pytest.MonkeyP
     # second read: the extracted cache is reused
     monkeypatch.setattr(pooch, "retrieve", lambda *a, **k: pytest.fail("must not download again"))
     assert load_dataset("he").read(["BC23287_C1"], progress=False).n_obs == len(fx.truth["BC23287_C1"].kept)
+
+
+@pytest.mark.realdata
+def test_full_her2st_manifest_reads_a_demo_section_from_the_mirror(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    mirror = Path(os.environ.get("STLIB_DATA_MIRROR") or PROJECT.parent / "shared" / "data")
+    if not (mirror / "her2st" / "data" / "ST-cnts" / "B4.tsv.gz").is_file():
+        pytest.skip("no HER2ST mirror")
+    monkeypatch.delenv("STLIB_MANIFESTS", raising=False)
+    monkeypatch.setenv("STLIB_DATA_MIRROR", str(mirror))
+    a = load_dataset("her2st").read(["B4"], progress=False)  # only B4's files: all in the mirror, verified
+    assert a.n_obs == 283 and len(a.uns["load_report"]["B4"]["dropped_no_counts"]) == 1
+    assert set(a.obs["split"]) == {"test"}
+    assert a.obs["tumor"].value_counts().to_dict() == {False: 97, True: 17}

@@ -143,7 +143,7 @@ def read_metadata(root: PathLikeStr) -> pd.DataFrame:
     base = resolve_root(root)
     path = base / METADATA
     df = read_table(path, sep=",", what="metadata", dtype=str, keep_default_na=False)
-    df.columns = [str(c).strip() for c in df.columns]
+    df.columns = [str(c).strip().lstrip("\ufeff") for c in df.columns]
     require_columns(df, METADATA_COLUMNS, path, "metadata")
     df = df[METADATA_COLUMNS].apply(lambda s: s.str.strip())
     for col in ["patient", "replicate", "type", *FILE_COLUMNS]:
@@ -256,7 +256,7 @@ def read_tumor_annotation(path: PathLikeStr) -> tuple[pd.Series, dict[str, Any]]
             raise DataError(path, f"line {lineno}: coordinates {fields[1]!r}, {fields[2]!r} are not numbers") from None
         if not (np.isfinite(x) and np.isfinite(y)):
             raise DataError(path, f"line {lineno}: non-finite coordinates")
-        keys.append(f"{int(x)}x{int(y)}")
+        keys.append(f"{int(np.round(x))}x{int(np.round(y))}")
         labels.append(fields[4] or None)
     s = pd.Series(labels, index=pd.Index(keys), dtype=object)
     info: dict[str, Any] = {"n_rows": len(s), "n_duplicates": 0, "conflicting": []}
@@ -341,7 +341,8 @@ def read_he2020_section(root: PathLikeStr, row: pd.Series | Mapping[str, Any]) -
     if ann_name:
         ann_path = base / str(ann_name)
         labels, info = read_tumor_annotation(ann_path)
-        label = labels.reindex(spots.index)
+        label = labels.reindex(spots.index).astype(object)
+        label = label.where(label.notna(), None)
         source = f"pathologist annotation ({ann_path.name})"
         report["annotation_rows"] = info["n_rows"]
         report["annotation_duplicates"] = info["n_duplicates"]

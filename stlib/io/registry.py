@@ -109,6 +109,8 @@ class Dataset:
 
         Files in the mirror are used in place; others are downloaded into the cache. A
         checksum mismatch raises :class:`~stlib.errors.ChecksumError` naming the file.
+        ``files`` restricts this to some manifest files (see :meth:`files_for`). A data set with
+        an ``archive`` is fetched as a whole (see :meth:`_fetch_archive`).
         """
         if self.archive is not None:
             return self._fetch_archive(progress)

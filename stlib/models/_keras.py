@@ -1,4 +1,4 @@
-"""Shared Keras helpers: lazy import, seeding/determinism, early stopping, tidy histories.
+"""Shared Keras helpers: lazy import, seeding/determinism, a training loop with early stopping.
 
 TensorFlow is imported lazily inside the functions, so ``import stlib`` never imports it.
 """
@@ -6,6 +6,7 @@ TensorFlow is imported lazily inside the functions, so ``import stlib`` never im
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -40,34 +41,119 @@ def set_seed(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def early_stopping(patience: int, min_delta: float) -> Any:
-    """``EarlyStopping`` on ``val_loss`` that restores the best weights at the end of training.
+Inputs = np.ndarray | Mapping[str, np.ndarray]
 
-    In Keras 3 the best weights are restored at the end of ``fit`` whether or not training
-    stopped early, so the returned model is always the one with the lowest ``val_loss``.
+
+def _n_rows(x: Inputs) -> int:
+    return int(next(iter(x.values())).shape[0]) if isinstance(x, Mapping) else int(x.shape[0])
+
+
+def _rows(x: Inputs, idx: np.ndarray | slice) -> Inputs:
+    return {k: v[idx] for k, v in x.items()} if isinstance(x, Mapping) else x[idx]
+
+
+def _specs(tf: Any, x: Inputs) -> Any:
+    """``TensorSpec``\ s with a free batch dimension, so each compiled step is traced once."""
+    def spec(v: np.ndarray) -> Any:
+        return tf.TensorSpec((None, *v.shape[1:]), tf.as_dtype(v.dtype))
+    return {k: spec(v) for k, v in x.items()} if isinstance(x, Mapping) else spec(x)
+
+
+def train(
+    model: Any, x_train: Inputs, y_train: np.ndarray, x_valid: Inputs, y_valid: np.ndarray, *,
+    epochs: int, batch_size: int, patience: int, min_delta: float, seed: int, eval_batch: int = 2048,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Mini-batch training on the MSE with early stopping on the valid loss; the best weights are restored.
+
+    Equivalent to ``model.fit(x, y, batch_size, epochs, shuffle=True, validation_data=...,
+    callbacks=[EarlyStopping("val_loss", patience, min_delta, restore_best_weights=True)])`` with
+    ``model.optimizer``, written as a loop over one compiled gradient step: the epochs are shuffled
+    with ``np.random.default_rng(seed)`` (deterministic, independent of global state), each step is
+    traced once (free batch dimension), and the per-epoch ``tf.data`` set-up of ``fit`` (about
+    10x slower on small data) is avoided.
+
+    An epoch improves when its ``val_loss < best - min_delta`` (a non-finite loss never improves);
+    training stops after ``patience`` epochs in a row without improvement, or after ``epochs``.
+    At the end the weights of the best epoch are restored (all weights, including batch-norm
+    statistics). ``loss``/``mae`` are the batch-size-weighted means over the epoch's batches (in
+    training mode, as ``fit`` logs them), ``val_loss``/``val_mae`` over the valid set in inference mode.
+
+    Returns
+    -------
+    history
+        One row per epoch run: ``epoch`` (1-based), ``loss``, ``val_loss``, ``mae``, ``val_mae``.
+    summary
+        ``best_epoch`` (1-based; 0 if no epoch had a finite valid loss), ``best_val_loss`` (NaN then),
+        ``epochs_run``, ``stopped_early``.
     """
-    _, keras = import_keras()
-    return keras.callbacks.EarlyStopping(
-        monitor="val_loss", mode="min", patience=int(patience), min_delta=float(min_delta),
-        restore_best_weights=True, verbose=0,
-    )
+    tf, _ = import_keras()
+    n, nv = _n_rows(x_train), _n_rows(x_valid)
+    if n == 0 or nv == 0:
+        raise DataError("train", f"need train and valid rows, got {n} and {nv}")
+    y_train, y_valid = np.asarray(y_train, np.float32), np.asarray(y_valid, np.float32)
+    model(_rows(x_train, slice(0, 1)))  # build the layers and the optimizer's slots before tracing
+    opt, weights = model.optimizer, model.trainable_variables
+    opt.build(weights)
+    xs, ys = _specs(tf, x_train), _specs(tf, y_train)
+
+    @tf.function(input_signature=[xs, ys])
+    def step(x: Any, y: Any) -> tuple[Any, Any]:
+        with tf.GradientTape() as tape:
+            err = model(x, training=True) - y
+            loss = tf.reduce_mean(tf.square(err))
+        opt.apply(tape.gradient(loss, weights), weights)
+        return loss, tf.reduce_mean(tf.abs(err))
+
+    @tf.function(input_signature=[_specs(tf, x_valid), ys])
+    def errors(x: Any, y: Any) -> tuple[Any, Any]:
+        err = model(x, training=False) - y
+        return tf.reduce_sum(tf.square(err)), tf.reduce_sum(tf.abs(err))
+
+    rng = np.random.default_rng(seed)
+    rows: list[dict[str, float]] = []
+    best, best_epoch, best_weights, wait = np.inf, 0, None, 0
+    for epoch in range(1, int(epochs) + 1):
+        order = rng.permutation(n)
+        tot = np.zeros(2)
+        for start in range(0, n, batch_size):
+            idx = order[start:start + batch_size]
+            tot += np.array([float(v) for v in step(_rows(x_train, idx), y_train[idx])]) * idx.size
+        vtot = np.zeros(2)
+        for start in range(0, nv, eval_batch):
+            sl = slice(start, start + eval_batch)
+            vtot += np.array([float(v) for v in errors(_rows(x_valid, sl), y_valid[sl])])
+        vtot /= y_valid.size
+        rows.append({"epoch": epoch, "loss": tot[0] / n, "val_loss": vtot[0], "mae": tot[1] / n, "val_mae": vtot[1]})
+        wait += 1
+        if np.isfinite(vtot[0]) and vtot[0] < best - min_delta:
+            best, best_epoch, best_weights, wait = float(vtot[0]), epoch, model.get_weights(), 0
+        if wait >= patience:
+            break
+    if best_weights is not None:
+        model.set_weights(best_weights)
+    summary = {"best_epoch": best_epoch, "best_val_loss": best if best_weights is not None else float("nan"),
+               "epochs_run": len(rows), "stopped_early": len(rows) < int(epochs)}
+    return pd.DataFrame(rows), summary
 
 
-def stopping_summary(history: Any, stopper: Any) -> dict[str, Any]:
-    """Best epoch (1-based), best ``val_loss`` and number of epochs run of one fit."""
-    val = np.asarray(history.history["val_loss"], dtype=float)
-    return {
-        "best_epoch": int(stopper.best_epoch) + 1,
-        "best_val_loss": float(stopper.best),
-        "epochs_run": int(val.size),
-        "stopped_early": bool(stopper.stopped_epoch > 0),
-    }
+def predict(model: Any, x: Inputs, n_outputs: int, batch: int = 2048) -> np.ndarray:
+    """Inference-mode predictions in chunks of ``batch`` rows, as a float64 ``(n, n_outputs)`` array."""
+    n = _n_rows(x)
+    if n == 0:
+        return np.zeros((0, n_outputs))
+    return np.vstack([np.asarray(model(_rows(x, slice(s, s + batch)), training=False), dtype=float)
+                      for s in range(0, n, batch)])
 
 
-def history_frame(history: Any, **labels: Any) -> pd.DataFrame:
-    """Tidy learning curve of one fit: ``labels..., epoch (1-based), loss, val_loss, mae, val_mae``."""
-    h = pd.DataFrame({k: np.asarray(v, dtype=float) for k, v in history.history.items()})
-    h.insert(0, "epoch", np.arange(1, len(h) + 1))
+def loss_key(value: float) -> float:
+    """Sort key of a validation loss: non-finite losses rank last."""
+    return float(value) if np.isfinite(value) else float("inf")
+
+
+def label_history(history: pd.DataFrame, **labels: Any) -> pd.DataFrame:
+    """``history`` with columns ``labels..., epoch, loss, val_loss, mae, val_mae`` (extra metrics last)."""
+    cols = ["epoch", "loss", "val_loss", "mae", "val_mae"]
+    h = history[[c for c in cols if c in history] + sorted(set(history) - set(cols))].copy()
     for i, (k, v) in enumerate(labels.items()):
         h.insert(i, k, v)
     return h

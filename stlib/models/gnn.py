@@ -11,7 +11,8 @@ arrays into one feature table -- the node, its neighbours ``(K,)`` and its neigh
 neighbours ``(K, K)`` with masks (``K`` = largest degree in the split; shorter rows are padded
 with the node itself and masked out of every mean). Layer 1 is applied with shared weights to
 the node and to each of its neighbours, layer 2 combines ``h1(v)`` with ``mean_u h1(u)``. The
-model is then a plain Keras model trained with ``fit`` on target nodes.
+model is then a plain Keras model trained on mini-batches of target nodes
+(:func:`stlib.models._keras.train`: ``train_on_batch`` with early stopping).
 
 **What a batch of 128 means on a graph**: 128 target nodes (spots), each carrying its full
 2-hop neighbourhood (which may include nodes outside the batch, including nodes of other
@@ -35,14 +36,7 @@ from sklearn.preprocessing import StandardScaler
 
 from stlib.errors import DataError
 from stlib.models._base import ModelResult
-from stlib.models._keras import (
-    check_matrix,
-    early_stopping,
-    history_frame,
-    import_keras,
-    set_seed,
-    stopping_summary,
-)
+from stlib.models._keras import check_matrix, import_keras, label_history, loss_key, predict, set_seed, train
 
 PAPER_CONFIG: dict[str, Any] = {"hidden": 32, "lr": 1e-3, "dropout": 0.8, "optimizer": "nadam"}
 """The paper's configuration: Nadam, learning rate 1e-3, dropout 0.8 (Keras rate = fraction dropped), 32 units."""
@@ -349,15 +343,13 @@ def fit_gnn_paper_and_best(
     for i, config in enumerate(candidates):
         set_seed(seed)
         model = build_gnn(table, n_genes, **config)
-        stopper = early_stopping(patience, min_delta)
-        hist = model.fit(inputs["train"], targets["train"], validation_data=(inputs["valid"], targets["valid"]),
-                         epochs=int(epochs), batch_size=int(batch_size), shuffle=True, callbacks=[stopper], verbose=0)
-        summaries.append({"id": config_id(config), **config, **stopping_summary(hist, stopper)})
-        histories.append(history_frame(hist, config=config_id(config)))
-        if best < 0 or summaries[i]["best_val_loss"] < summaries[best]["best_val_loss"]:
+        hist, summary = train(model, inputs["train"], targets["train"], inputs["valid"], targets["valid"],
+                              epochs=epochs, batch_size=batch_size, patience=patience, min_delta=min_delta, seed=seed)
+        summaries.append({"id": config_id(config), **config, **summary})
+        histories.append(label_history(hist, config=config_id(config)))
+        if best < 0 or loss_key(summary["best_val_loss"]) < loss_key(summaries[best]["best_val_loss"]):
             preds = {j: p for j, p in preds.items() if j == 0}  # keep only the paper's and the current best
-            preds[i] = {s: (np.asarray(model.predict(v, batch_size=1024, verbose=0), dtype=float)
-                            if v["self"].size else np.zeros((0, n_genes))) for s, v in inputs.items()}
+            preds[i] = {s: predict(model, v, n_genes) for s, v in inputs.items()}
             best = i
     settings: dict[str, Any] = {
         "chosen": dict(candidates[best]), "chosen_id": config_id(candidates[best]),

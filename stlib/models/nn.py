@@ -17,14 +17,7 @@ from sklearn.preprocessing import StandardScaler
 
 from stlib.errors import DataError
 from stlib.models._base import ModelResult
-from stlib.models._keras import (
-    check_matrix,
-    early_stopping,
-    history_frame,
-    import_keras,
-    set_seed,
-    stopping_summary,
-)
+from stlib.models._keras import check_matrix, import_keras, label_history, loss_key, predict, set_seed, train
 
 
 def _architecture(n_features: int, hidden: int, dropout: float, n_genes: int) -> list[str]:
@@ -81,11 +74,12 @@ def fit_mlp(
         Adam learning rates tried; each gets its own model, built from the same seed.
     epochs, patience, min_delta
         At most ``epochs`` passes; early stopping on ``val_loss`` (patience ``patience``, improvement
-        larger than ``min_delta``) with the best weights restored.
+        larger than ``min_delta``) with the best weights restored (see :func:`stlib.models._keras.train`).
     batch_size, dropout, hidden
         Mini-batch size, dropout rate (fraction dropped), width of the three hidden layers.
     seed
-        Seed set (with op determinism) before building each model: reruns give identical predictions.
+        Seed set (with op determinism) before building each model, and seed of the epoch shuffling:
+        reruns give identical predictions, and each learning rate's model does not depend on the others.
     genes
         Gene names (only used to check the number of target columns).
     name
@@ -125,19 +119,15 @@ def fit_mlp(
     for i, lr in enumerate(lrs):
         set_seed(seed)
         model = build_mlp(n_features, n_genes, hidden=hidden, dropout=dropout, lr=lr)
-        stopper = early_stopping(patience, min_delta)
-        hist = model.fit(
-            Z["train"], ytr, validation_data=(Z["valid"], yva), epochs=int(epochs), batch_size=int(batch_size),
-            shuffle=True, callbacks=[stopper], verbose=0,
-        )
-        summaries.append(stopping_summary(hist, stopper))
-        histories.append(history_frame(hist, lr=lr))
-        better = best_i < 0 or summaries[i]["best_val_loss"] < summaries[best_i]["best_val_loss"] or (
-            summaries[i]["best_val_loss"] == summaries[best_i]["best_val_loss"] and lr < lrs[best_i])
-        if better:
+        hist, summary = train(model, Z["train"], ytr, Z["valid"], yva, epochs=epochs, batch_size=batch_size,
+                              patience=patience, min_delta=min_delta, seed=seed)
+        summaries.append(summary)
+        histories.append(label_history(hist, lr=lr))
+        key, best_key = loss_key(summary["best_val_loss"]), loss_key(summaries[best_i]["best_val_loss"])
+        if best_i < 0 or key < best_key or (key == best_key and lr < lrs[best_i]):
             best_i, best_model = i, model
     assert best_model is not None
-    predictions = {s: np.asarray(best_model.predict(z, batch_size=1024, verbose=0), dtype=float) for s, z in Z.items()}
+    predictions = {s: predict(best_model, z, n_genes) for s, z in Z.items()}
     settings: dict[str, Any] = {
         "lr": lrs[best_i],
         "learning_rates": lrs,

@@ -1,0 +1,80 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 5. A small neural network
+#
+# **Overview.** The paper's "Simple Neural Network": 64 inputs (image PCA 32 + graph SVD 32),
+# dense 64 ReLU, then two dense 64 ReLU layers each followed by dropout 0.5, and a linear output
+# for the 250 genes. Adam, MSE loss, MAE metric, batch 32, at most 1000 epochs, early stopping
+# on the valid loss (patience 30, min delta 1e-8, best weights restored). The learning rate is
+# chosen on valid among 1e-4, 1e-3, 1e-2 and 1e-1.
+#
+# **Prerequisites.** Chapter 2. Running time: a few minutes on 2 cores.
+#
+# **Writes.** `predictions/mlp.h5ad` (with the learning curves).
+
+# %% tags=["parameters"]
+results_dir = "results/default"
+seed = 0
+learning_rates = [1e-4, 1e-3, 1e-2, 1e-1]
+max_epochs = 1000
+
+# %%
+import anndata as ad
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from stlib import pipeline, store
+from stlib.models import nn
+
+out = store.resolve(results_dir)
+targets = ad.read_h5ad(out / "features.h5ad")
+X, Y_train, Y_valid = pipeline.inputs(targets, "single")
+print({s: a.shape for s, a in X.items()})
+
+# %%
+res = nn.fit_mlp(X, Y_train, Y_valid, learning_rates=learning_rates, epochs=max_epochs, seed=seed,
+                 genes=list(targets.var_names), name="mlp")
+store.save_predictions(res, targets, out)
+print("chosen learning rate:", res.settings["chosen_lr"])
+pd.DataFrame({k: res.settings[k] for k in ("best_val_loss", "best_epoch", "stopped_epoch")}).round(4)
+
+# %% [markdown]
+# Learning curves (train and valid MSE) for each learning rate; the dot marks the restored epoch.
+
+# %%
+fig = pipeline_fig = None
+h = res.history
+fig, axes = plt.subplots(1, len(learning_rates), figsize=(3.2 * len(learning_rates), 3), sharey=True,
+                         layout="constrained")
+for ax, lr in zip(axes, learning_rates):
+    d = h[h["lr"] == lr]
+    ax.plot(d["epoch"], d["loss"], label="train")
+    ax.plot(d["epoch"], d["val_loss"], label="valid")
+    best = res.settings["best_epoch"][str(lr)] if isinstance(next(iter(res.settings["best_epoch"])), str) else res.settings["best_epoch"][lr]
+    ax.scatter([best], [d.loc[d["epoch"] == best, "val_loss"]], color="k", zorder=3)
+    ax.set_title(f"lr = {lr:g}")
+    ax.set_xlabel("epoch")
+    ax.set_yscale("log")
+axes[0].set_ylabel("MSE")
+axes[0].legend();
+
+# %%
+pipeline.fit_summary([res], targets)
+
+# %% [markdown]
+# ## Summary
+#
+# - The network's learning rate and stopping epoch come from the valid spots only.
+# - Next: [the graph neural network](06_gnn).

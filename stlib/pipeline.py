@@ -1,0 +1,102 @@
+"""Glue between the stored artifacts and the model functions, so that notebooks stay thin."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+from stlib import metrics, store
+from stlib.models._base import SPLITS, ModelResult
+
+#: Feature sets of the paper: single-spot or KNN-pooled image PCA, each with the graph SVD.
+FEATURE_SETS: dict[str, list[str]] = {
+    "single": ["X_img_pca", "X_graph_svd"],
+    "knn": ["X_img_knn_pca", "X_graph_svd"],
+}
+
+
+def model_name(base: str, features: str) -> str:
+    """``"ridge"`` for single-spot features, ``"knn_ridge"`` for KNN-pooled ones."""
+    return base if features == "single" else f"{features}_{base}"
+
+
+def inputs(targets: ad.AnnData, features: str = "single") -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Features of every split, and the targets of train and valid only (never test)."""
+    X = store.split_arrays(targets, FEATURE_SETS[features])
+    Y = store.split_arrays(targets, ["X"])
+    return X, Y["train"], Y["valid"]
+
+
+def glm_offsets(targets: ad.AnnData) -> dict[str, np.ndarray] | None:
+    """Log size factors per split for ``normalize_log1p`` targets, else ``None``."""
+    if targets.uns["target"]["transform"] != "normalize_log1p":
+        return None
+    return {s: a[:, 0] for s, a in store.split_arrays_obs(targets, "log_size_factor").items()}
+
+
+def scores(targets: ad.AnnData, result: ModelResult | ad.AnnData, *, protocol: str = "pooled") -> pd.DataFrame:
+    """Mean-over-genes metrics per split for one model (rounded for display)."""
+    Y = store.split_arrays(targets, ["X"])
+    if isinstance(result, ModelResult):
+        pred = result.predictions
+    else:
+        pred = store.split_arrays(result, ["X"])
+    groups = {s: targets.obs.loc[(targets.obs["split"] == s).to_numpy(), "section"].astype(str).to_numpy() for s in pred}
+    table = metrics.evaluate(Y, pred, list(targets.var_names), groups=groups)
+    table = table[table["protocol"] == protocol].drop(columns="protocol")
+    return table.loc[[s for s in SPLITS if s in table.index]]
+
+
+def show(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """Round a metric table for printing (exact-output regression checks compare text)."""
+    out = table.copy()
+    for c in out.columns:
+        if pd.api.types.is_float_dtype(out[c]):
+            out[c] = out[c].astype(float).round(digits)
+    return out
+
+
+def fit_summary(results: Sequence[ModelResult], targets: ad.AnnData) -> pd.DataFrame:
+    """Valid and test mean Pearson / MSE of several models, one row each."""
+    rows = []
+    for r in results:
+        s = scores(targets, r)
+        row = {"model": r.name}
+        for split in ("train", "valid", "test"):
+            if split in s.index:
+                row[f"{split} PCC"] = float(s.loc[split, "pearson"])
+                row[f"{split} MSE"] = float(s.loc[split, "mse"])
+        rows.append(row)
+    return show(pd.DataFrame(rows).set_index("model"))
+
+
+def section_graphs(targets: ad.AnnData, rep: str = "X_img_knn_pca", k: int = 15, split_key: str = "split"):
+    """Per split, one :class:`~stlib.models.gnn.SectionGraph` per section (in ``adata`` order).
+
+    Node features ``obsm[rep]``, a directed ``k``-nearest-spot graph from ``obsm["spatial"]``,
+    and targets for train and valid only (test sections get ``y=None``).
+    """
+    from stlib.models.gnn import SectionGraph, knn_adjacency
+
+    graphs: dict[str, list] = {}
+    for s in SPLITS:
+        sub = targets[(targets.obs[split_key] == s).to_numpy()]
+        if sub.n_obs == 0:
+            continue
+        secs = list(pd.unique(sub.obs["section"].astype(str)))
+        order = np.concatenate([np.flatnonzero((sub.obs["section"] == sec).to_numpy()) for sec in secs])
+        if not np.array_equal(order, np.arange(sub.n_obs)):
+            raise ValueError(f"{s}: spots of a section are not contiguous; sort the AnnData by section first")
+        graphs[s] = []
+        for sec in secs:
+            m = (sub.obs["section"] == sec).to_numpy()
+            graphs[s].append(SectionGraph(
+                x=np.asarray(sub.obsm[rep][m], dtype=np.float64),
+                adjacency=knn_adjacency(np.asarray(sub.obsm["spatial"][m]), k=k),
+                y=np.asarray(sub.X[m], dtype=np.float64) if s in ("train", "valid") else None,
+                section=sec,
+            ))
+    return graphs

@@ -1,0 +1,112 @@
+"""Table I and the other metric tables of chapter 8."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+from stlib import metrics, store
+from stlib.io.registry import project_data_dir
+from stlib.models._base import SPLITS, ModelResult
+
+#: The paper's Table I rows and the model of this book that reproduces each.
+PAPER_ROWS: dict[str, str] = {
+    "Simple Neural Network": "mlp",
+    "Linear Regression Lasso": "lasso",
+    "NB Alpha Apriori Estimation": "nb_apriori",
+    "KNN NB Alpha Apriori Estimation": "knn_nb_apriori",
+    "KNN Pooled GNN": "gnn_paper",
+    "KNN Linear Regression Ridge": "knn_ridge",
+}
+METRIC_NAMES = {"pearson": "PCC", "spearman": "SRCC", "mse": "MSE", "mae": "MAE", "r2": "R2"}
+
+
+def metric_table(targets: ad.AnnData, predictions: Mapping[str, ad.AnnData]) -> pd.DataFrame:
+    """Long table: one row per (model, split, protocol) with the mean-over-genes metrics."""
+    Y = store.split_arrays(targets, ["X"])
+    groups = {s: targets.obs.loc[(targets.obs["split"] == s).to_numpy(), "section"].astype(str).to_numpy() for s in Y}
+    rows = []
+    for name, pred in predictions.items():
+        P = store.split_arrays(pred, ["X"])
+        t = metrics.evaluate(Y, P, list(targets.var_names), groups=groups).reset_index()
+        t.insert(0, "model", name)
+        rows.append(t)
+    out = pd.concat(rows, ignore_index=True)
+    out["split"] = pd.Categorical(out["split"], categories=list(SPLITS))
+    return out.sort_values(["model", "protocol", "split"]).set_index(["model", "protocol", "split"])
+
+
+def table_one(long: pd.DataFrame, protocol: str = "pooled") -> pd.DataFrame:
+    """The paper's rows (Train / Valid / Test x PCC, SRCC, MSE, MAE, R2) from our models."""
+    rows = []
+    for paper_name, model in PAPER_ROWS.items():
+        if model not in long.index.get_level_values("model"):
+            continue
+        sub = long.xs((model, protocol), level=("model", "protocol"))
+        for split in SPLITS:
+            if split in sub.index:
+                r = sub.loc[split]
+                rows.append({"model": paper_name, "ours": model, "split": split.capitalize(),
+                             **{METRIC_NAMES[m]: float(r[m]) for m in METRIC_NAMES},
+                             "genes w/o correlation": int(r["n_genes"]) - int(r["n_genes_correlated"])})
+    return pd.DataFrame(rows).set_index(["model", "split"])
+
+
+def paper_table() -> pd.DataFrame | None:
+    """The paper's published Table I (``data/paper_table1.tsv``), or ``None`` if it holds no values."""
+    df = pd.read_csv(project_data_dir() / "paper_table1.tsv", sep="\t", comment="#", na_values=["NA"])
+    if df[["pcc", "srcc", "mse", "mae", "r2"]].isna().all().all():
+        return None
+    return df.rename(columns={k.lower(): v for k, v in METRIC_NAMES.items()} | {"pcc": "PCC", "srcc": "SRCC",
+                     "mse": "MSE", "mae": "MAE", "r2": "R2"}).set_index(["model", "split"])
+
+
+def wide(long: pd.DataFrame, protocol: str = "pooled", metrics_: tuple[str, ...] = ("pearson", "spearman", "mse", "r2")) -> pd.DataFrame:
+    """Models x (metric, split), for one protocol."""
+    sub = long.xs(protocol, level="protocol")[list(metrics_)]
+    w = sub.unstack("split")
+    return w.sort_values(("pearson", "valid") if ("pearson", "valid") in w.columns else w.columns[0], ascending=False)
+
+
+def protocols_side_by_side(long: pd.DataFrame, metric: str = "pearson") -> pd.DataFrame:
+    """One metric, models x (protocol, split)."""
+    return long[metric].unstack(["protocol", "split"]).sort_index(axis=1)
+
+
+def reference_models(targets: ad.AnnData) -> list[ModelResult]:
+    """Two image-free references: the train mean, and a depth-only linear model per gene.
+
+    ``depth_only`` regresses each gene's target on ``log(total_counts)`` of the spot (fitted
+    on train, no penalty); it measures how much of a metric sequencing depth alone explains.
+    """
+    from stlib.models.linear import fit_linear
+
+    Y = store.split_arrays(targets, ["X"])
+    mean = Y["train"].mean(axis=0)
+    train_mean = ModelResult(
+        name="train_mean",
+        predictions={s: np.tile(mean, (len(a), 1)) for s, a in Y.items()},
+        settings={"rule": "the train mean of each gene, for every spot"},
+    )
+    logdepth = {s: np.log(a) for s, a in store.split_arrays_obs(targets, "total_counts").items()}
+    depth = fit_linear(logdepth, Y["train"], Y["valid"], kind="ols", genes=list(targets.var_names), name="depth_only")
+    depth.settings["features"] = "log total counts of the spot (all genes)"
+    return [train_mean, depth]
+
+
+def protocol_text(config: Mapping[str, Any], targets: ad.AnnData, protocol: str) -> str:
+    """The protocol of a table, printed above it (HEST-style)."""
+    n = targets.obs.groupby("split", observed=True)["section"].agg(lambda s: ", ".join(pd.unique(s.astype(str))))
+    spots = targets.obs["split"].value_counts()
+    lines = [
+        f"data set: {config.get('dataset')}; backbone: {config.get('backbone')} (weights: {config.get('weights')})",
+        f"target: {targets.uns['target']['description']}; {targets.n_vars} genes chosen on train",
+        "split: " + "; ".join(f"{s} = {n.get(s, '')} ({int(spots.get(s, 0))} spots)" for s in SPLITS),
+        f"metric protocol: per gene over the spots of a split ({protocol.replace('_', ' ')}), mean over genes",
+        f"seed: {config.get('seed')}",
+    ]
+    return "\n".join(lines)
