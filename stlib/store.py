@@ -115,7 +115,7 @@ def save_predictions(result: ModelResult, targets: ad.AnnData, results_dir: Path
     """Write a model's predictions in the tidy format (see module docstring)."""
     pred = ad.AnnData(
         X=_to_full(targets, result.predictions, split_key),
-        obs=targets.obs[["section", "spot_id", split_key]].copy(),
+        obs=targets.obs[[c for c in ("section", "spot_id", split_key) if c in targets.obs]].copy(),
         var=pd.DataFrame(index=targets.var_names.copy()),
     )
     if result.counts is not None:

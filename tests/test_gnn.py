@@ -21,7 +21,7 @@ from stlib.models.gnn import (
 
 K = 6
 GRID = {"lr": [1e-2], "dropout": [0.1]}  # + the paper config = 2 candidates
-KW = dict(grid=GRID, epochs=60, patience=15, batch_size=32, seed=0)
+KW = dict(grid=GRID, epochs=30, patience=10, batch_size=32, seed=0)
 
 
 def _row_normalised(A: sp.csr_matrix) -> np.ndarray:

@@ -228,6 +228,8 @@ def test_get_backbone_mobilenet_random_weights() -> None:
     np.testing.assert_allclose(x, 1.0)  # mobilenet scaling to [-1, 1]
     with pytest.raises(ValueError, match="unknown backbone"):
         im.get_backbone("vgg99", weights=None)
+    with pytest.raises(ValueError, match="takes 224 px windows"):
+        im.section_features("any.png", [[1, 1]], backbone="resnet50", weights=None, size=WIN)
 
 
 # --------------------------------------------------------------------------- #
@@ -354,6 +356,10 @@ def test_cnn_features_schedulers_agree(tmp_path: Path, tiny_model: Any) -> None:
         with Client(cluster) as client:
             b = im.cnn_features(adata, backbone=pair, size=WIN, scheduler=client, progress=True, copy=True)
             np.testing.assert_array_equal(b.obsm["X_cnn"], X)
+            # other settings on the same cluster give a fresh result, not the one held under an old key
+            b2 = im.cnn_features(adata, backbone=pair, size=WIN + 8, scheduler=client, progress=False, copy=True)
+            assert not np.allclose(b2.obsm["X_cnn"], X)
+            assert b2.uns["cnn_features"]["size"] == WIN + 8
         c = im.cnn_features(
             adata, backbone=pair, size=WIN, scheduler=cluster.scheduler_address, progress=False, copy=True,
             key_added="X_other",
