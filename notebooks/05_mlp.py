@@ -47,22 +47,21 @@ print({s: a.shape for s, a in X.items()})
 res = nn.fit_mlp(X, Y_train, Y_valid, learning_rates=learning_rates, epochs=max_epochs, seed=seed,
                  genes=list(targets.var_names), name="mlp")
 store.save_predictions(res, targets, out)
-print("chosen learning rate:", res.settings["chosen_lr"])
-pd.DataFrame({k: res.settings[k] for k in ("best_val_loss", "best_epoch", "stopped_epoch")}).round(4)
+print("chosen learning rate:", res.settings["lr"])
+pd.DataFrame({k: res.settings[k] for k in ("best_val_loss", "best_epoch", "epochs_run", "stopped_early")},
+             index=pd.Index(res.settings["learning_rates"], name="learning rate")).round(4)
 
 # %% [markdown]
 # Learning curves (train and valid MSE) for each learning rate; the dot marks the restored epoch.
 
 # %%
-fig = pipeline_fig = None
 h = res.history
 fig, axes = plt.subplots(1, len(learning_rates), figsize=(3.2 * len(learning_rates), 3), sharey=True,
                          layout="constrained")
-for ax, lr in zip(axes, learning_rates):
+for ax, lr, best in zip(axes, res.settings["learning_rates"], res.settings["best_epoch"]):
     d = h[h["lr"] == lr]
     ax.plot(d["epoch"], d["loss"], label="train")
     ax.plot(d["epoch"], d["val_loss"], label="valid")
-    best = res.settings["best_epoch"][str(lr)] if isinstance(next(iter(res.settings["best_epoch"])), str) else res.settings["best_epoch"][lr]
     ax.scatter([best], [d.loc[d["epoch"] == best, "val_loss"]], color="k", zorder=3)
     ax.set_title(f"lr = {lr:g}")
     ax.set_xlabel("epoch")
