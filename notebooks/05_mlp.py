@@ -62,7 +62,7 @@ for ax, lr, best in zip(axes, res.settings["learning_rates"], res.settings["best
     d = h[h["lr"] == lr]
     ax.plot(d["epoch"], d["loss"], label="train")
     ax.plot(d["epoch"], d["val_loss"], label="valid")
-    ax.scatter([best], [d.loc[d["epoch"] == best, "val_loss"]], color="k", zorder=3)
+    ax.scatter([best], [d.loc[d["epoch"] == best, "val_loss"].iloc[0]], color="k", zorder=3)
     ax.set_title(f"lr = {lr:g}")
     ax.set_xlabel("epoch")
     ax.set_yscale("log")

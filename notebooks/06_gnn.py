@@ -55,14 +55,14 @@ paper, best = gnn.fit_gnn_paper_and_best(graphs, grid=grid, epochs=max_epochs, s
 for r in (paper, best):
     store.save_predictions(r, targets, out)
 print("paper configuration:", gnn.PAPER_CONFIG)
-print("chosen on valid:    ", best.settings["chosen_config"])
+print("chosen on valid:    ", best.settings["chosen"])
 
 # %% [markdown]
 # Best valid loss of every configuration of the grid:
 
 # %%
-configs = pd.DataFrame(best.settings["configs"]).round(4)
-configs
+configs = pd.DataFrame(best.settings["configs"]).set_index("id")
+configs[["hidden", "lr", "dropout", "optimizer", "best_val_loss", "best_epoch", "epochs_run"]].round(4)
 
 # %%
 h = best.history

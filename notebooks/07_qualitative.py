@@ -66,6 +66,10 @@ if gene not in targets.var_names:
     gene = str(targets.var_names[0])
 means = tl.cluster_means(targets, preds, gene, mask=(targets.obs["section"] == section).to_numpy())
 fig = pl.cluster_bars(means, gene, section)
+missing = [m for m in preds if means[m].isna().all()]
+if missing:
+    print(f"no prediction of {gene} from {missing}: the GLM fit of this gene did not converge (chapter 3), "
+          "so it is missing rather than replaced by zeros")
 means.round(3)
 
 # %%

@@ -74,6 +74,9 @@ wide = tables.wide(long, protocol=protocol)
 pipeline.show(wide)
 
 # %%
+print(tables.depth_sentence(long, protocol=protocol))
+
+# %%
 fig = pl.metric_bars(wide.xs("pearson", axis=1, level=0), "pearson",
                      title=f"mean PCC over genes ({protocol})")
 

@@ -251,8 +251,8 @@ def spatial_graph(
 ) -> None:
     """k-nearest-neighbour spatial graph within each section (squidpy).
 
-    Calls ``squidpy.gr.spatial_neighbors(coord_type="generic",
-    n_neighs=n_neighs, library_key=library_key)``: each spot is linked to its
+    Calls ``squidpy.gr.spatial_neighbors_knn(n_neighs=n_neighs,
+    library_key=library_key)`` (the generic-coordinate kNN builder): each spot is linked to its
     ``n_neighs`` nearest other spots of its own section (the graph is
     directed: spot ``j`` may be among ``i``'s neighbours without the
     converse). Then checks that no edge joins two sections.
@@ -267,17 +267,17 @@ def spatial_graph(
         A section with ``n_neighs`` spots or fewer (naming it), or an edge
         across sections.
     """
-    import squidpy as sq
+    from stlib._compat import import_squidpy, quiet_spatialdata
 
+    sq = import_squidpy()
     secs = _sections(adata, library_key)
     for sec, idx in secs:
         if idx.size <= n_neighs:
             raise DataError(sec, f"section has {idx.size} spot(s); a {n_neighs}-neighbour graph needs more")
     if not hasattr(adata.obs[library_key], "cat"):
         adata.obs[library_key] = adata.obs[library_key].astype("category")
-    sq.gr.spatial_neighbors(
-        adata, coord_type="generic", n_neighs=n_neighs, library_key=library_key, spatial_key=spatial_key
-    )
+    with quiet_spatialdata():
+        sq.gr.spatial_neighbors_knn(adata, n_neighs=n_neighs, library_key=library_key, spatial_key=spatial_key)
     conn = sp.coo_matrix(adata.obsp["spatial_connectivities"])
     codes = adata.obs[library_key].cat.codes.to_numpy()
     crossing = int((codes[conn.row] != codes[conn.col]).sum())

@@ -321,7 +321,9 @@ def get_backbone(name: str = "mobilenet_v2", weights: str | None = "imagenet") -
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r}; choose one of {sorted(BACKBONES)}")
     _quiet_tf()
-    import keras
+    from stlib._tf import import_tf
+
+    _, keras = import_tf()
 
     shape = (224, 224, 3)
     if name == "resnet50":
@@ -428,7 +430,11 @@ def _backbone_identity(backbone: str | tuple[Any, Preprocess], weights: str | No
     if isinstance(backbone, str):
         if backbone not in BACKBONES:
             raise ValueError(f"unknown backbone {backbone!r}; choose one of {sorted(BACKBONES)}")
-        return backbone, "none" if weights is None else str(weights)
+        if weights is None:
+            return backbone, "none"
+        if Path(weights).is_file():  # a weights file: identified by its content
+            return backbone, f"file:{file_sha256(weights)[:16]}"
+        return backbone, str(weights)
     model, preprocess = backbone
     prep = f"{getattr(preprocess, '__module__', '?')}.{getattr(preprocess, '__qualname__', repr(preprocess))}"
     label = hashlib.sha256(f"{_weights_digest(model)}|{prep}".encode()).hexdigest()[:16]
@@ -600,11 +606,11 @@ def _section_inputs(adata: AnnData, library_key: str, spatial_key: str) -> list[
     if coords.ndim != 2 or coords.shape[1] != 2:
         raise DataError(f"adata.obsm[{spatial_key!r}]", f"expected shape (n, 2), got {coords.shape}")
     spatial = adata.uns.get("spatial", {})
-    labels = adata.obs[library_key].astype(str).to_numpy()
-    order = list(dict.fromkeys(adata.obs[library_key].cat.categories.astype(str))) if hasattr(
-        adata.obs[library_key], "cat"
-    ) else []
-    order = [s for s in order if s in set(labels)] + sorted(set(labels) - set(order))
+    col = adata.obs[library_key]
+    labels = col.astype(str).to_numpy()
+    present = set(labels)
+    order = [str(c) for c in col.cat.categories] if hasattr(col, "cat") else []
+    order = [s for s in order if s in present] + sorted(present - set(order))
     out = []
     for sec in order:
         meta = spatial.get(sec, {}).get("metadata", {}) if isinstance(spatial, dict) else {}

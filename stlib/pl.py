@@ -77,8 +77,9 @@ def spatial_panels(
     vlims: Sequence[tuple[float, float] | None] | None = None,
 ) -> Figure:
     """Spots over the section's H&E (``images["hires"]``), one panel per ``obs`` key, via squidpy."""
-    import squidpy as sq
+    from stlib._compat import import_squidpy
 
+    sq = import_squidpy()
     ncols = ncols or len(keys)
     nrows = int(np.ceil(len(keys) / ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 3.6 * nrows), layout="constrained", squeeze=False)

@@ -110,3 +110,17 @@ def protocol_text(config: Mapping[str, Any], targets: ad.AnnData, protocol: str)
         f"seed: {config.get('seed')}",
     ]
     return "\n".join(lines)
+
+
+def depth_sentence(long: pd.DataFrame, protocol: str = "pooled", split: str = "test") -> str:
+    """One sentence comparing the depth-only reference with the best image model on a split."""
+    sub = long.xs((protocol, split), level=("protocol", "split"))["pearson"]
+    refs = {"depth_only", "train_mean"}
+    image = sub.drop(index=[m for m in refs if m in sub.index]).dropna()
+    if "depth_only" not in sub.index or image.empty:
+        return "no depth-only reference in this run"
+    best = image.idxmax()
+    d, b = float(sub["depth_only"]), float(image.max())
+    verdict = "higher than" if d > b else "below"
+    return (f"{split} mean PCC ({protocol}): depth-only reference {d:.3f}, {verdict} the best image model "
+            f"({best}, {b:.3f}); {int((image < d).sum())} of {len(image)} image models are below it.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 
 import anndata as ad
@@ -62,7 +63,10 @@ def tumor_de(
     )
     if expr.obs["tumor_group"].value_counts().min() < 2:
         raise ValueError("need at least 2 tumour and 2 non-tumour spots for differential expression")
-    sc.tl.rank_genes_groups(expr, "tumor_group", groups=["tumour"], reference="non-tumour", method=method)
+    with warnings.catch_warnings():
+        # predictions can be negative: their log fold changes are undefined (NaN), the ranks are not
+        warnings.simplefilter("ignore", RuntimeWarning)
+        sc.tl.rank_genes_groups(expr, "tumor_group", groups=["tumour"], reference="non-tumour", method=method)
     expr.uns["tumor_de"] = {"n_left_out_unannotated": int((~known).sum()), "method": method}
     df = sc.get.rank_genes_groups_df(expr, group="tumour")
     return df.head(n_top).reset_index(drop=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -164,6 +166,7 @@ def test_selection_settings_and_history(runs) -> None:
     assert s["chosen"] == {k: s["configs"][int(np.argmin(losses))][k] for k in PAPER_CONFIG}
     assert s["paper_val_loss"] == losses[0] and paper.settings["config"] == PAPER_CONFIG
     assert chosen.settings["config"] == s["chosen"]
+    json.dumps(chosen.settings, allow_nan=False)
     assert s["n_nodes"] == {"train": 180, "valid": 60, "test": 120} and s["max_degree"]["train"] == K
     h = chosen.history
     assert list(h.columns) == ["config", "epoch", "loss", "val_loss", "mae", "val_mae"]

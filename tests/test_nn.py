@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -56,6 +57,7 @@ def test_lr_choice_and_restored_weights(runs) -> None:
     # the returned model is the restored best one: its valid MSE is the chosen lr's best val loss
     mse = np.mean((a.predictions["valid"] - d["Yva"]) ** 2)
     assert mse == pytest.approx(min(s["best_val_loss"]), rel=1e-4)
+    json.dumps(s, allow_nan=False)
     h = a.history
     assert list(h.columns) == ["lr", "epoch", "loss", "val_loss", "mae", "val_mae"]
     for lr, best, best_epoch, run in zip(LRS, s["best_val_loss"], s["best_epoch"], s["epochs_run"], strict=True):

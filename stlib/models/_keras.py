@@ -16,15 +16,13 @@ from stlib.errors import DataError
 
 
 def import_keras() -> tuple[Any, Any]:
-    """Import and return ``(tensorflow, keras)``, silencing TF's C++ info logs first.
+    """Import and return ``(tensorflow, keras)``, silencing TF's C++ start-up logs.
 
-    Sets ``os.environ["TF_CPP_MIN_LOG_LEVEL"]`` to ``"2"`` unless it is already set.
+    See :func:`stlib._tf.import_tf`.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
-    import tensorflow as tf
+    from stlib._tf import import_tf
 
-    return tf, keras
+    return import_tf()
 
 
 def set_seed(seed: int) -> None:
@@ -53,7 +51,7 @@ def _rows(x: Inputs, idx: np.ndarray | slice) -> Inputs:
 
 
 def _specs(tf: Any, x: Inputs) -> Any:
-    """``TensorSpec``\ s with a free batch dimension, so each compiled step is traced once."""
+    """Tensor specs with a free batch dimension, so each compiled step is traced once."""
     def spec(v: np.ndarray) -> Any:
         return tf.TensorSpec((None, *v.shape[1:]), tf.as_dtype(v.dtype))
     return {k: spec(v) for k, v in x.items()} if isinstance(x, Mapping) else spec(x)

@@ -359,7 +359,8 @@ def fit_gnn_paper_and_best(
         "min_delta": float(min_delta), "feature_scaling": "standardised on train", "seed": int(seed), **info,
     }
     history = pd.concat(histories, ignore_index=True)
-    paper = ModelResult(names[0], preds[0], {**settings, "config": dict(candidates[0])}, history=history)
+    paper = ModelResult(names[0], {s: p.copy() for s, p in preds[0].items()}, {**settings, "config": dict(candidates[0])},
+                        history=history.copy())
     chosen = ModelResult(names[1], preds[best], {**settings, "config": dict(candidates[best])}, history=history)
     return paper, chosen
 
