@@ -28,6 +28,7 @@
 results_dir = "results/default"
 n_jobs = 2
 maxiter = 100
+model_cache = "cache/models"  # joblib cache of fitted models; None to always refit
 
 # %%
 import anndata as ad
@@ -55,7 +56,7 @@ for features in ("single", "knn"):
     X, _, _ = pipeline.inputs(targets, features)
     for family in glm.FAMILIES:
         name = pipeline.model_name(family, features)
-        res = glm.fit_glm(X, counts["train"], family=family, offset=offset, genes=list(targets.var_names),
+        res = pipeline.cached(glm.fit_glm, model_cache)(X, counts["train"], family=family, offset=offset, genes=list(targets.var_names),
                           n_jobs=n_jobs, maxiter=maxiter, name=name)
         store.save_predictions(res, targets, out)
         results.append(res)

@@ -24,6 +24,7 @@
 
 # %% tags=["parameters"]
 results_dir = "results/default"
+model_cache = "cache/models"  # joblib cache of fitted models; None to always refit
 
 # %%
 import anndata as ad
@@ -42,7 +43,7 @@ for features in ("single", "knn"):
     X, Y_train, Y_valid = pipeline.inputs(targets, features)
     for kind in linear.KINDS:
         name = pipeline.model_name(kind, features)
-        res = linear.fit_linear(X, Y_train, Y_valid, kind=kind, genes=list(targets.var_names), name=name)
+        res = pipeline.cached(linear.fit_linear, model_cache)(X, Y_train, Y_valid, kind=kind, genes=list(targets.var_names), name=name)
         store.save_predictions(res, targets, out)
         results.append(res)
 [r.name for r in results]

@@ -29,6 +29,7 @@ results_dir = "results/default"
 seed = 0
 learning_rates = [1e-4, 1e-3, 1e-2, 1e-1]
 max_epochs = 1000
+model_cache = "cache/models"  # joblib cache of fitted models; None to always refit
 
 # %%
 import anndata as ad
@@ -44,7 +45,7 @@ X, Y_train, Y_valid = pipeline.inputs(targets, "single")
 print({s: a.shape for s, a in X.items()})
 
 # %%
-res = nn.fit_mlp(X, Y_train, Y_valid, learning_rates=learning_rates, epochs=max_epochs, seed=seed,
+res = pipeline.cached(nn.fit_mlp, model_cache)(X, Y_train, Y_valid, learning_rates=learning_rates, epochs=max_epochs, seed=seed,
                  genes=list(targets.var_names), name="mlp")
 store.save_predictions(res, targets, out)
 print("chosen learning rate:", res.settings["lr"])

@@ -35,6 +35,7 @@ results_dir = "results/default"
 seed = 0
 grid = {"hidden": [32, 64], "lr": [1e-3, 1e-2], "dropout": [0.2, 0.5, 0.8], "optimizer": ["nadam"]}
 max_epochs = 100
+model_cache = "cache/models"  # joblib cache of fitted models; None to always refit
 
 # %%
 import anndata as ad
@@ -50,7 +51,7 @@ graphs = pipeline.section_graphs(targets, "X_img_knn_pca", k=15)
 print({s: [g.section for g in gs] for s, gs in graphs.items()})
 
 # %%
-paper, best = gnn.fit_gnn_paper_and_best(graphs, grid=grid, epochs=max_epochs, seed=seed,
+paper, best = pipeline.cached(gnn.fit_gnn_paper_and_best, model_cache)(graphs, grid=grid, epochs=max_epochs, seed=seed,
                                          genes=list(targets.var_names), names=("gnn_paper", "gnn"))
 for r in (paper, best):
     store.save_predictions(r, targets, out)

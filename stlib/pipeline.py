@@ -100,3 +100,16 @@ def section_graphs(targets: ad.AnnData, rep: str = "X_img_knn_pca", k: int = 15,
                 section=sec,
             ))
     return graphs
+
+
+def cached(func, cache_dir: str | None):
+    """``func`` memoised on disk with :class:`joblib.Memory` (keyed by its code and arguments).
+
+    A rerun with the same inputs reads the fitted result back instead of refitting; any change
+    of data, parameters or code refits. ``cache_dir=None`` disables the cache.
+    """
+    if not cache_dir:
+        return func
+    from joblib import Memory
+
+    return Memory(location=str(store.resolve(cache_dir)), verbose=0).cache(func)
