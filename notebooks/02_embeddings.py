@@ -105,8 +105,9 @@ for ax, key, title in zip(axes[1:], ["X_img_pca", "X_img_knn_pca"], ["image PCA"
 axes[1].legend(markerscale=3);
 
 # %% [markdown]
-# The test section lies apart from train and valid in the image PCA: another patient, another
-# staining and scan. This is the domain shift every model below must cross.
+# Where the test spots fall relative to train and valid (green against blue and orange) shows
+# the domain shift between patients: another tumour, another staining and scan. Any region that
+# only the test section occupies is one the models never saw during fitting.
 #
 # The graph SVD is computed per section: its components describe the position of a spot in
 # its own section's graph (roughly, smooth spatial modes) and are **not aligned across
