@@ -102,7 +102,7 @@ for ax, key, title in zip(axes[1:], ["X_img_pca", "X_img_knn_pca"], ["image PCA"
     ax.set_xlabel("PC1")
     ax.set_ylabel("PC2")
     ax.set_title(title)
-axes[1].legend(markerscale=3);
+_ = axes[1].legend(markerscale=3)
 
 # %% [markdown]
 # Where the test spots fall relative to train and valid (green against blue and orange) shows

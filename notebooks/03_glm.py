@@ -75,7 +75,7 @@ ax.hist(np.log10(alphas["alpha"].dropna()), bins=40, color="grey")
 ax.set_xlabel("log10 alpha (a priori, train)")
 ax.set_ylabel("genes")
 s = next(r for r in results if r.name == "nb_apriori").settings
-print({k: s[k] for k in s if k.startswith("n_alpha")});
+print({k: s[k] for k in s if k.startswith("n_alpha")})
 
 # %% [markdown]
 # Mean over the 250 genes of the Pearson correlation and the MSE in target space (pooled over

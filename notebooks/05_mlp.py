@@ -68,7 +68,7 @@ for ax, lr, best in zip(axes, res.settings["learning_rates"], res.settings["best
     ax.set_xlabel("epoch")
     ax.set_yscale("log")
 axes[0].set_ylabel("MSE")
-axes[0].legend();
+_ = axes[0].legend()
 
 # %%
 pipeline.fit_summary([res], targets)

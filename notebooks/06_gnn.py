@@ -73,7 +73,7 @@ for cfg, d in h.groupby("config", sort=True):
 ax.set_xlabel("epoch")
 ax.set_ylabel("valid MSE")
 ax.set_yscale("log")
-ax.set_title("valid loss of each configuration (red: the paper's)");
+_ = ax.set_title("valid loss of each configuration (red: the paper's)")
 
 # %%
 pipeline.fit_summary([paper, best], targets)

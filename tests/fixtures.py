@@ -61,6 +61,7 @@ HER2ST_BAD = (
     "missing_image",
     "truncated_counts_gzip",
     "corrupt_jpeg",
+    "truncated_jpeg",
     "spot_outside_image",
     "duplicate_spot_counts",
     "duplicate_spot_selection",
@@ -499,6 +500,8 @@ def _her2st_bad(fx: Fixture, bad: str, section: str) -> None:
         truncate_file(f["counts"], 0.6)
     elif bad == "corrupt_jpeg":
         corrupt_file(f["image"])
+    elif bad == "truncated_jpeg":
+        truncate_file(f["image"], 0.7)
     elif bad == "spot_outside_image":
         sel = pd.read_csv(f["selection"], sep="\t")
         x, y = (int(v) for v in t.kept[0].split("x"))

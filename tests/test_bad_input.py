@@ -81,6 +81,7 @@ HER2ST_CASES = {
     "missing_image": (0, "image_dir", r"expected exactly one \.jpg H&E image, found 0"),
     "truncated_counts_gzip": (0, "counts", r"truncated or corrupt gzip"),
     "corrupt_jpeg": (0, "image", r"not a readable image"),
+    "truncated_jpeg": (0, "image", r"truncated JPEG"),
     "spot_outside_image": (0, "selection", r"outside the 400 x 400 px image"),
     "duplicate_spot_counts": (0, "counts", r"duplicate spot id\(s\) in counts"),
     "duplicate_spot_selection": (0, "selection", r"duplicate spot id\(s\) in spot coordinates"),

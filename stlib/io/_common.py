@@ -224,6 +224,24 @@ def image_shape(path: PathLikeStr) -> tuple[int, int]:
     return int(h), int(w)
 
 
+def check_jpeg(path: PathLikeStr) -> tuple[int, int]:
+    """(height, width) of a JPEG from its header, after checking the file is complete.
+
+    Reads only the header and the last bytes: a missing end-of-image marker (``FF D9``)
+    means a truncated download. Full decoding is left to the image module.
+    """
+    hw = image_shape(path)
+    p = Path(path)
+    size = p.stat().st_size
+    with open(p, "rb") as fh:
+        head = fh.read(2)
+        fh.seek(max(0, size - 4096))
+        tail = fh.read()
+    if head == b"\xff\xd8" and b"\xff\xd9" not in tail:
+        raise DataError(p, "truncated JPEG: no end-of-image marker (FF D9) at the end of the file")
+    return hw
+
+
 def build_section(
     counts: pd.DataFrame,
     obs: pd.DataFrame,

@@ -37,9 +37,9 @@ from stlib.io._common import (
     TUMOR_DTYPE,
     PathLikeStr,
     build_section,
+    check_jpeg,
     check_spots_in_image,
     concat_sections,
-    image_shape,
     join_counts_and_spots,
     read_table,
     read_text,
@@ -276,24 +276,6 @@ def label_is_tumor(label: str | None) -> bool | None:
     if label is None:
         return None
     return _TUMOR_LABELS.get(str(label).strip().lower())
-
-
-def check_jpeg(path: PathLikeStr) -> tuple[int, int]:
-    """(height, width) of a JPEG from its header, after checking the file is complete.
-
-    Reads only the header and the last bytes: a missing end-of-image marker (``FF D9``)
-    means a truncated download. Full decoding is left to the image module.
-    """
-    hw = image_shape(path)
-    p = Path(path)
-    size = p.stat().st_size
-    with open(p, "rb") as fh:
-        head = fh.read(2)
-        fh.seek(max(0, size - 4096))
-        tail = fh.read()
-    if head == b"\xff\xd8" and b"\xff\xd9" not in tail:
-        raise DataError(p, "truncated JPEG: no end-of-image marker (FF D9) at the end of the file")
-    return hw
 
 
 # ---- sections ------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from stlib.io._common import (
     PathLikeStr,
     build_section,
     check_spots_in_image,
+    check_jpeg,
     check_unique,
     concat_sections,
     image_shape,
@@ -111,7 +112,7 @@ def find_image(root: Path, section: str) -> Path:
     return jpgs[0]
 
 
-def _tumor_annotation(root: Path, section: str, spot_ids: pd.Index) -> tuple[pd.DataFrame, str]:
+def _tumor_annotation(root: Path, section: str, spot_ids: pd.Index) -> tuple[pd.DataFrame, str, dict]:
     """Per-spot tumour annotation: pathologist drawings where they exist, else the authors' clusters."""
     pat = root / "data" / "ST-pat" / "lbl" / f"{section}_labeled_coordinates.tsv"
     if pat.is_file():
@@ -119,7 +120,13 @@ def _tumor_annotation(root: Path, section: str, spot_ids: pd.Index) -> tuple[pd.
         require_columns(df, ["x", "y", "label"], pat, "pathologist labels")
         df = df.dropna(subset=["x", "y"])
         df.index = _spot_key(df["x"], df["y"])
+        dup = df.index.duplicated(keep=False)
+        conflicting = df[dup].groupby(level=0)["label"].nunique()
+        conflicting = set(conflicting[conflicting > 1].index)
         df = df[~df.index.duplicated()]
+        if conflicting:  # the same spot drawn with two different labels: neither is trusted
+            df.loc[list(conflicting), "label"] = None
+        info = {"n_duplicate_label_rows": int(dup.sum()), "conflicting_label_spots": sorted(conflicting)}
         label = df["label"].reindex(spot_ids)
         tumor = [pathologist_label_is_tumor(s) if isinstance(s, str) else None for s in label]
         return (
@@ -128,6 +135,7 @@ def _tumor_annotation(root: Path, section: str, spot_ids: pd.Index) -> tuple[pd.
                 index=spot_ids,
             ),
             SOURCE_PATHOLOGIST,
+            info,
         )
     lbl = root / "res" / "ST-cluster" / "lbl" / f"{section}-cluster-annotation.tsv.gz"
     mot = root / "res" / "ST-cluster" / "motivation.csv"
@@ -136,7 +144,7 @@ def _tumor_annotation(root: Path, section: str, spot_ids: pd.Index) -> tuple[pd.
             {"tumor": pd.array([None] * len(spot_ids), dtype=TUMOR_DTYPE), "tumor_label": [None] * len(spot_ids)},
             index=spot_ids,
         )
-        return empty, "none"
+        return empty, "none", {}
     clusters = read_table(lbl, what="cluster annotation", index_col=0)
     require_columns(clusters, ["label", "x", "y"], lbl, "cluster annotation")
     clusters.index = _spot_key(clusters["x"], clusters["y"])
@@ -157,7 +165,7 @@ def _tumor_annotation(root: Path, section: str, spot_ids: pd.Index) -> tuple[pd.
         },
         index=spot_ids,
     )
-    return out, SOURCE_CLUSTERS
+    return out, SOURCE_CLUSTERS, {}
 
 
 def spot_diameter_px(xy: np.ndarray, pitch_um: float = 200.0, diameter_um: float = 100.0) -> float:
@@ -217,10 +225,11 @@ def read_her2st_section(
     )
     report["n_rows_selection_file"] = int(n_listed)
     img = find_image(root, section)
-    hw = image_shape(img)
+    hw = check_jpeg(img)
     xy = sel[["pixel_x", "pixel_y"]].to_numpy(dtype=np.float64)
     check_spots_in_image(xy, hw, sel_path, sel.index)
-    ann, source = _tumor_annotation(root, section, sel.index)
+    ann, source, ann_info = _tumor_annotation(root, section, sel.index)
+    report.update(ann_info)
     obs = pd.DataFrame(
         {
             "patient": patient or section[0],
