@@ -44,6 +44,28 @@ def declared_parameters(nb: Any) -> dict[str, Any]:
     raise ValueError("no cell tagged 'parameters'")
 
 
+VOLATILE_KEYS = ("start_time", "end_time", "duration", "exception")
+
+
+def strip_volatile_metadata(path: Path) -> None:
+    """Drop papermill's timestamps and durations so that a rerun gives a clean diff.
+
+    Only metadata that changes on every run is removed; outputs are untouched.
+    """
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    pm_meta = nb.metadata.get("papermill", {})
+    for k in VOLATILE_KEYS:
+        pm_meta.pop(k, None)
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
+        cpm = cell.metadata.get("papermill", {})
+        for k in VOLATILE_KEYS:
+            cpm.pop(k, None)
+    nbformat.write(nb, path)
+
+
 def run(
     params: dict[str, Any],
     *,
@@ -95,6 +117,7 @@ def run(
             print(f"\nFAILED: {src.name}, cell {exc.exec_count} (cell index {exc.cell_index}):\n"
                   f"{exc.ename}: {exc.evalue}\nThe partly executed notebook is {out}", file=sys.stderr)
             raise SystemExit(1) from None
+        strip_volatile_metadata(out)
         print(f"    done in {time.time() - t0:.0f} s", flush=True)
         done.append(out)
     return done
