@@ -35,12 +35,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "datasets":
             for name in available_datasets():
                 ds = load_dataset(name)
-                print(f"{name}\t{len(ds.sections)} sections\treader={ds.reader}\t{ds.origin}")
+                n = f"{len(ds.sections)} sections" if ds.sections else f"{len(ds.patients)} patients (sections listed in {ds.sections_from})"
+                print(f"{name}\t{n}\treader={ds.reader}\t{ds.origin}")
             return 0
         ds = load_dataset(args.dataset)
         if args.cmd == "fetch":
-            root = ds.fetch(progress=not args.quiet)
-            print(f"{ds.name}: {len(ds.files)} files verified in {root}")
+            files = ds.files_for(args.sections) if args.sections else None
+            root = ds.fetch(progress=not args.quiet, files=files)
+            print(f"{ds.name}: {len(files) if files is not None else len(ds.files)} files verified in {root}")
             return 0
         from stlib.pp import section_summary
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from stlib.io.he2020 import make_he2020_split, read_he2020, read_metadata, write_he2020_split
 from stlib.io.her2st import parse_motivation, read_her2st, read_her2st_section
 from stlib.io.registry import Dataset, available_datasets, load_dataset, read_split
 
@@ -9,6 +10,10 @@ __all__ = [
     "Dataset",
     "available_datasets",
     "load_dataset",
+    "make_he2020_split",
+    "read_he2020",
+    "read_metadata",
+    "write_he2020_split",
     "parse_motivation",
     "read_her2st",
     "read_her2st_section",
