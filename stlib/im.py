@@ -281,6 +281,10 @@ def _quiet_tf() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+RANDOM_INIT_SEED = 0
+"""Seed of the random initialisation of a backbone built with ``weights=None``."""
+
+
 def get_backbone(name: str = "mobilenet_v2", weights: str | None = "imagenet") -> tuple[Any, Preprocess]:
     """Build a CNN that maps 224 x 224 RGB windows to one pooled feature vector.
 
@@ -292,7 +296,10 @@ def get_backbone(name: str = "mobilenet_v2", weights: str | None = "imagenet") -
         ``"imagenet"`` (standard Keras loading: the file is taken from
         ``$KERAS_HOME/models/`` -- default ``~/.keras/models/`` -- and
         downloaded there if absent), a path to a Keras weights file, or
-        ``None`` for random initialisation (for tests and benchmarks).
+        ``None`` for random initialisation (for tests, benchmarks and the
+        random-features control). The random initialisation is seeded with
+        :data:`RANDOM_INIT_SEED`, so ``None`` always means the same network
+        (and cached features stay valid across processes).
 
         For MobileNetV2 with weights, the network is built *with* its
         ImageNet classifier (``include_top=True``: the weights file commonly
@@ -324,6 +331,8 @@ def get_backbone(name: str = "mobilenet_v2", weights: str | None = "imagenet") -
     from stlib._tf import import_tf
 
     _, keras = import_tf()
+    if weights is None:
+        keras.utils.set_random_seed(RANDOM_INIT_SEED)
 
     shape = (224, 224, 3)
     if name == "resnet50":
