@@ -6,7 +6,8 @@ Run from the project root (needs the data mirror / network and the Keras cache):
 
 "Cold" starts from an empty results folder and empty caches (CNN features, model fits);
 "warm" reruns the same notebooks with the caches that the cold run filled. Peak memory is the
-largest resident set of any notebook kernel (ru_maxrss of the waited-for child processes).
+largest resident set of any notebook kernel (ru_maxrss of the waited-for child processes; it
+only grows, so the warm row shows the maximum over both runs).
 Writes to runs/bench-cold and runs/bench-warm; prints a table.
 """
 
