@@ -44,7 +44,7 @@ def scores(targets: ad.AnnData, result: ModelResult | ad.AnnData, *, protocol: s
         pred = result.predictions
     else:
         pred = store.split_arrays(result, ["X"])
-    groups = {s: targets.obs.loc[(targets.obs["split"] == s).to_numpy(), "section"].astype(str).to_numpy() for s in pred}
+    groups = store.section_groups(targets, pred)
     table = metrics.evaluate(Y, pred, list(targets.var_names), groups=groups)
     table = table[table["protocol"] == protocol].drop(columns="protocol")
     return table.loc[[s for s in SPLITS if s in table.index]]

@@ -105,7 +105,7 @@ def select_genes(
     if not mask.any():
         raise DataError("<adata>", f"no spot in split(s) {fit} to select genes on")
     Xf = adata.X[mask]
-    totals = np.asarray(adata.X[mask].sum(axis=1)).ravel()
+    totals = np.asarray(Xf.sum(axis=1)).ravel()
     n_detected = np.asarray((Xf > 0).sum(axis=0)).ravel()
     T = _transform(Xf, transform, totals, target_sum)
     mean, var = T.mean(axis=0), T.var(axis=0, ddof=1)

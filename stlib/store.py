@@ -76,6 +76,11 @@ def split_arrays(adata: ad.AnnData, keys: Sequence[str], split_key: str = "split
     return out
 
 
+def section_groups(adata: ad.AnnData, splits, split_key: str = "split") -> dict[str, np.ndarray]:
+    """Per split, the section id of each spot (the ``groups`` of :func:`stlib.metrics.evaluate`)."""
+    return {s: adata.obs.loc[(adata.obs[split_key] == s).to_numpy(), "section"].astype(str).to_numpy() for s in splits}
+
+
 def split_arrays_obs(adata: ad.AnnData, column: str, split_key: str = "split") -> dict[str, np.ndarray]:
     """Per split, one ``obs`` column as an ``(n, 1)`` float array."""
     out = {}

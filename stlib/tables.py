@@ -28,7 +28,7 @@ METRIC_NAMES = {"pearson": "PCC", "spearman": "SRCC", "mse": "MSE", "mae": "MAE"
 def metric_table(targets: ad.AnnData, predictions: Mapping[str, ad.AnnData]) -> pd.DataFrame:
     """Long table: one row per (model, split, protocol) with the mean-over-genes metrics."""
     Y = store.split_arrays(targets, ["X"])
-    groups = {s: targets.obs.loc[(targets.obs["split"] == s).to_numpy(), "section"].astype(str).to_numpy() for s in Y}
+    groups = store.section_groups(targets, Y)
     rows = []
     for name, pred in predictions.items():
         P = store.split_arrays(pred, ["X"])
@@ -61,8 +61,8 @@ def paper_table() -> pd.DataFrame | None:
     df = pd.read_csv(project_data_dir() / "paper_table1.tsv", sep="\t", comment="#", na_values=["NA"])
     if df[["pcc", "srcc", "mse", "mae", "r2"]].isna().all().all():
         return None
-    return df.rename(columns={k.lower(): v for k, v in METRIC_NAMES.items()} | {"pcc": "PCC", "srcc": "SRCC",
-                     "mse": "MSE", "mae": "MAE", "r2": "R2"}).set_index(["model", "split"])
+    return df.rename(columns={"pcc": "PCC", "srcc": "SRCC", "mse": "MSE", "mae": "MAE", "r2": "R2"}).set_index(
+        ["model", "split"])
 
 
 def wide(long: pd.DataFrame, protocol: str = "pooled", metrics_: tuple[str, ...] = ("pearson", "spearman", "mse", "r2")) -> pd.DataFrame:

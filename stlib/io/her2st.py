@@ -30,6 +30,7 @@ from stlib.io._common import (
     check_unique,
     concat_sections,
     image_shape,
+    join_counts_and_spots,
     read_counts,
     read_table,
     read_text,
@@ -218,8 +219,6 @@ def read_her2st_section(
     n_listed = len(sel)
     sel = sel[sel["selected"] == 1].copy()
     sel.index = _spot_key(sel["x"], sel["y"])
-    from stlib.io._common import join_counts_and_spots
-
     counts, sel, report = join_counts_and_spots(
         counts, sel, section=section, counts_path=cnt_path, spots_path=sel_path
     )
