@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from anndata import AnnData
     from sklearn.decomposition import PCA
 
-__all__ = ["graph_svd", "knn_pool", "pca_fit_transform", "spatial_graph"]
+__all__ = ["expression_neighbors", "graph_svd", "knn_pool", "pca_fit_transform", "spatial_graph"]
 
 
 def _get_rep(adata: AnnData, use_rep: str) -> np.ndarray:
@@ -186,8 +186,14 @@ def knn_pool(
     spatial_key: str = "spatial",
     key_added: str = "X_cnn_knn",
     include_self: bool = True,
+    neighbors_key: str | None = None,
 ) -> None:
     """Average each spot's features over its nearest spots of the same section.
+
+    With ``neighbors_key`` the neighbours are instead the non-zero entries of each spot's row of
+    ``obsp[neighbors_key]`` (the spot itself excluded), e.g. the authors' expression kNN graph
+    from :func:`expression_neighbors` (``"expression_distances"``: 14 neighbours for
+    ``n_neighbors=15``, as their ``distances[i].nonzero()`` loop).
 
     With ``include_self=True`` (default) the pool of ``n_neighbors=15`` spots
     is the spot itself plus its 14 nearest other spots -- what sklearn's
@@ -213,6 +219,9 @@ def knn_pool(
     if n_neighbors < 1:
         raise DataError("knn_pool", f"n_neighbors must be >= 1, got {n_neighbors}")
     X = _get_rep(adata, use_rep)
+    if neighbors_key is not None:
+        _pool_graph(adata, X, neighbors_key, library_key, key_added, use_rep)
+        return
     if spatial_key not in adata.obsm:
         raise DataError("adata.obsm", f"no {spatial_key!r} spot coordinates")
     coords = np.asarray(adata.obsm[spatial_key], dtype=np.float64)
@@ -235,6 +244,90 @@ def knn_pool(
         "n_neighbors": int(n_neighbors),
         "include_self": bool(include_self),
         "library_key": library_key,
+    }
+
+
+def _pool_graph(adata: AnnData, X: np.ndarray, neighbors_key: str, library_key: str, key_added: str,
+                use_rep: str) -> None:
+    """Mean of ``X`` over each spot's graph neighbours (self excluded); see :func:`knn_pool`."""
+    if neighbors_key not in adata.obsp:
+        raise DataError("adata.obsp", f"no {neighbors_key!r} graph (have: {sorted(adata.obsp.keys())})")
+    G = sp.csr_matrix(adata.obsp[neighbors_key], dtype=np.float64)
+    G.setdiag(0)
+    G.eliminate_zeros()
+    G.data[:] = 1.0
+    sections = adata.obs[library_key].astype(str).to_numpy()
+    C = G.tocoo()
+    crossing = int((sections[C.row] != sections[C.col]).sum())
+    if crossing:
+        raise DataError(f"obsp[{neighbors_key!r}]", f"{crossing} edge(s) join spots of different sections")
+    deg = np.asarray(G.sum(axis=1)).ravel()
+    if (deg == 0).any():
+        bad = sorted(set(sections[deg == 0]))
+        raise DataError(f"obsp[{neighbors_key!r}]", f"{int((deg == 0).sum())} spot(s) without neighbours (sections {bad})")
+    adata.obsm[key_added] = (sp.diags(1.0 / deg) @ G @ X).astype(np.float32)
+    adata.uns[key_added] = {"use_rep": use_rep, "neighbors_key": neighbors_key, "include_self": False,
+                            "library_key": library_key, "n_neighbors_mean": float(deg.mean())}
+
+
+def expression_neighbors(
+    adata: AnnData,
+    data: AnnData | None = None,
+    *,
+    n_neighbors: int = 15,
+    library_key: str = "section",
+    key_added: str = "expression",
+    seed: int = 0,
+) -> None:
+    """The authors' per-section **expression** kNN graph (initial_data_exploration notebook).
+
+    Per section, on all genes of ``data`` (raw counts; default ``adata`` itself):
+    :func:`scanpy.pp.normalize_total`, :func:`scanpy.pp.log1p`, :func:`scanpy.pp.pca` (scanpy's
+    default 50 components), :func:`scanpy.pp.neighbors` (``n_neighbors``, UMAP connectivities,
+    ``random_state=seed``). The authors used this graph for "KNN pooling", for the adjacency
+    SVD and for the GNN's edges. It is built from every spot's own expression, test spots
+    included: **a leak** of the target into the features (``uns[key_added]["leak"]``).
+
+    Writes block-diagonal ``obsp[key_added + "_distances"]`` and
+    ``obsp[key_added + "_connectivities"]`` in ``adata``'s spot order, and ``uns[key_added]``.
+    """
+    import scanpy as sc
+
+    data = adata if data is None else data
+    if not data.obs_names.equals(adata.obs_names):
+        raise DataError("data", "data and adata hold different spots (or a different order)")
+    n = adata.n_obs
+    dist_blocks, conn_blocks = [], []
+    for sec, idx in _sections(adata, library_key):
+        if idx.size <= n_neighbors:
+            raise DataError(sec, f"section has {idx.size} spot(s); a {n_neighbors}-neighbour graph needs more")
+        sub = data[idx].copy()
+        sub = sub[:, np.asarray((sub.X > 0).sum(axis=0)).ravel() > 0].copy()
+        sub.X = sp.csr_matrix(sub.X, dtype=np.float32)
+        sc.pp.normalize_total(sub)
+        sc.pp.log1p(sub)
+        sc.pp.pca(sub, random_state=seed)
+        sc.pp.neighbors(sub, n_neighbors=n_neighbors, random_state=seed)
+        dist_blocks.append((idx, sp.csr_matrix(sub.obsp["distances"])))
+        conn_blocks.append((idx, sp.csr_matrix(sub.obsp["connectivities"])))
+
+    def assemble(blocks: list[tuple[np.ndarray, sp.csr_matrix]]) -> sp.csr_matrix:
+        rows, cols, vals = [], [], []
+        for idx, B in blocks:
+            c = B.tocoo()
+            rows.append(idx[c.row])
+            cols.append(idx[c.col])
+            vals.append(c.data)
+        M = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
+        M.sort_indices()
+        return M
+
+    adata.obsp[key_added + "_distances"] = assemble(dist_blocks)
+    adata.obsp[key_added + "_connectivities"] = assemble(conn_blocks)
+    adata.uns[key_added] = {
+        "n_neighbors": int(n_neighbors), "seed": int(seed), "library_key": library_key,
+        "recipe": "per section: normalize_total, log1p, pca (50), neighbors (umap connectivities)",
+        "leak": "LEAK: built from each spot's own expression (test spots included)",
     }
 
 

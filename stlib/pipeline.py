@@ -31,19 +31,26 @@ def inputs(targets: ad.AnnData, features: str = "single") -> tuple[dict[str, np.
 
 
 def glm_offsets(targets: ad.AnnData) -> dict[str, np.ndarray] | None:
-    """Log size factors per split for ``normalize_log1p`` targets, else ``None``."""
-    if targets.uns["target"]["transform"] != "normalize_log1p":
+    """Log size factors per split for normalised targets (``paper``, ``normalize_log1p``), else ``None``.
+
+    With this offset a GLM's rate at offset 0 is the count at the reference size (the
+    section median for ``paper``, 10,000 for ``normalize_log1p``), so ``log1p`` of it is in
+    the target's space.
+    """
+    if targets.uns["target"]["transform"] == "log1p":
         return None
     return {s: a[:, 0] for s, a in store.split_arrays_obs(targets, "log_size_factor").items()}
 
 
 def scores(targets: ad.AnnData, result: ModelResult | ad.AnnData, *, protocol: str = "pooled") -> pd.DataFrame:
     """Mean-over-genes metrics per split for one model (rounded for display)."""
-    Y = store.split_arrays(targets, ["X"])
     if isinstance(result, ModelResult):
-        pred = result.predictions
+        space = result.settings.get("score_space", "target")
+        pred = result.counts if space == "counts" else result.predictions
     else:
-        pred = store.split_arrays(result, ["X"])
+        space = store.model_settings(result).get("score_space", "target")
+        pred = store.split_arrays(result, ["counts" if space == "counts" else "X"])
+    Y = store.counts_by_split(targets) if space == "counts" else store.split_arrays(targets, ["X"])
     groups = store.section_groups(targets, pred)
     table = metrics.evaluate(Y, pred, list(targets.var_names), groups=groups)
     table = table[table["protocol"] == protocol].drop(columns="protocol")

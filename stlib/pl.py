@@ -153,3 +153,26 @@ def window_gallery(adata: ad.AnnData, section: str, n: int = 6, size: int = 224,
         ax.axis("off")
     fig.suptitle(f"{size} x {size} px windows, section {section}")
     return fig
+
+
+def beside_paper(side: pd.DataFrame, metric: str = "PCC") -> Figure:
+    """Grouped bars: the report's value and ours for one metric, per Table I row, one panel per split.
+
+    ``side`` is :func:`stlib.tables.beside_paper`'s output.
+    """
+    splits = list(dict.fromkeys(side.index.get_level_values("split")))
+    fig, axes = plt.subplots(1, len(splits), figsize=(4.2 * len(splits), 3.6), sharey=True, layout="constrained",
+                             squeeze=False)
+    models = list(dict.fromkeys(side.index.get_level_values("model")))
+    y = np.arange(len(models))
+    for ax, split in zip(axes[0], splits):
+        sub = side.xs(split, level="split").reindex(models)
+        ax.barh(y - 0.2, sub[(metric, "report")], height=0.4, color="grey", label="report (He et al. 2020, ResNet50)")
+        ax.barh(y + 0.2, sub[(metric, "ours")], height=0.4, color="tab:blue", label="this run")
+        ax.axvline(0, color="black", lw=0.8)
+        ax.set_title(split)
+        ax.set_xlabel(f"mean {metric} over genes")
+    axes[0][0].set_yticks(y, models)
+    axes[0][0].invert_yaxis()
+    axes[0][-1].legend(fontsize=8, loc="lower right")
+    return fig

@@ -2,6 +2,32 @@
 
 Functions read and write AnnData in scanpy conventions; nothing is fitted on anything but
 the spots of the splits named in ``fit_on`` (train by default).
+
+Target transforms (``transform=``)
+----------------------------------
+``"paper"`` (default)
+    What the authors' code did: each **section** is scaled with
+    :func:`scanpy.pp.normalize_total` to that section's median total count (over all genes),
+    then :func:`scanpy.pp.log1p`. The report's text ("X = log(X + 1)") leaves the
+    normalisation out.
+``"log1p"``
+    :func:`scanpy.pp.log1p` of the raw counts: what the report's sentence says, not what its
+    code did. Sequencing depth drives every gene's value.
+``"normalize_log1p"``
+    Every spot scaled to the same fixed total (``target_sum``, 10,000) over all genes, then
+    ``log1p``: the same within a section as ``"paper"`` up to a per-section constant.
+
+Gene rules (``rule=``)
+----------------------
+``"paper"`` (default)
+    The authors' procedure on the ``fit_on`` spots: genes present in every fitted section's
+    count file; the concatenated spots ``normalize_total`` + ``log1p``; 1,000 Seurat-flavour
+    highly variable genes; genes named ``*__ambiguous*`` dropped; then the ``n_top`` with the
+    highest mean. The authors fitted it on all sections (test included): ``fit_on="all"``
+    reproduces that and is labelled as a leak.
+``"book"``
+    This book's earlier rule: the ``n_mean`` genes with the highest mean of the target, then
+    the ``n_top`` most variable among them.
 """
 
 from __future__ import annotations
@@ -16,16 +42,36 @@ import scanpy as sc
 import scipy.sparse as sp
 
 from stlib.errors import DataError
+from stlib.models._base import SPLITS
 
-Transform = Literal["log1p", "normalize_log1p"]
-TRANSFORMS: tuple[str, ...] = ("log1p", "normalize_log1p")
+Transform = Literal["paper", "log1p", "normalize_log1p"]
+TRANSFORMS: tuple[str, ...] = ("paper", "log1p", "normalize_log1p")
+DEFAULT_TRANSFORM = "paper"
+GENE_RULES: tuple[str, ...] = ("paper", "book")
+DEFAULT_GENE_RULE = "paper"
 TARGET_SUM = 1e4
 
-GENE_RULE = (
-    "On the {fit_on} spots only, take the {n_mean} genes with the highest mean of the target "
-    "({transform}), then among them the {n_top} with the highest variance of the target; ties are broken "
-    "by gene id. Genes detected in fewer than {min_spots} {fit_on} spots are never candidates."
-)
+TRANSFORM_DESCRIPTIONS: dict[str, str] = {
+    "paper": "per section, normalize_total to the section's median total count (all genes), then log1p "
+             "(the authors' code)",
+    "log1p": "log1p of raw counts (the report's sentence, not its code)",
+    "normalize_log1p": "normalize_total to {target_sum:g} counts per spot (all genes), then log1p",
+}
+
+GENE_RULE_TEXT: dict[str, str] = {
+    "book": (
+        "On the {fit_on} spots only, take the {n_mean} genes with the highest mean of the target "
+        "({transform}), then among them the {n_top} with the highest variance of the target; ties are broken "
+        "by gene id. Genes detected in fewer than {min_spots} {fit_on} spots are never candidates."
+    ),
+    "paper": (
+        "The authors' rule on the {fit_on} spots: genes present in the count file of every {fit_on} section; "
+        "the spots concatenated, normalize_total (to their median total) and log1p; the {n_hvg} most variable "
+        "genes (scanpy highly_variable_genes, Seurat flavour); genes named '__ambiguous' dropped; then the "
+        "{n_top} with the highest mean (ties broken by gene id)."
+    ),
+}
+GENE_RULE = GENE_RULE_TEXT["book"]  # backwards-compatible name
 
 
 def section_summary(adata: ad.AnnData) -> pd.DataFrame:
@@ -68,116 +114,250 @@ def section_summary(adata: ad.AnnData) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("section")
 
 
-def _transform(X: sp.spmatrix | np.ndarray, transform: str, totals: np.ndarray, target_sum: float) -> np.ndarray:
-    X = X.toarray() if sp.issparse(X) else np.asarray(X)
-    X = X.astype(np.float64)
+def _check_transform(transform: str) -> None:
+    if transform not in TRANSFORMS:
+        raise ValueError(f"unknown target transform {transform!r}; use one of {TRANSFORMS}")
+
+
+def size_factors(
+    adata: ad.AnnData, transform: str = DEFAULT_TRANSFORM, *, library_key: str = "section", target_sum: float = TARGET_SUM
+) -> np.ndarray:
+    """Per spot, the factor its counts are divided by before ``log1p`` (1 for ``"log1p"``).
+
+    ``"paper"``: total counts / median total count of the spot's section (what
+    :func:`scanpy.pp.normalize_total` with ``target_sum=None`` does on one section);
+    ``"normalize_log1p"``: total counts / ``target_sum``. Totals are over all genes of ``X``.
+    """
+    _check_transform(transform)
+    totals = np.asarray(adata.X.sum(axis=1)).ravel().astype(np.float64)
     if transform == "log1p":
-        return np.log1p(X)
+        return np.ones_like(totals)
+    if (totals <= 0).any():
+        raise DataError("<adata>", f"{int((totals <= 0).sum())} spot(s) with zero total counts cannot be normalised")
     if transform == "normalize_log1p":
-        if (totals <= 0).any():
-            raise DataError("<adata>", f"{int((totals <= 0).sum())} spot(s) with zero total counts cannot be normalised")
-        return np.log1p(X / totals[:, None] * target_sum)
-    raise ValueError(f"unknown target transform {transform!r}; use one of {TRANSFORMS}")
+        return totals / target_sum
+    sections = adata.obs[library_key].astype(str).to_numpy()
+    out = np.empty_like(totals)
+    for sec in pd.unique(sections):
+        m = sections == sec
+        out[m] = totals[m] / np.median(totals[m])
+    return out
+
+
+def _normalized_log1p(X: sp.spmatrix | np.ndarray, factors: np.ndarray) -> sp.csr_matrix:
+    """``log1p(X / factors[:, None])`` as a sparse float64 matrix (zeros stay zeros)."""
+    Xs = sp.csr_matrix(X, dtype=np.float64)
+    Xs = sp.csr_matrix(sp.diags(1.0 / factors) @ Xs)
+    Xs.data = np.log1p(Xs.data)
+    return Xs
+
+
+def _sparse_mean_var(X: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    n = X.shape[0]
+    mean = np.asarray(X.mean(axis=0)).ravel()
+    sq = np.asarray(X.multiply(X).mean(axis=0)).ravel()
+    var = (sq - mean**2) * n / max(n - 1, 1)
+    return mean, np.maximum(var, 0.0)
+
+
+def _fit_splits(fit_on: str | Sequence[str]) -> list[str]:
+    if isinstance(fit_on, str):
+        return list(SPLITS) if fit_on == "all" else [fit_on]
+    return list(fit_on)
+
+
+def genes_in_all_sections(adata: ad.AnnData, sections: Sequence[str]) -> np.ndarray:
+    """Boolean mask over ``var_names``: genes present in the count file of every section given.
+
+    Uses ``varm["in_section"]`` (written by the readers: which genes each section's file
+    holds); without it every gene counts as present (data built in memory).
+    """
+    if "in_section" not in adata.varm:
+        return np.ones(adata.n_vars, dtype=bool)
+    pres = adata.varm["in_section"]
+    pres = pres if isinstance(pres, pd.DataFrame) else pd.DataFrame(pres, index=adata.var_names)
+    missing = [s for s in sections if s not in pres.columns]
+    if missing:
+        raise DataError("varm['in_section']", f"no gene list for section(s) {missing}")
+    return pres[list(sections)].to_numpy(dtype=bool).all(axis=1)
 
 
 def select_genes(
     adata: ad.AnnData,
     n_top: int = 250,
     *,
+    rule: str = DEFAULT_GENE_RULE,
     n_mean: int = 1000,
-    transform: str = "log1p",
+    n_hvg: int = 1000,
+    transform: str = DEFAULT_TRANSFORM,
     fit_on: str | Sequence[str] = "train",
     split_key: str = "split",
+    library_key: str = "section",
     min_spots: int = 10,
     target_sum: float = TARGET_SUM,
 ) -> list[str]:
-    """Choose the target genes on the ``fit_on`` spots only.
+    """Choose the target genes on the ``fit_on`` spots only (see the module docstring for the rules).
 
-    The rule (also written to ``uns["gene_selection"]["rule"]``): among genes detected in at
-    least ``min_spots`` fit spots, the ``n_mean`` genes with the highest mean of the target,
-    then among those the ``n_top`` with the highest variance of the target.
+    ``fit_on`` is a split name, a list of them, or ``"all"`` (every split: the authors' choice,
+    a leak of valid and test expression into the gene choice, recorded in
+    ``uns["gene_selection"]["leak"]``).
 
-    Writes ``var["sel_mean"]``, ``var["sel_var"]``, ``var["target_gene"]`` and
-    ``uns["gene_selection"]``. Returns the chosen genes, ordered by decreasing variance.
+    Writes ``var["sel_mean"]``, ``var["sel_var"]``, ``var["target_gene"]`` (and, for the
+    paper rule, ``var["highly_variable"]``, ``var["dispersions_norm"]``) and
+    ``uns["gene_selection"]``. Returns the chosen genes: by decreasing mean (paper rule) or
+    decreasing variance (book rule).
     """
-    fit = [fit_on] if isinstance(fit_on, str) else list(fit_on)
+    if rule not in GENE_RULES:
+        raise ValueError(f"unknown gene rule {rule!r}; use one of {GENE_RULES}")
+    _check_transform(transform)
+    fit = _fit_splits(fit_on)
     mask = adata.obs[split_key].isin(fit).to_numpy()
     if not mask.any():
         raise DataError("<adata>", f"no spot in split(s) {fit} to select genes on")
-    Xf = adata.X[mask]
-    totals = np.asarray(Xf.sum(axis=1)).ravel()
-    n_detected = np.asarray((Xf > 0).sum(axis=0)).ravel()
-    T = _transform(Xf, transform, totals, target_sum)
-    mean, var = T.mean(axis=0), T.var(axis=0, ddof=1)
-    genes = adata.var_names.to_numpy()
-    cand = np.flatnonzero(n_detected >= min_spots)
-    if len(cand) < n_top:
-        raise DataError("<adata>", f"only {len(cand)} genes detected in >= {min_spots} {fit} spots; need {n_top}")
-    order = np.lexsort((genes[cand], -mean[cand]))[:n_mean]
-    top_mean = cand[order]
-    order2 = np.lexsort((genes[top_mean], -var[top_mean]))[:n_top]
-    chosen = top_mean[order2]
+    genes = adata.var_names.to_numpy().astype(str)
+    sub = adata[mask]
+    info: dict = {}
+    if rule == "book":
+        Xf = sp.csr_matrix(sub.X)
+        n_detected = np.asarray((Xf > 0).sum(axis=0)).ravel()
+        T = _normalized_log1p(Xf, size_factors(sub, transform, library_key=library_key, target_sum=target_sum))
+        mean, var = _sparse_mean_var(T)
+        cand = np.flatnonzero(n_detected >= min_spots)
+        if len(cand) < n_top:
+            raise DataError("<adata>", f"only {len(cand)} genes detected in >= {min_spots} {fit} spots; need {n_top}")
+        order = np.lexsort((genes[cand], -mean[cand]))[:n_mean]
+        top_mean = cand[order]
+        order2 = np.lexsort((genes[top_mean], -var[top_mean]))[:n_top]
+        chosen = top_mean[order2]
+        text = GENE_RULE_TEXT["book"].format(fit_on="+".join(fit), n_mean=n_mean, transform=transform, n_top=n_top,
+                                             min_spots=min_spots)
+    else:
+        sections = list(pd.unique(sub.obs[library_key].astype(str)))
+        common = genes_in_all_sections(adata, sections)
+        work = ad.AnnData(X=sp.csr_matrix(sub.X[:, common], dtype=np.float32),
+                          var=pd.DataFrame(index=genes[common]))
+        work.obs_names = sub.obs_names.copy()
+        # totals over the common genes, as the authors' concatenated table held only those
+        sc.pp.normalize_total(work)
+        sc.pp.log1p(work)
+        sc.pp.highly_variable_genes(work, n_top_genes=n_hvg, flavor="seurat")
+        ambiguous = np.array(["__ambiguous" in g for g in genes[common]], dtype=bool)
+        hv = work.var["highly_variable"].to_numpy() & ~ambiguous
+        mean_c, var_c = _sparse_mean_var(sp.csr_matrix(work.X, dtype=np.float64))
+        idx_common = np.flatnonzero(common)
+        cand = idx_common[hv]
+        if len(cand) < n_top:
+            raise DataError("<adata>", f"only {len(cand)} highly variable genes on {fit}; need {n_top}")
+        order = np.lexsort((genes[cand], -mean_c[hv]))[:n_top]
+        chosen = cand[order]
+        mean = np.full(adata.n_vars, np.nan)
+        var = np.full(adata.n_vars, np.nan)
+        mean[idx_common], var[idx_common] = mean_c, var_c
+        adata.var["highly_variable"] = False
+        adata.var.iloc[idx_common[work.var["highly_variable"].to_numpy()],
+                       adata.var.columns.get_loc("highly_variable")] = True
+        disp = np.full(adata.n_vars, np.nan)
+        disp[idx_common] = work.var["dispersions_norm"].to_numpy(dtype=np.float64)
+        adata.var["dispersions_norm"] = disp
+        info = {"n_common_genes": int(common.sum()), "n_hvg": int(n_hvg),
+                "n_ambiguous_dropped": int(work.var["highly_variable"].sum() - hv.sum())}
+        text = GENE_RULE_TEXT["paper"].format(fit_on="+".join(fit), n_hvg=n_hvg, n_top=n_top)
     adata.var["sel_mean"] = mean
     adata.var["sel_var"] = var
     adata.var["target_gene"] = False
     adata.var.iloc[chosen, adata.var.columns.get_loc("target_gene")] = True
-    rule = GENE_RULE.format(fit_on="+".join(fit), n_mean=n_mean, transform=transform, n_top=n_top, min_spots=min_spots)
     adata.uns["gene_selection"] = {
-        "rule": rule,
+        "rule": text,
+        "rule_name": rule,
         "fit_on": fit,
+        "leak": "LEAK: the gene choice saw the test spots" if "test" in fit else "",
         "n_top": n_top,
         "n_mean": n_mean,
         "min_spots": min_spots,
         "transform": transform,
         "n_fit_spots": int(mask.sum()),
         "genes": [str(g) for g in genes[chosen]],
+        **info,
     }
     return [str(g) for g in genes[chosen]]
+
+
+def gene_set(adata: ad.AnnData, genes: Sequence[str], *, name: str) -> list[str]:
+    """A fixed gene list (e.g. the authors' 250 Ensembl ids) checked against the data.
+
+    Records ``uns["gene_selection"]`` with ``rule_name = name``; raises a :class:`DataError`
+    naming how many of the genes the data lack (e.g. the authors' Ensembl ids on a data set
+    whose genes are symbols).
+    """
+    present = [g for g in genes if g in adata.var_names]
+    missing = [g for g in genes if g not in adata.var_names]
+    if missing:
+        raise DataError(
+            "<adata>",
+            f"gene set {name!r}: {len(missing)} of its {len(genes)} genes are not in the data "
+            f"(e.g. {missing[:3]}; the data's genes look like {list(adata.var_names[:3])})",
+        )
+    adata.var["target_gene"] = adata.var_names.isin(present)
+    adata.uns["gene_selection"] = {"rule": f"the fixed gene list {name!r} ({len(present)} genes)", "rule_name": name,
+                                   "fit_on": [], "leak": "", "genes": list(present)}
+    return list(present)
 
 
 def make_targets(
     adata: ad.AnnData,
     genes: Sequence[str],
     *,
-    transform: str = "log1p",
+    transform: str = DEFAULT_TRANSFORM,
     target_sum: float = TARGET_SUM,
+    library_key: str = "section",
 ) -> ad.AnnData:
     """The modelling AnnData: the chosen genes, targets in ``X``, raw counts in a layer.
 
-    ``transform="log1p"`` is the paper's target, :func:`scanpy.pp.log1p` of raw counts.
-    ``transform="normalize_log1p"`` first scales each spot to ``target_sum`` total counts
-    (:func:`scanpy.pp.normalize_total`, over all genes), so that sequencing depth no longer
-    drives every gene's value.
+    ``transform`` is one of :data:`TRANSFORMS` (module docstring). ``"paper"`` runs
+    :func:`scanpy.pp.normalize_total` (``target_sum=None``: the section's median) and
+    :func:`scanpy.pp.log1p` on each section separately, over all genes, as the authors did.
 
     Returns a new AnnData with ``X`` = target (float32), ``layers["counts"]`` (raw),
-    ``obs["total_counts"]`` (over all genes), ``obs["log_size_factor"]`` =
-    ``log(total_counts / target_sum)`` (the GLM offset for ``normalize_log1p``) and
-    ``uns["target"]``.
+    ``obs["total_counts"]`` (over all genes), ``obs["log_size_factor"]`` = log of the factor
+    each spot was divided by (:func:`size_factors`; the GLM offset for normalised targets, 0
+    for ``"log1p"``) and ``uns["target"]``.
     """
-    if transform not in TRANSFORMS:
-        raise ValueError(f"unknown target transform {transform!r}; use one of {TRANSFORMS}")
+    _check_transform(transform)
     missing = [g for g in genes if g not in adata.var_names]
     if missing:
         raise DataError("<adata>", f"{len(missing)} target gene(s) not in the data, e.g. {missing[:3]}")
-    full = adata.copy()
-    full.obs["total_counts"] = np.asarray(full.X.sum(axis=1)).ravel().astype(np.float64)
-    if (full.obs["total_counts"] <= 0).any():
-        raise DataError("<adata>", "spots with zero total counts")
-    full.layers["counts"] = full.X.copy()
-    if transform == "normalize_log1p":
-        sc.pp.normalize_total(full, target_sum=target_sum)
-    full.X = full.X.astype(np.float32)
-    sc.pp.log1p(full)
-    out = full[:, list(genes)].copy()
+    totals = np.asarray(adata.X.sum(axis=1)).ravel().astype(np.float64)
+    if (totals <= 0).any():
+        raise DataError("<adata>", f"{int((totals <= 0).sum())} spot(s) with zero total counts")
+    if transform == "paper":
+        parts = []
+        for sec in pd.unique(adata.obs[library_key].astype(str)):
+            part = adata[(adata.obs[library_key].astype(str) == sec).to_numpy()].copy()
+            part.layers["counts"] = part.X.copy()
+            part.X = part.X.astype(np.float32)
+            sc.pp.normalize_total(part)
+            sc.pp.log1p(part)
+            parts.append(part[:, list(genes)].copy())
+        out = ad.concat(parts, merge="same")
+        out = out[adata.obs_names].copy()
+    else:
+        full = adata.copy()
+        full.layers["counts"] = full.X.copy()
+        full.X = full.X.astype(np.float32)
+        if transform == "normalize_log1p":
+            sc.pp.normalize_total(full, target_sum=target_sum)
+        sc.pp.log1p(full)
+        out = full[:, list(genes)].copy()
     out.X = out.X.toarray() if sp.issparse(out.X) else np.asarray(out.X)
-    out.obs["log_size_factor"] = np.log(out.obs["total_counts"] / target_sum)
+    out.obs["total_counts"] = totals
+    out.obs["log_size_factor"] = np.log(size_factors(adata, transform, library_key=library_key, target_sum=target_sum))
+    for key, value in adata.uns.items():
+        if key != "log1p":
+            out.uns[key] = value
     out.uns["target"] = {
         "transform": transform,
         "target_sum": float(target_sum) if transform == "normalize_log1p" else None,
-        "description": (
-            "log1p of raw counts (the paper)" if transform == "log1p"
-            else f"normalize_total to {target_sum:g} counts per spot (all genes), then log1p"
-        ),
+        "description": TRANSFORM_DESCRIPTIONS[transform].format(target_sum=target_sum),
     }
     out.uns.pop("log1p", None)
     return out

@@ -64,16 +64,21 @@ def read_config(results_dir: Path) -> dict[str, Any]:
 def split_arrays(adata: ad.AnnData, keys: Sequence[str], split_key: str = "split") -> dict[str, np.ndarray]:
     """Per split, the horizontal concatenation of ``obsm[k]`` for ``k in keys`` (``"X"`` = targets).
 
-    Rows keep the order of ``adata`` within each split.
+    Rows keep the order of ``adata`` within each split. ``"counts"`` reads ``layers["counts"]``.
     """
     out = {}
     for s in SPLITS:
         mask = (adata.obs[split_key] == s).to_numpy()
         if not mask.any():
             continue
-        parts = [np.asarray(adata.X[mask] if k == "X" else adata.obsm[k][mask], dtype=np.float64) for k in keys]
+        parts = [_dense(adata.X[mask] if k == "X" else adata.layers[k][mask] if k == "counts" else adata.obsm[k][mask])
+                 for k in keys]
         out[s] = np.hstack(parts)
     return out
+
+
+def _dense(a) -> np.ndarray:
+    return np.asarray(a.toarray() if hasattr(a, "toarray") else a, dtype=np.float64)
 
 
 def section_groups(adata: ad.AnnData, splits, split_key: str = "split") -> dict[str, np.ndarray]:

@@ -12,28 +12,28 @@ import pandas as pd
 from stlib import metrics, store
 from stlib.io.registry import project_data_dir
 from stlib.models._base import SPLITS, ModelResult
+from stlib.protocol import TABLE_MODELS
 
 #: The paper's Table I rows and the model of this book that reproduces each.
-PAPER_ROWS: dict[str, str] = {
-    "Simple Neural Network": "mlp",
-    "Linear Regression Lasso": "lasso",
-    "NB Alpha Apriori Estimation": "nb_apriori",
-    "KNN NB Alpha Apriori Estimation": "knn_nb_apriori",
-    "KNN Pooled GNN": "gnn_paper",
-    "KNN Linear Regression Ridge": "knn_ridge",
-}
+PAPER_ROWS: dict[str, str] = TABLE_MODELS
 METRIC_NAMES = {"pearson": "PCC", "spearman": "SRCC", "mse": "MSE", "mae": "MAE", "r2": "R2"}
 
 
 def metric_table(targets: ad.AnnData, predictions: Mapping[str, ad.AnnData]) -> pd.DataFrame:
     """Long table: one row per (model, split, protocol) with the mean-over-genes metrics."""
     Y = store.split_arrays(targets, ["X"])
+    C = store.counts_by_split(targets)
     groups = store.section_groups(targets, Y)
     rows = []
     for name, pred in predictions.items():
-        P = store.split_arrays(pred, ["X"])
-        t = metrics.evaluate(Y, P, list(targets.var_names), groups=groups).reset_index()
+        settings = store.model_settings(pred)
+        space = settings.get("score_space", "target")
+        P = store.split_arrays(pred, ["counts" if space == "counts" else "X"])
+        t = metrics.evaluate(C if space == "counts" else Y, P, list(targets.var_names), groups=groups).reset_index()
         t.insert(0, "model", name)
+        t["space"] = space
+        t["leaks"] = "; ".join(settings.get("leaks", []))
+        t["bugs"] = "; ".join(settings.get("bugs", []))
         rows.append(t)
     out = pd.concat(rows, ignore_index=True)
     out["split"] = pd.Categorical(out["split"], categories=list(SPLITS))
@@ -50,9 +50,11 @@ def table_one(long: pd.DataFrame, protocol: str = "pooled") -> pd.DataFrame:
         for split in SPLITS:
             if split in sub.index:
                 r = sub.loc[split]
+                flags = "; ".join(x for x in (r.get("leaks", ""), r.get("bugs", "")) if isinstance(x, str) and x)
                 rows.append({"model": paper_name, "ours": model, "split": split.capitalize(),
                              **{METRIC_NAMES[m]: float(r[m]) for m in METRIC_NAMES},
-                             "genes w/o correlation": int(r["n_genes"]) - int(r["n_genes_correlated"])})
+                             "genes w/o correlation": int(r["n_genes"]) - int(r["n_genes_correlated"]),
+                             "scored in": r.get("space", "target"), "leaks / bugs": flags or "none"})
     return pd.DataFrame(rows).set_index(["model", "split"])
 
 
@@ -63,6 +65,25 @@ def paper_table() -> pd.DataFrame | None:
         return None
     return df.rename(columns={"pcc": "PCC", "srcc": "SRCC", "mse": "MSE", "mae": "MAE", "r2": "R2"}).set_index(
         ["model", "split"])
+
+
+def beside_paper(table1: pd.DataFrame, paper: pd.DataFrame,
+                 metrics_: tuple[str, ...] = ("PCC", "SRCC", "MSE", "MAE", "R2")) -> pd.DataFrame:
+    """The report's value beside ours for every row of Table I, split and metric.
+
+    ``table1`` is :func:`table_one`'s output, ``paper`` :func:`paper_table`'s. Returns rows
+    (model, split) in the report's order and columns (metric, ``"report"`` / ``"ours"``), plus
+    ``("", "ours: model")``, ``("", "leaks")`` and ``("", "scored in")`` when ``table1`` has them.
+    """
+    cols = {}
+    for m in metrics_:
+        cols[(m, "report")] = paper[m]
+        cols[(m, "ours")] = table1[m].reindex(paper.index)
+    out = pd.DataFrame(cols, index=paper.index)
+    for extra, label in (("ours", "ours: model"), ("scored in", "scored in"), ("leaks / bugs", "leaks / bugs")):
+        if extra in table1.columns:
+            out[("", label)] = table1[extra].reindex(paper.index)
+    return out
 
 
 def wide(long: pd.DataFrame, protocol: str = "pooled", metrics_: tuple[str, ...] = ("pearson", "spearman", "mse", "r2")) -> pd.DataFrame:
@@ -102,9 +123,14 @@ def protocol_text(config: Mapping[str, Any], targets: ad.AnnData, protocol: str)
     """The protocol of a table, printed above it (HEST-style)."""
     n = targets.obs.groupby("split", observed=True)["section"].agg(lambda s: ", ".join(pd.unique(s.astype(str))))
     spots = targets.obs["split"].value_counts()
+    sel = targets.uns.get("gene_selection", {})
+    fit_on = "+".join(sel.get("fit_on", ["train"])) or "a fixed list"
     lines = [
+        f"protocol: {config.get('protocol', 'sound')}",
         f"data set: {config.get('dataset')}; backbone: {config.get('backbone')} (weights: {config.get('weights')})",
-        f"target: {targets.uns['target']['description']}; {targets.n_vars} genes chosen on train",
+        f"target: {targets.uns['target']['description']}",
+        f"genes: {targets.n_vars}, rule '{sel.get('rule_name', 'book')}' fitted on {fit_on}"
+        + (f" ({sel['leak']})" if sel.get("leak") else ""),
         "split: " + "; ".join(f"{s} = {n.get(s, '')} ({int(spots.get(s, 0))} spots)" for s in SPLITS),
         f"metric protocol: per gene over the spots of a split ({protocol.replace('_', ' ')}), mean over genes",
         f"seed: {config.get('seed')}",

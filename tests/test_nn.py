@@ -65,7 +65,8 @@ def test_lr_choice_and_restored_weights(runs) -> None:
         assert len(hl) == run and list(hl.epoch) == list(range(1, run + 1))
         assert hl.val_loss.min() == pytest.approx(best, rel=1e-6)
         assert int(hl.epoch[hl.val_loss.idxmin()]) == best_epoch
-    assert s["architecture"] == ["input(8)", "dense(32, relu)", "dense(32, relu)", "dropout(0.5)",
+    # the authors' network: two hidden layers, each followed by dropout
+    assert s["architecture"] == ["input(8)", "dense(32, relu)", "dropout(0.5)",
                                  "dense(32, relu)", "dropout(0.5)", "dense(5, linear)"]
 
 
@@ -94,3 +95,28 @@ def test_bad_input() -> None:
 def test_import_is_lazy() -> None:
     code = "import sys, stlib, stlib.models.nn, stlib.models.gnn; assert 'tensorflow' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_built_model_has_the_authors_two_hidden_layers() -> None:
+    from stlib.models.nn import build_mlp
+
+    m = build_mlp(64, 250)
+    kinds = [type(layer).__name__ for layer in m.layers]
+    assert kinds == ["Dense", "Dropout", "Dense", "Dropout", "Dense"]
+    assert [layer.units for layer in m.layers if type(layer).__name__ == "Dense"] == [64, 64, 250]
+
+
+def test_per_lr_fits_are_independent_and_choose_lr_picks_the_lowest_valid_loss() -> None:
+    from stlib.models.nn import choose_lr, fit_mlp_per_lr
+
+    X, Ytr, Yva = _data()
+    d = {"Ytr": Ytr, "Yva": Yva}
+    both = fit_mlp_per_lr(X, d["Ytr"], d["Yva"], learning_rates=(1e-3, 1e-2), epochs=5, hidden=8, seed=0)
+    alone = fit_mlp_per_lr(X, d["Ytr"], d["Yva"], learning_rates=(1e-2,), epochs=5, hidden=8, seed=0)
+    np.testing.assert_array_equal(both[1e-2].predictions["valid"], alone[1e-2].predictions["valid"])
+    chosen = choose_lr(both)
+    best = min(both, key=lambda lr: both[lr].settings["best_val_loss"])
+    assert chosen.settings["lr"] == best and chosen.settings["learning_rates"] == [1e-3, 1e-2]
+    np.testing.assert_array_equal(chosen.predictions["valid"], both[best].predictions["valid"])
+    unscaled = fit_mlp_per_lr(X, d["Ytr"], d["Yva"], learning_rates=(1e-2,), epochs=5, hidden=8, seed=0, scale=False)
+    assert unscaled[1e-2].settings["feature_scaling"].startswith("none")

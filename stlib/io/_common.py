@@ -293,6 +293,8 @@ def build_section(
 def concat_sections(sections: list[ad.AnnData]) -> ad.AnnData:
     """Concatenate sections: the gene union, zero-filled where a section lacks a gene.
 
+    ``varm["in_section"]`` (genes x sections, boolean) says which genes each section's file held.
+
     ``uns["spatial"]`` and ``uns["load_report"]`` are merged per section; ``var`` columns
     (e.g. gene symbols) are kept where they agree.
     """
@@ -303,6 +305,10 @@ def concat_sections(sections: list[ad.AnnData]) -> ad.AnnData:
         raise DataError("<sections>", f"duplicate section ids {names}")
     out = ad.concat(sections, join="outer", fill_value=0, merge="same", uns_merge=None)
     out.X = sp.csr_matrix(out.X).astype(np.int32)
+    # which genes each section's count file holds (zero-filled genes are not "present"):
+    # the authors' gene rule uses the genes common to all sections
+    out.varm["in_section"] = pd.DataFrame({n: out.var_names.isin(a.var_names) for n, a in zip(names, sections)},
+                                          index=out.var_names)
     out.uns["spatial"] = {k: v for a in sections for k, v in a.uns["spatial"].items()}
     out.uns["load_report"] = {k: v for a in sections for k, v in a.uns["load_report"].items()}
     for col in ("section", "patient", "subtype"):

@@ -45,7 +45,12 @@ ETA_MAX: float = 20.0
 """Upper clip of the linear predictor before ``exp`` (``exp(20) ~ 5e8`` counts, far above any
 spot's library size); guards against overflow on extrapolated features."""
 
-__all__ = ["ALPHA_MAX", "ALPHA_MIN", "ETA_MAX", "FAMILIES", "apriori_alpha", "fit_glm"]
+APRIORI_RULES: tuple[str, ...] = ("moments", "paper")
+"""``"moments"``: the NB2 dispersion ``(v - m) / m**2``; ``"paper"``: the authors' ``m**2 / (v - m)``
+(0 when ``v <= m``), the inverse of the NB2 dispersion, passed to statsmodels as if it were one."""
+
+__all__ = ["ALPHA_MAX", "ALPHA_MIN", "APRIORI_RULES", "ETA_MAX", "FAMILIES", "apriori_alpha", "apriori_alpha_paper",
+           "fit_glm"]
 
 
 def apriori_alpha(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -66,10 +71,26 @@ def apriori_alpha(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return raw, np.clip(raw, ALPHA_MIN, ALPHA_MAX)
 
 
+def apriori_alpha_paper(counts: np.ndarray) -> np.ndarray:
+    """The authors' "a priori" alpha per gene: ``m**2 / (v - m)`` if ``v > m`` else 0.
+
+    ``m`` mean, ``v`` sample variance (``ddof=1``) of each column, exactly as their
+    ``estimate_alpha_from_data`` (linear_nb_models / knn_nb_models notebooks). This is the
+    *inverse* of the NB2 dispersion that statsmodels' ``NegativeBinomial(alpha=...)`` expects.
+    """
+    c = np.asarray(counts, dtype=np.float64)
+    m = c.mean(axis=0)
+    v = c.var(axis=0, ddof=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(v > m, m**2 / (v - m), 0.0)
+
+
 def _fit_one(
-    y: np.ndarray, design: np.ndarray, offset: np.ndarray | None, family: str, alpha: float, maxiter: int
+    y: np.ndarray, design: np.ndarray, offset: np.ndarray | None, family: str, alpha: float, maxiter: int,
+    keep_unconverged: bool = False,
 ) -> tuple[np.ndarray, str, str, int]:
-    """Fit one gene; returns ``(params, status, message, n_iter)``; params NaN unless ok."""
+    """Fit one gene; returns ``(params, status, message, n_iter)``; params NaN unless ok
+    (or, with ``keep_unconverged``, unless the fit failed outright)."""
     nan = np.full(design.shape[1], np.nan)
     if not np.any(y > 0):
         return nan, "failed", "all train counts are zero: the MLE of the intercept is -inf", 0
@@ -89,7 +110,7 @@ def _fit_one(
     if not res.converged:
         msg = "; ".join(filter(None, [f"IRLS did not converge in {maxiter} iterations", msg]))
     if not res.converged or bad:
-        return nan, "not_converged", msg, n_iter
+        return (params if keep_unconverged else nan), "not_converged", msg, n_iter
     return params, "ok", msg, n_iter
 
 
@@ -103,6 +124,10 @@ def fit_glm(
     n_jobs: int = 1,
     maxiter: int = 100,
     name: str | None = None,
+    scale: bool = True,
+    apriori: str = "moments",
+    keep_unconverged: bool = False,
+    score_space: str = "target",
 ) -> ModelResult:
     """Fit one GLM per gene on the train counts and predict every split.
 
@@ -127,6 +152,17 @@ def fit_glm(
         IRLS iteration limit.
     name
         Model name; default ``family``.
+    scale
+        Standardise features on train (default); ``False``: raw features (the authors).
+    apriori
+        For ``"nb_apriori"``: ``"moments"`` (NB2 dispersion, clipped) or ``"paper"`` (the
+        authors' inverse formula, :func:`apriori_alpha_paper`, unclipped).
+    keep_unconverged
+        Keep the parameters of fits that did not converge (the authors kept every fit);
+        by default their predictions are NaN.
+    score_space
+        ``"target"`` (default) or ``"counts"`` (the authors scored GLMs on raw counts against the
+        predicted mean); recorded in ``settings["score_space"]`` for the tables.
 
     Returns
     -------
@@ -162,21 +198,34 @@ def fit_glm(
     if len(index) != n_genes:
         raise DataError("genes", f"{len(index)} gene names for {n_genes} genes")
 
-    scaler = StandardScaler().fit(Xtr)
-    design = {s: sm.add_constant(scaler.transform(np.asarray(a, dtype=np.float64)), has_constant="add") for s, a in X.items()}
+    if apriori not in APRIORI_RULES:
+        raise DataError("apriori", f"unknown a-priori rule {apriori!r}; expected one of {APRIORI_RULES}")
+    if score_space not in ("target", "counts"):
+        raise DataError("score_space", f"expected 'target' or 'counts', got {score_space!r}")
+    if scale:
+        scaler = StandardScaler().fit(Xtr)
+        design = {s: sm.add_constant(scaler.transform(np.asarray(a, dtype=np.float64)), has_constant="add")
+                  for s, a in X.items()}
+    else:
+        design = {s: sm.add_constant(np.asarray(a, dtype=np.float64), has_constant="add") for s, a in X.items()}
     off = {s: np.asarray(offset[s], dtype=np.float64) for s in X} if offset is not None else None
 
-    if family == "nb_apriori":
+    if family == "nb_apriori" and apriori == "paper":
+        alpha_raw = alpha = apriori_alpha_paper(y)
+    elif family == "nb_apriori":
         alpha_raw, alpha = apriori_alpha(y)
     else:
         alpha_raw = alpha = np.full(n_genes, 1.0 if family == "nb_alpha1" else np.nan)
 
     fits = Parallel(n_jobs=n_jobs)(
-        delayed(_fit_one)(y[:, j], design["train"], None if off is None else off["train"], family, alpha[j], maxiter)
+        delayed(_fit_one)(y[:, j], design["train"], None if off is None else off["train"], family, alpha[j], maxiter,
+                          keep_unconverged)
         for j in range(n_genes)
     )
     params = np.vstack([f[0] for f in fits])  # (n_genes, 1 + n_features), NaN rows unless ok
     status = np.array([f[1] for f in fits], dtype=object)
+    if not keep_unconverged:
+        params[status != "ok"] = np.nan
 
     predictions: dict[str, np.ndarray] = {}
     counts: dict[str, np.ndarray] = {}
@@ -207,6 +256,9 @@ def fit_glm(
         "nb_apriori": (
             "per gene, NB2 moment estimator alpha = (v - m) / m^2 on the train counts "
             f"(m mean, v variance with ddof=1), clipped to [{ALPHA_MIN:g}, {ALPHA_MAX:g}]"
+            if apriori == "moments" else
+            "per gene, the authors' alpha = m^2 / (v - m) (0 if v <= m) on the train counts (m mean, v variance "
+            "with ddof=1): the inverse of the NB2 dispersion, unclipped"
         ),
     }[family]
     settings: dict[str, Any] = {
@@ -223,11 +275,15 @@ def fit_glm(
         "predictions": (
             "log1p(exp(X beta)): rate at reference size (offset 0)" if off is not None else "log1p(mu)"
         ),
-        "scaler": "StandardScaler fitted on train features only; intercept added",
+        "scaler": "StandardScaler fitted on train features only; intercept added" if scale else
+                  "none: raw features (the authors' code); intercept added",
+        "apriori": apriori,
+        "keep_unconverged": bool(keep_unconverged),
+        "score_space": score_space,
         "eta_max": ETA_MAX,
         "n_genes_eta_clipped": int((n_clipped > 0).sum()),
     }
-    if family == "nb_apriori":
+    if family == "nb_apriori" and apriori == "moments":
         settings.update(
             alpha_min=ALPHA_MIN,
             alpha_max=ALPHA_MAX,

@@ -1,11 +1,16 @@
 """Linear models of the targets: OLS, and Lasso / Ridge with a penalty chosen per gene.
 
 Features are standardised with a :class:`~sklearn.preprocessing.StandardScaler` fitted on
-the train features only. For Lasso and Ridge every penalty of the grid is fitted on the
-train spots (all genes at once), each gene keeps the penalty with the lowest validation
-MSE (ties -> the larger penalty), and its predictions come from that train fit: the valid
-targets serve for selection only and nothing is refitted on train + valid (as in the paper).
-A penalty of 0 is ordinary least squares (:class:`~sklearn.linear_model.LinearRegression`).
+the train features only (``scale=False``: raw features, as the authors' code). For Lasso and
+Ridge every penalty of the grid is fitted on the train spots (all genes at once), each gene
+keeps the penalty with the lowest validation MSE, and its predictions come from that train
+fit: the valid targets serve for selection only.
+
+``refit=True`` does what the authors' ``GridSearchCV`` with a predefined train/valid split
+did: the chosen penalty is refitted on train + valid, so the valid predictions are
+in-sample (a leak, recorded in ``settings["leaks"]``). Their grids are
+:data:`PAPER_ALPHAS`. A penalty of 0 is ordinary least squares
+(:class:`~sklearn.linear_model.LinearRegression`).
 """
 
 from __future__ import annotations
@@ -29,7 +34,13 @@ DEFAULT_ALPHAS: dict[str, tuple[float, ...]] = {
     "ridge": (0.0, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0),
 }
 
-__all__ = ["DEFAULT_ALPHAS", "KINDS", "fit_linear"]
+PAPER_ALPHAS: dict[str, tuple[float, ...]] = {
+    "lasso": (1e-7, 0.001, 0.01, 0.1, 1.0, 1.5, 10.0),
+    "ridge": (0.0, 0.001, 0.01, 0.1, 0.5, 1.0, 5.0, 10.0, 100.0),
+}
+"""The authors' grids (lognorm_linear_models / knn_lognorm_linear_models notebooks)."""
+
+__all__ = ["DEFAULT_ALPHAS", "KINDS", "PAPER_ALPHAS", "fit_linear"]
 
 
 def _fit_alpha(kind: str, alpha: float, Xs: np.ndarray, Y: np.ndarray, max_iter: int) -> tuple[np.ndarray, np.ndarray, int]:
@@ -61,6 +72,8 @@ def fit_linear(
     genes: Sequence[str] | None = None,
     name: str | None = None,
     max_iter: int = 10000,
+    scale: bool = True,
+    refit: bool = False,
 ) -> ModelResult:
     """Fit a linear model per gene on train and predict every split.
 
@@ -82,6 +95,12 @@ def fit_linear(
         Model name; default ``kind``.
     max_iter
         Lasso coordinate-descent iteration limit.
+    scale
+        Standardise features on train (default); ``False`` uses them as they are.
+    refit
+        Refit the chosen penalty on train + valid (the authors' ``GridSearchCV``; the valid
+        predictions are then in-sample, a leak). Ties then go to the smaller penalty, as
+        ``GridSearchCV`` ranks them; without refit ties go to the larger penalty.
 
     Returns
     -------
@@ -116,8 +135,13 @@ def fit_linear(
     if len(index) != n_genes:
         raise DataError("genes", f"{len(index)} gene names for {n_genes} genes")
 
-    scaler = StandardScaler().fit(np.asarray(X["train"], dtype=np.float64))
-    Xs = {s: scaler.transform(np.asarray(a, dtype=np.float64)) for s, a in X.items()}
+    if scale:
+        scaler = StandardScaler().fit(np.asarray(X["train"], dtype=np.float64))
+        Xs = {s: scaler.transform(np.asarray(a, dtype=np.float64)) for s, a in X.items()}
+    else:
+        Xs = {s: np.asarray(a, dtype=np.float64) for s, a in X.items()}
+    if refit and not select:
+        raise DataError("refit", "refit on train + valid needs a penalty grid to choose from")
 
     fits = [_fit_alpha(kind, a, Xs["train"], Ytr, max_iter) for a in grid]
     coefs = np.stack([f[0] for f in fits])  # (n_alpha, n_genes, p)
@@ -126,12 +150,25 @@ def fit_linear(
     per_gene = pd.DataFrame(index=index)
     if select:
         valid_mse = np.stack([((Xs["valid"] @ c.T + b - Yva) ** 2).mean(axis=0) for c, b in zip(coefs, intercepts)])
-        # argmin over the reversed grid -> on ties the larger penalty wins
-        chosen = len(grid) - 1 - np.argmin(valid_mse[::-1], axis=0)
+        if refit:  # GridSearchCV: the best rank, ties -> the first candidate (smaller penalty)
+            chosen = np.argmin(valid_mse, axis=0)
+        else:  # argmin over the reversed grid -> on ties the larger penalty wins
+            chosen = len(grid) - 1 - np.argmin(valid_mse[::-1], axis=0)
     else:
         chosen = np.zeros(n_genes, dtype=int)
     genes_idx = np.arange(n_genes)
-    coef, intercept = coefs[chosen, genes_idx], intercepts[chosen, genes_idx]
+    if refit:
+        Xtv = np.vstack([Xs["train"], Xs["valid"]])
+        Ytv = np.vstack([Ytr, Yva])
+        coef = np.zeros((n_genes, Xtv.shape[1]))
+        intercept = np.zeros(n_genes)
+        for k, a in enumerate(grid):
+            g = np.flatnonzero(chosen == k)
+            if g.size:
+                c, b, _ = _fit_alpha(kind, a, Xtv, Ytv[:, g], max_iter)
+                coef[g], intercept[g] = c, b
+    else:
+        coef, intercept = coefs[chosen, genes_idx], intercepts[chosen, genes_idx]
     predictions = {s: x @ coef.T + intercept for s, x in Xs.items()}
 
     per_gene["alpha"] = np.asarray(grid)[chosen]
@@ -143,13 +180,18 @@ def fit_linear(
         "kind": kind,
         "alphas": list(grid),
         "selection": (
-            "penalty chosen per gene by minimal valid MSE (ties -> larger penalty); "
-            "predictions from the train fit, no refit on train + valid"
+            ("penalty chosen per gene by minimal valid MSE (ties -> smaller penalty), then refitted on "
+             "train + valid (the authors' GridSearchCV)" if refit else
+             "penalty chosen per gene by minimal valid MSE (ties -> larger penalty); "
+             "predictions from the train fit, no refit on train + valid")
             if select
             else "single penalty, fitted on train"
         ),
+        "refit": bool(refit),
+        "leaks": ["valid targets in the fit (refit on train + valid): the valid scores are in-sample"] if refit else [],
         "n_genes_per_alpha": {f"{a:g}": int((chosen == k).sum()) for k, a in enumerate(grid)},
-        "scaler": "StandardScaler fitted on train features only; intercept fitted",
+        "scaler": "StandardScaler fitted on train features only; intercept fitted" if scale else
+                  "none: raw features (the authors' code); intercept fitted",
         "n_features": int(Xs["train"].shape[1]),
         "n_genes": n_genes,
     }

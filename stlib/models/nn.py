@@ -1,9 +1,11 @@
 """The paper's "Simple Neural Network": a small fully connected Keras network.
 
-Input (image PCA 32 + graph SVD 32 = 64 features in the paper) -> Dense(64, relu) ->
-Dense(64, relu) -> Dropout(0.5) -> Dense(64, relu) -> Dropout(0.5) -> Dense(n_genes, linear),
-trained with Adam on the MSE (metric MAE), early stopping on the validation loss, one model
-per learning rate, the learning rate with the lowest validation loss kept.
+As the authors' code built it (simple_neural_network notebook): input (image PCA 32 + graph
+SVD 32 = 64 features) -> Dense(64, relu) -> Dropout(0.5) -> Dense(64, relu) -> Dropout(0.5)
+-> Dense(n_genes, linear): **two** hidden layers, trained with Adam on the MSE (metric MAE),
+batch 32, early stopping on the validation loss (patience 30, min delta 1e-8, best weights
+restored). The authors set the learning rate to 1e-3 by hand; :func:`fit_mlp_per_lr` fits one
+model per learning rate and :func:`choose_lr` keeps the one with the lowest validation loss.
 """
 
 from __future__ import annotations
@@ -20,20 +22,26 @@ from stlib.models._base import ModelResult
 from stlib.models._keras import check_matrix, import_keras, label_history, loss_key, predict, set_seed, train
 
 
+PAPER_LR: float = 1e-3
+"""The learning rate the authors set by hand."""
+
+
 def _architecture(n_features: int, hidden: int, dropout: float, n_genes: int) -> list[str]:
     return [
-        f"input({n_features})", f"dense({hidden}, relu)", f"dense({hidden}, relu)", f"dropout({dropout})",
+        f"input({n_features})", f"dense({hidden}, relu)", f"dropout({dropout})",
         f"dense({hidden}, relu)", f"dropout({dropout})", f"dense({n_genes}, linear)",
     ]
 
 
 def build_mlp(n_features: int, n_genes: int, *, hidden: int = 64, dropout: float = 0.5, lr: float = 1e-3) -> Any:
-    """Build and compile the paper's MLP (Adam(lr), loss MSE, metric MAE); weights follow the current seed."""
+    """Build and compile the authors' MLP (two hidden layers; Adam(lr), loss MSE, metric MAE).
+
+    Weights follow the current seed.
+    """
     _, keras = import_keras()
     layers = keras.layers
     model = keras.Sequential([
         keras.Input(shape=(n_features,)),
-        layers.Dense(hidden, activation="relu"),
         layers.Dense(hidden, activation="relu"),
         layers.Dropout(dropout),
         layers.Dense(hidden, activation="relu"),
@@ -44,7 +52,7 @@ def build_mlp(n_features: int, n_genes: int, *, hidden: int = 64, dropout: float
     return model
 
 
-def fit_mlp(
+def fit_mlp_per_lr(
     X: dict[str, np.ndarray],
     Y_train: np.ndarray,
     Y_valid: np.ndarray,
@@ -59,15 +67,15 @@ def fit_mlp(
     seed: int = 0,
     genes: Sequence[str] | None = None,
     name: str = "mlp",
-) -> ModelResult:
-    """Fit the paper's simple neural network, one model per learning rate, keep the best.
+    scale: bool = True,
+) -> dict[float, ModelResult]:
+    """Fit the authors' simple neural network once per learning rate; return every fit.
 
     Parameters
     ----------
     X
         Split -> ``(n_spots, n_features)`` features; must hold ``"train"`` and ``"valid"``.
-        Every split in ``X`` gets predictions. Features are standardised with a
-        ``StandardScaler`` fit on ``X["train"]`` only.
+        Every split in ``X`` gets predictions.
     Y_train, Y_valid
         ``(n_spots, n_genes)`` targets of the train and valid spots (no test targets are ever passed).
     learning_rates
@@ -75,8 +83,10 @@ def fit_mlp(
     epochs, patience, min_delta
         At most ``epochs`` passes; early stopping on ``val_loss`` (patience ``patience``, improvement
         larger than ``min_delta``) with the best weights restored (see :func:`stlib.models._keras.train`).
+    scale
+        Standardise features on train (default); ``False``: raw features (the authors' code).
     batch_size, dropout, hidden
-        Mini-batch size, dropout rate (fraction dropped), width of the three hidden layers.
+        Mini-batch size, dropout rate (fraction dropped), width of the two hidden layers.
     seed
         Seed set (with op determinism) before building each model, and seed of the epoch shuffling:
         reruns give identical predictions, and each learning rate's model does not depend on the others.
@@ -87,11 +97,10 @@ def fit_mlp(
 
     Returns
     -------
-    ModelResult
-        ``predictions``: split -> ``(n_spots, n_genes)`` from the model with the lowest best valid
-        loss (ties -> the smaller learning rate). ``history``: tidy ``lr, epoch, loss, val_loss, mae,
-        val_mae``. ``settings``: ``lr`` (chosen), ``best_epoch``/``best_val_loss``/``epochs_run``/
-        ``stopped_early`` per learning rate (lists aligned with ``learning_rates``), ``architecture``, ``seed``, ...
+    dict
+        learning rate -> :class:`ModelResult` (named ``name``) with ``predictions`` for every split of
+        ``X``, ``history`` (tidy ``lr, epoch, loss, val_loss, mae, val_mae``) and ``settings``
+        (``lr``, ``best_epoch``, ``best_val_loss``, ``epochs_run``, ``stopped_early``, ``architecture``, ...).
     """
     for split in ("train", "valid"):
         if split not in X:
@@ -108,34 +117,60 @@ def fit_mlp(
     if genes is not None and len(genes) != n_genes:
         raise DataError("fit_mlp", f"{len(genes)} gene names for {n_genes} target columns")
 
-    scaler = StandardScaler().fit(Xs["train"])
-    Z = {s: scaler.transform(v).astype(np.float32) for s, v in Xs.items()}
+    if scale:
+        scaler = StandardScaler().fit(Xs["train"])
+        Z = {s: scaler.transform(v).astype(np.float32) for s, v in Xs.items()}
+    else:
+        Z = {s: v.astype(np.float32) for s, v in Xs.items()}
     ytr, yva = Ytr.astype(np.float32), Yva.astype(np.float32)
 
-    lrs = [float(lr) for lr in learning_rates]
-    summaries: list[dict[str, Any]] = []
-    histories: list[pd.DataFrame] = []
-    best_i, best_model = -1, None
-    for i, lr in enumerate(lrs):
+    out: dict[float, ModelResult] = {}
+    for lr in [float(lr) for lr in learning_rates]:
         set_seed(seed)
         model = build_mlp(n_features, n_genes, hidden=hidden, dropout=dropout, lr=lr)
         hist, summary = train(model, Z["train"], ytr, Z["valid"], yva, epochs=epochs, batch_size=batch_size,
                               patience=patience, min_delta=min_delta, seed=seed)
-        summaries.append(summary)
-        histories.append(label_history(hist, lr=lr))
-        key, best_key = loss_key(summary["best_val_loss"]), loss_key(summaries[best_i]["best_val_loss"])
-        if best_i < 0 or key < best_key or (key == best_key and lr < lrs[best_i]):
-            best_i, best_model = i, model
-    assert best_model is not None
-    predictions = {s: predict(best_model, z, n_genes) for s, z in Z.items()}
-    settings: dict[str, Any] = {
-        "lr": lrs[best_i],
-        "learning_rates": lrs,
-        **{key: [sm[key] for sm in summaries] for key in ("best_epoch", "best_val_loss", "epochs_run", "stopped_early")},
-        "architecture": _architecture(n_features, hidden, dropout, n_genes),
-        "optimizer": "adam", "loss": "mse", "batch_size": int(batch_size), "max_epochs": int(epochs),
-        "patience": int(patience), "min_delta": float(min_delta), "feature_scaling": "standardised on train",
-        "seed": int(seed),
-    }
-    return ModelResult(name=name, predictions=predictions, settings=settings,
-                       history=pd.concat(histories, ignore_index=True))
+        settings: dict[str, Any] = {
+            "lr": lr, **summary,
+            "architecture": _architecture(n_features, hidden, dropout, n_genes),
+            "optimizer": "adam", "loss": "mse", "batch_size": int(batch_size), "max_epochs": int(epochs),
+            "patience": int(patience), "min_delta": float(min_delta),
+            "feature_scaling": "standardised on train" if scale else "none (the authors' code)",
+            "seed": int(seed),
+        }
+        out[lr] = ModelResult(name=name, predictions={s: predict(model, z, n_genes) for s, z in Z.items()},
+                              settings=settings, history=label_history(hist, lr=lr))
+    return out
+
+
+def choose_lr(fits: dict[float, ModelResult], name: str = "mlp") -> ModelResult:
+    """The fit with the lowest best valid loss (ties -> the smaller learning rate).
+
+    Its ``settings`` gain ``learning_rates`` and, per learning rate (lists aligned with it),
+    ``best_epoch``, ``best_val_loss``, ``epochs_run`` and ``stopped_early``; ``history``
+    holds every learning rate's curve.
+    """
+    if not fits:
+        raise DataError("choose_lr", "no fit to choose from")
+    lrs = sorted(fits)
+    best = min(lrs, key=lambda lr: (loss_key(fits[lr].settings["best_val_loss"]), lr))
+    chosen = fits[best]
+    settings = {**chosen.settings, "lr": best, "learning_rates": lrs,
+                **{k: [fits[lr].settings[k] for lr in lrs] for k in ("best_epoch", "best_val_loss", "epochs_run",
+                                                                     "stopped_early")},
+                "lr_rule": "chosen on valid (lowest best valid loss)"}
+    return ModelResult(name=name, predictions=chosen.predictions, settings=settings,
+                       history=pd.concat([fits[lr].history for lr in lrs], ignore_index=True))
+
+
+def fit_mlp(
+    X: dict[str, np.ndarray],
+    Y_train: np.ndarray,
+    Y_valid: np.ndarray,
+    *,
+    learning_rates: Sequence[float] = (1e-4, 1e-3, 1e-2, 1e-1),
+    name: str = "mlp",
+    **kwargs: Any,
+) -> ModelResult:
+    """:func:`fit_mlp_per_lr` then :func:`choose_lr`: the learning rate is chosen on valid."""
+    return choose_lr(fit_mlp_per_lr(X, Y_train, Y_valid, learning_rates=learning_rates, name=name, **kwargs), name=name)

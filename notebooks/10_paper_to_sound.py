@@ -1,0 +1,144 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 10. From the paper's code to a sound protocol
+#
+# **Overview.** The report's Table I was produced by the authors' notebooks, and those made
+# choices the report does not state: genes chosen on all sections, "KNN" neighbours and the
+# adjacency graph taken from each spot's own *expression*, raw unscaled features, penalties
+# refitted on train + valid, an "a priori" alpha that is the inverse of a dispersion, negative
+# binomial models scored on raw counts, and a GNN whose valid and test predictions were read off
+# train nodes. This chapter starts from their protocol (`protocol="paper"` plus that bug) and
+# changes **one choice per step** until it reaches this book's sound protocol, refitting the six
+# Table I models at every step. The first row is the report's printed values.
+#
+# Every step uses the authors' target (each section normalised to its median total count, then
+# `log1p`) and their gene rule; what a step changes is in its name. Leaks are named in the last
+# table. All numbers are pooled over the spots of a split and averaged over the 250 genes; NB
+# rows are scored on raw counts until the step that moves them to the target's space.
+#
+# **Prerequisites.** Chapters 1-2 (`data.h5ad`, `features.h5ad`). Running time: several
+# minutes (fits are memoised, so a step refits only what its change touches).
+
+# %% tags=["parameters"]
+results_dir = "results/default"
+seed = 0
+n_genes = 250
+mlp_epochs = 1000
+gnn_epochs = 100
+authors_gnn_epochs = 300
+model_cache = "cache/models"
+n_jobs = 2
+
+# %%
+import anndata as ad
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from stlib import ladder, pipeline, protocol, store, tables
+
+out = store.resolve(results_dir)
+config = store.read_config(out)
+data = ad.read_h5ad(out / "data.h5ad")
+feats = ad.read_h5ad(out / "features.h5ad")
+print(f"data set {config['dataset']}; backbone {config['backbone']} ({config['weights']}); "
+      f"{len(protocol.LADDER)} steps")
+
+# %% [markdown]
+# ## The steps
+#
+# Each row is a protocol; a step changes the one choice its name gives, the rest as in the row
+# above.
+
+# %%
+steps = pd.DataFrame([{"step": label, **{k: v for k, v in p.as_dict().items() if k != "name"}}
+                      for label, p in protocol.LADDER]).set_index("step")
+steps
+
+# %%
+long = ladder.run_ladder(data, feats, n_genes=n_genes, seed=seed, model_cache=model_cache, mlp_epochs=mlp_epochs,
+                         gnn_epochs=gnn_epochs, authors_gnn_epochs=authors_gnn_epochs, n_jobs=n_jobs)
+(out / "tables").mkdir(exist_ok=True)
+long.to_csv(out / "tables" / "ladder.csv", index=False)
+
+# %% [markdown]
+# ## Mean PCC over genes, valid and test
+#
+# The report's row, then each step. Read down a column to see which choice moved that model's
+# number.
+
+# %%
+paper = tables.paper_table()
+pcc = ladder.step_table(long, "pearson", paper=paper)
+pipeline.show(pcc, 3)
+
+# %% [markdown]
+# ## Mean MSE over genes
+#
+# NB rows are on raw counts (as the report's) until the GLM step, in the target's space after.
+
+# %%
+pipeline.show(ladder.step_table(long, "mse", paper=paper), 3)
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True, layout="constrained")
+labels = [s for s, _ in protocol.LADDER]
+for ax, split in zip(axes, ("Valid", "Test")):
+    sub = pcc.drop(index=pcc.index[0]).xs(split, axis=1, level=1)
+    for model in sub.columns:
+        ax.plot(np.arange(len(sub)), sub[model], marker="o", lw=1.2, label=model)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xticks(np.arange(len(sub)), [f"{i}" for i in range(len(sub))])
+    ax.set_xlabel("step (see the table above; 0 = the authors' code)")
+    ax.set_title(f"{split}: mean PCC over genes")
+axes[0].set_ylabel("mean PCC")
+_ = axes[1].legend(fontsize=8, loc="best")
+
+# %% [markdown]
+# ## Which step moved what
+#
+# For each step, the largest change of valid and of test PCC over the six models (the step minus
+# the row above):
+
+# %%
+body = pcc.drop(index=pcc.index[0])
+delta = body.diff().iloc[1:]
+moved = pd.DataFrame({
+    "largest |change| of valid PCC": delta.xs("Valid", axis=1, level=1).abs().max(axis=1),
+    "model (valid)": delta.xs("Valid", axis=1, level=1).abs().idxmax(axis=1),
+    "largest |change| of test PCC": delta.xs("Test", axis=1, level=1).abs().max(axis=1),
+    "model (test)": delta.xs("Test", axis=1, level=1).abs().idxmax(axis=1),
+})
+pipeline.show(moved, 3)
+
+# %% [markdown]
+# The last step is the sound protocol: its numbers must be chapter 8's Table I (same fits, read
+# back from the cache). The leaks and bugs that each step still carries:
+
+# %%
+t1 = pd.read_csv(out / "tables" / "table1.csv").set_index(["model", "split"])["PCC"]
+last = body.iloc[-1]
+same = all(np.isclose(last[(m, s)], t1[(m, s)], atol=1e-9, equal_nan=True) for m, s in last.index)
+print("the last step reproduces chapter 8's Table I:", same)
+flags = long.groupby("step", observed=True)["leaks / bugs"].agg(lambda s: "; ".join(sorted({x for v in s for x in v.split("; ") if x})))
+print(flags.replace("", "none").to_string())
+
+# %% [markdown]
+# ## Summary
+#
+# - The first row is the report; the second runs the authors' code's choices on this book's
+#   data; the last is the book's sound protocol, identical to chapter 8.
+# - The steps that change a number most are the ones the text above names; see the
+#   [deviations](../deviations.md) page for each choice.

@@ -1,0 +1,105 @@
+"""Chapter 10: from the authors' code to a sound protocol, one choice at a time.
+
+:data:`stlib.protocol.LADDER` lists the steps; :func:`run_ladder` prepares the targets and
+features each step needs (they depend only on where the genes are chosen and which
+neighbours the features use, so at most four versions are built), fits the Table I models
+under the step's protocol (fits are memoised: a step refits only what its change touches)
+and scores them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+from stlib import metrics, pp, protocol, store
+from stlib.models._base import ModelResult
+from stlib.protocol import TABLE_MODELS, Protocol
+
+__all__ = ["prepare", "run_ladder", "score_results", "step_table"]
+
+FEATURE_KEYS = ("X_cnn",)
+
+
+def prepare(data: ad.AnnData, feats: ad.AnnData, p: Protocol, *, n_genes: int = 250, transform: str = "paper",
+            n_comps: int = 32, n_neighbors: int = 15, seed: int = 0) -> ad.AnnData:
+    """Targets (the authors' gene rule fitted as ``p`` says) with the step's embeddings.
+
+    ``data``: all spots and genes, raw counts (chapter 1); ``feats``: the CNN features
+    ``obsm["X_cnn"]`` of the same spots (chapter 2).
+    """
+    if not data.obs_names.equals(feats.obs_names):
+        raise ValueError("data and features hold different spots")
+    d = data.copy()
+    genes = pp.select_genes(d, n_genes, rule="paper", transform=transform, fit_on=p.gene_fit_on)
+    t = pp.make_targets(d, genes, transform=transform)
+    t.obsm["X_cnn"] = np.asarray(feats.obsm["X_cnn"])
+    for key in ("spatial_connectivities", "spatial_distances", "expression_connectivities", "expression_distances"):
+        if key in feats.obsp:
+            t.obsp[key] = feats.obsp[key]
+    protocol.build_features(t, p, data=data, n_comps=n_comps, n_neighbors=n_neighbors, seed=seed)
+    return t
+
+
+def score_results(targets: ad.AnnData, results: dict[str, ModelResult], step: str) -> pd.DataFrame:
+    """Mean PCC and MSE over genes per model and split (pooled), in each model's scoring space."""
+    Y = store.split_arrays(targets, ["X"])
+    C = store.counts_by_split(targets)
+    rows = []
+    for name, r in results.items():
+        space = r.settings.get("score_space", "target")
+        P = r.counts if space == "counts" else r.predictions
+        t = metrics.evaluate(C if space == "counts" else Y, P, list(targets.var_names))
+        for split, row in t.iterrows():
+            rows.append({"step": step, "model": name, "split": split, "pearson": float(row["pearson"]),
+                         "mse": float(row["mse"]), "space": space,
+                         "leaks / bugs": "; ".join(r.settings.get("leaks", []) + r.settings.get("bugs", []))})
+    return pd.DataFrame(rows)
+
+
+def run_ladder(
+    data: ad.AnnData,
+    feats: ad.AnnData,
+    steps: Sequence[tuple[str, Protocol]] = protocol.LADDER,
+    *,
+    n_genes: int = 250,
+    seed: int = 0,
+    progress: Callable[[str], Any] | None = print,
+    **fit_kwargs: Any,
+) -> pd.DataFrame:
+    """Fit and score the Table I models at every step; one long table (step, model, split, ...)."""
+    prepared: dict[tuple[str, str], ad.AnnData] = {}
+    out = []
+    for i, (label, p) in enumerate(steps):
+        key = (p.gene_fit_on, p.neighbors)
+        if key not in prepared:
+            prepared[key] = prepare(data, feats, p, n_genes=n_genes, seed=seed)
+        t = prepared[key]
+        res = protocol.fit_table_models(t, p, seed=seed, **fit_kwargs)
+        out.append(score_results(t, res, label))
+        if progress is not None:
+            progress(f"step {i}: {label}")
+    table = pd.concat(out, ignore_index=True)
+    table["step"] = pd.Categorical(table["step"], categories=[s for s, _ in steps])
+    return table
+
+
+def step_table(long: pd.DataFrame, metric: str = "pearson", splits: Sequence[str] = ("valid", "test"),
+               paper: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Steps x (Table I row, split) for one metric; the report's printed values as the first row."""
+    names = {v: k for k, v in TABLE_MODELS.items()}
+    w = long[long["split"].isin(splits)].pivot_table(index="step", columns=["model", "split"], values=metric,
+                                                     observed=True, sort=False)
+    w = w.reindex(columns=pd.MultiIndex.from_product([list(TABLE_MODELS.values()), list(splits)]))
+    w.columns = pd.MultiIndex.from_tuples([(names[m], s.capitalize()) for m, s in w.columns])
+    w.index = w.index.astype(str)
+    if paper is not None:
+        col = {"pearson": "PCC", "mse": "MSE"}[metric]
+        row = pd.DataFrame([[paper.loc[(m, s), col] for m, s in w.columns]], columns=w.columns,
+                           index=["the report, as printed (He et al. 2020, ResNet50)"])
+        w = pd.concat([row, w])
+    return w

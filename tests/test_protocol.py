@@ -1,0 +1,173 @@
+"""The authors' choices as switches: linear refit and grids, GLM alpha / scaling / count space,
+expression neighbours, the protocol ladder and its leak labels."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, replace
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from sklearn.linear_model import Lasso, Ridge
+from sklearn.model_selection import GridSearchCV, PredefinedSplit
+
+from stlib import features, protocol, tables
+from stlib.errors import DataError
+from stlib.models import glm
+from stlib.models.linear import PAPER_ALPHAS, fit_linear
+
+
+def _lin(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    W = rng.normal(size=(6, 3)) * [[1], [0.5], [0.1], [0], [0], [2]]
+    X = {s: rng.normal(loc=3.0, scale=[1, 2, 5, 10, 20, 0.3], size=(n, 6)) for s, n in (("train", 80), ("valid", 40),
+                                                                                         ("test", 30))}
+    Y = {s: x @ W + rng.normal(scale=2.0, size=(len(x), 3)) for s, x in X.items()}
+    return X, Y
+
+
+@pytest.mark.parametrize("kind", ["ridge", "lasso"])
+def test_refit_equals_gridsearchcv_with_a_predefined_split(kind: str) -> None:
+    """The authors' per-gene GridSearchCV (predefined train/valid fold, refit on both), raw features."""
+    X, Y = _lin()
+    res = fit_linear(X, Y["train"], Y["valid"], kind=kind, alphas=PAPER_ALPHAS[kind], scale=False, refit=True,
+                     max_iter=100_000)
+    Xtv = np.vstack([X["train"], X["valid"]])
+    fold = PredefinedSplit(np.r_[np.full(len(X["train"]), -1), np.zeros(len(X["valid"]))])
+    est = Ridge() if kind == "ridge" else Lasso(max_iter=100_000)
+    grid = [a for a in PAPER_ALPHAS[kind] if not (kind == "ridge" and a == 0)]  # alpha 0 is OLS here
+    for j in range(3):
+        y = np.r_[Y["train"][:, j], Y["valid"][:, j]]
+        gs = GridSearchCV(est, {"alpha": grid}, cv=fold).fit(Xtv, y)
+        if res.per_gene["alpha"].iloc[j] != 0:
+            assert res.per_gene["alpha"].iloc[j] == gs.best_params_["alpha"]
+            np.testing.assert_allclose(res.predictions["test"][:, j], gs.predict(X["test"]), rtol=1e-6, atol=1e-6)
+    assert res.settings["refit"] and "in-sample" in res.settings["leaks"][0]
+
+
+def test_refit_uses_valid_targets_and_no_refit_does_not() -> None:
+    X, Y = _lin()
+    kw = dict(kind="ridge", alphas=PAPER_ALPHAS["ridge"])
+    Yv2 = Y["valid"] + 3.0
+    a, b = fit_linear(X, Y["train"], Y["valid"], refit=True, **kw), fit_linear(X, Y["train"], Yv2, refit=True, **kw)
+    assert not np.allclose(a.predictions["test"], b.predictions["test"])
+    c = fit_linear(X, Y["train"], Y["valid"], **kw)
+    assert c.settings["leaks"] == [] and not c.settings["refit"]
+    with pytest.raises(DataError, match="refit"):
+        fit_linear(X, Y["train"], kind="ols", refit=True)
+
+
+def test_unscaled_features_change_penalised_fits_only() -> None:
+    X, Y = _lin()
+    ols = [fit_linear(X, Y["train"], kind="ols", scale=s).predictions["test"] for s in (True, False)]
+    np.testing.assert_allclose(ols[0], ols[1], rtol=1e-8, atol=1e-8)
+    lasso = [fit_linear(X, Y["train"], Y["valid"], kind="lasso", alphas=(1.0,), scale=s).predictions["test"]
+             for s in (True, False)]
+    assert not np.allclose(lasso[0], lasso[1])
+
+
+def test_paper_alpha_is_the_inverse_formula() -> None:
+    rng = np.random.default_rng(0)
+    c = np.column_stack([rng.negative_binomial(2, 0.2, 300), rng.poisson(3, 300), np.zeros(300)])
+    c[0, 2] = 1
+    a = glm.apriori_alpha_paper(c)
+    m, v = c.mean(0), c.var(0, ddof=1)
+    assert a[0] == pytest.approx(m[0] ** 2 / (v[0] - m[0]))
+    assert glm.apriori_alpha(c)[0][0] == pytest.approx(1 / a[0])  # the NB2 dispersion is its inverse
+    assert (a[1] == 0) or v[1] > m[1]  # under-dispersed genes get 0
+    np.testing.assert_array_equal(glm.apriori_alpha_paper(np.array([[1, 1], [1, 1]])), [0.0, 0.0])
+
+
+def test_glm_paper_options_are_recorded_and_counts_space() -> None:
+    rng = np.random.default_rng(1)
+    X = {s: rng.normal(size=(n, 3)) * [10, 1, 0.1] for s, n in (("train", 150), ("valid", 50), ("test", 40))}
+    counts = rng.negative_binomial(3, 0.3, size=(150, 4))
+    res = glm.fit_glm(X, counts, family="nb_apriori", apriori="paper", scale=False, keep_unconverged=True,
+                      score_space="counts")
+    assert res.settings["score_space"] == "counts" and res.settings["apriori"] == "paper"
+    np.testing.assert_allclose(res.per_gene["alpha"], glm.apriori_alpha_paper(counts))
+    np.testing.assert_allclose(res.predictions["test"], np.log1p(res.counts["test"]))
+    sound = glm.fit_glm(X, counts, family="nb_apriori")
+    assert sound.settings["score_space"] == "target" and not np.allclose(sound.per_gene["alpha"], res.per_gene["alpha"])
+    with pytest.raises(DataError, match="a-priori rule"):
+        glm.fit_glm(X, counts, family="nb_apriori", apriori="guess")
+
+
+def _sections(n_per: tuple[int, ...] = (40, 35, 30), g: int = 60, seed: int = 0) -> ad.AnnData:
+    rng = np.random.default_rng(seed)
+    n = sum(n_per)
+    sec = np.repeat([f"S{i}" for i in range(len(n_per))], n_per)
+    split = np.repeat(["train", "valid", "test"], n_per)
+    types = rng.integers(0, 3, n)
+    rates = rng.gamma(1.0, 3.0, size=(3, g))
+    X = rng.poisson(rates[types] * rng.uniform(0.5, 2, size=(n, 1)))
+    a = ad.AnnData(X=sp.csr_matrix(X.astype(np.int32)), var=pd.DataFrame(index=[f"g{i}" for i in range(g)]),
+                   obs=pd.DataFrame({"section": pd.Categorical(sec), "split": split}, index=[f"s{i}" for i in range(n)]))
+    a.obsm["spatial"] = rng.uniform(0, 1000, size=(n, 2))
+    a.obsm["X_cnn"] = rng.normal(size=(n, 20)).astype(np.float32)
+    return a
+
+
+def test_expression_neighbors_are_per_section_from_expression_and_labelled_a_leak() -> None:
+    a = _sections()
+    features.expression_neighbors(a, n_neighbors=8)
+    D, C = a.obsp["expression_distances"], a.obsp["expression_connectivities"]
+    sec = a.obs["section"].astype(str).to_numpy()
+    coo = D.tocoo()
+    assert (sec[coo.row] == sec[coo.col]).all()
+    assert (np.diff(D.indptr) == 7).all()  # scanpy's kNN: 8 neighbours including the spot itself
+    assert "LEAK" in a.uns["expression"]["leak"] and C.nnz > 0
+    # the graph follows the spots' expression: neighbours share the expression type far more than chance
+    features.knn_pool(a, "X_cnn", key_added="pooled", neighbors_key="expression_distances")
+    nb = D[0].indices
+    np.testing.assert_allclose(a.obsm["pooled"][0], a.obsm["X_cnn"][nb].mean(0), rtol=1e-5)
+    b = a.copy()
+    dense = b.X.toarray()
+    dense[sec == "S2"] = dense[sec == "S2"][::-1]  # shuffle test expression only
+    b.X = sp.csr_matrix(dense)
+    features.expression_neighbors(b, n_neighbors=8)
+    te = sec == "S2"
+    assert (b.obsp["expression_distances"][te][:, te] != a.obsp["expression_distances"][te][:, te]).nnz > 0
+    assert (b.obsp["expression_distances"][~te][:, ~te] != a.obsp["expression_distances"][~te][:, ~te]).nnz == 0
+
+
+def test_knn_pool_over_a_graph_rejects_cross_section_edges() -> None:
+    a = _sections()
+    G = sp.csr_matrix(([1.0], ([0], [a.n_obs - 1])), shape=(a.n_obs, a.n_obs))
+    a.obsp["bad"] = G
+    with pytest.raises(DataError, match="different sections"):
+        features.knn_pool(a, "X_cnn", neighbors_key="bad")
+
+
+def test_ladder_walks_from_the_paper_protocol_to_the_sound_one_one_change_at_a_time() -> None:
+    steps = [p for _, p in protocol.LADDER]
+    assert asdict(replace(steps[-1], name="sound")) == asdict(protocol.PROTOCOLS["sound"])
+    assert asdict(replace(steps[1], name="paper")) == asdict(protocol.PROTOCOLS["paper"])
+    assert steps[0].gnn == "authors_bug" and steps[0].bugs()
+    for a, b in zip(steps, steps[1:]):
+        da, db = asdict(a), asdict(b)
+        changed = [k for k in da if k != "name" and da[k] != db[k]]
+        assert len(changed) == 1, (b.name, changed)
+    assert len({s for s, _ in protocol.LADDER}) == len(protocol.LADDER)
+    assert protocol.PROTOCOLS["sound"].leaks() == [] and len(protocol.PROTOCOLS["paper"].leaks()) == 3
+    with pytest.raises(DataError, match="neighbors"):
+        protocol.Protocol(neighbors="telepathy")
+    with pytest.raises(DataError, match="unknown protocol"):
+        protocol.get("fast")
+    assert tables.PAPER_ROWS is protocol.TABLE_MODELS
+
+
+def test_build_features_follow_the_protocol() -> None:
+    a = _sections()
+    s = a.copy()
+    protocol.build_features(s, "sound", n_comps=4, n_neighbors=6)
+    assert s.uns["neighbors_for_features"] == "spatial" and s.uns["X_graph_svd"]["connectivity_key"] == "spatial_connectivities"
+    p = a.copy()
+    with pytest.raises(DataError, match="all-gene counts"):
+        protocol.build_features(p, "paper", n_comps=4, n_neighbors=6)
+    protocol.build_features(p, "paper", data=a, n_comps=4, n_neighbors=6)
+    assert p.uns["X_graph_svd"]["connectivity_key"] == "expression_connectivities"
+    assert not np.allclose(p.obsm["X_img_knn_pca"], s.obsm["X_img_knn_pca"])
+    np.testing.assert_array_equal(p.obsm["X_img_pca"], s.obsm["X_img_pca"])  # single-spot features do not change
