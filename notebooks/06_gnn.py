@@ -48,7 +48,7 @@ results_dir = "results/default"
 seed = 0
 grid = {"hidden": [32, 64], "lr": [1e-3, 1e-2], "dropout": [0.2, 0.5, 0.8], "optimizer": ["nadam"]}
 max_epochs = 100
-authors_max_epochs = 300
+authors_max_epochs = 100
 model_cache = "cache/models"  # joblib cache of fitted models; None to always refit
 
 # %%

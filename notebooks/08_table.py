@@ -86,8 +86,10 @@ fig = pl.beside_paper(side, "PCC")
 #
 # Every model of chapters 3-6 and two references that use no image at all: the train mean of
 # each gene (no correlation, by construction) and a **depth-only** model, a linear regression
-# of each gene on the spot's log total counts (fitted on train). With the paper's raw `log1p`
-# target, sequencing depth alone explains much of each gene's variation across spots.
+# of each gene on the spot's *measured* log total counts (fitted on train). Depth-only is an
+# oracle: no model that sees only the image knows a test spot's depth. It says how much of a
+# score sequencing depth alone can buy under this target; chapter 9 compares the three target
+# transforms.
 
 # %%
 ref = tables.reference_models(targets)

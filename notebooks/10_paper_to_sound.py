@@ -37,7 +37,7 @@ seed = 0
 n_genes = 250
 mlp_epochs = 1000
 gnn_epochs = 100
-authors_gnn_epochs = 300
+authors_gnn_epochs = 100
 model_cache = "cache/models"
 n_jobs = 2
 

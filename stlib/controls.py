@@ -2,8 +2,9 @@
 
 Two questions, each answered by refitting a compact set of models with one thing changed:
 
-- **Sequencing depth**: the same genes-and-models recipe with ``normalize_log1p`` targets
-  instead of the paper's raw ``log1p`` (gene selection redone on train for that target).
+- **Sequencing depth**: the same genes-and-models recipe under each target transform
+  (``paper``, the authors' code; ``log1p``, the report's sentence; ``normalize_log1p``),
+  with the depth-only reference.
 - **What the CNN knows**: the same recipe on features from a network with random weights
   instead of ImageNet weights.
 """

@@ -178,8 +178,12 @@ def build_features(targets: ad.AnnData, protocol: Protocol | str, *, data: ad.An
 
 
 def edges_key(protocol: Protocol | str) -> str:
-    """The ``obsp`` graph whose edges the GNN uses under this protocol."""
-    return "expression_connectivities" if get(protocol).neighbors == "expression" else "spatial_connectivities"
+    """The directed kNN graph (``obsp``) whose mutual pairs are the authors' GNN's edges under this protocol.
+
+    The authors took the mutual pairs of ``obsp["distances"]`` (directed); a symmetrised
+    connectivity matrix would make every pair mutual.
+    """
+    return "expression_distances" if get(protocol).neighbors == "expression" else "spatial_connectivities"
 
 
 def linear_alphas(protocol: Protocol | str, kind: str) -> tuple[float, ...]:
@@ -210,7 +214,7 @@ def fit_table_models(
     mlp_epochs: int = 1000,
     mlp_learning_rates: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1),
     gnn_epochs: int = 100,
-    authors_gnn_epochs: int = 300,
+    authors_gnn_epochs: int = 100,
     n_jobs: int = 2,
 ) -> dict[str, ModelResult]:
     """Fit the models of Table I (or those named in ``models``) under a protocol.

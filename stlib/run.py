@@ -2,9 +2,10 @@
 
 .. code-block:: console
 
-    $ python -m stlib.run                          # 01-08 with the defaults -> book/notebooks/
+    $ python -m stlib.run                          # every chapter with the defaults -> book/notebooks/
+    $ python -m stlib.run --name paper --protocol paper
+      # the authors' choices (leaks labelled) -> runs/paper/notebooks/*.ipynb and runs/paper/results/
     $ python -m stlib.run --name resnet50-demo --backbone resnet50 --weights none
-      # -> runs/resnet50-demo/notebooks/*.ipynb and runs/resnet50-demo/results/
 
 Sources are the jupytext files ``notebooks/NN_*.py``; they are converted in memory (papermill
 cannot read them directly) and executed with the given parameters. Every notebook receives
@@ -131,14 +132,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dataset", help="registered data set, e.g. her2st-demo")
     p.add_argument("--backbone", choices=["mobilenet_v2", "resnet50"])
     p.add_argument("--weights", help="'imagenet' or 'none' (random init, for tests)")
-    p.add_argument("--target-transform", choices=["log1p", "normalize_log1p"])
+    p.add_argument("--protocol", choices=["sound", "paper"],
+                   help="'paper': the authors' code's choices, leaks included and labelled (default: sound)")
+    p.add_argument("--target-transform", choices=["paper", "log1p", "normalize_log1p"],
+                   help="'paper' (default): per-section normalize_total + log1p, as the authors' code")
+    p.add_argument("--gene-rule", choices=["paper", "book", "paper_list"],
+                   help="'paper' (default): the authors' HVG + mean rule; 'paper_list': their 250 Ensembl ids")
     p.add_argument("--seed", type=int)
     p.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"), default=[],
                    help="any other notebook parameter (value parsed as a Python literal when possible)")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
     params: dict[str, Any] = {}
-    for k in ("dataset", "backbone", "weights", "target_transform", "seed"):
+    for k in ("dataset", "protocol", "backbone", "weights", "target_transform", "gene_rule", "seed"):
         v = getattr(a, k)
         if v is not None:
             params[k] = v

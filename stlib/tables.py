@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from stlib import metrics, store
-from stlib.io.registry import project_data_dir
+from stlib.io.paper import read_paper_table1
 from stlib.models._base import SPLITS, ModelResult
 from stlib.protocol import TABLE_MODELS
 
@@ -58,13 +58,9 @@ def table_one(long: pd.DataFrame, protocol: str = "pooled") -> pd.DataFrame:
     return pd.DataFrame(rows).set_index(["model", "split"])
 
 
-def paper_table() -> pd.DataFrame | None:
-    """The paper's published Table I (``data/paper_table1.tsv``), or ``None`` if it holds no values."""
-    df = pd.read_csv(project_data_dir() / "paper_table1.tsv", sep="\t", comment="#", na_values=["NA"])
-    if df[["pcc", "srcc", "mse", "mae", "r2"]].isna().all().all():
-        return None
-    return df.rename(columns={"pcc": "PCC", "srcc": "SRCC", "mse": "MSE", "mae": "MAE", "r2": "R2"}).set_index(
-        ["model", "split"])
+def paper_table() -> pd.DataFrame:
+    """The report's published Table I (``data/paper_table1.tsv``, exactly as printed)."""
+    return read_paper_table1()
 
 
 def beside_paper(table1: pd.DataFrame, paper: pd.DataFrame,

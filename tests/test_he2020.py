@@ -23,6 +23,7 @@ from stlib.io.he2020 import (
     resolve_root,
     write_he2020_split,
 )
+from stlib.io.registry import load_dataset, read_split
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -178,16 +179,124 @@ def test_split_is_patient_level_over_sections(fx) -> None:
         make_he2020_split(fx.metadata, n=(13, 5, 5))
 
 
-def test_committed_split_file_is_regenerated_exactly(tmp_path: Path) -> None:
-    out = write_he2020_split(tmp_path / "he2020.tsv", seed=0)
-    committed = PROJECT / "data" / "splits" / "he2020.tsv"
-    assert committed.read_text() == (tmp_path / "he2020.tsv").read_text()
+def test_write_he2020_split_writes_a_fresh_draw(tmp_path: Path) -> None:
+    out = write_he2020_split(tmp_path / "sub" / "he2020.tsv", seed=0)
     assert len(out) == 23
-    # the HER2ST patients E-H sit in the same part in splits/her2st.tsv (no cross-data-set leakage)
-    her2st = pd.read_csv(PROJECT / "data" / "splits" / "her2st.tsv", sep="\t").set_index("patient")["split"]
-    he = out.set_index("patient")["split"]
-    for he_patient, letter in HER2ST_OVERLAP.items():
-        assert her2st[letter] == he[he_patient]
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "sub" / "he2020.tsv", sep="\t"), out)
+    pd.testing.assert_frame_equal(out, make_he2020_split(_real_patients(), seed=0))
+
+
+# ---- the committed split: the authors' ------------------------------------------------------
+COMMITTED = PROJECT / "data" / "splits" / "he2020.tsv"
+SHARED_SPLIT = PROJECT.parent / "shared" / "paper" / "he2020_split.tsv"
+#: Spots per part as the report states them (train, valid, test).
+PAPER_SPOTS = {"train": 17_682, "valid": 6_875, "test": 6_098}
+
+
+@pytest.fixture
+def project_manifests(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("STLIB_MANIFESTS", raising=False)
+
+
+def _committed() -> pd.DataFrame:
+    return read_split(COMMITTED)  # the loader itself: '#' provenance lines skipped
+
+
+def test_committed_split_is_the_authors() -> None:
+    if not SHARED_SPLIT.is_file():
+        pytest.skip(f"{SHARED_SPLIT} absent (only on the developers' machines)")
+    ours = _committed().set_index("section")
+    theirs = pd.read_csv(SHARED_SPLIT, sep="\t", comment="#", dtype=str).set_index("section")
+    assert list(ours.index) == list(theirs.index)
+    assert ours["patient"].to_dict() == theirs["patient"].to_dict()
+    assert ours["split"].to_dict() == theirs["split"].to_dict()
+    assert ours["n_spots"].astype(int).to_dict() == theirs["n_spots"].astype(int).to_dict()
+
+
+def test_committed_split_keeps_its_provenance() -> None:
+    head = "\n".join(ln for ln in COMMITTED.read_text().splitlines() if ln.startswith("#"))
+    assert "savagyan00/ST_GExp_Prediction_CS229" in head and "17,682 / 6,875 / 6,098" in head
+
+
+def test_committed_split_sizes_and_spots() -> None:
+    s = _committed()
+    assert list(s.columns) == ["section", "patient", "split", "n_spots"]
+    assert len(s) == 68 and s["section"].is_unique
+    assert all(sec.startswith(f"{p}_") for sec, p in zip(s["section"], s["patient"]))
+    assert s["patient"].nunique() == 23
+    per_patient = s.drop_duplicates("patient")["split"].value_counts().to_dict()
+    assert per_patient == {"train": 13, "valid": 5, "test": 5}
+    assert s["split"].value_counts().to_dict() == {"train": 38, "valid": 15, "test": 15}
+    spots = s.assign(n=s["n_spots"].astype(int)).groupby("split")["n"].sum().to_dict()
+    assert spots == PAPER_SPOTS
+
+
+def test_committed_split_is_patient_level_and_stratified(project_manifests) -> None:
+    ds = load_dataset("he2020")
+    subtype = {p: v["subtype"] for p, v in ds.patients.items()}
+    s = ds.split()  # validated against the manifest's patients (sections unknown until read)
+    assert (s.groupby("patient")["split"].nunique() == 1).all()
+    assert set(s["patient"]) == set(subtype) == set(HE2020_PATIENTS)
+    part = s.drop_duplicates("patient").set_index("patient")["split"]
+    for name in ("valid", "test"):
+        got = sorted(subtype[p] for p in part.index[part == name])
+        assert got == sorted(set(HE2020_PATIENTS.values())), name  # one patient of every subtype
+    assert sorted(part.index[part == "valid"]) == ["BC23277", "BC23450", "BC23803", "BC23810", "BC24223"]
+    assert sorted(part.index[part == "test"]) == ["BC23209", "BC23268", "BC23506", "BC24105", "BC24220"]
+
+
+def test_shared_patients_on_the_same_side_in_her2st(project_manifests) -> None:
+    """The four HER2ST patients who are also He et al. patients sit in the same part of both splits."""
+    he_ds, her2st_ds = load_dataset("he2020"), load_dataset("her2st")
+    overlap = {p: v["her2st_patient"] for p, v in he_ds.patients.items() if "her2st_patient" in v}
+    assert overlap == HER2ST_OVERLAP
+    he = he_ds.split().drop_duplicates("patient").set_index("patient")["split"]
+    her2st = her2st_ds.split().drop_duplicates("patient").set_index("patient")["split"]
+    assert {letter: her2st[letter] for letter in overlap.values()} == {
+        letter: he[p] for p, letter in overlap.items()}
+    assert (her2st_ds.split().groupby("patient")["split"].nunique() == 1).all()
+
+
+def _he2020_data(ds) -> Path | None:
+    """A mirror folder holding the He et al. data (extracted or zipped), or the filled download
+    cache; ``None`` when neither is here (never downloads)."""
+    import os
+
+    arc = ds.archive or {}
+    marker, fname = str(arc.get("marker")), str(arc.get("fname"))
+    for base in (os.environ.get("STLIB_DATA_MIRROR"), str(PROJECT.parent / "shared" / "data")):
+        if not base:
+            continue
+        folder = Path(base).expanduser() / ds.mirror_subdir
+        if (folder / marker).is_file() or (folder / Path(marker).name).is_file() or (folder / fname).is_file():
+            return Path(base).expanduser()
+    if (ds.cache_root() / f"{fname}.unzip" / marker).is_file():
+        return ds.cache_root()
+    return None
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_committed_split_matches_the_real_data(project_manifests, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pooch
+
+    ds = load_dataset("he2020")
+    found = _he2020_data(ds)
+    if found is None:
+        pytest.skip("He et al. 2020 data absent (no mirror with he2020/, no filled download cache)")
+    if found != ds.cache_root():
+        monkeypatch.setenv("STLIB_DATA_MIRROR", str(found))
+    monkeypatch.setattr(pooch, "retrieve", lambda *a, **k: pytest.fail("must not download"))
+    adata = ds.read(progress=False)
+    want = _committed().set_index("section")
+    obs = adata.obs
+    assert sorted(obs["section"].unique()) == sorted(want.index)
+    got_split = obs.groupby("section", observed=True)["split"].agg(lambda v: sorted(set(v.astype(str))))
+    assert got_split.to_dict() == {s: [p] for s, p in want["split"].items()}
+    n = obs.groupby("section", observed=True).size()
+    differ = {s: (int(n.get(s, 0)), int(k)) for s, k in want["n_spots"].astype(int).items() if n.get(s, 0) != k}
+    totals = obs["split"].astype(str).value_counts().to_dict()
+    assert totals == PAPER_SPOTS, f"spots per section (ours, authors') that differ: {differ}"
 
 
 def test_metadata_with_byte_order_mark(tmp_path: Path) -> None:

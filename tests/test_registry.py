@@ -49,8 +49,9 @@ def test_her2st_manifest(project_manifests) -> None:
     split = full.split()
     assert list(split["section"]) == want
     parts = split.drop_duplicates("patient").set_index("patient")["split"].to_dict()
-    assert parts == {"A": "train", "B": "test", "C": "train", "D": "valid", "E": "train", "F": "train",
-                     "G": "train", "H": "valid"}
+    # E, F, G, H are He et al. patients: on the side of the authors' he2020 split (F valid, the others train)
+    assert parts == {"A": "train", "B": "test", "C": "train", "D": "valid", "E": "train", "F": "valid",
+                     "G": "train", "H": "train"}
     assert full.files_for(["B4"]) == [
         "data/ST-cnts/B4.tsv.gz", "data/ST-spotfiles/B4_selection.tsv", "data/ST-imgs/B/B4/BT10737_D2_HE.jpg",
         "res/ST-cluster/lbl/B4-cluster-annotation.tsv.gz", "res/ST-cluster/motivation.csv",
@@ -68,9 +69,70 @@ def test_he2020_manifest(project_manifests) -> None:
     assert ds.sections == {} and ds.sections_from == "metadata.csv" and ds.mirror_subdir == "he2020"
     assert {p: v["subtype"] for p, v in ds.patients.items()} == HE2020_PATIENTS
     assert {p: v["her2st_patient"] for p, v in ds.patients.items() if "her2st_patient" in v} == HER2ST_OVERLAP
-    split = ds.split()  # per patient until the sections are known
-    assert list(split.columns) == ["patient", "subtype", "split"]
-    assert split["split"].value_counts().to_dict() == {"train": 13, "valid": 5, "test": 5}
+    split = ds.split()  # the authors' split, per section (checked against the patients until sections are known)
+    assert list(split.columns) == ["section", "patient", "split", "n_spots"]
+    assert split["split"].value_counts().to_dict() == {"train": 38, "valid": 15, "test": 15}
+    assert split.drop_duplicates("patient")["split"].value_counts().to_dict() == {"train": 13, "valid": 5, "test": 5}
+    assert "authors' split" in ds.split_policy["reason"]
+
+
+# ---- split files: comments, extra columns, sections discovered at read time ------------------
+def test_split_file_comments_and_extra_columns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = ("# provenance: where this split comes from\n#\tanother comment line\n"
+            "section\tpatient\tsplit\tn_spots\n# a comment between rows\n"
+            "B1\tB\ttrain\t10\nB2\tB\ttrain\t#12\nC1\tC\ttest\t7\n")
+    _her2st_env(tmp_path, monkeypatch, split=text)
+    split = load_dataset("tiny").split()
+    assert list(split.columns) == ["section", "patient", "split", "n_spots"]
+    assert split.to_dict("list") == {"section": ["B1", "B2", "C1"], "patient": ["B", "B", "C"],
+                                     "split": ["train", "train", "test"], "n_spots": ["10", "#12", "7"]}
+    a = load_dataset("tiny").read(progress=False)  # extra columns do not disturb reading
+    assert a.obs.groupby("section", observed=True)["split"].agg(lambda v: set(v)).to_dict() == {
+        "B1": {"train"}, "B2": {"train"}, "C1": {"test"}}
+    # a patient-level file may carry comments too
+    _her2st_env(tmp_path / "p", monkeypatch, split="# by patient\npatient\tsplit\nB\tvalid\nC\ttest\n")
+    assert load_dataset("tiny").split().set_index("section")["split"].to_dict() == {
+        "B1": "valid", "B2": "valid", "C1": "test"}
+    # comments only: malformed
+    from stlib.errors import SplitError
+
+    _her2st_env(tmp_path / "q", monkeypatch, split="# nothing else\n")
+    with pytest.raises(SplitError, match="malformed split file"):
+        load_dataset("tiny").split()
+
+
+def _he_section_split(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rows: str):
+    _he_env(tmp_path, monkeypatch, sha256=None, mirror="tree")
+    (tmp_path / "data" / "splits" / "he.tsv").write_text("# sections discovered at read time\n"
+                                                         "section\tpatient\tsplit\n" + rows)
+    return load_dataset("he")
+
+
+def test_section_level_split_before_sections_are_known(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stlib.errors import SplitError
+
+    rows = ("BC23287_C1\tBC23287\ttrain\nBC23287_D1\tBC23287\ttrain\nBC23567_C1\tBC23567\tvalid\n"
+            "BC23567_D1\tBC23567\tvalid\nBC23209_C1\tBC23209\ttest\nBC23209_D1\tBC23209\ttest\n")
+    ds = _he_section_split(tmp_path, monkeypatch, rows)
+    assert ds.sections == {}
+    assert len(ds.split()) == 6  # checked against the manifest's patients
+    a = ds.read(progress=False)  # then against the discovered sections
+    want = {"BC23287": "train", "BC23567": "valid", "BC23209": "test"}
+    assert (a.obs["split"].astype(str) == a.obs["patient"].astype(str).map(want)).all()
+    ds = _he_section_split(tmp_path / "a", monkeypatch, rows + "BC99999_C1\tBC99999\ttest\n")
+    with pytest.raises(SplitError, match=r"unknown patient\(s\) \['BC99999'\]"):
+        ds.split()
+    ds = _he_section_split(tmp_path / "b", monkeypatch, rows.replace("BC23209_C1\tBC23209\ttest\n", "")
+                           .replace("BC23209_D1\tBC23209\ttest\n", ""))
+    with pytest.raises(SplitError, match=r"patient\(s\) \['BC23209'\] of he have no split"):
+        ds.split()
+    ds = _he_section_split(tmp_path / "c", monkeypatch, rows.replace("BC23209_D1\tBC23209\ttest", "BC23209_D1\tBC23209\ttrain"))
+    with pytest.raises(SplitError, match=r"patient BC23209 appears in more than one part"):
+        ds.split()
+    ds = _he_section_split(tmp_path / "d", monkeypatch, rows.replace("BC23209_D1", "BC23209_Z9"))
+    ds.split()  # the section is checked only once sections are known
+    with pytest.raises(SplitError, match=r"unknown section\(s\) \['BC23209_Z9'\]"):
+        ds.read(progress=False)
 
 
 # ---- mirror and download -------------------------------------------------------------------

@@ -15,8 +15,10 @@ files per section (68 sections, 23 patients)::
 File names are always taken from ``metadata.csv`` (the ``BT``/``BC`` prefixes are
 inconsistent). Section id = ``f"{patient}_{replicate}"``, e.g. ``BC23287_C1``.
 
-Also here: the deterministic, subtype-stratified, patient-level split of the 23 patients
-(:func:`make_he2020_split`, :func:`write_he2020_split`).
+The committed split ``data/splits/he2020.tsv`` is the authors' own (recovered from their
+notebooks; see its header). Also here, for users who want a fresh draw instead: a seeded,
+subtype-stratified, patient-level split of the 23 patients (:func:`make_he2020_split`,
+:func:`write_he2020_split`); neither made the committed file.
 """
 
 from __future__ import annotations
@@ -94,7 +96,7 @@ HE2020_PATIENTS: dict[str, str] = {
 #: He et al. patients that are also HER2ST patients (same person, other sections).
 HER2ST_OVERLAP: dict[str, str] = {"BC23567": "E", "BC23810": "F", "BC23903": "G", "BC24044": "H"}
 
-#: Paper's split sizes (train, valid, test) in patients.
+#: Paper's split sizes (train, valid, test) in patients (the authors' split, ``data/splits/he2020.tsv``).
 PAPER_SPLIT_SIZES = (13, 5, 5)
 
 _SPOT_ID = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*x\s*(-?\d+(?:\.\d+)?)\s*$")
@@ -407,7 +409,7 @@ def read_he2020(
     return adata
 
 
-# ---- the patient-level split ---------------------------------------------------------------
+# ---- a fresh patient-level split (not the committed one) ----------------------------------
 def _rank(seed: int, kind: str, name: str) -> str:
     return hashlib.sha256(f"{int(seed)}:{kind}:{name}".encode()).hexdigest()
 
@@ -415,7 +417,11 @@ def _rank(seed: int, kind: str, name: str) -> str:
 def make_he2020_split(
     metadata: pd.DataFrame, seed: int = 0, n: tuple[int, int, int] = PAPER_SPLIT_SIZES
 ) -> pd.DataFrame:
-    """Seeded, patient-level split stratified by subtype.
+    """Seeded, patient-level split stratified by subtype: a fresh draw.
+
+    The committed ``data/splits/he2020.tsv`` is the authors' split, not a draw of this
+    function; use this one for a different split of the same sizes (e.g. to see how much the
+    results depend on which patients are held out).
 
     Rule (exact, independent of numpy versions):
 
@@ -488,9 +494,22 @@ def make_he2020_split(
 
 
 def write_he2020_split(path: PathLikeStr, seed: int = 0) -> pd.DataFrame:
-    """Write the patient-level split of the 23 real patients (``patient, subtype, split``).
+    """Write a fresh seeded patient-level split of the 23 real patients (``patient, subtype, split``).
 
-    This is how ``data/splits/he2020.tsv`` was made: ``write_he2020_split("data/splits/he2020.tsv")``.
+    The draw is :func:`make_he2020_split` with the paper's sizes. It is *not* the committed
+    ``data/splits/he2020.tsv`` (the authors' split): write it elsewhere and point a manifest's
+    ``split:`` at it to use it.
+
+    Parameters
+    ----------
+    path
+        Where to write the TSV (parent folders are created).
+    seed
+        Integer seed of :func:`make_he2020_split`.
+
+    Returns
+    -------
+    The split as written, one row per patient.
     """
     meta = pd.DataFrame({"patient": list(HE2020_PATIENTS), "subtype": list(HE2020_PATIENTS.values())})
     split = make_he2020_split(meta, seed=seed, n=PAPER_SPLIT_SIZES)

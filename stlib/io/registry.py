@@ -20,10 +20,12 @@ subtype) is checked against them.
 
 Split files are TSV with ``section, patient, split`` or, patient-level, ``patient, split``
 (optional ``subtype``): a patient-level file is expanded to the sections of the data set.
+Further columns (e.g. ``n_spots``) are kept; lines starting with ``#`` (provenance) are skipped.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import re
@@ -358,6 +360,11 @@ def read_split(
     ``patient, split`` (optional ``subtype``). A patient-level file must assign every patient
     of ``dataset`` and is expanded to one row per section (``section, patient, split``, plus
     ``subtype`` if given) once the sections are known; before that it is returned per patient.
+    A section-level file of a data set whose sections are discovered at read time (empty
+    ``sections``, e.g. He et al. 2020) is checked against the manifest's ``patients`` until
+    the sections are known: every patient known, every patient assigned. Other columns (e.g.
+    ``n_spots``) are kept as strings. Lines whose first character is ``#`` are comments
+    (provenance) and are skipped; a ``#`` elsewhere in a line is data.
 
     Refuses: unknown split names, sections or patients not in the data set, a section (or
     patient) listed twice, a subtype that disagrees with the manifest, and a patient in two
@@ -368,7 +375,12 @@ def read_split(
     if not path.is_file():
         raise SplitError(f"{path}: missing split file")
     try:
-        df = pd.read_csv(path, sep="\t", dtype=str)
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SplitError(f"{path}: unreadable split file ({exc})") from None
+    body = "".join(ln for ln in text.splitlines(keepends=True) if not ln.startswith("#"))
+    try:
+        df = pd.read_csv(io.StringIO(body), sep="\t", dtype=str)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise SplitError(f"{path}: malformed split file ({exc})") from None
     missing = {"patient", "split"} - set(df.columns)
@@ -382,13 +394,22 @@ def read_split(
     dup = df["section"][df["section"].duplicated()].tolist()
     if dup:
         raise SplitError(f"{path}: section(s) listed twice: {dup}")
-    if dataset is not None:
+    if dataset is not None and dataset.sections:
         unknown = sorted(set(df["section"]) - set(dataset.sections))
         if unknown:
             raise SplitError(f"{path}: split names unknown section(s) {unknown} (not in {dataset.name})")
         wrong = [s for s, p in zip(df["section"], df["patient"]) if str(dataset.sections[s].get("patient")) != p]
         if wrong:
             raise SplitError(f"{path}: patient of section(s) {wrong} disagrees with the manifest")
+    elif dataset is not None and dataset.patients:
+        # sections discovered at read time: check the patients now, the sections once known
+        known = set(dataset.patients)
+        unknown = sorted(set(df["patient"].fillna("<empty>")) - known)
+        if unknown:
+            raise SplitError(f"{path}: split names unknown patient(s) {unknown} (not in {dataset.name})")
+        unassigned = sorted(known - set(df["patient"]))
+        if unassigned:
+            raise SplitError(f"{path}: patient(s) {unassigned} of {dataset.name} have no split")
     parts = df.groupby("patient")["split"].agg(lambda s: sorted(set(s)))
     for patient, splits in parts.items():
         if len(splits) > 1:
