@@ -69,7 +69,7 @@ for features in ("single", "knn"):
         name = pipeline.model_name(family, features)
         res = pipeline.cached(glm.fit_glm, model_cache)(X, counts["train"], family=family, genes=list(targets.var_names),
                                                         n_jobs=n_jobs, maxiter=maxiter, name=name, **kwargs)
-        store.save_predictions(res, targets, out)
+        store.save_predictions(protocols.label(res, proto), targets, out)
         results.append(res)
 
 status = pd.DataFrame({r.name: r.per_gene["status"].value_counts() for r in results}).fillna(0).astype(int).T

@@ -55,7 +55,7 @@ for features in ("single", "knn"):
         res = pipeline.cached(linear.fit_linear, model_cache)(X, Y_train, Y_valid, kind=kind, alphas=alphas,
                                                               genes=list(targets.var_names), name=name, scale=proto.scale,
                                                               refit=proto.refit and kind != "ols")
-        store.save_predictions(res, targets, out)
+        store.save_predictions(protocols.label(res, proto), targets, out)
         results.append(res)
 [r.name for r in results]
 

@@ -31,7 +31,7 @@ protocol = "sound"  # "paper": raw features, learning rate fixed at 1e-3
 results_dir = "results/default"
 seed = 0
 learning_rates = [1e-4, 1e-3, 1e-2, 1e-1]
-max_epochs = 1000
+mlp_epochs = 1000
 model_cache = "cache/models"  # joblib cache of fitted models; None to always refit
 
 # %%
@@ -51,14 +51,14 @@ print({s: a.shape for s, a in X.items()})
 
 # %%
 fits = protocols.fit_mlp(targets, proto, model_cache=model_cache, learning_rates=tuple(learning_rates),
-                         epochs=max_epochs, seed=seed)
+                         epochs=mlp_epochs, seed=seed)
 learning_rates = sorted(fits)
 res = nn.choose_lr(fits, name="mlp")
-store.save_predictions(res, targets, out)
+store.save_predictions(protocols.label(res, proto), targets, out)
 if nn.PAPER_LR in fits and len(fits) > 1:
     fixed = fits[nn.PAPER_LR]
     fixed.name = f"mlp_lr{nn.PAPER_LR:g}"
-    store.save_predictions(fixed, targets, out)
+    store.save_predictions(protocols.label(fixed, proto), targets, out)
 print("architecture:", " -> ".join(res.settings["architecture"]))
 print("chosen learning rate:", res.settings["lr"], "| the authors' (by hand):", nn.PAPER_LR)
 pd.DataFrame({k: res.settings[k] for k in ("best_val_loss", "best_epoch", "epochs_run", "stopped_early")},

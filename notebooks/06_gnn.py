@@ -47,8 +47,8 @@ protocol = "sound"  # "paper": Table I's GNN is the authors' network on the expr
 results_dir = "results/default"
 seed = 0
 grid = {"hidden": [32, 64], "lr": [1e-3, 1e-2], "dropout": [0.2, 0.5, 0.8], "optimizer": ["nadam"]}
-max_epochs = 100
-authors_max_epochs = 100
+gnn_epochs = 100
+authors_gnn_epochs = 100
 model_cache = "cache/models"  # joblib cache of fitted models; None to always refit
 
 # %%
@@ -69,9 +69,9 @@ graphs = pipeline.section_graphs(targets, "X_img_knn_pca", k=15)
 print({s: [g.section for g in gs] for s, gs in graphs.items()})
 
 # %%
-paper, best = pipeline.cached(gnn.fit_gnn_paper_and_best, model_cache)(graphs, grid=grid, epochs=max_epochs, seed=seed,
+paper, best = pipeline.cached(gnn.fit_gnn_paper_and_best, model_cache)(graphs, grid=grid, epochs=gnn_epochs, seed=seed,
                                          genes=list(targets.var_names), names=("gnn_paper", "gnn"))
-store.save_predictions(best, targets, out)
+store.save_predictions(protocols.label(best, proto), targets, out)
 print("paper configuration:", gnn.PAPER_CONFIG)
 print("chosen on valid:    ", best.settings["chosen"])
 
@@ -97,15 +97,15 @@ _ = ax.set_title("valid loss of each configuration (red: the paper's)")
 
 # %%
 authors_proto = replace(proto, gnn="authors") if proto.gnn == "sage" else proto
-authors = protocols.fit_gnn(targets, authors_proto, model_cache=model_cache, seed=seed, epochs=authors_max_epochs,
+authors = protocols.fit_gnn(targets, authors_proto, model_cache=model_cache, seed=seed, epochs=authors_gnn_epochs,
                             name="gnn_authors")
-store.save_predictions(authors, targets, out)
+store.save_predictions(protocols.label(authors, proto), targets, out)
 print(f"edges: mutual pairs of obsp[{protocols.edges_key(authors_proto)!r}];",
       f"stopped at epoch {authors.settings['epochs_run']} (best {authors.settings['best_epoch']})")
 if proto.gnn != "sage":  # the paper protocol: Table I's GNN is the authors' network
-    paper = protocols.fit_gnn(targets, proto, model_cache=model_cache, seed=seed, epochs=authors_max_epochs,
+    paper = protocols.fit_gnn(targets, proto, model_cache=model_cache, seed=seed, epochs=authors_gnn_epochs,
                               name="gnn_paper")
-store.save_predictions(paper, targets, out)
+store.save_predictions(protocols.label(paper, proto), targets, out)
 
 # %%
 pipeline.fit_summary([paper, best, authors], targets)

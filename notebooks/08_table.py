@@ -25,7 +25,7 @@
 
 # %% tags=["parameters"]
 results_dir = "results/default"
-protocol = "pooled"  # or "per_section_mean"
+metric_protocol = "pooled"  # or "per_section_mean"
 
 # %%
 import anndata as ad
@@ -39,13 +39,13 @@ out = store.resolve(results_dir)
 config = store.read_config(out)
 targets = ad.read_h5ad(out / "targets.h5ad")
 preds = store.load_predictions(out)
-print(tables.protocol_text(config, targets, protocol))
+print(tables.protocol_text(config, targets, metric_protocol))
 
 # %%
 long = tables.metric_table(targets, preds)
 (out / "tables").mkdir(exist_ok=True)
 long.to_csv(out / "tables" / "all_models.csv")
-table1 = tables.table_one(long, protocol=protocol)
+table1 = tables.table_one(long, protocol=metric_protocol)
 table1.to_csv(out / "tables" / "table1.csv")
 pipeline.show(table1)
 
@@ -76,7 +76,8 @@ side = tables.beside_paper(table1, paper)
 pipeline.show(side.drop(columns=[("", "leaks / bugs")]), 4)
 
 # %%
-print("leaks / bugs of our rows:", "; ".join(sorted(set(table1["leaks / bugs"]))))
+flags = sorted({x for v in table1["leaks / bugs"] for x in v.split("; ") if x != "none"})
+print("leaks / bugs of our rows:" + ("".join(f"\n  - {x}" for x in flags) if flags else " none"))
 
 # %%
 fig = pl.beside_paper(side, "PCC")
@@ -97,15 +98,15 @@ for r in ref:
     store.save_predictions(r, targets, out)
 long = tables.metric_table(targets, store.load_predictions(out))
 long.to_csv(out / "tables" / "all_models.csv")
-wide = tables.wide(long, protocol=protocol)
+wide = tables.wide(long, protocol=metric_protocol)
 pipeline.show(wide)
 
 # %%
-print(tables.depth_sentence(long, protocol=protocol))
+print(tables.depth_sentence(long, protocol=metric_protocol))
 
 # %%
 fig = pl.metric_bars(wide.xs("pearson", axis=1, level=0), "pearson",
-                     title=f"mean PCC over genes ({protocol})")
+                     title=f"mean PCC over genes ({metric_protocol})")
 
 # %% [markdown]
 # Pooled over the spots of a split, or within each section and then averaged: the two

@@ -293,6 +293,9 @@ def expression_neighbors(
     """
     import scanpy as sc
 
+    from stlib._tf import import_tf
+
+    import_tf()  # umap (scanpy's neighbours) imports TensorFlow when present: import it quietly first
     data = adata if data is None else data
     if not data.obs_names.equals(adata.obs_names):
         raise DataError("data", "data and adata hold different spots (or a different order)")

@@ -252,11 +252,19 @@ def fit_table_models(
                           epochs=gnn_epochs if p.gnn == "sage" else authors_gnn_epochs, name=name)
         else:
             raise DataError("models", f"no recipe for model {name!r}")
-        res.settings["protocol"] = p.as_dict()
-        res.settings["leaks"] = sorted(set(res.settings.get("leaks", [])) | set(_leaks_for(p, name)))
-        res.settings["bugs"] = p.bugs() if name.startswith("gnn") else []
-        out[name] = res
+        out[name] = label(res, p)
     return out
+
+
+def label(result: ModelResult, protocol: Protocol | str) -> ModelResult:
+    """Record the protocol, and the leaks and bugs that touch this model, in ``result.settings``."""
+    p = get(protocol)
+    name = result.name
+    result.settings["protocol"] = p.as_dict()
+    leaks = {x for x in result.settings.get("leaks", []) if "refit" not in x}
+    result.settings["leaks"] = sorted(leaks | set(_leaks_for(p, name, refit=bool(result.settings.get("refit")))))
+    result.settings["bugs"] = p.bugs() if result.settings.get("mode") == "train_graph_bug" else []
+    return result
 
 
 def fit_mlp(targets: ad.AnnData, protocol: Protocol | str, *, model_cache: str | None = None,
@@ -277,14 +285,14 @@ def fit_mlp(targets: ad.AnnData, protocol: Protocol | str, *, model_cache: str |
     return fits
 
 
-def _leaks_for(p: Protocol, name: str) -> list[str]:
-    """The protocol's leaks that touch one model."""
+def _leaks_for(p: Protocol, name: str, refit: bool = False) -> list[str]:
+    """The protocol's leaks that touch one model (``refit``: the model was refitted on train + valid)."""
     out = []
     if p.gene_fit_on == "all":
         out.append("genes chosen on all sections, test included")
     if p.neighbors == "expression":
         out.append("neighbours from each spot's own expression (test included)")
-    if p.refit and name.removeprefix("knn_") in ("lasso", "ridge"):
+    if refit:
         out.append("penalty refitted on train + valid: Valid in-sample")
     return out
 

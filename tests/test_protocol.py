@@ -171,3 +171,40 @@ def test_build_features_follow_the_protocol() -> None:
     assert p.uns["X_graph_svd"]["connectivity_key"] == "expression_connectivities"
     assert not np.allclose(p.obsm["X_img_knn_pca"], s.obsm["X_img_knn_pca"])
     np.testing.assert_array_equal(p.obsm["X_img_pca"], s.obsm["X_img_pca"])  # single-spot features do not change
+
+
+def _modelling_targets(proto: str) -> ad.AnnData:
+    from stlib import pp
+
+    a = _sections(g=80)
+    genes = pp.select_genes(a, 10, n_hvg=30, fit_on=protocol.get(proto).gene_fit_on)
+    t = pp.make_targets(a, genes)
+    t.obsm["X_cnn"] = a.obsm["X_cnn"]
+    protocol.build_features(t, proto, data=a, n_comps=4, n_neighbors=6)
+    return t
+
+
+def test_fit_table_models_label_leaks_and_scoring_space() -> None:
+    models = ("lasso", "knn_ridge", "nb_apriori")
+    paper = protocol.fit_table_models(_modelling_targets("paper"), "paper", models=models, n_jobs=1)
+    sound = protocol.fit_table_models(_modelling_targets("sound"), "sound", models=models, n_jobs=1)
+    assert any("in-sample" in x for x in paper["knn_ridge"].settings["leaks"])
+    assert any("expression" in x for x in paper["nb_apriori"].settings["leaks"])
+    assert any("test included" in x for x in paper["lasso"].settings["leaks"])
+    assert all(r.settings["leaks"] == [] and r.settings["bugs"] == [] for r in sound.values())
+    assert paper["nb_apriori"].settings["score_space"] == "counts"
+    assert sound["nb_apriori"].settings["score_space"] == "target"
+    assert paper["lasso"].settings["alphas"] == sorted(PAPER_ALPHAS["lasso"])
+
+
+def test_step_table_puts_the_report_first() -> None:
+    from stlib import ladder
+
+    rows = [{"step": s, "model": m, "split": sp_, "pearson": 0.1 * i, "mse": 1.0}
+            for i, s in enumerate(["a", "b"]) for m in protocol.TABLE_MODELS.values() for sp_ in ("valid", "test")]
+    long = pd.DataFrame(rows)
+    long["step"] = pd.Categorical(long["step"], categories=["a", "b"])
+    w = ladder.step_table(long, "pearson", paper=tables.paper_table())
+    assert w.index[0].startswith("the report") and list(w.index[1:]) == ["a", "b"]
+    assert w.loc[w.index[0], ("Linear Regression Lasso", "Test")] == pytest.approx(0.1243)
+    assert w.loc["b", ("KNN Pooled GNN", "Valid")] == pytest.approx(0.1)

@@ -1,0 +1,37 @@
+"""The notebooks' parameters cells: papermill passes one value per name to every notebook that
+declares it, so a name shared by several notebooks must mean the same thing everywhere."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import jupytext
+
+from stlib import protocol
+from stlib.run import declared_parameters, notebook_sources
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _params() -> dict[str, dict[str, object]]:
+    return {src.stem: declared_parameters(jupytext.read(src)) for src in notebook_sources(ROOT)}
+
+
+def test_shared_parameter_names_have_one_default() -> None:
+    seen: dict[str, dict[str, object]] = defaultdict(dict)
+    for nb, params in _params().items():
+        for k, v in params.items():
+            seen[k][nb] = v
+    clashes = {k: v for k, v in seen.items() if len({repr(x) for x in v.values()}) > 1}
+    assert not clashes, f"parameters with different defaults in different notebooks: {clashes}"
+
+
+def test_protocol_parameter_is_a_protocol_and_defaults_to_sound() -> None:
+    params = _params()
+    users = [nb for nb, p in params.items() if "protocol" in p]
+    assert {n[:2] for n in users} >= {"01", "02", "03", "04", "05", "06"}
+    for nb in users:
+        assert params[nb]["protocol"] == "sound" and protocol.get(params[nb]["protocol"]).leaks() == []
+    assert params["01_preprocessing"]["target_transform"] == "paper"
+    assert params["01_preprocessing"]["gene_rule"] == "paper"
