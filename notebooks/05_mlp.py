@@ -53,7 +53,7 @@ print({s: a.shape for s, a in X.items()})
 fits = protocols.fit_mlp(targets, proto, model_cache=model_cache, learning_rates=tuple(learning_rates),
                          epochs=mlp_epochs, seed=seed)
 learning_rates = sorted(fits)
-res = nn.choose_lr(fits, name="mlp")
+res = protocols.mlp_result(fits, proto, name="mlp")
 store.save_predictions(protocols.label(res, proto), targets, out)
 if nn.PAPER_LR in fits and len(fits) > 1:
     fixed = fits[nn.PAPER_LR]

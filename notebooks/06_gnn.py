@@ -32,7 +32,8 @@
 # weights divided by the sum over all edges, concatenation, L2 normalisation and skip
 # connections, the node id as an extra input feature, and edges from the mutual pairs of each
 # section's *expression* kNN graph. It is fitted here too (`gnn_authors`, on the slide's
-# neighbours under the sound protocol), each split predicted on its own graph. Their code gave
+# neighbours and with features standardised on train under the sound protocol), each split
+# predicted on its own graph. Their code gave
 # the model only the train graph, so its valid and test "predictions" were read off train
 # nodes: a bug whose effect chapter 10 shows.
 #
@@ -105,7 +106,7 @@ print(f"edges: mutual pairs of obsp[{protocols.edges_key(authors_proto)!r}];",
 if proto.gnn != "sage":  # the paper protocol: Table I's GNN is the authors' network
     paper = protocols.fit_gnn(targets, proto, model_cache=model_cache, seed=seed, epochs=authors_gnn_epochs,
                               name="gnn_paper")
-store.save_predictions(protocols.label(paper, proto), targets, out)
+_ = store.save_predictions(protocols.label(paper, proto), targets, out)
 
 # %%
 pipeline.fit_summary([paper, best, authors], targets)

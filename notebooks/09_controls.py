@@ -123,7 +123,7 @@ for control in test.columns:
 #   book used that target and called it the paper's; the authors' code did not.
 # - **The authors' target.** Scaling each spot to its section's median removes depth within a
 #   section; what is left for depth-only is small, and the image models' test correlations fall
-#   to the few hundredths that the report's Table I also shows. This is the question the report
+#   to a few hundredths, the order of the report's test rows (0.03 to about 0.1). This is the question the report
 #   asks: how well the image predicts how a gene varies between the spots of an unseen patient.
 # - **Fixed-total normalisation** (`normalize_log1p`) stays near the authors' target, far below
 #   raw `log1p`: within one section the two scale the spots alike up to one factor per section

@@ -244,9 +244,7 @@ def fit_table_models(
         elif name == "mlp":
             fits = fit_mlp(targets, p, model_cache=model_cache, learning_rates=mlp_learning_rates, epochs=mlp_epochs,
                            seed=seed)
-            res = nn.choose_lr(fits, name=name)
-            if p.mlp_lr == "fixed":
-                res.settings["lr_rule"] = "fixed at 1e-3 by hand (the authors)"
+            res = mlp_result(fits, p, name=name)
         elif name == "gnn_paper":
             res = fit_gnn(targets, p, model_cache=model_cache, seed=seed,
                           epochs=gnn_epochs if p.gnn == "sage" else authors_gnn_epochs, name=name)
@@ -285,6 +283,16 @@ def fit_mlp(targets: ad.AnnData, protocol: Protocol | str, *, model_cache: str |
     return fits
 
 
+def mlp_result(fits: dict[float, ModelResult], protocol: Protocol | str, name: str = "mlp") -> ModelResult:
+    """The MLP of Table I from :func:`fit_mlp`'s fits: chosen on valid, or the authors' fixed 1e-3."""
+    from stlib.models import nn
+
+    res = nn.choose_lr(fits, name=name)
+    if get(protocol).mlp_lr == "fixed":
+        res.settings["lr_rule"] = "fixed at 1e-3 by hand (the authors)"
+    return res
+
+
 def _leaks_for(p: Protocol, name: str, refit: bool = False) -> list[str]:
     """The protocol's leaks that touch one model (``refit``: the model was refitted on train + valid)."""
     out = []
@@ -313,22 +321,33 @@ def fit_gnn(targets: ad.AnnData, protocol: Protocol | str, *, model_cache: str |
         return res
     from stlib.models import gnn_authors
 
-    graphs = split_graphs(targets, edges_key(p))
+    graphs = split_graphs(targets, edges_key(p), scale=p.scale)
     return pipeline.cached(gnn_authors.fit_gnn_authors, model_cache)(
         graphs, epochs=epochs, seed=seed, train_graph_bug=p.gnn == "authors_bug", genes=genes, name=name)
 
 
 def split_graphs(targets: ad.AnnData, connectivity_key: str, rep: str = "X_img_knn_pca",
-                 split_key: str = "split") -> dict[str, Any]:
-    """Per split, the authors' GNN input: node features, mutual-pair edges of the graph, targets (not test)."""
+                 split_key: str = "split", scale: bool = False) -> dict[str, Any]:
+    """Per split, the authors' GNN input: node features, mutual-pair edges of the graph, targets (not test).
+
+    ``scale``: standardise the node features with the train nodes' mean and standard deviation
+    (the node-id feature that :func:`~stlib.models.gnn_authors.fit_gnn_authors` adds stays raw,
+    as the authors had it).
+    """
+    from sklearn.preprocessing import StandardScaler
+
     from stlib.models.gnn_authors import SplitGraph, mutual_edges
 
+    rep_all = np.asarray(targets.obsm[rep], dtype=np.float64)
+    train = (targets.obs[split_key] == "train").to_numpy()
+    if scale:
+        rep_all = StandardScaler().fit(rep_all[train]).transform(rep_all)
     out = {}
     for s in SPLITS:
         m = (targets.obs[split_key] == s).to_numpy()
         if not m.any():
             continue
         A = targets.obsp[connectivity_key][m][:, m]
-        out[s] = SplitGraph(x=np.asarray(targets.obsm[rep][m], dtype=np.float64), edges=mutual_edges(A),
+        out[s] = SplitGraph(x=rep_all[m], edges=mutual_edges(A),
                             y=np.asarray(targets.X[m], dtype=np.float64) if s in ("train", "valid") else None)
     return out

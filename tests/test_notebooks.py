@@ -35,3 +35,18 @@ def test_protocol_parameter_is_a_protocol_and_defaults_to_sound() -> None:
         assert params[nb]["protocol"] == "sound" and protocol.get(params[nb]["protocol"]).leaks() == []
     assert params["01_preprocessing"]["target_transform"] == "paper"
     assert params["01_preprocessing"]["gene_rule"] == "paper"
+
+
+def test_executed_notebooks_hold_no_machine_paths() -> None:
+    """Outputs are compared exactly on other machines (nbval): no absolute path may be printed."""
+    import nbformat
+
+    bad = []
+    for nb_path in sorted((ROOT / "book" / "notebooks").glob("*.ipynb")):
+        nb = nbformat.read(nb_path, as_version=4)
+        for i, cell in enumerate(nb.cells):
+            for out in cell.get("outputs", []):
+                text = out.get("text", "") + str(out.get("data", {}).get("text/plain", ""))
+                if "PosixPath(" in text or str(ROOT) in text:
+                    bad.append(f"{nb_path.name} cell {i}")
+    assert not bad, f"outputs with machine-specific paths: {bad}"

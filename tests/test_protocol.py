@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-from sklearn.linear_model import Lasso, Ridge
+from sklearn.linear_model import Lasso, LinearRegression, Ridge
 from sklearn.model_selection import GridSearchCV, PredefinedSplit
 
 from stlib import features, protocol, tables
@@ -38,12 +38,19 @@ def test_refit_equals_gridsearchcv_with_a_predefined_split(kind: str) -> None:
     fold = PredefinedSplit(np.r_[np.full(len(X["train"]), -1), np.zeros(len(X["valid"]))])
     est = Ridge() if kind == "ridge" else Lasso(max_iter=100_000)
     grid = [a for a in PAPER_ALPHAS[kind] if not (kind == "ridge" and a == 0)]  # alpha 0 is OLS here
+    compared = 0
     for j in range(3):
         y = np.r_[Y["train"][:, j], Y["valid"][:, j]]
         gs = GridSearchCV(est, {"alpha": grid}, cv=fold).fit(Xtv, y)
-        if res.per_gene["alpha"].iloc[j] != 0:
-            assert res.per_gene["alpha"].iloc[j] == gs.best_params_["alpha"]
+        chosen = res.per_gene["alpha"].iloc[j]
+        if chosen != 0:
+            assert chosen == gs.best_params_["alpha"]
             np.testing.assert_allclose(res.predictions["test"][:, j], gs.predict(X["test"]), rtol=1e-6, atol=1e-6)
+            compared += 1
+        else:  # alpha 0 is ordinary least squares, refitted on train + valid
+            ols = LinearRegression().fit(Xtv, y)
+            np.testing.assert_allclose(res.predictions["test"][:, j], ols.predict(X["test"]), rtol=1e-6, atol=1e-6)
+    assert compared >= 1
     assert res.settings["refit"] and "in-sample" in res.settings["leaks"][0]
 
 

@@ -1,6 +1,6 @@
 """Facts from the report being reproduced, as shipped in ``data/``.
 
-The report (Avagyan, Anand, Cooper, "Integrating Histology Imaging and Spatial Transcriptomics
+The report (Anand, Cooper, Avagyan, "Integrating Histology Imaging and Spatial Transcriptomics
 through Low-Dimensional Embeddings to Predict Gene Expression Patterns", Stanford CS229) and
 its public notebooks (``savagyan00/ST_GExp_Prediction_CS229``) give three facts this book
 uses. Each is a TSV in ``data/`` whose ``#`` header lines give its provenance:

@@ -158,7 +158,8 @@ def choose_lr(fits: dict[float, ModelResult], name: str = "mlp") -> ModelResult:
     settings = {**chosen.settings, "lr": best, "learning_rates": lrs,
                 **{k: [fits[lr].settings[k] for lr in lrs] for k in ("best_epoch", "best_val_loss", "epochs_run",
                                                                      "stopped_early")},
-                "lr_rule": "chosen on valid (lowest best valid loss)"}
+                "lr_rule": ("chosen on valid (lowest best valid loss)" if len(lrs) > 1 else
+                            "fixed: the only learning rate given")}
     return ModelResult(name=name, predictions=chosen.predictions, settings=settings,
                        history=pd.concat([fits[lr].history for lr in lrs], ignore_index=True))
 
