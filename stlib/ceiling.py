@@ -1,0 +1,555 @@
+"""Noise ceiling: how much of each gene's spot-to-spot variation any model could predict.
+
+The counts at a spot are a sample of the molecules there. Part of a gene's variation over
+the spots of a section is that sampling noise, which no model (image based or otherwise)
+can predict. The ceiling of a gene in a section is the highest Pearson correlation any
+prediction can reach with the measured target:
+
+.. math::
+
+    \\text{ceiling} = \\operatorname{corr}(E[y \\mid \\lambda], y) = \\sqrt{R}, \\qquad
+    R = \\frac{\\operatorname{Var} E[y \\mid \\lambda]}{\\operatorname{Var} y},
+
+where ``y`` is the target (the transformed counts, :mod:`stlib.pp`) and ``lambda`` the
+spot's expected counts. ``R`` is the *reliability* of the target.
+
+How it is estimated
+-------------------
+Binomial thinning (:func:`split_half`) splits each spot's counts into two halves,
+``a ~ Binomial(c, 1/2)`` and ``b = c - a``. If the counts are Poisson given ``lambda``
+(molecule sampling), the halves are independent Poisson with mean ``lambda / 2``: two
+independent replicates of the section at half its depth. All genes are thinned, not only
+the targets, so that each half's totals (its size factors) are those of a half-depth
+section. Each half goes through the same target transform as the full data
+(:func:`transform_counts`); the correlation of the two transformed halves over the spots is
+the reliability at half depth, ``r_half``. Two corrections bring it to full depth
+(``correction=``):
+
+``"spearman-brown"``
+    ``r_full = 2 r_half / (1 + r_half)``: exact when the target is linear in the counts
+    (noise variance halves when the depth doubles), an approximation after ``log1p``.
+``"extrapolate"`` (default)
+    A second thinning level: the counts are split into four quarters (four independent
+    quarter-depth replicates; six pairs), giving ``r_quarter``. The reliability's log-odds
+    ``L(d) = log(R / (1 - R))`` is taken as linear in ``log(depth)`` and extrapolated from
+    the quarter and half depths to the full depth: ``L(1) = 2 L(1/2) - L(1/4)``.
+    Spearman-Brown is the special case of slope 1 (``L(1) = L(1/2) + log 2``); the second
+    level measures the slope instead of assuming it. The slope is kept in
+    ``[0, 2]`` (outside that it is noise) and the rule falls back to Spearman-Brown when
+    ``r_quarter <= 0``.
+
+The simulation tests (``tests/test_ceiling.py``) quantify both against the true ceiling:
+Spearman-Brown is biased upwards after ``log1p`` (mean over genes +0.01 to +0.02; +0.03 to
++0.05 at ~500 counts per spot for genes with a high contrast over the spots); the
+extrapolation's mean error stays within -0.03 to +0.02 in every regime tested (Poisson and
+negative binomial, 500 to 10,000 counts per spot, the three transforms), with the same
+per-gene noise.
+
+What counts as noise
+--------------------
+Only what thinning can remove: Poisson (molecule) sampling. Extra-Poisson variation
+(negative-binomial overdispersion, i.e. spot-level biological or technical variation of
+the rate) is shared by both halves and therefore counted as **signal**: the ceiling is the
+correlation reachable by a predictor that knew each spot's actual rate. If that variation
+is unpredictable from the image, the ceiling here is an upper bound, not the bound.
+
+Conventions
+-----------
+Correlations are Pearson, per section and per gene, over the spots of the section. A gene
+constant in a half (e.g. never detected in the section) has no correlation: ``r_half``,
+``r_full`` and ``ceiling`` are NaN, and the draws concerned are counted in
+``n_constant_draws``, never dropped silently. ``ceiling = sqrt(max(r_full, 0))``.
+Everything is seeded; nothing is global.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from stlib.errors import DataError
+from stlib.pp import TARGET_SUM, TRANSFORMS
+
+Correction = Literal["spearman-brown", "extrapolate"]
+CORRECTIONS: tuple[str, ...] = ("spearman-brown", "extrapolate")
+DEFAULT_CORRECTION = "extrapolate"
+COLUMNS: tuple[str, ...] = (
+    "section", "gene", "r_half", "r_full", "ceiling", "n_spots", "mean_count", "r_quarter", "n_constant_draws",
+)
+_SLOPE_RANGE = (0.0, 2.0)
+
+__all__ = [
+    "CORRECTIONS",
+    "DEFAULT_CORRECTION",
+    "check_counts",
+    "noise_ceiling",
+    "spearman_brown",
+    "extrapolate_reliability",
+    "split_counts",
+    "split_half",
+    "thin",
+    "transform_counts",
+]
+
+Counts = np.ndarray | sp.spmatrix | sp.sparray
+
+
+# --------------------------------------------------------------------------- checks
+def _rng(rng: np.random.Generator | int | None) -> np.random.Generator:
+    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+
+
+def check_counts(counts: Counts, what: str = "<counts>") -> Counts:
+    """Check that ``counts`` is a 2-D matrix of non-negative integers (sparse or dense).
+
+    Returns ``counts`` as a CSR matrix (sparse input) or an ``int64`` ndarray (dense), raising
+    a :class:`~stlib.errors.DataError` naming ``what`` otherwise.
+    """
+    if sp.issparse(counts):
+        X = sp.csr_matrix(counts)
+        values = X.data
+    else:
+        X = np.asarray(counts)
+        values = X
+    if X.ndim != 2:
+        raise DataError(what, f"expected a (n_spots, n_genes) count matrix, got shape {X.shape}")
+    if not (np.issubdtype(values.dtype, np.integer) or np.issubdtype(values.dtype, np.floating)
+            or values.dtype == bool):
+        raise DataError(what, f"counts must be numeric, got dtype {values.dtype}")
+    if values.size:
+        if np.issubdtype(values.dtype, np.floating):
+            if not np.isfinite(values).all():
+                raise DataError(what, "counts hold NaN or infinite values")
+            if (values != np.round(values)).any():
+                n = int((values != np.round(values)).sum())
+                raise DataError(what, f"counts must be integers (raw UMI/read counts, not normalised values); "
+                                      f"{n} value(s) are not")
+        if (values < 0).any():
+            raise DataError(what, f"counts must be non-negative; {int((values < 0).sum())} value(s) are negative")
+    if sp.issparse(X):
+        X = sp.csr_matrix(X, dtype=np.int64)
+        X.sort_indices()
+        return X
+    return X.astype(np.int64, copy=False)
+
+
+def _check_sections(sections: Sequence[str] | np.ndarray | None, n_spots: int, what: str = "sections") -> np.ndarray:
+    if sections is None:
+        return np.full(n_spots, "all")
+    s = np.asarray(sections).astype(str)
+    if s.ndim != 1 or len(s) != n_spots:
+        raise DataError(what, f"needs one section label per spot: got {s.shape} labels for {n_spots} spots")
+    return s
+
+
+def _check_mask(genes_mask: Sequence[bool] | np.ndarray | None, n_genes: int) -> np.ndarray:
+    if genes_mask is None:
+        return np.ones(n_genes, dtype=bool)
+    m = np.asarray(genes_mask)
+    if m.dtype != bool:
+        if np.issubdtype(m.dtype, np.integer):  # column indices
+            out = np.zeros(n_genes, dtype=bool)
+            if m.size and (m.min() < -n_genes or m.max() >= n_genes):
+                raise DataError("genes_mask", f"gene index out of range for {n_genes} genes")
+            out[m] = True
+            return out
+        raise DataError("genes_mask", f"expected a boolean mask or integer indices, got dtype {m.dtype}")
+    if m.shape != (n_genes,):
+        raise DataError("genes_mask", f"boolean mask of shape {m.shape} for {n_genes} genes")
+    return m
+
+
+# --------------------------------------------------------------------------- thinning
+def thin(counts: Counts, fraction: float, rng: np.random.Generator | int | None) -> Counts:
+    """Binomial thinning: keep each molecule independently with probability ``fraction``.
+
+    Parameters
+    ----------
+    counts
+        Spots x genes integer counts, dense or sparse.
+    fraction
+        Probability of keeping a molecule, in ``[0, 1]``.
+    rng
+        A :class:`numpy.random.Generator` (or a seed).
+
+    Returns
+    -------
+    The thinned counts, of the same kind (CSR or ``int64`` ndarray) and shape. Under Poisson
+    sampling with mean ``lambda`` the result is Poisson with mean ``fraction * lambda``. The
+    draws run over the non-zero counts in row-major order, so dense and sparse copies of the
+    same counts are thinned identically for the same generator state.
+    """
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"fraction must be in [0, 1], got {fraction}")
+    X = check_counts(counts)
+    gen = _rng(rng)
+    # draws over the non-zero counts in CSR (row-major) order, whatever the storage: dense and
+    # sparse copies of the same counts give the same result for the same seed
+    out = sp.csr_matrix(X) if not sp.issparse(X) else X.copy()
+    out.sort_indices()
+    out.data = gen.binomial(out.data, fraction).astype(np.int64)
+    if sp.issparse(X):
+        out.eliminate_zeros()
+        return out
+    return out.toarray()
+
+
+def split_half(counts: Counts, rng: np.random.Generator | int | None) -> tuple[Counts, Counts]:
+    """Split each spot's counts into two halves: ``a ~ Binomial(c, 1/2)``, ``b = c - a``.
+
+    Parameters
+    ----------
+    counts
+        Spots x genes integer counts, dense or sparse (all genes, so that the halves'
+        totals are half-depth totals).
+    rng
+        A :class:`numpy.random.Generator` (or a seed).
+
+    Returns
+    -------
+    (a, b)
+        Same kind (CSR or ``int64`` ndarray) and shape as ``counts``; ``a + b == counts``.
+        If the counts are Poisson (or a Poisson mixture, e.g. negative binomial) given the
+        spot's rate ``lambda``, ``a`` and ``b`` are independent Poisson with mean
+        ``lambda / 2`` given ``lambda``.
+
+    Raises
+    ------
+    DataError
+        Negative, non-integer or non-finite counts.
+    """
+    X = check_counts(counts)
+    a = thin(X, 0.5, rng)
+    if sp.issparse(X):
+        b = sp.csr_matrix(X - a)
+        b.eliminate_zeros()
+        return a, b
+    return a, X - a
+
+
+def split_counts(counts: Counts, n_parts: int, rng: np.random.Generator | int | None) -> list[Counts]:
+    """Split counts into ``n_parts`` parts of equal expected size (multinomial thinning).
+
+    Each molecule goes to one part uniformly at random (sequential binomial draws). Under
+    Poisson sampling the parts are independent Poisson with mean ``lambda / n_parts``; they
+    sum to ``counts``.
+    """
+    if n_parts < 1:
+        raise ValueError(f"n_parts must be >= 1, got {n_parts}")
+    X = check_counts(counts)
+    gen = _rng(rng)
+    rest = X
+    parts: list[Counts] = []
+    for k in range(n_parts - 1):
+        part = thin(rest, 1.0 / (n_parts - k), gen)
+        rest = sp.csr_matrix(rest - part) if sp.issparse(rest) else rest - part
+        parts.append(part)
+    parts.append(rest)
+    return parts
+
+
+# --------------------------------------------------------------------------- transforms
+def _scale_factors(totals: np.ndarray, transform: str, sections: np.ndarray, target_sum: float) -> np.ndarray:
+    """Per spot, what its counts are divided by (as :func:`stlib.pp.size_factors`).
+
+    Spots with zero total keep factor 1 (their values stay 0), as
+    :func:`scanpy.pp.normalize_total` does; the ``"paper"`` median is over the spots of the
+    section with a positive total (scanpy's rule).
+    """
+    if transform == "log1p":
+        return np.ones_like(totals)
+    out = np.ones_like(totals)
+    pos = totals > 0
+    if transform == "normalize_log1p":
+        out[pos] = totals[pos] / target_sum
+        return out
+    for sec in pd.unique(sections):
+        m = sections == sec
+        mp = m & pos
+        if mp.any():
+            out[mp] = totals[mp] / np.median(totals[mp])
+    return out
+
+
+def transform_counts(
+    counts: Counts,
+    transform: str,
+    *,
+    sections: Sequence[str] | np.ndarray | None = None,
+    all_gene_totals: np.ndarray | None = None,
+    genes_mask: Sequence[bool] | np.ndarray | None = None,
+    target_sum: float = TARGET_SUM,
+) -> np.ndarray | sp.csr_matrix:
+    """Apply one of the project's target transforms to a count matrix, as to the full data.
+
+    Parameters
+    ----------
+    counts
+        Spots x genes integer counts, dense or sparse. Give **all** genes (with
+        ``genes_mask`` picking the targets) or pass ``all_gene_totals``: the normalising
+        totals are over all genes.
+    transform
+        ``"paper"``: per section, each spot scaled to the section's median total count, then
+        ``log1p`` (:func:`stlib.pp.make_targets`); ``"log1p"``: ``log1p`` of the raw counts;
+        ``"normalize_log1p"``: each spot scaled to ``target_sum``, then ``log1p``.
+    sections
+        One section label per spot (only ``"paper"`` uses it; default: one section).
+    all_gene_totals
+        Per spot, the total count over all genes; default: the row sums of ``counts`` (all
+        its columns, before ``genes_mask``).
+    genes_mask
+        Boolean mask (or integer indices) of the columns to return; default all.
+    target_sum
+        The total of ``"normalize_log1p"``.
+
+    Returns
+    -------
+    float64 targets, spots x selected genes: an ndarray for dense input, CSR for sparse
+    input (zeros stay zeros).
+
+    Notes
+    -----
+    Matches :func:`stlib.pp.make_targets` (which runs :func:`scanpy.pp.normalize_total` and
+    :func:`scanpy.pp.log1p`) up to float32 rounding there; unlike
+    :func:`stlib.pp.size_factors`, spots with zero total are allowed (a thinned half can have
+    one) and stay 0.
+    """
+    if transform not in TRANSFORMS:
+        raise ValueError(f"unknown target transform {transform!r}; use one of {TRANSFORMS}")
+    X = check_counts(counts)
+    n, g = X.shape
+    secs = _check_sections(sections, n)
+    mask = _check_mask(genes_mask, g)
+    if all_gene_totals is None:
+        totals = np.asarray(X.sum(axis=1), dtype=np.float64).ravel()
+    else:
+        totals = np.asarray(all_gene_totals, dtype=np.float64).ravel()
+        if totals.shape != (n,):
+            raise DataError("all_gene_totals", f"needs one total per spot: got {totals.shape} for {n} spots")
+        if (totals < 0).any() or not np.isfinite(totals).all():
+            raise DataError("all_gene_totals", "totals must be finite and non-negative")
+    factors = _scale_factors(totals, transform, secs, float(target_sum))
+    Xm = X[:, mask]
+    if sp.issparse(Xm):
+        out = sp.csr_matrix(sp.diags(1.0 / factors) @ sp.csr_matrix(Xm, dtype=np.float64))
+        out.data = np.log1p(out.data)
+        return out
+    return np.log1p(Xm / factors[:, None])
+
+
+# --------------------------------------------------------------------------- corrections
+def spearman_brown(r_half: np.ndarray | float, factor: float = 2.0) -> np.ndarray:
+    """Spearman-Brown prophecy: reliability at ``factor`` times the depth, ``k r / (1 + (k-1) r)``."""
+    r = np.asarray(r_half, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return factor * r / (1.0 + (factor - 1.0) * r)
+
+
+def extrapolate_reliability(r_half: np.ndarray, r_quarter: np.ndarray) -> np.ndarray:
+    """Reliability at full depth from those at half and quarter depth.
+
+    The log-odds ``L = log(R / (1 - R))`` is taken as linear in ``log(depth)``:
+    ``L(1) = L(1/2) + s log 2`` with slope ``s = (L(1/2) - L(1/4)) / log 2`` clipped to
+    ``[0, 2]`` (Spearman-Brown is ``s = 1``). Falls back to Spearman-Brown where
+    ``r_half <= 0`` or ``r_quarter <= 0`` (no log-odds), and keeps NaN where ``r_half`` is NaN.
+    """
+    rh = np.asarray(r_half, dtype=np.float64)
+    rq = np.asarray(r_quarter, dtype=np.float64)
+    out = spearman_brown(rh)
+    ok = (rh > 0) & (rh < 1) & (rq > 0) & (rq < 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lh = np.log(rh / (1 - rh))
+        lq = np.log(rq / (1 - rq))
+        slope = np.clip((lh - lq) / np.log(2.0), *_SLOPE_RANGE)
+        lf = lh + slope * np.log(2.0)
+        ext = 1.0 / (1.0 + np.exp(-lf))
+    return np.where(ok, ext, out)
+
+
+# --------------------------------------------------------------------------- estimator
+def _pearson_columns(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column-wise Pearson correlation, and which columns are constant in ``x`` or ``y``."""
+    xc = x - x.mean(axis=0)
+    yc = y - y.mean(axis=0)
+    sxx = (xc * xc).sum(axis=0)
+    syy = (yc * yc).sum(axis=0)
+    const = (np.ptp(x, axis=0) == 0) | (np.ptp(y, axis=0) == 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (xc * yc).sum(axis=0) / np.sqrt(sxx * syy)
+    r = np.clip(r, -1.0, 1.0)
+    r[const] = np.nan
+    return r, const
+
+
+def _dense(X: Counts) -> np.ndarray:
+    return X.toarray() if sp.issparse(X) else np.asarray(X)
+
+
+def _from_adata(
+    adata: ad.AnnData, sections: str | Sequence[str] | np.ndarray | None, genes_mask, layer: str | None
+) -> tuple[Counts, np.ndarray, np.ndarray | None, np.ndarray]:
+    X = adata.layers[layer] if layer is not None else adata.X
+    if sections is None:
+        sections = "section"
+    if isinstance(sections, str):
+        if sections not in adata.obs:
+            raise DataError("<adata>", f"no obs[{sections!r}] with the section of each spot")
+        secs = adata.obs[sections].astype(str).to_numpy()
+    else:
+        secs = np.asarray(sections)
+    names = adata.var_names.to_numpy().astype(str)
+    if genes_mask is not None:
+        gm = np.asarray(genes_mask)
+        if gm.dtype.kind in "USO":
+            missing = [g for g in gm if g not in set(names)]
+            if missing:
+                raise DataError("<adata>", f"{len(missing)} gene(s) not in var_names, e.g. {missing[:3]}")
+            genes_mask = np.isin(names, gm.astype(str))
+    return X, secs, genes_mask, names
+
+
+def noise_ceiling(
+    counts: Counts | ad.AnnData,
+    transform: str,
+    *,
+    sections: str | Sequence[str] | np.ndarray | None,
+    genes_mask: Sequence[bool] | Sequence[str] | np.ndarray | None = None,
+    n_draws: int = 5,
+    seed: int = 0,
+    correction: str = DEFAULT_CORRECTION,
+    target_sum: float = TARGET_SUM,
+    gene_names: Sequence[str] | None = None,
+    layer: str | None = None,
+) -> pd.DataFrame:
+    """Per section and gene, the best Pearson correlation any prediction can reach.
+
+    Parameters
+    ----------
+    counts
+        Spots x genes raw integer counts over **all** genes (dense or sparse), or an
+        AnnData holding them in ``X`` (or ``layers[layer]``).
+    transform
+        The target transform (:data:`stlib.pp.TRANSFORMS`), applied to each thinned copy as to
+        the full data.
+    sections
+        One section label per spot; with an AnnData, an ``obs`` key (``None``: ``"section"``).
+        Required for arrays (pass ``None`` explicitly for one section).
+    genes_mask
+        The target genes: boolean mask or integer indices over the columns (or gene names
+        with an AnnData). Default: all genes.
+    n_draws
+        Independent thinnings averaged (the correlations are averaged over draws).
+    seed
+        Seed of the thinning; the result is a function of ``(counts, seed)``.
+    correction
+        ``"extrapolate"`` (default: half- and quarter-depth reliabilities, log-odds
+        extrapolated to full depth) or ``"spearman-brown"``; see the module docstring.
+    target_sum
+        The total of ``"normalize_log1p"``.
+    gene_names
+        Names of the columns of ``counts`` (default: ``var_names`` for an AnnData, else
+        ``"0", "1", ...``).
+    layer
+        With an AnnData, the layer holding the counts (default ``X``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (section, gene): ``section``, ``gene``, ``r_half`` (split-half
+        correlation of the transformed halves, mean over draws), ``r_full`` (reliability at
+        full depth after the correction), ``ceiling`` (``sqrt(max(r_full, 0))``), ``n_spots``,
+        ``mean_count`` (mean raw count of the gene over the section's spots), ``r_quarter``
+        (quarter-depth reliability; NaN for Spearman-Brown) and ``n_constant_draws`` (draws in
+        which the gene was constant in a half or quarter: then its row is NaN).
+        ``attrs`` records the settings and the number of NaN rows.
+
+    Raises
+    ------
+    DataError
+        Negative or non-integer counts, a ``sections`` of the wrong length, a bad mask.
+    """
+    if transform not in TRANSFORMS:
+        raise ValueError(f"unknown target transform {transform!r}; use one of {TRANSFORMS}")
+    if correction not in CORRECTIONS:
+        raise ValueError(f"unknown correction {correction!r}; use one of {CORRECTIONS}")
+    if n_draws < 1:
+        raise ValueError(f"n_draws must be >= 1, got {n_draws}")
+    if isinstance(counts, ad.AnnData):
+        X, secs, genes_mask, names = _from_adata(counts, sections, genes_mask, layer)
+        gene_names = names if gene_names is None else gene_names
+    else:
+        X, secs = counts, sections
+    X = check_counts(X)
+    n, g = X.shape
+    secs = _check_sections(secs, n)
+    mask = _check_mask(genes_mask, g)
+    names = np.asarray(gene_names if gene_names is not None else [str(i) for i in range(g)]).astype(str)
+    if names.shape != (g,):
+        raise DataError("gene_names", f"{names.shape[0]} names for {g} genes")
+    rng = np.random.default_rng(seed)
+    sel = names[mask]
+    frames = []
+    for sec in pd.unique(secs):
+        rows = np.flatnonzero(secs == sec)
+        Xs = X[rows]
+        ng = int(mask.sum())
+        r_half = np.zeros(ng)
+        r_quarter = np.zeros(ng)
+        n_const = np.zeros(ng, dtype=np.int64)
+        for _ in range(n_draws):
+            parts = split_counts(Xs, 4 if correction == "extrapolate" else 2, rng)
+            if correction == "extrapolate":
+                halves = [parts[0] + parts[1], parts[2] + parts[3]]
+            else:
+                halves = parts
+            ya, yb = (_dense(transform_counts(h, transform, genes_mask=mask, target_sum=target_sum)) for h in halves)
+            r, const = _pearson_columns(ya, yb)
+            bad = const.copy()
+            r_half += r
+            if correction == "extrapolate":
+                yq = [_dense(transform_counts(q, transform, genes_mask=mask, target_sum=target_sum)) for q in parts]
+                rq = np.zeros(ng)
+                for i in range(4):
+                    for j in range(i + 1, 4):
+                        rij, cij = _pearson_columns(yq[i], yq[j])
+                        rq += rij
+                        bad |= cij
+                r_quarter += rq / 6.0
+            n_const += bad
+        r_half /= n_draws
+        r_quarter /= n_draws
+        if correction == "extrapolate":
+            r_half[n_const > 0] = np.nan  # a constant quarter makes the extrapolation undefined
+            r_quarter[n_const > 0] = np.nan
+            r_full = extrapolate_reliability(r_half, r_quarter)
+        else:
+            r_quarter[:] = np.nan
+            r_full = spearman_brown(r_half)
+        ceiling = np.sqrt(np.clip(r_full, 0.0, 1.0))
+        frames.append(pd.DataFrame({
+            "section": sec,
+            "gene": sel,
+            "r_half": r_half,
+            "r_full": r_full,
+            "ceiling": ceiling,
+            "n_spots": len(rows),
+            "mean_count": np.asarray(Xs[:, mask].mean(axis=0), dtype=np.float64).ravel(),
+            "r_quarter": r_quarter,
+            "n_constant_draws": n_const,
+        }))
+    out = pd.concat(frames, ignore_index=True)[list(COLUMNS)]
+    out.attrs.update({
+        "transform": transform,
+        "correction": correction,
+        "n_draws": int(n_draws),
+        "seed": int(seed),
+        "target_sum": float(target_sum) if transform == "normalize_log1p" else None,
+        "n_nan": int(out["ceiling"].isna().sum()),
+        "noise": "Poisson (molecule) sampling only; extra-Poisson variation counts as signal",
+    })
+    return out
