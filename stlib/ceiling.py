@@ -65,6 +65,7 @@ Everything is seeded; nothing is global.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import anndata as ad
@@ -77,6 +78,8 @@ from stlib.pp import TARGET_SUM, TRANSFORMS
 
 Correction = Literal["spearman-brown", "extrapolate"]
 CORRECTIONS: tuple[str, ...] = ("spearman-brown", "extrapolate")
+#: Spaces in which a ceiling can be computed: the target transforms, and raw counts.
+SCORE_SPACES: tuple[str, ...] = (*TRANSFORMS, "counts")
 DEFAULT_CORRECTION = "extrapolate"
 COLUMNS: tuple[str, ...] = (
     "section", "gene", "r_half", "r_full", "ceiling", "n_spots", "mean_count", "r_quarter", "n_constant_draws",
@@ -86,6 +89,8 @@ _SLOPE_RANGE = (0.0, 2.0)
 __all__ = [
     "CORRECTIONS",
     "DEFAULT_CORRECTION",
+    "SCORE_SPACES",
+    "ThinnedTargets",
     "check_counts",
     "noise_ceiling",
     "spearman_brown",
@@ -93,6 +98,7 @@ __all__ = [
     "split_counts",
     "split_half",
     "thin",
+    "thinned_targets",
     "transform_counts",
 ]
 
@@ -390,6 +396,73 @@ def _dense(X: Counts) -> np.ndarray:
     return X.toarray() if sp.issparse(X) else np.asarray(X)
 
 
+@dataclass(frozen=True)
+class ThinnedTargets:
+    """Transformed thinned copies of one set of spots, from which reliabilities are computed.
+
+    Built by :func:`thinned_targets`. ``parts[d]`` holds, for draw ``d``, the transformed
+    halves ``[a, b]`` and, with the ``"extrapolate"`` correction, the four transformed
+    quarters after them (``[a, b, q1, q2, q3, q4]``, ``a`` being the counts of ``q1 + q2``),
+    each a dense ``(n_spots, n_genes)`` float array. Keeping them lets the reliability be
+    computed on any subset of the spots (:meth:`estimate`): one section, a pooled split, or
+    a bootstrap resample (:mod:`stlib.uncertainty`), without thinning again.
+    """
+
+    parts: tuple[tuple[np.ndarray, ...], ...]
+    genes: np.ndarray
+    transform: str
+    correction: str
+    seed: int
+
+    @property
+    def n_spots(self) -> int:
+        return int(self.parts[0][0].shape[0])
+
+    def estimate(self, rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Per gene over ``rows`` (default all spots): ``r_half``, ``r_quarter``, ``r_full``,
+        ``ceiling`` and ``n_constant_draws`` (see :func:`noise_ceiling`)."""
+        ng = len(self.genes)
+        r_half = np.zeros(ng)
+        r_quarter = np.zeros(ng)
+        n_const = np.zeros(ng, dtype=np.int64)
+        extrapolate = self.correction == "extrapolate"
+        for draw in self.parts:
+            ys = draw if rows is None else tuple(y[rows] for y in draw)
+            r, bad = _pearson_columns(ys[0], ys[1])
+            r_half += r
+            if extrapolate:
+                rq = np.zeros(ng)
+                for i in range(2, 6):
+                    for j in range(i + 1, 6):
+                        rij, cij = _pearson_columns(ys[i], ys[j])
+                        rq += rij
+                        bad = bad | cij
+                r_quarter += rq / 6.0
+            n_const += bad
+        n = len(self.parts)
+        r_half /= n
+        r_quarter /= n
+        if extrapolate:
+            r_half[n_const > 0] = np.nan  # a constant quarter makes the extrapolation undefined
+            r_quarter[n_const > 0] = np.nan
+            r_full = extrapolate_reliability(r_half, r_quarter)
+        else:
+            r_quarter[:] = np.nan
+            r_full = spearman_brown(r_half)
+        return {"r_half": r_half, "r_quarter": r_quarter, "r_full": r_full,
+                "ceiling": np.sqrt(np.clip(r_full, 0.0, 1.0)), "n_constant_draws": n_const}
+
+    def subset(self, rows: np.ndarray) -> ThinnedTargets:
+        """The thinned copies of some spots only (e.g. one split's), in the order of ``rows``."""
+        rows = np.asarray(rows)
+        return ThinnedTargets(parts=tuple(tuple(y[rows] for y in d) for d in self.parts), genes=self.genes,
+                              transform=self.transform, correction=self.correction, seed=self.seed)
+
+    def ceiling(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """Per gene, the ceiling over ``rows`` (NaN where undefined)."""
+        return self.estimate(rows)["ceiling"]
+
+
 def _from_adata(
     adata: ad.AnnData, sections: str | Sequence[str] | np.ndarray | None, genes_mask, layer: str | None
 ) -> tuple[Counts, np.ndarray, np.ndarray | None, np.ndarray]:
@@ -413,12 +486,92 @@ def _from_adata(
     return X, secs, genes_mask, names
 
 
+def _with_rest(X: Counts, totals: np.ndarray | None, mask: np.ndarray) -> tuple[Counts, np.ndarray]:
+    """The target columns plus one "rest of the spot" column, so that thinning it thins the totals.
+
+    Thinning every gene and summing equals (in distribution) thinning the targets and the
+    rest of the spot's counts separately: the halves' totals are half-depth totals either way.
+    """
+    if totals is None:
+        return X, mask
+    t = np.asarray(totals, dtype=np.float64).ravel()
+    if t.shape != (X.shape[0],):
+        raise DataError("all_gene_totals", f"needs one total per spot: got {t.shape} for {X.shape[0]} spots")
+    if not np.isfinite(t).all() or (t != np.round(t)).any():
+        raise DataError("all_gene_totals", "totals must be finite integers (raw counts over all genes)")
+    sub = X[:, mask]
+    rest = t - np.asarray(sub.sum(axis=1), dtype=np.float64).ravel()
+    if (rest < 0).any():
+        raise DataError("all_gene_totals", f"{int((rest < 0).sum())} spot(s) have a total below the sum of the "
+                                           "target genes' counts: the totals must be over all genes")
+    rest_col = rest.astype(np.int64)[:, None]
+    full = sp.hstack([sp.csr_matrix(sub), sp.csr_matrix(rest_col)], format="csr") if sp.issparse(sub) \
+        else np.hstack([sub, rest_col])
+    return full, np.r_[np.ones(sub.shape[1], dtype=bool), False]
+
+
+def _transform(parts: Counts, transform: str, secs: np.ndarray, mask: np.ndarray, target_sum: float) -> np.ndarray:
+    if transform == "counts":
+        return _dense(parts[:, mask]).astype(np.float64)
+    return _dense(transform_counts(parts, transform, sections=secs, genes_mask=mask, target_sum=target_sum))
+
+
+def thinned_targets(
+    counts: Counts,
+    transform: str,
+    *,
+    sections: Sequence[str] | np.ndarray | None,
+    genes_mask: Sequence[bool] | np.ndarray | None = None,
+    all_gene_totals: np.ndarray | None = None,
+    n_draws: int = 5,
+    seed: int = 0,
+    correction: str = DEFAULT_CORRECTION,
+    target_sum: float = TARGET_SUM,
+    gene_names: Sequence[str] | None = None,
+) -> ThinnedTargets:
+    """Thin the counts (halves, and quarters for ``"extrapolate"``) and transform each copy.
+
+    Parameters are those of :func:`noise_ceiling`, plus ``all_gene_totals``: per spot, the
+    total count over all genes, for when ``counts`` holds only the target genes (the rest
+    of each spot's counts is then thinned as one extra column). ``transform`` may also be
+    ``"counts"`` (raw counts, for models scored in count space). The normalisation of
+    ``"paper"`` is per section, as for the full data.
+    """
+    if transform not in SCORE_SPACES:
+        raise ValueError(f"unknown target transform {transform!r}; use one of {SCORE_SPACES}")
+    if correction not in CORRECTIONS:
+        raise ValueError(f"unknown correction {correction!r}; use one of {CORRECTIONS}")
+    if n_draws < 1:
+        raise ValueError(f"n_draws must be >= 1, got {n_draws}")
+    X = check_counts(counts)
+    n, g = X.shape
+    secs = _check_sections(sections, n)
+    mask = _check_mask(genes_mask, g)
+    names = np.asarray(gene_names if gene_names is not None else [str(i) for i in range(g)]).astype(str)
+    if names.shape != (g,):
+        raise DataError("gene_names", f"{names.shape[0]} names for {g} genes")
+    Xf, maskf = _with_rest(X, all_gene_totals, mask)
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(n_draws):
+        if correction == "extrapolate":
+            q = split_counts(Xf, 4, rng)
+            copies = [q[0] + q[1], q[2] + q[3], *q]
+        else:
+            copies = list(split_counts(Xf, 2, rng))
+        draws.append(tuple(_transform(c, transform, secs, maskf, target_sum) for c in copies))
+    return ThinnedTargets(parts=tuple(draws), genes=names[mask], transform=transform,
+                          correction=correction, seed=int(seed))
+
+
 def noise_ceiling(
     counts: Counts | ad.AnnData,
     transform: str,
     *,
     sections: str | Sequence[str] | np.ndarray | None,
     genes_mask: Sequence[bool] | Sequence[str] | np.ndarray | None = None,
+    groups: Sequence[str] | np.ndarray | None = None,
+    all_gene_totals: np.ndarray | None = None,
     n_draws: int = 5,
     seed: int = 0,
     correction: str = DEFAULT_CORRECTION,
@@ -426,22 +579,30 @@ def noise_ceiling(
     gene_names: Sequence[str] | None = None,
     layer: str | None = None,
 ) -> pd.DataFrame:
-    """Per section and gene, the best Pearson correlation any prediction can reach.
+    """Per section (or group) and gene, the best Pearson correlation any prediction can reach.
 
     Parameters
     ----------
     counts
         Spots x genes raw integer counts over **all** genes (dense or sparse), or an
-        AnnData holding them in ``X`` (or ``layers[layer]``).
+        AnnData holding them in ``X`` (or ``layers[layer]``). With ``all_gene_totals``,
+        the target genes only.
     transform
         The target transform (:data:`stlib.pp.TRANSFORMS`), applied to each thinned copy as to
-        the full data.
+        the full data, or ``"counts"`` (raw counts: the space of count-scored GLMs).
     sections
         One section label per spot; with an AnnData, an ``obs`` key (``None``: ``"section"``).
-        Required for arrays (pass ``None`` explicitly for one section).
+        Required for arrays (pass ``None`` explicitly for one section). ``"paper"``
+        normalises within each section.
     genes_mask
         The target genes: boolean mask or integer indices over the columns (or gene names
         with an AnnData). Default: all genes.
+    groups
+        One label per spot: the sets of spots over which correlations are computed (e.g.
+        the split, for ceilings of metrics pooled over a split's sections). Default: the
+        sections. The output's first column is then ``group`` instead of ``section``.
+    all_gene_totals
+        Per spot, the total count over all genes, when ``counts`` holds fewer genes.
     n_draws
         Independent thinnings averaged (the correlations are averaged over draws).
     seed
@@ -473,76 +634,35 @@ def noise_ceiling(
     DataError
         Negative or non-integer counts, a ``sections`` of the wrong length, a bad mask.
     """
-    if transform not in TRANSFORMS:
-        raise ValueError(f"unknown target transform {transform!r}; use one of {TRANSFORMS}")
-    if correction not in CORRECTIONS:
-        raise ValueError(f"unknown correction {correction!r}; use one of {CORRECTIONS}")
-    if n_draws < 1:
-        raise ValueError(f"n_draws must be >= 1, got {n_draws}")
     if isinstance(counts, ad.AnnData):
         X, secs, genes_mask, names = _from_adata(counts, sections, genes_mask, layer)
         gene_names = names if gene_names is None else gene_names
     else:
         X, secs = counts, sections
     X = check_counts(X)
-    n, g = X.shape
-    secs = _check_sections(secs, n)
-    mask = _check_mask(genes_mask, g)
-    names = np.asarray(gene_names if gene_names is not None else [str(i) for i in range(g)]).astype(str)
-    if names.shape != (g,):
-        raise DataError("gene_names", f"{names.shape[0]} names for {g} genes")
-    rng = np.random.default_rng(seed)
-    sel = names[mask]
+    secs = _check_sections(secs, X.shape[0])
+    grp = secs if groups is None else _check_sections(groups, X.shape[0], "groups")
+    tt = thinned_targets(X, transform, sections=secs, genes_mask=genes_mask, all_gene_totals=all_gene_totals,
+                         n_draws=n_draws, seed=seed, correction=correction, target_sum=target_sum,
+                         gene_names=gene_names)
+    mask = _check_mask(genes_mask, X.shape[1])
+    key = "section" if groups is None else "group"
     frames = []
-    for sec in pd.unique(secs):
-        rows = np.flatnonzero(secs == sec)
-        Xs = X[rows]
-        ng = int(mask.sum())
-        r_half = np.zeros(ng)
-        r_quarter = np.zeros(ng)
-        n_const = np.zeros(ng, dtype=np.int64)
-        for _ in range(n_draws):
-            parts = split_counts(Xs, 4 if correction == "extrapolate" else 2, rng)
-            if correction == "extrapolate":
-                halves = [parts[0] + parts[1], parts[2] + parts[3]]
-            else:
-                halves = parts
-            ya, yb = (_dense(transform_counts(h, transform, genes_mask=mask, target_sum=target_sum)) for h in halves)
-            r, const = _pearson_columns(ya, yb)
-            bad = const.copy()
-            r_half += r
-            if correction == "extrapolate":
-                yq = [_dense(transform_counts(q, transform, genes_mask=mask, target_sum=target_sum)) for q in parts]
-                rq = np.zeros(ng)
-                for i in range(4):
-                    for j in range(i + 1, 4):
-                        rij, cij = _pearson_columns(yq[i], yq[j])
-                        rq += rij
-                        bad |= cij
-                r_quarter += rq / 6.0
-            n_const += bad
-        r_half /= n_draws
-        r_quarter /= n_draws
-        if correction == "extrapolate":
-            r_half[n_const > 0] = np.nan  # a constant quarter makes the extrapolation undefined
-            r_quarter[n_const > 0] = np.nan
-            r_full = extrapolate_reliability(r_half, r_quarter)
-        else:
-            r_quarter[:] = np.nan
-            r_full = spearman_brown(r_half)
-        ceiling = np.sqrt(np.clip(r_full, 0.0, 1.0))
+    for label in pd.unique(grp):
+        rows = np.flatnonzero(grp == label)
+        est = tt.estimate(rows)
         frames.append(pd.DataFrame({
-            "section": sec,
-            "gene": sel,
-            "r_half": r_half,
-            "r_full": r_full,
-            "ceiling": ceiling,
+            key: label,
+            "gene": tt.genes,
+            "r_half": est["r_half"],
+            "r_full": est["r_full"],
+            "ceiling": est["ceiling"],
             "n_spots": len(rows),
-            "mean_count": np.asarray(Xs[:, mask].mean(axis=0), dtype=np.float64).ravel(),
-            "r_quarter": r_quarter,
-            "n_constant_draws": n_const,
+            "mean_count": np.asarray(X[rows][:, mask].mean(axis=0), dtype=np.float64).ravel(),
+            "r_quarter": est["r_quarter"],
+            "n_constant_draws": est["n_constant_draws"],
         }))
-    out = pd.concat(frames, ignore_index=True)[list(COLUMNS)]
+    out = pd.concat(frames, ignore_index=True)[[key, *COLUMNS[1:]]]
     out.attrs.update({
         "transform": transform,
         "correction": correction,

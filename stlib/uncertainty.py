@@ -1,0 +1,235 @@
+"""Bootstrap intervals for mean-over-genes scores, and for the fraction of the noise ceiling.
+
+Every number of Table I is a mean over genes of a per-gene correlation computed over the
+spots of a split. Its uncertainty comes from *which spots and sections* were measured, so
+the bootstrap resamples them:
+
+- a split with one section (the demo's test split): spots with replacement;
+- a split with several sections: whole sections with replacement, then the spots of each
+  drawn section with replacement (a two-level bootstrap; with two or three sections the
+  intervals are wide, as they should be).
+
+A replicate is a vector of multiplicities ``w`` over the split's spots; a correlation over
+the resampled spots is the ``w``-weighted correlation, so all replicates of all models are
+computed with matrix products (``W @ X``), exactly as if the rows had been copied.
+
+Statistics per model and replicate (percentile intervals at ``level``):
+
+``pcc``
+    Mean over genes of the Pearson correlation, genes without one (constant or missing
+    prediction) skipped: the convention of Table I (:mod:`stlib.metrics`).
+``ceiling``
+    Mean over genes of the noise ceiling (:mod:`stlib.ceiling`) over the same resampled
+    spots: the thinned copies are resampled with the targets, so the ceiling's own
+    sampling error is in the interval.
+``fraction``
+    ``sum_g pcc_g / sum_g ceiling_g`` over the genes with a ceiling, where a gene the model
+    predicts as a constant (or failed to fit) counts as ``pcc_g = 0``: a model cannot raise
+    its fraction by giving up on genes. This is the share of the reachable correlation a
+    model reaches.
+
+Two models are called different only when the paired interval of their difference (the
+same replicates for both, :meth:`Bootstrap.difference`) excludes zero.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from stlib.ceiling import ThinnedTargets, extrapolate_reliability, spearman_brown
+from stlib.errors import DataError
+
+STATS: tuple[str, ...] = ("pcc", "ceiling", "fraction")
+DEFAULT_N_BOOT = 1000
+DEFAULT_LEVEL = 0.95
+
+__all__ = ["Bootstrap", "DEFAULT_LEVEL", "DEFAULT_N_BOOT", "STATS", "bootstrap_scores", "bootstrap_weights",
+           "weighted_pearson"]
+
+
+def bootstrap_weights(groups: Sequence[str] | np.ndarray, n_boot: int, seed: int) -> np.ndarray:
+    """Multiplicities of the spots in ``n_boot`` bootstrap replicates, ``(n_boot, n_spots)``.
+
+    ``groups`` gives each spot's section. With one section, spots are drawn with
+    replacement; with several, sections first (with replacement), then the spots of each
+    drawn section. The result is a function of ``(groups, n_boot, seed)`` only, so models
+    scored with the same arguments share their replicates (paired comparisons).
+    """
+    g = np.asarray(groups).astype(str)
+    if g.ndim != 1 or len(g) == 0:
+        raise DataError("groups", f"needs one section label per spot, got shape {g.shape}")
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    labels = pd.unique(g)
+    members = [np.flatnonzero(g == lab) for lab in labels]
+    rng = np.random.default_rng(seed)
+    W = np.zeros((n_boot, len(g)), dtype=np.float64)
+    for b in range(n_boot):
+        chosen = rng.integers(len(labels), size=len(labels)) if len(labels) > 1 else np.zeros(1, dtype=int)
+        for i in chosen:
+            m = members[i]
+            W[b] += np.bincount(m[rng.integers(len(m), size=len(m))], minlength=len(g))
+    return W
+
+
+def weighted_pearson(W: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Column-wise Pearson correlation of ``x`` and ``y`` under each row of weights ``W``.
+
+    ``W`` is ``(n_rep, n)``, ``x`` and ``y`` are ``(n, n_genes)``; returns ``(n_rep, n_genes)``.
+    A column that is constant over the weighted spots (variance within rounding of zero)
+    or holds NaN gives NaN.
+    """
+    s = W.sum(axis=1, keepdims=True)
+    mx, my = (W @ x) / s, (W @ y) / s
+    vx = (W @ (x * x)) / s - mx * mx
+    vy = (W @ (y * y)) / s - my * my
+    cxy = (W @ (x * y)) / s - mx * my
+    tol = 1e-12
+    bad = (vx <= tol * np.maximum(1.0, mx * mx)) | (vy <= tol * np.maximum(1.0, my * my))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = cxy / np.sqrt(vx * vy)
+    r = np.clip(r, -1.0, 1.0)
+    r[bad | np.isnan(r)] = np.nan
+    return r
+
+
+def _ceiling_replicates(thinned: ThinnedTargets, W: np.ndarray) -> np.ndarray:
+    """Per replicate and gene, the noise ceiling over the weighted spots (as ``estimate``)."""
+    extrapolate = thinned.correction == "extrapolate"
+    B, G = W.shape[0], len(thinned.genes)
+    r_half = np.zeros((B, G))
+    r_quarter = np.zeros((B, G))
+    bad = np.zeros((B, G), dtype=bool)
+    for draw in thinned.parts:
+        r = weighted_pearson(W, draw[0], draw[1])
+        bad |= np.isnan(r)
+        r_half += np.nan_to_num(r)
+        if extrapolate:
+            for i in range(2, 6):
+                for j in range(i + 1, 6):
+                    rij = weighted_pearson(W, draw[i], draw[j])
+                    bad |= np.isnan(rij)
+                    r_quarter += np.nan_to_num(rij) / 6.0
+    n = len(thinned.parts)
+    r_half /= n
+    r_quarter /= n
+    r_half[bad] = np.nan
+    r_quarter[bad] = np.nan
+    r_full = extrapolate_reliability(r_half, r_quarter) if extrapolate else spearman_brown(r_half)
+    return np.sqrt(np.clip(r_full, 0.0, 1.0))
+
+
+def _stats(r: np.ndarray, ceil: np.ndarray | None) -> dict[str, np.ndarray]:
+    """Per replicate (rows): mean PCC, mean ceiling, fraction of the ceiling."""
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # a replicate where no gene has a correlation: NaN
+        out = {"pcc": np.nanmean(r, axis=1)}
+        if ceil is not None:
+            ok = ~np.isnan(ceil)
+            out["ceiling"] = np.nanmean(ceil, axis=1)
+            out["fraction"] = (np.where(ok, np.nan_to_num(r), 0.0).sum(axis=1)
+                               / np.where(ok, ceil, 0.0).sum(axis=1))
+    return out
+
+
+@dataclass
+class Bootstrap:
+    """Point estimates and bootstrap replicates of per-model scores on one split.
+
+    ``point`` is indexed by model with the columns of :data:`STATS` that were computed;
+    ``replicates[stat]`` is an ``(n_boot, n_models)`` DataFrame with the same columns as
+    ``point``'s index. Percentile intervals at ``level``.
+    """
+
+    point: pd.DataFrame
+    replicates: dict[str, pd.DataFrame]
+    level: float
+    n_boot: int
+    seed: int
+    settings: dict[str, object] = field(default_factory=dict)
+
+    def interval(self, stat: str) -> pd.DataFrame:
+        """Per model: the point estimate and the percentile interval of ``stat``."""
+        q = (1 - self.level) / 2
+        reps = self.replicates[stat]
+        return pd.DataFrame({stat: self.point[stat], f"{stat}_lo": reps.quantile(q), f"{stat}_hi": reps.quantile(1 - q)})
+
+    def table(self) -> pd.DataFrame:
+        """Per model: every statistic with its interval (``pcc, pcc_lo, pcc_hi, ...``)."""
+        return pd.concat([self.interval(s) for s in STATS if s in self.replicates], axis=1)
+
+    def difference(self, a: str, b: str, stat: str = "pcc") -> dict[str, float | bool]:
+        """Paired difference ``a - b`` of ``stat``: point, interval, and whether it excludes zero."""
+        reps = self.replicates[stat]
+        d = (reps[a] - reps[b]).dropna()
+        q = (1 - self.level) / 2
+        lo, hi = (float(d.quantile(q)), float(d.quantile(1 - q))) if len(d) else (np.nan, np.nan)
+        point = float(self.point.loc[a, stat] - self.point.loc[b, stat])
+        return {"difference": point, "lo": lo, "hi": hi, "excludes_zero": bool(lo > 0 or hi < 0)}
+
+
+def bootstrap_scores(
+    y_true: np.ndarray,
+    predictions: Mapping[str, np.ndarray],
+    *,
+    groups: Sequence[str] | np.ndarray,
+    thinned: ThinnedTargets | None = None,
+    n_boot: int = DEFAULT_N_BOOT,
+    seed: int = 0,
+    level: float = DEFAULT_LEVEL,
+) -> Bootstrap:
+    """Mean PCC (and, with ``thinned``, ceiling and fraction of it) with bootstrap replicates.
+
+    Parameters
+    ----------
+    y_true
+        ``(n_spots, n_genes)`` truth of one split, in the space the predictions are scored in.
+    predictions
+        Model name -> ``(n_spots, n_genes)`` prediction (NaN columns: failed fits).
+    groups
+        Section of each spot (the resampling units above the spots).
+    thinned
+        Thinned copies of the same spots and genes, in the same space
+        (:func:`stlib.ceiling.thinned_targets`); gives ``ceiling`` and ``fraction``.
+    n_boot, seed, level
+        Replicates, seed of the resampling, interval level.
+
+    Returns
+    -------
+    :class:`Bootstrap`. Point estimates are over the split's spots as measured (the pcc
+    point equals :func:`stlib.metrics.evaluate`'s pooled mean PCC up to rounding).
+    """
+    y = np.asarray(y_true, dtype=np.float64)
+    if y.ndim != 2:
+        raise DataError("y_true", f"expected (n_spots, n_genes), got shape {y.shape}")
+    if thinned is not None and (thinned.n_spots, len(thinned.genes)) != y.shape:
+        raise DataError("thinned", f"thinned copies of shape {(thinned.n_spots, len(thinned.genes))} for truth "
+                                   f"of shape {y.shape}")
+    names = list(predictions)
+    W = bootstrap_weights(groups, n_boot, seed)
+    if len(W[0]) != y.shape[0]:
+        raise DataError("groups", f"{W.shape[1]} labels for {y.shape[0]} spots")
+    one = np.ones((1, y.shape[0]))
+    ceil_point = _ceiling_replicates(thinned, one) if thinned is not None else None
+    ceil_reps = _ceiling_replicates(thinned, W) if thinned is not None else None
+    point: dict[str, dict[str, float]] = {}
+    reps: dict[str, dict[str, np.ndarray]] = {}
+    for name in names:
+        p = np.asarray(predictions[name], dtype=np.float64)
+        if p.shape != y.shape:
+            raise DataError(name, f"prediction of shape {p.shape}, truth {y.shape}")
+        point[name] = {k: float(v[0]) for k, v in _stats(weighted_pearson(one, y, p), ceil_point).items()}
+        reps[name] = _stats(weighted_pearson(W, y, p), ceil_reps)
+    stats = [s for s in STATS if s in next(iter(reps.values()), {})]
+    return Bootstrap(
+        point=pd.DataFrame(point).T[stats] if names else pd.DataFrame(columns=stats),
+        replicates={s: pd.DataFrame({n: reps[n][s] for n in names}) for s in stats},
+        level=level, n_boot=n_boot, seed=seed,
+        settings={"resampling": "sections, then spots within sections" if len(pd.unique(np.asarray(groups))) > 1
+                  else "spots", "n_sections": int(len(pd.unique(np.asarray(groups))))},
+    )

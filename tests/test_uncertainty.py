@@ -1,0 +1,117 @@
+"""Bootstrap intervals (stlib.uncertainty): resampling, weighted correlations, intervals that cover."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stlib import ceiling, metrics, uncertainty
+from stlib.errors import DataError
+
+
+def _data(seed: int, n: int = 200, g: int = 30, signal: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=(n, g))
+    y = z + rng.normal(size=(n, g))
+    p = signal * z + rng.normal(size=(n, g))
+    return y, p
+
+
+def test_weights_one_section_and_several() -> None:
+    W = uncertainty.bootstrap_weights(["A"] * 50, 100, 0)
+    assert W.shape == (100, 50) and (W.sum(axis=1) == 50).all()
+    groups = np.repeat(["A", "B", "C"], [10, 20, 30])
+    W = uncertainty.bootstrap_weights(groups, 200, 1)
+    # sections are drawn whole: a replicate's weight over a section is a multiple of its size
+    for lab, size in (("A", 10), ("B", 20), ("C", 30)):
+        tot = W[:, groups == lab].sum(axis=1)
+        assert (tot % size == 0).all()
+    assert (W[:, groups == "A"].sum(axis=1) == 0).any()  # some replicates leave a section out
+    np.testing.assert_array_equal(W, uncertainty.bootstrap_weights(groups, 200, 1))
+    assert not np.array_equal(W, uncertainty.bootstrap_weights(groups, 200, 2))
+    with pytest.raises(DataError):
+        uncertainty.bootstrap_weights([], 10, 0)
+
+
+def test_weighted_pearson_equals_copied_rows() -> None:
+    y, p = _data(0, n=40, g=5)
+    rng = np.random.default_rng(1)
+    rows = rng.integers(40, size=40)
+    w = np.bincount(rows, minlength=40)[None, :].astype(float)
+    r = uncertainty.weighted_pearson(w, y, p)[0]
+    ref = [np.corrcoef(y[rows, j], p[rows, j])[0, 1] for j in range(5)]
+    np.testing.assert_allclose(r, ref, rtol=1e-10)
+    const = p.copy()
+    const[:, 2] = 3.0
+    const[:, 3] = np.nan
+    r = uncertainty.weighted_pearson(np.ones((1, 40)), y, const)[0]
+    assert np.isnan(r[2]) and np.isnan(r[3]) and not np.isnan(r[0])
+
+
+def test_point_equals_metrics_and_constant_counts_zero_in_fraction() -> None:
+    y, p = _data(2)
+    groups = np.repeat(["A", "B"], 100)
+    pred = {"good": p, "const": np.tile(p.mean(axis=0), (len(p), 1))}
+    pred["half"] = p.copy()
+    pred["half"][:, :15] = 1.0  # gives up on half the genes
+    counts = np.random.default_rng(0).poisson(np.exp(1 + 0.3 * y))
+    tt = ceiling.thinned_targets(counts, "counts", sections=groups, n_draws=2, seed=0)
+    bs = uncertainty.bootstrap_scores(counts, pred, groups=groups, thinned=tt, n_boot=50, seed=0)
+    ev = metrics.per_gene_metrics(counts, p)
+    assert bs.point.loc["good", "pcc"] == pytest.approx(ev["pearson"].mean(), abs=1e-12)
+    assert np.isnan(bs.point.loc["const", "pcc"]) and bs.point.loc["const", "fraction"] == 0.0
+    # skipping the constant genes keeps the mean PCC up, but not the fraction of the ceiling
+    good, half = bs.point.loc["good"], bs.point.loc["half"]
+    assert half["pcc"] == pytest.approx(metrics.per_gene_metrics(counts[:, 15:], p[:, 15:])["pearson"].mean())
+    assert half["fraction"] < 0.7 * good["fraction"]
+    assert bs.point.loc["good", "ceiling"] == pytest.approx(np.nanmean(tt.ceiling()), abs=1e-9)
+    t = bs.table()
+    assert list(t.columns) == ["pcc", "pcc_lo", "pcc_hi", "ceiling", "ceiling_lo", "ceiling_hi",
+                               "fraction", "fraction_lo", "fraction_hi"]
+    ok = t.loc["good"]
+    assert ok["pcc_lo"] < ok["pcc"] < ok["pcc_hi"] and ok["fraction_lo"] < ok["fraction"] < ok["fraction_hi"]
+
+
+def test_intervals_cover_the_truth() -> None:
+    """95% intervals of the mean PCC cover the population value in most simulated data sets."""
+    signal, n, g = 0.5, 150, 20
+    # population correlation of y = z + e and p = s z + e': s / sqrt(2 (s^2 + 1))
+    truth = signal / np.sqrt(2 * (signal**2 + 1))
+    hits = 0
+    for seed in range(40):
+        y, p = _data(100 + seed, n=n, g=g, signal=signal)
+        bs = uncertainty.bootstrap_scores(y, {"m": p}, groups=["A"] * n, n_boot=300, seed=seed)
+        t = bs.table().loc["m"]
+        hits += t["pcc_lo"] <= truth <= t["pcc_hi"]
+    assert hits >= 34, f"{hits}/40 intervals cover the truth"
+
+
+def test_paired_difference() -> None:
+    y, p = _data(3, n=300)
+    rng = np.random.default_rng(4)
+    worse = 0.2 * p + rng.normal(size=p.shape)
+    bs = uncertainty.bootstrap_scores(y, {"a": p, "b": worse, "a2": p.copy()}, groups=["A"] * 300, n_boot=300, seed=0)
+    d = bs.difference("a", "b")
+    assert d["difference"] > 0 and d["excludes_zero"] and d["lo"] > 0
+    same = bs.difference("a", "a2")
+    assert same["difference"] == 0 and not same["excludes_zero"]
+
+
+def test_bad_shapes_raise() -> None:
+    y, p = _data(5, n=20, g=3)
+    with pytest.raises(DataError, match="prediction of shape"):
+        uncertainty.bootstrap_scores(y, {"m": p[:, :2]}, groups=["A"] * 20, n_boot=5)
+    with pytest.raises(DataError, match="labels for"):
+        uncertainty.bootstrap_scores(y, {"m": p}, groups=["A"] * 19, n_boot=5)
+    counts = np.ones((10, 3), dtype=int)
+    tt = ceiling.thinned_targets(counts, "counts", sections=None, n_draws=1)
+    with pytest.raises(DataError, match="thinned copies"):
+        uncertainty.bootstrap_scores(y, {"m": p}, groups=["A"] * 20, thinned=tt, n_boot=5)
+
+
+def test_determinism() -> None:
+    y, p = _data(6)
+    a = uncertainty.bootstrap_scores(y, {"m": p}, groups=["A"] * 200, n_boot=100, seed=7).table()
+    b = uncertainty.bootstrap_scores(y, {"m": p}, groups=["A"] * 200, n_boot=100, seed=7).table()
+    pd.testing.assert_frame_equal(a, b)
