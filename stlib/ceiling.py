@@ -36,7 +36,8 @@ the reliability at half depth, ``r_half``. Two corrections bring it to full dept
     Spearman-Brown is the special case of slope 1 (``L(1) = L(1/2) + log 2``); the second
     level measures the slope instead of assuming it. The slope is kept in
     ``[0, 2]`` (outside that it is noise) and the rule falls back to Spearman-Brown when
-    ``r_quarter <= 0``.
+    ``r_quarter <= 0`` or when a quarter is constant (a gene too rare to be seen in every
+    quarter of a section).
 
 The simulation tests (``tests/test_ceiling.py``) quantify both against the true ceiling:
 Spearman-Brown is biased upwards after ``log1p`` (mean over genes +0.01 to +0.02; +0.03 to
@@ -55,10 +56,14 @@ is unpredictable from the image, the ceiling here is an upper bound, not the bou
 
 Conventions
 -----------
-Correlations are Pearson, per section and per gene, over the spots of the section. A gene
-constant in a half (e.g. never detected in the section) has no correlation: ``r_half``,
+Correlations are Pearson, per gene, over the spots of a section (or of any group of spots:
+``groups=``, e.g. a split pooled over its sections; the normalisation stays per section). A
+gene constant in a half (e.g. never detected in the section) has no correlation: ``r_half``,
 ``r_full`` and ``ceiling`` are NaN, and the draws concerned are counted in
-``n_constant_draws``, never dropped silently. ``ceiling = sqrt(max(r_full, 0))``.
+``n_constant_draws``, never dropped silently. ``ceiling = sqrt(max(r_full, 0))``. Besides
+the target transforms, ``"counts"`` (raw counts) is a space too: that of GLMs scored on
+counts. The thinned copies are kept (:class:`ThinnedTargets`) so that the ceiling can be
+computed on any subset or bootstrap resample of the spots (:mod:`stlib.uncertainty`).
 Everything is seeded; nothing is global.
 """
 
@@ -425,26 +430,27 @@ class ThinnedTargets:
         r_half = np.zeros(ng)
         r_quarter = np.zeros(ng)
         n_const = np.zeros(ng, dtype=np.int64)
+        quarter_const = np.zeros(ng, dtype=bool)
         extrapolate = self.correction == "extrapolate"
         for draw in self.parts:
             ys = draw if rows is None else tuple(y[rows] for y in draw)
             r, bad = _pearson_columns(ys[0], ys[1])
             r_half += r
+            n_const += bad
             if extrapolate:
                 rq = np.zeros(ng)
                 for i in range(2, 6):
                     for j in range(i + 1, 6):
                         rij, cij = _pearson_columns(ys[i], ys[j])
                         rq += rij
-                        bad = bad | cij
+                        quarter_const |= cij
                 r_quarter += rq / 6.0
-            n_const += bad
         n = len(self.parts)
         r_half /= n
         r_quarter /= n
+        r_half[n_const > 0] = np.nan  # a half without variation: no reliability
         if extrapolate:
-            r_half[n_const > 0] = np.nan  # a constant quarter makes the extrapolation undefined
-            r_quarter[n_const > 0] = np.nan
+            r_quarter[quarter_const | (n_const > 0)] = np.nan  # then Spearman-Brown from the halves
             r_full = extrapolate_reliability(r_half, r_quarter)
         else:
             r_quarter[:] = np.nan
@@ -625,8 +631,9 @@ def noise_ceiling(
         correlation of the transformed halves, mean over draws), ``r_full`` (reliability at
         full depth after the correction), ``ceiling`` (``sqrt(max(r_full, 0))``), ``n_spots``,
         ``mean_count`` (mean raw count of the gene over the section's spots), ``r_quarter``
-        (quarter-depth reliability; NaN for Spearman-Brown) and ``n_constant_draws`` (draws in
-        which the gene was constant in a half or quarter: then its row is NaN).
+        (quarter-depth reliability; NaN for Spearman-Brown, or when a quarter was constant:
+        then Spearman-Brown is used) and ``n_constant_draws`` (draws in which the gene was
+        constant in a half: then its row is NaN).
         ``attrs`` records the settings and the number of NaN rows.
 
     Raises

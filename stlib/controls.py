@@ -62,15 +62,24 @@ def compact_models(targets: ad.AnnData, model_cache: str | None = None) -> list[
     return out
 
 
-def score(targets: ad.AnnData, results: Sequence[ModelResult], label: str) -> pd.DataFrame:
-    """Mean PCC over genes per model and split (pooled), tagged with ``label``."""
+def score(targets: ad.AnnData, results: Sequence[ModelResult], label: str, n_boot: int = 0,
+          seed: int = 0) -> pd.DataFrame:
+    """Mean PCC over genes per model and split (pooled), tagged with ``label``.
+
+    With ``n_boot > 0`` also the noise ceiling of the targets, the fraction of it each model
+    reaches and bootstrap intervals (:func:`stlib.tables.interval_table`).
+    """
+    from stlib.tables import INTERVAL_COLUMNS, interval_table, scored_from_results
+
     Y = store.split_arrays(targets, ["X"])
+    iv = interval_table(targets, scored_from_results(list(results)), n_boot=n_boot, seed=seed)[0] if n_boot else None
     rows = []
     for r in results:
         t = metrics.evaluate(Y, r.predictions, list(targets.var_names))
         for split, row in t.iterrows():
+            extra = {} if iv is None else {k: float(iv.loc[(r.name, split), k]) for k in INTERVAL_COLUMNS}
             rows.append({"control": label, "model": r.name, "split": split, "pearson": float(row["pearson"]),
-                         "n_genes_correlated": int(row["n_genes_correlated"])})
+                         "n_genes_correlated": int(row["n_genes_correlated"]), **extra})
     return pd.DataFrame(rows)
 
 
@@ -78,3 +87,36 @@ def per_gene_pcc(targets: ad.AnnData, result: ModelResult, split: str = "test") 
     """Per-gene Pearson of one model on one split."""
     Y = store.split_arrays(targets, ["X"])
     return metrics.per_gene_metrics(Y[split], result.predictions[split], list(targets.var_names))["pearson"]
+
+
+def fraction_table(table: pd.DataFrame, split: str = "test") -> pd.DataFrame:
+    """Models x controls: ``"fraction of ceiling [95% CI]"`` on one split (from :func:`score` with ``n_boot``)."""
+    from stlib.tables import with_interval
+
+    sub = table[table["split"] == split].reset_index(drop=True)
+    sub["cell"] = with_interval(sub["fraction"], sub["fraction_lo"], sub["fraction_hi"], 2)
+    w = sub.pivot(index="model", columns="control", values="cell")
+    ceil = sub.groupby("control", sort=False)["ceiling"].first()
+    w.loc["(noise ceiling, mean PCC)"] = [f"{ceil[c]:.2f}" for c in w.columns]
+    return w
+
+
+def paired_difference(targets: ad.AnnData, a: Sequence[ModelResult], b: Sequence[ModelResult],
+                      labels: tuple[str, str], split: str = "test", n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Per model name present in both ``a`` and ``b``: PCC of each and the paired bootstrap
+    interval of the difference (``a - b``) on ``split``; "different" only if it excludes 0."""
+    from stlib.tables import interval_table, scored_from_results
+
+    names = sorted({r.name for r in a} & {r.name for r in b} - {"depth_only"})
+    scored = {**{f"{n} | {labels[0]}": v for n, v in scored_from_results(list(a)).items() if n in names},
+              **{f"{n} | {labels[1]}": v for n, v in scored_from_results(list(b)).items() if n in names}}
+    iv, boots = interval_table(targets, scored, splits=(split,), n_boot=n_boot, seed=seed)
+    bs = boots[(split, "target")]
+    rows = []
+    for n in names:
+        d = bs.difference(f"{n} | {labels[0]}", f"{n} | {labels[1]}")
+        rows.append({"model": n, f"PCC, {labels[0]}": bs.point.loc[f"{n} | {labels[0]}", "pcc"],
+                     f"PCC, {labels[1]}": bs.point.loc[f"{n} | {labels[1]}", "pcc"],
+                     "difference": d["difference"], "95% interval": f"[{d['lo']:+.3f}, {d['hi']:+.3f}]",
+                     "verdict": "different" if d["excludes_zero"] else "not distinguishable"})
+    return pipeline.show(pd.DataFrame(rows).set_index("model"))

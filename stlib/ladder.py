@@ -16,11 +16,12 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from stlib import metrics, pp, protocol, store
+from stlib import ceiling, metrics, pp, protocol, store
 from stlib.models._base import ModelResult
 from stlib.protocol import TABLE_MODELS, Protocol
+from stlib.tables import INTERVAL_COLUMNS, interval_table, scored_from_results, thinned_targets
 
-__all__ = ["prepare", "run_ladder", "score_results", "step_table"]
+__all__ = ["prepare", "run_ladder", "score_results", "step_intervals", "step_table"]
 
 FEATURE_KEYS = ("X_cnn",)
 
@@ -45,18 +46,28 @@ def prepare(data: ad.AnnData, feats: ad.AnnData, p: Protocol, *, n_genes: int = 
     return t
 
 
-def score_results(targets: ad.AnnData, results: dict[str, ModelResult], step: str) -> pd.DataFrame:
-    """Mean PCC and MSE over genes per model and split (pooled), in each model's scoring space."""
+def score_results(targets: ad.AnnData, results: dict[str, ModelResult], step: str,
+                  thinned: dict[str, ceiling.ThinnedTargets] | None = None, n_boot: int = 0,
+                  seed: int = 0) -> pd.DataFrame:
+    """Mean PCC and MSE over genes per model and split (pooled), in each model's scoring space.
+
+    With ``n_boot > 0``, also the fraction of the noise ceiling each model reaches and the
+    bootstrap intervals of PCC and fraction (:func:`stlib.tables.interval_table`; ``thinned``
+    are the thinned targets of ``targets``, built when not given).
+    """
+
     Y = store.split_arrays(targets, ["X"])
     C = store.counts_by_split(targets)
+    scored = scored_from_results(results)
+    iv = interval_table(targets, scored, n_boot=n_boot, seed=seed, thinned=thinned)[0] if n_boot else None
     rows = []
     for name, r in results.items():
-        space = r.settings.get("score_space", "target")
-        P = r.counts if space == "counts" else r.predictions
+        P, space = scored[name]
         t = metrics.evaluate(C if space == "counts" else Y, P, list(targets.var_names))
         for split, row in t.iterrows():
+            extra = {} if iv is None else {k: float(iv.loc[(name, split), k]) for k in INTERVAL_COLUMNS}
             rows.append({"step": step, "model": name, "split": split, "pearson": float(row["pearson"]),
-                         "mse": float(row["mse"]), "space": space,
+                         "mse": float(row["mse"]), **extra, "space": space,
                          "leaks / bugs": "; ".join(r.settings.get("leaks", []) + r.settings.get("bugs", []))})
     return pd.DataFrame(rows)
 
@@ -68,11 +79,17 @@ def run_ladder(
     *,
     n_genes: int = 250,
     seed: int = 0,
+    n_boot: int = 0,
     progress: Callable[[str], Any] | None = print,
     **fit_kwargs: Any,
 ) -> pd.DataFrame:
-    """Fit and score the Table I models at every step; one long table (step, model, split, ...)."""
+    """Fit and score the Table I models at every step; one long table (step, model, split, ...).
+
+    ``n_boot > 0`` adds the fraction of the noise ceiling and bootstrap intervals
+    (:func:`score_results`); the thinned targets are built once per set of genes.
+    """
     prepared: dict[tuple[str, str], ad.AnnData] = {}
+    thinned: dict[str, dict[str, ceiling.ThinnedTargets]] = {}
     out = []
     for i, (label, p) in enumerate(steps):
         key = (p.gene_fit_on, p.neighbors)
@@ -80,7 +97,9 @@ def run_ladder(
             prepared[key] = prepare(data, feats, p, n_genes=n_genes, seed=seed)
         t = prepared[key]
         res = protocol.fit_table_models(t, p, seed=seed, **fit_kwargs)
-        out.append(score_results(t, res, label))
+        if n_boot and p.gene_fit_on not in thinned:  # the ceiling depends on the genes, not the features
+            thinned[p.gene_fit_on] = thinned_targets(t, ("target", "counts"), seed=seed)
+        out.append(score_results(t, res, label, thinned=thinned.get(p.gene_fit_on), n_boot=n_boot, seed=seed))
         if progress is not None:
             progress(f"step {i}: {label}")
     table = pd.concat(out, ignore_index=True)
@@ -102,4 +121,23 @@ def step_table(long: pd.DataFrame, metric: str = "pearson", splits: Sequence[str
         row = pd.DataFrame([[paper.loc[(m, s), col] for m, s in w.columns]], columns=w.columns,
                            index=["the report, as printed (He et al. 2020, ResNet50)"])
         w = pd.concat([row, w])
+    return w
+
+
+def step_intervals(long: pd.DataFrame, stat: str = "fraction", split: str = "test") -> pd.DataFrame:
+    """Steps x Table I rows: ``stat`` (``"fraction"`` or ``"pcc"``) with its 95% interval, on one split.
+
+    Needs :func:`run_ladder` with ``n_boot > 0``.
+    """
+    from stlib.tables import with_interval
+
+    names = {v: k for k, v in TABLE_MODELS.items()}
+    sub = long[long["split"] == split].copy()
+    point = "pearson" if stat == "pcc" else stat
+    sub["cell"] = with_interval(sub[point].reset_index(drop=True), sub[f"{stat}_lo"].reset_index(drop=True),
+                                sub[f"{stat}_hi"].reset_index(drop=True)).to_numpy()
+    w = sub.pivot(index="step", columns="model", values="cell")
+    w = w.reindex(columns=list(TABLE_MODELS.values()))
+    w.columns = [names[m] for m in w.columns]
+    w.index = w.index.astype(str)
     return w

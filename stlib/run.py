@@ -51,7 +51,9 @@ VOLATILE_KEYS = ("start_time", "end_time", "duration", "exception")
 def strip_volatile_metadata(path: Path) -> None:
     """Drop papermill's timestamps and durations so that a rerun gives a clean diff.
 
-    Only metadata that changes on every run is removed; outputs are untouched.
+    Only metadata that changes on every run is removed, and the random cell ids that the
+    conversion from text gives are replaced by ids from the cell's position (papermill's
+    injected parameters cell included); outputs are untouched.
     """
     import nbformat
 
@@ -59,7 +61,8 @@ def strip_volatile_metadata(path: Path) -> None:
     pm_meta = nb.metadata.get("papermill", {})
     for k in VOLATILE_KEYS:
         pm_meta.pop(k, None)
-    for cell in nb.cells:
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"cell-{i:03d}"
         cell.metadata.pop("execution", None)
         cpm = cell.metadata.get("papermill", {})
         for k in VOLATILE_KEYS:

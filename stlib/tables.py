@@ -9,9 +9,10 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from stlib import metrics, store
+from stlib import ceiling, metrics, store, uncertainty
 from stlib.io.paper import read_paper_table1
 from stlib.models._base import SPLITS, ModelResult
+from stlib.pp import TARGET_SUM
 from stlib.protocol import TABLE_MODELS
 
 #: The paper's Table I rows and the model of this book that reproduces each.
@@ -134,8 +135,13 @@ def protocol_text(config: Mapping[str, Any], targets: ad.AnnData, protocol: str)
     return "\n".join(lines)
 
 
-def depth_sentence(long: pd.DataFrame, protocol: str = "pooled", split: str = "test") -> str:
-    """One sentence comparing the depth-only reference with the best image model on a split."""
+def depth_sentence(long: pd.DataFrame, protocol: str = "pooled", split: str = "test",
+                   boots: Mapping[tuple[str, str], uncertainty.Bootstrap] | None = None) -> str:
+    """One sentence comparing the depth-only reference (an oracle) with the best image model.
+
+    With ``boots`` (:func:`interval_table`'s second output) the sentence gives the paired
+    bootstrap interval of the difference and calls the two different only if it excludes 0.
+    """
     sub = long.xs((protocol, split), level=("protocol", "split"))["pearson"]
     refs = {"depth_only", "train_mean"}
     image = sub.drop(index=[m for m in refs if m in sub.index]).dropna()
@@ -144,5 +150,342 @@ def depth_sentence(long: pd.DataFrame, protocol: str = "pooled", split: str = "t
     best = image.idxmax()
     d, b = float(sub["depth_only"]), float(image.max())
     verdict = "higher than" if d > b else "below"
-    return (f"{split} mean PCC ({protocol}): depth-only reference {d:.3f}, {verdict} the best image model "
+    text = (f"{split} mean PCC ({protocol}): the depth-only oracle {d:.3f}, {verdict} the best image model "
             f"({best}, {b:.3f}); {int((image < d).sum())} of {len(image)} image models are below it.")
+    bs = (boots or {}).get((split, "target"))
+    if bs is not None and protocol == "pooled" and {best, "depth_only"} <= set(bs.point.index):
+        diff = bs.difference(best, "depth_only")
+        call = "different" if diff["excludes_zero"] else "not distinguishable"
+        text += (f"\n{best} minus depth-only: {diff['difference']:+.3f}, 95% paired interval "
+                 f"[{diff['lo']:+.3f}, {diff['hi']:+.3f}]: {call}.")
+    return text
+
+
+# --------------------------------------------------------------------------- intervals and ceilings
+#: What :func:`interval_table` adds to a score table (besides the point PCC), as other tables copy it.
+INTERVAL_COLUMNS = ("pcc_lo", "pcc_hi", "ceiling", "fraction", "fraction_lo", "fraction_hi")
+#: A model's predictions per split and the space it is scored in (``"target"`` or ``"counts"``).
+Scored = tuple[Mapping[str, np.ndarray], str]
+
+
+def scored_from_files(predictions: Mapping[str, ad.AnnData]) -> dict[str, Scored]:
+    """Per model, its per-split predictions in the space it is scored in (from prediction files)."""
+    out = {}
+    for name, pred in predictions.items():
+        space = store.model_settings(pred).get("score_space", "target")
+        out[name] = (store.split_arrays(pred, ["counts" if space == "counts" else "X"]), space)
+    return out
+
+
+def scored_from_results(results: Mapping[str, ModelResult] | list[ModelResult]) -> dict[str, Scored]:
+    """Per model, its per-split predictions in the space it is scored in (from fitted models)."""
+    items = results.items() if isinstance(results, Mapping) else ((r.name, r) for r in results)
+    out = {}
+    for name, r in items:
+        space = r.settings.get("score_space", "target")
+        out[name] = (r.counts if space == "counts" else r.predictions, space)
+    return out
+
+
+def thinned_targets(targets: ad.AnnData, spaces: tuple[str, ...] = ("target",), *, n_draws: int = 5,
+                    seed: int = 0) -> dict[str, ceiling.ThinnedTargets]:
+    """Thinned copies of every spot's target genes, per scoring space (:mod:`stlib.ceiling`).
+
+    Reads ``layers["counts"]`` (target genes), ``obs["total_counts"]`` (all genes),
+    ``obs["section"]`` and ``uns["target"]`` of the targets; ``"target"`` is the run's
+    transform, ``"counts"`` raw counts.
+    """
+    tr = targets.uns["target"]
+    out = {}
+    for space in spaces:
+        out[space] = ceiling.thinned_targets(
+            targets.layers["counts"], tr["transform"] if space == "target" else "counts",
+            sections=targets.obs["section"].astype(str).to_numpy(),
+            all_gene_totals=targets.obs["total_counts"].to_numpy(), n_draws=n_draws, seed=seed,
+            target_sum=tr.get("target_sum") or TARGET_SUM, gene_names=list(targets.var_names))
+    return out
+
+
+def interval_table(
+    targets: ad.AnnData,
+    scored: Mapping[str, Scored],
+    *,
+    splits: tuple[str, ...] = SPLITS,
+    n_boot: int = uncertainty.DEFAULT_N_BOOT,
+    seed: int = 0,
+    n_draws: int = 5,
+    thinned: Mapping[str, ceiling.ThinnedTargets] | None = None,
+) -> tuple[pd.DataFrame, dict[tuple[str, str], uncertainty.Bootstrap]]:
+    """Mean PCC, ceiling and fraction of the ceiling with bootstrap intervals, per model and split.
+
+    Pooled over the spots of each split; resampling as :mod:`stlib.uncertainty` says
+    (sections, then spots). Models scored in counts are compared with the ceiling of raw
+    counts, the others with the ceiling of the run's target. The replicates of one split
+    are shared by all models (same seed), so paired differences can be read off the
+    returned :class:`~stlib.uncertainty.Bootstrap` objects, keyed by ``(split, space)``.
+
+    Returns a long table indexed by (model, split) with the columns of
+    :meth:`stlib.uncertainty.Bootstrap.table` plus ``space``.
+    """
+    spaces = tuple(sorted({space for _, space in scored.values()}))
+    thinned = dict(thinned or {})
+    missing = tuple(s for s in spaces if s not in thinned)
+    if missing:
+        thinned.update(thinned_targets(targets, missing, n_draws=n_draws, seed=seed))
+    truth = {"target": store.split_arrays(targets, ["X"]), "counts": store.counts_by_split(targets)}
+    split_of = targets.obs["split"].to_numpy()
+    sections = targets.obs["section"].astype(str).to_numpy()
+    rows, boots = [], {}
+    for split in splits:
+        idx = np.flatnonzero(split_of == split)
+        if not len(idx):
+            continue
+        for space in spaces:
+            preds = {n: p[split] for n, (p, sp_) in scored.items() if sp_ == space and split in p}
+            if not preds:
+                continue
+            bs = uncertainty.bootstrap_scores(truth[space][split], preds, groups=sections[idx],
+                                              thinned=thinned[space].subset(idx), n_boot=n_boot, seed=seed)
+            boots[(split, space)] = bs
+            t = bs.table()
+            t.insert(0, "split", split)
+            t["space"] = space
+            rows.append(t)
+    out = pd.concat(rows).rename_axis("model").reset_index().set_index(["model", "split"]).sort_index()
+    out.attrs.update({"n_boot": n_boot, "level": uncertainty.DEFAULT_LEVEL, "seed": seed, "n_draws": n_draws})
+    return out, boots
+
+
+def with_interval(point: pd.Series | float, lo: pd.Series | float, hi: pd.Series | float, digits: int = 3):
+    """``"0.123 [0.100, 0.150]"`` (elementwise for Series): a value and its interval, for reading."""
+    def one(p, a, b):
+        if pd.isna(p):
+            return "n/a"
+        return f"{p:.{digits}f} [{a:.{digits}f}, {b:.{digits}f}]"
+    if isinstance(point, pd.Series):
+        return pd.Series([one(p, a, b) for p, a, b in zip(point, lo, hi)], index=point.index)
+    return one(point, lo, hi)
+
+
+# --------------------------------------------------------------------------- the ceiling chapter
+def _target_counts(data: ad.AnnData, genes: list[str]) -> tuple[Any, np.ndarray]:
+    """The target genes' raw counts and every spot's all-gene total, from all-gene data."""
+    X = data[:, genes].X
+    totals = np.asarray(data.X.sum(axis=1), dtype=np.float64).ravel()
+    return X, totals
+
+
+def ceilings(data: ad.AnnData, genes: list[str], transform: str, *, by: str = "section", n_draws: int = 5,
+             seed: int = 0) -> pd.DataFrame:
+    """Per gene, the noise ceiling in each section (``by="section"``) or pooled over each split
+    (``by="split"``), for the given genes and target transform (:func:`stlib.ceiling.noise_ceiling`).
+
+    ``data`` holds all genes' raw counts (chapter 1's ``data.h5ad``); the normalisation of the
+    ``"paper"`` transform stays per section in both cases. Adds ``split`` (and, per section,
+    ``median_total``: the section's median all-gene count per spot) to the output.
+    """
+    X, totals = _target_counts(data, genes)
+    secs = data.obs["section"].astype(str).to_numpy()
+    split = data.obs["split"].astype(str).to_numpy()
+    df = ceiling.noise_ceiling(X, transform, sections=secs, groups=None if by == "section" else split,
+                               all_gene_totals=totals, n_draws=n_draws, seed=seed, gene_names=genes)
+    if by == "section":
+        first = pd.Series(split, index=secs).groupby(level=0).first()
+        df.insert(1, "split", df["section"].map(first))
+        med = pd.Series(totals, index=secs).groupby(level=0).median()
+        df.insert(2, "median_total", df["section"].map(med))
+    else:
+        df = df.rename(columns={"group": "split"})
+    return df
+
+
+def ceiling_vs_depth(data: ad.AnnData, genes: list[str], transform: str, *,
+                     fractions: tuple[float, ...] = (1.0, 0.5, 0.25, 0.125, 0.0625), n_draws: int = 3,
+                     seed: int = 0) -> pd.DataFrame:
+    """Mean ceiling of each section when its counts are thinned to a fraction of their depth.
+
+    Each section's counts (target genes and the rest of each spot) are binomially thinned to
+    ``fraction`` of the molecules, i.e. the section as it would have been sequenced less
+    deeply, and the ceiling is estimated on that. Returns one row per (section, fraction):
+    ``split``, ``fraction``, ``median_total`` (median count per spot after thinning),
+    ``mean_ceiling`` (over genes with a ceiling) and ``n_nan``.
+    """
+    X, totals = _target_counts(data, genes)
+    rest = np.rint(totals - np.asarray(X.sum(axis=1)).ravel()).astype(np.int64)
+    full = ceiling.check_counts(sp_hstack(X, rest))
+    secs = data.obs["section"].astype(str).to_numpy()
+    split = pd.Series(data.obs["split"].astype(str).to_numpy(), index=secs).groupby(level=0).first()
+    rng = np.random.default_rng(seed)
+    mask = np.r_[np.ones(len(genes), dtype=bool), False]
+    rows = []
+    for f in fractions:
+        thinned = full if f == 1.0 else ceiling.thin(full, f, rng)
+        tot = np.asarray(thinned.sum(axis=1), dtype=np.float64).ravel()
+        df = ceiling.noise_ceiling(thinned, transform, sections=secs, genes_mask=mask, n_draws=n_draws,
+                                   seed=seed, gene_names=[*genes, "rest"])
+        for sec, g in df.groupby("section", sort=False):
+            rows.append({"section": sec, "split": split[sec], "fraction": f,
+                         "median_total": float(np.median(tot[secs == sec])),
+                         "mean_ceiling": float(g["ceiling"].mean()), "n_nan": int(g["ceiling"].isna().sum())})
+    return pd.DataFrame(rows)
+
+
+def sp_hstack(X: Any, col: np.ndarray) -> Any:
+    """``[X, col]`` as CSR (sparse ``X``) or a dense array."""
+    import scipy.sparse as sp
+
+    if sp.issparse(X):
+        return sp.hstack([sp.csr_matrix(X), sp.csr_matrix(col[:, None])], format="csr")
+    return np.hstack([np.asarray(X), col[:, None]])
+
+
+def per_gene_table(targets: ad.AnnData, scored: Mapping[str, Scored], split_ceilings: pd.DataFrame,
+                   split: str = "test", models: list[str] | None = None) -> pd.DataFrame:
+    """Per gene on one split: mean count, detection rate, the ceiling and each model's PCC.
+
+    ``split_ceilings`` is :func:`ceilings` with ``by="split"`` for the run's genes and target;
+    models scored in counts are left out (their PCC is in another space). Sorted by ceiling.
+    """
+    mask = (targets.obs["split"] == split).to_numpy()
+    C = store.counts_by_split(targets)[split]
+    Y = store.split_arrays(targets, ["X"])[split]
+    genes = list(targets.var_names)
+    ceil = split_ceilings[split_ceilings["split"] == split].set_index("gene")["ceiling"]
+    out = pd.DataFrame({"mean count": C.mean(axis=0), "detected in": (C > 0).mean(axis=0),
+                        "ceiling": ceil.reindex(genes).to_numpy()}, index=pd.Index(genes, name="gene"))
+    for name, (P, space) in scored.items():
+        if space != "target" or (models is not None and name not in models) or split not in P:
+            continue
+        out[name] = metrics.per_gene_metrics(Y, P[split], genes)["pearson"].to_numpy()
+    out.attrs["n_spots"] = int(mask.sum())
+    return out.sort_values("ceiling", ascending=False)
+
+
+def ceiling_caption(iv: pd.DataFrame, space: str = "target") -> str:
+    """The noise ceiling of each split (mean over genes, with its interval), for a table caption."""
+    sub = iv[iv["space"] == space].reset_index().drop_duplicates("split").set_index("split")
+    parts = [f"{s} {with_interval(sub.loc[s, 'ceiling'], sub.loc[s, 'ceiling_lo'], sub.loc[s, 'ceiling_hi'])}"
+             for s in SPLITS if s in sub.index]
+    return "noise ceiling of the mean PCC (pooled over each split's spots): " + "; ".join(parts)
+
+
+def table_one_intervals(iv: pd.DataFrame) -> pd.DataFrame:
+    """Table I's rows with ``PCC [95% CI]``, the split's ceiling and ``fraction of ceiling [95% CI]``."""
+    rows = []
+    for paper_name, model in PAPER_ROWS.items():
+        for split in SPLITS:
+            if (model, split) not in iv.index:
+                continue
+            r = iv.loc[(model, split)]
+            rows.append({"model": paper_name, "split": split.capitalize(), "ours": model,
+                         "PCC [95% CI]": with_interval(r["pcc"], r["pcc_lo"], r["pcc_hi"]),
+                         "ceiling": with_interval(r["ceiling"], r["ceiling_lo"], r["ceiling_hi"]),
+                         "fraction of ceiling [95% CI]": with_interval(r["fraction"], r["fraction_lo"],
+                                                                       r["fraction_hi"]),
+                         "scored in": r["space"]})
+    cols = ["model", "split", "ours", "PCC [95% CI]", "ceiling", "fraction of ceiling [95% CI]", "scored in"]
+    return pd.DataFrame(rows, columns=cols).set_index(["model", "split"])
+
+
+def intervals_wide(iv: pd.DataFrame, splits: tuple[str, ...] = ("valid", "test")) -> pd.DataFrame:
+    """Every model: PCC and fraction of the ceiling with intervals, per split, by test fraction."""
+    cols = {}
+    for split in splits:
+        sub = iv.xs(split, level="split")
+        cols[(split, "PCC [95% CI]")] = with_interval(sub["pcc"], sub["pcc_lo"], sub["pcc_hi"])
+        cols[(split, "fraction of ceiling [95% CI]")] = with_interval(sub["fraction"], sub["fraction_lo"],
+                                                                      sub["fraction_hi"])
+    out = pd.DataFrame(cols)
+    order = iv.xs(splits[-1], level="split")["fraction"].sort_values(ascending=False).index
+    out = out.reindex(order)
+    out["scored in"] = iv.xs(splits[-1], level="split")["space"].reindex(order)
+    return out
+
+
+def ceiling_summary(by_section: pd.DataFrame, by_split: pd.DataFrame) -> pd.DataFrame:
+    """Mean ceiling over genes per section (by depth) and per pooled split, one column per gene rule.
+
+    ``by_section`` / ``by_split``: :func:`ceilings` outputs stacked with a ``rule`` column.
+    """
+    sec = by_section.pivot_table(index=["section", "split", "median_total"], columns="rule", values="ceiling",
+                                 aggfunc="mean").reset_index().sort_values("median_total")
+    sec.insert(0, "spots of", sec.pop("section"))
+    spl = by_split.pivot_table(index="split", columns="rule", values="ceiling", aggfunc="mean").reset_index()
+    spl.insert(0, "spots of", [f"{s} (pooled)" for s in spl["split"]])
+    spl = spl.set_index("split").reindex([s for s in SPLITS if s in set(spl["split"])]).reset_index()
+    out = pd.concat([sec, spl], ignore_index=True).set_index("spots of")
+    out = out.rename(columns={"median_total": "median counts per spot"})
+    out.columns.name = None
+    nan = by_section.groupby("rule")["ceiling"].apply(lambda c: int(c.isna().sum()))
+    out.attrs["genes without a ceiling (section rows)"] = nan.to_dict()
+    return out.rename(columns={r: f"mean ceiling, {r} genes" for r in nan.index})
+
+
+def depth_match(depth: pd.DataFrame, rule: str) -> pd.DataFrame:
+    """The shallowest section at its depth beside each other section thinned to the nearest depth."""
+    d = depth[depth["rule"] == rule]
+    native = d[d["fraction"] == 1.0].sort_values("median_total")
+    low = native.iloc[0]
+    rows = [{"section": low["section"], "thinned to": 1.0, "median counts per spot": low["median_total"],
+             "mean ceiling": low["mean_ceiling"], "genes without a ceiling": int(low["n_nan"])}]
+    for sec, g in d[d["section"] != low["section"]].groupby("section", sort=False):
+        best = g.iloc[int(np.argmin(np.abs(np.log(g["median_total"].to_numpy()) - np.log(low["median_total"]))))]
+        rows.append({"section": sec, "thinned to": best["fraction"], "median counts per spot": best["median_total"],
+                     "mean ceiling": best["mean_ceiling"], "genes without a ceiling": int(best["n_nan"])})
+    return pd.DataFrame(rows).set_index("section")
+
+
+#: References and image-free models, never "the best model".
+REFERENCE_MODELS = ("depth_only", "train_mean")
+
+
+def ceiling_reading(iv: pd.DataFrame, by_section: pd.DataFrame, depth: pd.DataFrame, paper: pd.DataFrame,
+                    rule: str, split: str = "test") -> dict[str, str]:
+    """The numbers chapter 11's text quotes, as formatted strings (for ``myst_nb.glue``).
+
+    ``by_section``: :func:`ceilings` per section stacked over gene rules (``rule`` column);
+    ``depth``: :func:`ceiling_vs_depth` stacked likewise; ``rule``: the run's gene rule.
+    """
+    sub = iv.xs(split, level="split")
+    sub = sub[(sub["space"] == "target") & ~sub.index.isin(REFERENCE_MODELS)]
+    best = sub["fraction"].idxmax()
+    r = sub.loc[best]
+    gap = 1.0 - r["pcc"]
+    sec = by_section[by_section["rule"] == rule].groupby("section")["ceiling"].mean()
+    paper_best = float(paper.xs("Test", level="split")["PCC"].max())
+    match = depth_match(depth, rule)
+    others = match.iloc[1:]["mean ceiling"]
+    per_rule = by_section.pivot_table(index="section", columns="rule", values="ceiling", aggfunc="mean")
+    other_rule = next((r for r in per_rule.columns if r != rule), None)
+    gain = (per_rule[other_rule] - per_rule[rule]) if other_rule else pd.Series([np.nan])
+    depths = by_section.groupby("section")["median_total"].first()
+    low = match.iloc[0]["mean ceiling"]
+    where = "above" if low > others.max() else "below" if low < others.min() else "within"
+    return {
+        "shallow_section": str(match.index[0]),
+        "shallow_depth": f"{match.iloc[0]['median counts per spot']:,.0f}",
+        "deep_depth_min": f"{depths.drop(match.index[0]).min():,.0f}",
+        "shallow_ceiling": f"{match.iloc[0]['mean ceiling']:.2f}",
+        "matched_min": f"{others.min():.2f}",
+        "matched_max": f"{others.max():.2f}",
+        "shallow_vs_matched": where,
+        "depth_verdict": {
+            "above": "its low ceiling is its depth: at equal depth its spots vary more than the others'",
+            "within": "at equal depth it is like the others: its low ceiling is its depth",
+            "below": "even at equal depth it is below the others: its depth and its tissue both lower it",
+        }[where],
+        "other_rule": str(other_rule),
+        "rule_gain_min": f"{gain.min():+.2f}",
+        "rule_gain_max": f"{gain.max():+.2f}",
+        "test_ceiling": with_interval(r["ceiling"], r["ceiling_lo"], r["ceiling_hi"], 2),
+        "best_model": str(best),
+        "best_pcc": with_interval(r["pcc"], r["pcc_lo"], r["pcc_hi"]),
+        "best_fraction": with_interval(r["fraction"], r["fraction_lo"], r["fraction_hi"], 2),
+        "gap_noise_share": f"{(1.0 - r['ceiling']) / gap:.0%}",
+        "gap_model_share": f"{(r['ceiling'] - r['pcc']) / gap:.0%}",
+        "paper_best": f"{paper_best:.3f}",
+        "ceiling_low": f"{sec.min():.2f}",
+        "ceiling_high": f"{sec.max():.2f}",
+        "paper_fraction_min": f"{paper_best / sec.max():.2f}",
+        "paper_fraction_max": f"{paper_best / sec.min():.2f}",
+    }

@@ -104,22 +104,23 @@ def _ceiling_replicates(thinned: ThinnedTargets, W: np.ndarray) -> np.ndarray:
     B, G = W.shape[0], len(thinned.genes)
     r_half = np.zeros((B, G))
     r_quarter = np.zeros((B, G))
-    bad = np.zeros((B, G), dtype=bool)
+    bad_half = np.zeros((B, G), dtype=bool)
+    bad_quarter = np.zeros((B, G), dtype=bool)
     for draw in thinned.parts:
         r = weighted_pearson(W, draw[0], draw[1])
-        bad |= np.isnan(r)
+        bad_half |= np.isnan(r)
         r_half += np.nan_to_num(r)
         if extrapolate:
             for i in range(2, 6):
                 for j in range(i + 1, 6):
                     rij = weighted_pearson(W, draw[i], draw[j])
-                    bad |= np.isnan(rij)
+                    bad_quarter |= np.isnan(rij)
                     r_quarter += np.nan_to_num(rij) / 6.0
     n = len(thinned.parts)
     r_half /= n
     r_quarter /= n
-    r_half[bad] = np.nan
-    r_quarter[bad] = np.nan
+    r_half[bad_half] = np.nan
+    r_quarter[bad_half | bad_quarter] = np.nan  # Spearman-Brown from the halves, as ThinnedTargets.estimate
     r_full = extrapolate_reliability(r_half, r_quarter) if extrapolate else spearman_brown(r_half)
     return np.sqrt(np.clip(r_full, 0.0, 1.0))
 

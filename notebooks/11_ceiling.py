@@ -1,0 +1,188 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 11. The noise ceiling: how much any model could reach
+#
+# **Overview.** A test PCC of 0.05 or 0.5 means little until we know what was reachable. The
+# counts of a spot are a *sample* of the molecules there: at a few hundred counts per spot,
+# much of a gene's variation from spot to spot is sampling noise, which no image (and no other
+# input) can predict. For each gene and section, the **noise ceiling** is the highest Pearson
+# correlation any prediction can reach with the measured target:
+#
+# $$\text{ceiling} = \operatorname{corr}\big(E[y \mid \lambda],\, y\big) = \sqrt{R},$$
+#
+# with $y$ the target (here the authors' per-section `normalize_total` + `log1p`), $\lambda$ the
+# spot's expected counts and $R$ the target's reliability. It is estimated from the data
+# (`stlib.ceiling`): each spot's counts are split into independent halves and quarters by
+# binomial thinning (five seeded draws), each copy goes through the same target transform as
+# the data, the split-half and split-quarter correlations give the reliability at half and
+# quarter depth, and their log-odds are extrapolated to the full depth. On simulated Poisson
+# and negative-binomial counts with known rates the estimate is within 0.03 of the true
+# ceiling on average over genes (`tests/test_ceiling.py`; plain Spearman-Brown is biased
+# upwards after `log1p` at low depth). Only molecule sampling counts as noise: spot-to-spot
+# variation beyond it (overdispersion) counts as signal, so the ceiling is an upper bound.
+#
+# **Prerequisites.** Chapters 1 and 8 (`data.h5ad`, `targets.h5ad`, `tables/intervals.csv`).
+# Running time: about a minute.
+#
+# **Writes.** `tables/ceiling_sections.csv`, `tables/ceiling_splits.csv`,
+# `tables/ceiling_depth.csv`, `tables/per_gene.csv`.
+
+# %% tags=["parameters"]
+results_dir = "results/default"
+n_genes = 250
+seed = 0
+n_draws = 5  # thinning draws averaged by the ceiling estimator
+
+# %% tags=["remove-cell"]
+import anndata as ad
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from myst_nb import glue
+
+from stlib import pipeline, pl, pp, store, tables
+
+out = store.resolve(results_dir)
+config = store.read_config(out)
+data = ad.read_h5ad(out / "data.h5ad")
+targets = ad.read_h5ad(out / "targets.h5ad")
+transform = targets.uns["target"]["transform"]
+run_rule = targets.uns["gene_selection"].get("rule_name", "paper")
+
+# %% [markdown]
+# ## Two gene rules
+#
+# The run's 250 genes, and for comparison the 250 of the other rule, both chosen on the train
+# sections: the authors' rule (`paper`: 1,000 Seurat highly variable genes, then the 250 with the
+# highest mean) and this book's earlier rule (`book`: the 1,000 with the highest mean, then the
+# 250 with the highest variance).
+
+# %%
+genes = {run_rule: list(targets.var_names)}
+for rule in ("paper", "book"):
+    if rule not in genes:
+        genes[rule] = pp.select_genes(data.copy(), n_genes, rule=rule, transform=transform, fit_on="train")
+print(f"target: {targets.uns['target']['description']}")
+print(f"genes shared by the two rules: {len(set(genes['paper']) & set(genes['book']))} of {n_genes}")
+
+# %% [markdown]
+# ## The ceiling of each section
+
+# %%
+by_section = pd.concat({r: tables.ceilings(data, g, transform, by="section", n_draws=n_draws, seed=seed)
+                        for r, g in genes.items()}, names=["rule"]).reset_index(level=0)
+by_split = pd.concat({r: tables.ceilings(data, g, transform, by="split", n_draws=n_draws, seed=seed)
+                      for r, g in genes.items()}, names=["rule"]).reset_index(level=0)
+(out / "tables").mkdir(exist_ok=True)
+by_section.to_csv(out / "tables" / "ceiling_sections.csv", index=False)
+by_split.to_csv(out / "tables" / "ceiling_splits.csv", index=False)
+summary = tables.ceiling_summary(by_section, by_split)
+pipeline.show(summary, 2)
+
+# %%
+fig = pl.ceiling_by_section(by_section)
+
+# %% [markdown]
+# Sections are ordered by their median count per spot (the table above gives the mean ceiling of
+# each). Is a section's ceiling set by its depth, or by its tissue? Thinning each section to a
+# fraction of its molecules shows what it would have given at a lower depth: each line below is
+# one section, the open square its depth as sequenced.
+
+# %%
+depth = pd.concat({r: tables.ceiling_vs_depth(data, g, transform, seed=seed) for r, g in genes.items()},
+                  names=["rule"]).reset_index(level=0)
+depth.to_csv(out / "tables" / "ceiling_depth.csv", index=False)
+fig = pl.ceiling_vs_depth(depth)
+
+# %%
+b4_like = tables.depth_match(depth, rule=run_rule)
+pipeline.show(b4_like, 2)
+
+# %% [markdown]
+# The shallowest section at its own depth, beside each deeper section thinned to about the same
+# depth. The ceiling is an average over the genes that have one (a gene never counted in half
+# of a section's molecules has none; their number is in the last column).
+
+# %% [markdown]
+# ## Every model against the ceiling
+#
+# From chapter 8's intervals: per model, the fraction of the test split's ceiling it reaches
+# (summed per-gene PCC over summed ceilings, constant predictions counted as 0), with its 95%
+# bootstrap interval; the grey line at 1 is what a perfect model of the expected counts would
+# reach.
+
+# %%
+iv = pd.read_csv(out / "tables" / "intervals.csv", index_col=["model", "split"])
+fig = pl.fraction_of_ceiling(iv, split="test")
+
+# %% [markdown]
+# ## Gene by gene
+#
+# The per-gene table (`tables/per_gene.csv`) gives, on the test split, each gene's mean count,
+# the share of spots where it is detected, its ceiling and each model's PCC. The genes with the
+# highest ceilings:
+
+# %%
+preds = store.load_predictions(out)
+scored = tables.scored_from_files(preds)
+models = [m for m in ("lasso", "knn_ridge", "mlp", "gnn", "depth_only") if m in scored]
+split_ceil = by_split[by_split["rule"] == run_rule]
+per_gene = tables.per_gene_table(targets, scored, split_ceil, split="test")
+per_gene.to_csv(out / "tables" / "per_gene.csv")
+pipeline.show(per_gene[["mean count", "detected in", "ceiling", *models]].head(15), 2)
+
+# %%
+fig = pl.per_gene_vs_ceiling(per_gene, models=[m for m in models if m != "depth_only"])
+
+# %% [markdown]
+# ## What the ceiling means for the report's numbers and for ours
+
+# %%
+reading = tables.ceiling_reading(iv, by_section, depth, tables.paper_table(), rule=run_rule)
+for key, value in reading.items():
+    glue(key, value, display=False)
+pipeline.show(pd.Series(reading, name="value").to_frame())
+
+# %% [markdown]
+# - **Depth sets the ceiling.** The shallowest section, {glue:text}`shallow_section`
+#   ({glue:text}`shallow_depth` counts per spot against at least {glue:text}`deep_depth_min` for
+#   the others), has a mean ceiling of {glue:text}`shallow_ceiling`. Thinned to that depth, the
+#   deep sections would reach only {glue:text}`matched_min` to {glue:text}`matched_max`:
+#   {glue:text}`shallow_section` is {glue:text}`shallow_vs_matched` that range, so
+#   {glue:text}`depth_verdict`.
+# - **Our test section.** Pooled over B4's spots, the mean ceiling of the run's genes is
+#   {glue:text}`test_ceiling`; the best model, {glue:text}`best_model`, reaches a test PCC of
+#   {glue:text}`best_pcc`, which is {glue:text}`best_fraction` of the ceiling (95% interval in
+#   brackets). Of the gap between that model and a perfect score of 1,
+#   {glue:text}`gap_noise_share` is sampling noise no model can close and the rest,
+#   {glue:text}`gap_model_share`, is left to better models.
+# - **The report's numbers.** The report's best test PCC is {glue:text}`paper_best` (He et al.
+#   2020, five test patients). Its test sections' ceilings cannot be measured here; if they
+#   were like ours, between B4's ({glue:text}`ceiling_low`) and the deep C sections'
+#   ({glue:text}`ceiling_high`), the report's models reached between
+#   {glue:text}`paper_fraction_min` and {glue:text}`paper_fraction_max` of what the counts
+#   allowed.
+# - **The gene rule.** The authors' rule keeps the genes with the highest *mean* among the highly
+#   variable ones; the `book` rule keeps the most *variable* among the highest-mean genes. Going
+#   from the run's rule to the {glue:text}`other_rule` rule changes a section's mean ceiling by
+#   {glue:text}`rule_gain_min` to {glue:text}`rule_gain_max`: which genes are scored decides
+#   how much of their variation is noise.
+#
+# ## Summary
+#
+# - The ceiling is a property of the counts, not of any model: it falls steeply with depth, so a
+#   shallow test section caps every model, whatever its image features.
+# - Fractions of the ceiling, with intervals, now stand beside every PCC in chapters 8-10.
+# - Next: [deviations from the paper](../deviations.md).

@@ -1,0 +1,182 @@
+"""The ceiling and interval tables of chapters 8-11 (stlib.tables, stlib.ladder, stlib.controls)."""
+
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from stlib import ladder, pp, tables, uncertainty
+from stlib.models._base import ModelResult
+
+SECTIONS = {"T1": ("train", 3000), "T2": ("train", 3000), "V1": ("valid", 3000), "S1": ("test", 300)}
+
+
+def _data(seed: int = 0) -> ad.AnnData:
+    """Four sections with spatial structure; the test section sequenced ten times less deeply."""
+    rng = np.random.default_rng(seed)
+    n_genes, n = 60, 80
+    load = rng.normal(size=(3, n_genes)) * rng.uniform(0.2, 1.2, size=n_genes)
+    frac = np.exp(rng.uniform(np.log(5e-4), np.log(2e-2), size=n_genes))
+    frac /= frac.sum() * 1.5  # a third of each spot's molecules are in no listed gene... kept as one "rest" gene
+    obs, counts, truth = [], [], []
+    for sec, (split, depth) in SECTIONS.items():
+        z = rng.normal(size=(n, 3))
+        rel = np.exp(z @ load)
+        rel /= rel.mean(axis=0)
+        size = depth * np.exp(rng.normal(0, 0.2, size=n))
+        lam = np.column_stack([size[:, None] * frac * rel, size / 3])
+        counts.append(rng.poisson(lam))
+        truth.append(lam)
+        obs.append(pd.DataFrame({"section": sec, "split": split}, index=[f"{sec}_{i}" for i in range(n)]))
+    a = ad.AnnData(X=sp.csr_matrix(np.vstack(counts).astype(np.int32)), obs=pd.concat(obs),
+                   var=pd.DataFrame(index=[f"g{i}" for i in range(n_genes)] + ["rest"]))
+    a.obs["section"] = pd.Categorical(a.obs["section"])
+    a.obsm["lam"] = np.vstack(truth)
+    return a
+
+
+@pytest.fixture(scope="module")
+def data() -> ad.AnnData:
+    return _data()
+
+
+@pytest.fixture(scope="module")
+def targets(data: ad.AnnData) -> ad.AnnData:
+    return pp.make_targets(data, [f"g{i}" for i in range(60)], transform="paper")
+
+
+def _results(t: ad.AnnData) -> list[ModelResult]:
+    """An oracle (the log expected rate), a noisy oracle, a constant, and a count-space model."""
+    lam = t.obsm["lam"] if "lam" in t.obsm else None
+    rng = np.random.default_rng(3)
+    out = {"oracle": {}, "noisy": {}, "constant": {}}
+    counts = {}
+    for s in ("train", "valid", "test"):
+        m = (t.obs["split"] == s).to_numpy()
+        good = np.log1p(lam[m, :60] / lam[m, :60].sum(axis=1, keepdims=True) * 1e3)
+        out["oracle"][s] = good
+        out["noisy"][s] = good + rng.normal(0, 1.0, size=good.shape)
+        out["constant"][s] = np.ones_like(good)
+        counts[s] = lam[m, :60]
+    res = [ModelResult(name=k, predictions=v) for k, v in out.items()]
+    res.append(ModelResult(name="glm_counts", predictions=out["oracle"], counts=counts,
+                           settings={"score_space": "counts"}))
+    return res
+
+
+def test_interval_table_points_ceilings_and_spaces(data: ad.AnnData, targets: ad.AnnData) -> None:
+    targets = targets.copy()
+    targets.obsm["lam"] = data.obsm["lam"]
+    res = _results(targets)
+    iv, boots = tables.interval_table(targets, tables.scored_from_results(res), n_boot=200, seed=0)
+    assert set(iv.index.get_level_values("split")) == {"train", "valid", "test"}
+    assert list(iv.columns[:3]) == ["pcc", "pcc_lo", "pcc_hi"] and "fraction" in iv.columns
+    # the point PCC is Table I's pooled mean PCC
+    long = tables.metric_table(targets, {r.name: _as_file(r, targets) for r in res})
+    for m in ("oracle", "noisy"):
+        for s in ("valid", "test"):
+            assert iv.loc[(m, s), "pcc"] == pytest.approx(long.loc[(m, "pooled", s), "pearson"], abs=1e-6)  # files hold float32
+    # an oracle of the expected rates reaches about the ceiling; a noisy one much less; a constant 0
+    test = iv.xs("test", level="split")
+    assert 0.8 < test.loc["oracle", "fraction"] < 1.2
+    assert test.loc["noisy", "fraction"] < 0.8 * test.loc["oracle", "fraction"]
+    assert test.loc["constant", "fraction"] == 0 and np.isnan(test.loc["constant", "pcc"])
+    # count-space models are compared with the ceiling of raw counts
+    assert test.loc["glm_counts", "space"] == "counts"
+    assert test.loc["glm_counts", "ceiling"] != pytest.approx(test.loc["oracle", "ceiling"])
+    assert ("test", "counts") in boots and ("test", "target") in boots
+    # the shallow test section has a lower ceiling than the deep valid section
+    assert test.loc["oracle", "ceiling"] < iv.loc[("oracle", "valid"), "ceiling"] - 0.1
+    caption = tables.ceiling_caption(iv)
+    assert caption.count("[") == 3 and "test" in caption
+    t1 = tables.table_one_intervals(iv)
+    assert t1.empty  # no Table I model names among these
+    wide = tables.intervals_wide(iv)
+    assert wide.index[-1] == "constant" and "n/a" in wide.loc["constant", ("test", "PCC [95% CI]")]
+
+
+def _as_file(r: ModelResult, targets: ad.AnnData) -> ad.AnnData:
+    import json
+
+    from stlib.store import _to_full
+
+    pred = ad.AnnData(X=_to_full(targets, r.predictions, "split"), obs=targets.obs[["section", "split"]].copy(),
+                      var=pd.DataFrame(index=targets.var_names.copy()))
+    if r.counts is not None:
+        pred.layers["counts"] = _to_full(targets, r.counts, "split")
+    pred.uns["model"] = {"name": r.name, "settings_json": json.dumps(r.settings)}
+    return pred
+
+
+def test_scored_from_files_matches_results(targets: ad.AnnData, data: ad.AnnData) -> None:
+    targets = targets.copy()
+    targets.obsm["lam"] = data.obsm["lam"]
+    res = _results(targets)
+    a = tables.scored_from_results(res)
+    b = tables.scored_from_files({r.name: _as_file(r, targets) for r in res})
+    assert a.keys() == b.keys()
+    for k in a:
+        assert a[k][1] == b[k][1]
+        for s in a[k][0]:
+            np.testing.assert_allclose(a[k][0][s], b[k][0][s], rtol=1e-6)
+
+
+def test_ceilings_by_section_split_and_depth(data: ad.AnnData) -> None:
+    genes = [f"g{i}" for i in range(60)]
+    sec = tables.ceilings(data, genes, "paper", by="section", n_draws=2)
+    assert set(sec["section"]) == set(SECTIONS) and {"split", "median_total"} <= set(sec.columns)
+    means = sec.groupby("section")["ceiling"].mean()
+    assert means["S1"] < means[["T1", "T2", "V1"]].min() - 0.1
+    spl = tables.ceilings(data, genes, "paper", by="split", n_draws=2)
+    assert set(spl["split"]) == {"train", "valid", "test"}
+    depth = tables.ceiling_vs_depth(data, genes, "paper", fractions=(1.0, 0.1), n_draws=2)
+    d = depth.set_index(["section", "fraction"])["mean_ceiling"]
+    for s in SECTIONS:  # thinning lowers every section's ceiling
+        assert d[(s, 0.1)] < d[(s, 1.0)]
+    assert depth.loc[depth["fraction"] == 0.1, "median_total"].max() < 400
+    # the deep sections thinned to the test section's depth have ceilings like it (same tissue model)
+    depth["rule"] = "paper"
+    match = tables.depth_match(depth, "paper")
+    assert match.index[0] == "S1" and (match.iloc[1:]["thinned to"] == 0.1).all()
+    assert abs(match.iloc[1:]["mean ceiling"].mean() - match.iloc[0]["mean ceiling"]) < 0.1
+    summ = tables.ceiling_summary(sec.assign(rule="paper"), spl.assign(rule="paper"))
+    assert summ.index[0] == "S1" and "test (pooled)" in summ.index
+
+
+def test_ladder_and_controls_carry_intervals(targets: ad.AnnData, data: ad.AnnData) -> None:
+    targets = targets.copy()
+    targets.obsm["lam"] = data.obsm["lam"]
+    res = {r.name: r for r in _results(targets)}
+    plain = ladder.score_results(targets, res, "step")
+    assert "fraction" not in plain.columns
+    with_iv = ladder.score_results(targets, res, "step", n_boot=50)
+    pd.testing.assert_series_equal(plain["pearson"], with_iv["pearson"])
+    assert set(tables.INTERVAL_COLUMNS) <= set(with_iv.columns)
+    from stlib import controls
+
+    a = list(res.values())[:2]
+    b = [ModelResult(name=r.name, predictions={s: p + np.random.default_rng(0).normal(0, 2, p.shape)
+                                              for s, p in r.predictions.items()}) for r in a]
+    diff = controls.paired_difference(targets, a, b, ("clean", "noisier"), n_boot=200)
+    assert list(diff.index) == ["noisy", "oracle"]
+    assert (diff["difference"] > 0).all() and diff.loc["oracle", "verdict"] == "different"
+
+
+def test_bootstrap_point_ceiling_matches_estimate_with_rare_genes() -> None:
+    """The bootstrap's weighted ceiling (all weights 1) equals ThinnedTargets.estimate, including
+    rare genes whose quarters are constant (Spearman-Brown fallback) or halves constant (NaN)."""
+    rng = np.random.default_rng(0)
+    X = rng.poisson(rng.gamma(1.0, 2.0, size=(120, 8)))
+    X[:, 0] = 0
+    X[:5, 1] = 1  # very rare: some quarters never see it
+    X[:, 1][5:] = 0
+    from stlib import ceiling
+
+    tt = ceiling.thinned_targets(X, "log1p", sections=None, n_draws=3, seed=1)
+    est = tt.ceiling()
+    got = uncertainty._ceiling_replicates(tt, np.ones((1, 120)))[0]
+    np.testing.assert_allclose(got, est, rtol=1e-8, equal_nan=True)
+    assert np.isnan(est[0])
