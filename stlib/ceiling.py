@@ -118,8 +118,9 @@ def _rng(rng: np.random.Generator | int | None) -> np.random.Generator:
 def check_counts(counts: Counts, what: str = "<counts>") -> Counts:
     """Check that ``counts`` is a 2-D matrix of non-negative integers (sparse or dense).
 
-    Returns ``counts`` as a CSR matrix (sparse input) or an ``int64`` ndarray (dense), raising
-    a :class:`~stlib.errors.DataError` naming ``what`` otherwise.
+    Returns ``counts`` as a new CSR matrix with sorted indices (sparse input) or an ``int64``
+    ndarray (dense; the input itself when it already is one), never modifying ``counts``;
+    raises a :class:`~stlib.errors.DataError` naming ``what`` otherwise.
     """
     if sp.issparse(counts):
         X = sp.csr_matrix(counts)
@@ -143,7 +144,9 @@ def check_counts(counts: Counts, what: str = "<counts>") -> Counts:
         if (values < 0).any():
             raise DataError(what, f"counts must be non-negative; {int((values < 0).sum())} value(s) are negative")
     if sp.issparse(X):
-        X = sp.csr_matrix(X, dtype=np.int64)
+        # a copy: scipy shares index arrays between a matrix and its re-typed version, and
+        # sorting the indices of a shared array would scramble the caller's matrix
+        X = sp.csr_matrix(X, dtype=np.int64, copy=True)
         X.sort_indices()
         return X
     return X.astype(np.int64, copy=False)

@@ -340,3 +340,25 @@ def test_groups_pool_sections_and_subset() -> None:
     per_sec = ceiling.noise_ceiling(X, "paper", sections=secs, n_draws=2, seed=3)
     np.testing.assert_allclose(per_sec.loc[per_sec["section"] == "C", "ceiling"],
                                df.loc[df["group"] == "test", "ceiling"])
+
+
+def test_inputs_are_not_modified() -> None:
+    """An int32 CSR matrix with unsorted indices (as AnnData layers can be) is left as it was."""
+    X = _counts(7)
+    M = sp.csr_matrix(X.astype(np.int32))
+    # unsort the column indices of every row (same matrix)
+    perm_data, perm_idx = M.data.copy(), M.indices.copy()
+    for i in range(M.shape[0]):
+        a, b = M.indptr[i], M.indptr[i + 1]
+        perm_data[a:b] = perm_data[a:b][::-1]
+        perm_idx[a:b] = perm_idx[a:b][::-1]
+    U = sp.csr_matrix((perm_data, perm_idx, M.indptr.copy()), shape=M.shape)
+    assert not U.has_sorted_indices
+    before = U.toarray()
+    idx_before, data_before = U.indices.copy(), U.data.copy()
+    one = ceiling.noise_ceiling(U, "paper", sections=None, n_draws=2, seed=0)
+    np.testing.assert_array_equal(U.toarray(), before)
+    np.testing.assert_array_equal(U.indices, idx_before)
+    np.testing.assert_array_equal(U.data, data_before)
+    two = ceiling.noise_ceiling(U, "paper", sections=None, n_draws=2, seed=0)
+    pd.testing.assert_frame_equal(one, two)
