@@ -155,7 +155,8 @@ for i, (step, f) in enumerate(flags.items()):
 # ## Reading the ladder
 #
 # On this data set (valid is two other sections of a train patient, test one section of an
-# unseen patient, no intervals yet), reading down the columns of the two tables:
+# unseen patient; intervals in the table of fractions above), reading down the columns of the
+# two tables:
 #
 # - **Where the count models are scored.** On raw counts (the authors, the rows before the GLM
 #   step) the NB models have the highest test correlations of the table, and MSEs from tens

@@ -486,6 +486,8 @@ def ceiling_reading(iv: pd.DataFrame, by_section: pd.DataFrame, depth: pd.DataFr
         "best_model": str(best),
         "best_pcc": with_interval(r["pcc"], r["pcc_lo"], r["pcc_hi"]),
         "best_fraction": with_interval(r["fraction"], r["fraction_lo"], r["fraction_hi"], 2),
+        "depth_fraction": (with_interval(*iv.loc[("depth_only", split), ["fraction", "fraction_lo", "fraction_hi"]], 2)
+                           if ("depth_only", split) in iv.index else "n/a"),
         "gap_noise_share": f"{(1.0 - r['ceiling']) / gap:.0%}",
         "gap_model_share": f"{(r['ceiling'] - r['pcc']) / gap:.0%}",
         "paper_best": f"{paper_best:.3f}",
@@ -493,4 +495,20 @@ def ceiling_reading(iv: pd.DataFrame, by_section: pd.DataFrame, depth: pd.DataFr
         "ceiling_high": f"{sec.max():.2f}",
         "paper_fraction_min": f"{paper_best / sec.max():.2f}",
         "paper_fraction_max": f"{paper_best / sec.min():.2f}",
+    }
+
+
+def per_gene_reading(per_gene: pd.DataFrame, data: ad.AnnData, split: str = "test", top: int = 15) -> dict[str, str]:
+    """Numbers chapter 11 quotes about the per-gene ceilings of one split (for ``myst_nb.glue``)."""
+    c = per_gene["ceiling"]
+    totals = np.asarray(data.X[(data.obs["split"] == split).to_numpy()].sum(axis=1), dtype=np.float64).ravel()
+    head = per_gene.head(top)
+    return {
+        "n_genes_ceiling": str(int(c.notna().sum())),
+        "n_zero_ceiling": str(int((c == 0).sum())),
+        "median_gene_ceiling": f"{c.median():.2f}",
+        "n_top": str(top),
+        "n_top_rare": str(int((head["mean count"] < 1).sum())),
+        "depth_p5": f"{np.percentile(totals, 5):,.0f}",
+        "depth_p95": f"{np.percentile(totals, 95):,.0f}",
     }
