@@ -123,7 +123,8 @@ pipeline.show(wide)
 #   `stlib.ceiling`). The **fraction of the ceiling** is a model's summed per-gene PCC over the
 #   summed ceilings, with genes it predicts as a constant counted as 0 (so a model cannot raise
 #   it by giving up on genes). The ceiling is resampled with the spots, so its own uncertainty
-#   is in the interval. Metrics pooled over the spots of a split, as Table I.
+#   is in the interval. Metrics pooled over the spots of a split, as Table I, each in the space
+#   its model is scored in (Table I's "scored in" column).
 
 # %%
 iv, boots = tables.interval_table(targets, tables.scored_from_files(store.load_predictions(out)), n_boot=n_boot,

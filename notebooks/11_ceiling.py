@@ -20,10 +20,9 @@
 # input) can predict. For each gene and section, the **noise ceiling** is the highest Pearson
 # correlation any prediction can reach with the measured target:
 #
-# $$\text{ceiling} = \operatorname{corr}\big(E[y \mid \lambda],\, y\big) = \sqrt{R},$$
-#
-# with $y$ the target (here the authors' per-section `normalize_total` + `log1p`), $\lambda$ the
-# spot's expected counts and $R$ the target's reliability. It is estimated from the data
+# **ceiling = corr(E[y | λ], y) = √R**, with *y* the target (here the authors' per-section
+# `normalize_total` + `log1p`), *λ* the spot's expected counts and *R* the target's
+# reliability. It is estimated from the data
 # (`stlib.ceiling`): each spot's counts are split into independent halves and quarters by
 # binomial thinning (five seeded draws), each copy goes through the same target transform as
 # the data, the split-half and split-quarter correlations give the reliability at half and
@@ -39,13 +38,13 @@
 # **Writes.** `tables/ceiling_sections.csv`, `tables/ceiling_splits.csv`,
 # `tables/ceiling_depth.csv`, `tables/per_gene.csv`.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 results_dir = "results/default"
 n_genes = 250
 seed = 0
 n_draws = 5  # thinning draws averaged by the ceiling estimator
 
-# %% tags=["remove-cell"]
+# %% tags=["hide-input"]
 import anndata as ad
 import matplotlib.pyplot as plt
 import numpy as np
@@ -69,18 +68,18 @@ run_rule = targets.uns["gene_selection"].get("rule_name", "paper")
 # highest mean) and this book's earlier rule (`book`: the 1,000 with the highest mean, then the
 # 250 with the highest variance).
 
-# %%
+# %% tags=["hide-input"]
 genes = {run_rule: list(targets.var_names)}
 for rule in ("paper", "book"):
     if rule not in genes:
         genes[rule] = pp.select_genes(data.copy(), n_genes, rule=rule, transform=transform, fit_on="train")
-print(f"target: {targets.uns['target']['description']}")
+print(f"target transform: {transform}")
 print(f"genes shared by the two rules: {len(set(genes['paper']) & set(genes['book']))} of {n_genes}")
 
 # %% [markdown]
 # ## The ceiling of each section
 
-# %%
+# %% tags=["hide-input"]
 by_section = pd.concat({r: tables.ceilings(data, g, transform, by="section", n_draws=n_draws, seed=seed)
                         for r, g in genes.items()}, names=["rule"]).reset_index(level=0)
 by_split = pd.concat({r: tables.ceilings(data, g, transform, by="split", n_draws=n_draws, seed=seed)
@@ -91,7 +90,7 @@ by_split.to_csv(out / "tables" / "ceiling_splits.csv", index=False)
 summary = tables.ceiling_summary(by_section, by_split)
 pipeline.show(summary, 2)
 
-# %%
+# %% tags=["hide-input"]
 fig = pl.ceiling_by_section(by_section)
 
 # %% [markdown]
@@ -100,13 +99,13 @@ fig = pl.ceiling_by_section(by_section)
 # fraction of its molecules shows what it would have given at a lower depth: each line below is
 # one section, the open square its depth as sequenced.
 
-# %%
+# %% tags=["hide-input"]
 depth = pd.concat({r: tables.ceiling_vs_depth(data, g, transform, seed=seed) for r, g in genes.items()},
                   names=["rule"]).reset_index(level=0)
 depth.to_csv(out / "tables" / "ceiling_depth.csv", index=False)
 fig = pl.ceiling_vs_depth(depth)
 
-# %%
+# %% tags=["hide-input"]
 b4_like = tables.depth_match(depth, rule=run_rule)
 pipeline.show(b4_like, 2)
 
@@ -123,7 +122,7 @@ pipeline.show(b4_like, 2)
 # bootstrap interval; the grey line at 1 is what a perfect model of the expected counts would
 # reach.
 
-# %%
+# %% tags=["hide-input"]
 iv = pd.read_csv(out / "tables" / "intervals.csv", index_col=["model", "split"])
 fig = pl.fraction_of_ceiling(iv, split="test")
 
@@ -134,7 +133,7 @@ fig = pl.fraction_of_ceiling(iv, split="test")
 # the share of spots where it is detected, its ceiling and each model's PCC (NaN: the model
 # predicts that gene as a constant). The genes with the highest ceilings:
 
-# %%
+# %% tags=["hide-input"]
 preds = store.load_predictions(out)
 scored = tables.scored_from_files(preds)
 models = [m for m in ("lasso", "knn_ridge", "mlp", "gnn", "depth_only") if m in scored]
@@ -152,22 +151,21 @@ pipeline.show(per_gene[["mean count", "detected in", "ceiling", *models]].head(1
 # The highest ceilings are not those of the most abundant genes: {glue:text}`n_top_rare` of the
 # {glue:text}`n_top` above have a mean count below 1. The test section's spots range from
 # {glue:text}`depth_p5` to {glue:text}`depth_p95` counts (5th to 95th percentile), and a rare
-# gene is detected mostly in the deep spots: after the per-section normalisation that pattern is
+# gene is detected more often in the deep spots: after the per-section normalisation that pattern is
 # part of the target and, being shared by both halves of the thinned counts, counts as signal.
 # The ceiling is what a predictor of each spot's expected counts could reach, depth pattern
 # included; it is an upper bound for an image model.
 
-# %%
+# %% tags=["hide-input"]
 fig = pl.per_gene_vs_ceiling(per_gene, models=[m for m in models if m != "depth_only"])
 
 # %% [markdown]
 # ## What the ceiling means for the report's numbers and for ours
 
-# %%
+# %% tags=["remove-input"]
 reading = tables.ceiling_reading(iv, by_section, depth, tables.paper_table(), rule=run_rule)
 for key, value in reading.items():
     glue(key, value, display=False)
-pipeline.show(pd.Series(reading, name="value").to_frame())
 
 # %% [markdown]
 # - **Depth sets the ceiling.** The shallowest section, {glue:text}`shallow_section`

@@ -217,8 +217,9 @@ def ceiling_vs_depth(depth: pd.DataFrame) -> Figure:
             ax.plot(g["median_total"], g["mean_ceiling"], "-o", ms=3, color=c, alpha=0.8)
             top = g[g["fraction"] == 1.0].iloc[0]
             ax.plot(top["median_total"], top["mean_ceiling"], "s", ms=8, mfc="white", mec=c)
-            ax.annotate(sec, (top["median_total"], top["mean_ceiling"]), xytext=(4, 4), textcoords="offset points",
-                        fontsize=8)
+            if top["median_total"] == sub.loc[sub["fraction"] == 1.0, "median_total"].min():  # the shallowest
+                ax.annotate(sec, (top["median_total"], top["mean_ceiling"]), xytext=(4, 4),
+                            textcoords="offset points", fontsize=8)
         ax.set_xscale("log")
         ax.set_xlabel("median counts per spot (after thinning)")
         ax.set_title(f"{rule} genes")
@@ -251,9 +252,13 @@ def fraction_of_ceiling(iv: pd.DataFrame, split: str = "test") -> Figure:
 
 def per_gene_vs_ceiling(per_gene: pd.DataFrame, models: Sequence[str], n_labels: int = 8) -> Figure:
     """Per gene: each model's test PCC against the gene's ceiling (the line y = x is the ceiling)."""
-    fig, axes = plt.subplots(1, len(models), figsize=(3.2 * len(models), 3.3), layout="constrained", sharey=True,
-                             squeeze=False)
-    for ax, m in zip(axes[0], models):
+    ncol = min(2, len(models))
+    nrow = -(-len(models) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.6 * ncol, 3.6 * nrow), layout="constrained", sharey=True,
+                             sharex=True, squeeze=False)
+    for ax in axes.ravel()[len(models):]:
+        ax.set_visible(False)
+    for ax, m in zip(axes.ravel(), models):
         ok = per_gene[["ceiling", m]].dropna()
         ax.scatter(ok["ceiling"], ok[m], s=6, alpha=0.6)
         ax.plot([0, 1], [0, 1], color="grey", lw=0.8)
@@ -261,7 +266,9 @@ def per_gene_vs_ceiling(per_gene: pd.DataFrame, models: Sequence[str], n_labels:
         for g, row in ok.sort_values(m, ascending=False).head(n_labels // 2).iterrows():
             ax.annotate(g, (row["ceiling"], row[m]), fontsize=7, xytext=(2, 2), textcoords="offset points")
         ax.set_xlim(0, 1)
+        ax.set_title(f"{m} ({len(ok)} genes with a correlation)", fontsize=9)
+    for ax in axes[-1]:
         ax.set_xlabel("gene's noise ceiling (test)")
-        ax.set_title(f"{m} ({len(ok)} genes)", fontsize=9)
-    axes[0][0].set_ylabel("gene's test PCC")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("gene's test PCC")
     return fig

@@ -53,7 +53,8 @@ def strip_volatile_metadata(path: Path) -> None:
 
     Only metadata that changes on every run is removed, and the random cell ids that the
     conversion from text gives are replaced by ids from the cell's position (papermill's
-    injected parameters cell included); outputs are untouched.
+    injected parameters cell included), which is tagged ``remove-cell`` so that the book
+    shows the notebook's own parameters cell only; outputs are untouched.
     """
     import nbformat
 
@@ -63,6 +64,9 @@ def strip_volatile_metadata(path: Path) -> None:
         pm_meta.pop(k, None)
     for i, cell in enumerate(nb.cells):
         cell["id"] = f"cell-{i:03d}"
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            cell.metadata["tags"] = [*tags, "remove-cell"]  # the book shows the parameters cell once
         cell.metadata.pop("execution", None)
         cpm = cell.metadata.get("papermill", {})
         for k in VOLATILE_KEYS:

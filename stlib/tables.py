@@ -373,9 +373,9 @@ def per_gene_table(targets: ad.AnnData, scored: Mapping[str, Scored], split_ceil
 def ceiling_caption(iv: pd.DataFrame, space: str = "target") -> str:
     """The noise ceiling of each split (mean over genes, with its interval), for a table caption."""
     sub = iv[iv["space"] == space].reset_index().drop_duplicates("split").set_index("split")
-    parts = [f"{s} {with_interval(sub.loc[s, 'ceiling'], sub.loc[s, 'ceiling_lo'], sub.loc[s, 'ceiling_hi'])}"
+    parts = [f"  {s}: {with_interval(sub.loc[s, 'ceiling'], sub.loc[s, 'ceiling_lo'], sub.loc[s, 'ceiling_hi'])}"
              for s in SPLITS if s in sub.index]
-    return "noise ceiling of the mean PCC (pooled over each split's spots): " + "; ".join(parts)
+    return "noise ceiling of the mean PCC, pooled over each split's spots [95% CI]:\n" + "\n".join(parts)
 
 
 def table_one_intervals(iv: pd.DataFrame) -> pd.DataFrame:
@@ -393,7 +393,10 @@ def table_one_intervals(iv: pd.DataFrame) -> pd.DataFrame:
                                                                        r["fraction_hi"]),
                          "scored in": r["space"]})
     cols = ["model", "split", "ours", "PCC [95% CI]", "fraction of ceiling [95% CI]", "scored in"]
-    return pd.DataFrame(rows, columns=cols).set_index(["model", "split"])
+    out = pd.DataFrame(rows, columns=cols).set_index(["model", "split"])
+    if out["scored in"].nunique() <= 1:  # one space for every row: said once, in the caption
+        out = out.drop(columns="scored in")
+    return out
 
 
 def intervals_wide(iv: pd.DataFrame, splits: tuple[str, ...] = ("valid", "test")) -> pd.DataFrame:
@@ -423,6 +426,7 @@ def ceiling_summary(by_section: pd.DataFrame, by_split: pd.DataFrame) -> pd.Data
     spl.insert(0, "spots of", [f"{s} (pooled)" for s in spl["split"]])
     spl = spl.set_index("split").reindex([s for s in SPLITS if s in set(spl["split"])]).reset_index()
     out = pd.concat([sec, spl], ignore_index=True).set_index("spots of")
+    out["median_total"] = [f"{m:,.0f}" if pd.notna(m) else "(its sections)" for m in out["median_total"]]
     out = out.rename(columns={"median_total": "median counts per spot"})
     out.columns.name = None
     nan = by_section.groupby("rule")["ceiling"].apply(lambda c: int(c.isna().sum()))

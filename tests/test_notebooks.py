@@ -50,3 +50,29 @@ def test_executed_notebooks_hold_no_machine_paths() -> None:
                 if "PosixPath(" in text or str(ROOT) in text:
                     bad.append(f"{nb_path.name} cell {i}")
     assert not bad, f"outputs with machine-specific paths: {bad}"
+
+
+def test_strip_volatile_metadata(tmp_path: Path) -> None:
+    """Executed notebooks diff cleanly: no timestamps, ids from positions, the injected
+    parameters cell removed from the book (its outputs untouched)."""
+    import nbformat
+
+    from stlib.run import strip_volatile_metadata
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["papermill"] = {"start_time": "x", "end_time": "y", "duration": 1.0, "parameters": {"a": 1}}
+    inj = nbformat.v4.new_code_cell("a = 2", metadata={"tags": ["injected-parameters"],
+                                                       "papermill": {"start_time": "x", "status": "completed"}})
+    inj.outputs = [nbformat.v4.new_output("stream", text="hi\n")]
+    nb.cells = [nbformat.v4.new_markdown_cell("# t"), inj, nbformat.v4.new_code_cell("print(a)")]
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, path)
+    strip_volatile_metadata(path)
+    out = nbformat.read(path, as_version=4)
+    assert [c["id"] for c in out.cells] == ["cell-000", "cell-001", "cell-002"]
+    assert "start_time" not in out.metadata["papermill"] and out.metadata["papermill"]["parameters"] == {"a": 1}
+    assert out.cells[1].metadata["tags"] == ["injected-parameters", "remove-cell"]
+    assert "start_time" not in out.cells[1].metadata["papermill"]
+    assert out.cells[1].outputs[0]["text"] == "hi\n"
+    strip_volatile_metadata(path)  # idempotent
+    assert nbformat.read(path, as_version=4).cells[1].metadata["tags"] == ["injected-parameters", "remove-cell"]
