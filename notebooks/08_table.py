@@ -137,8 +137,8 @@ pipeline.show(tables.table_one_intervals(iv))
 print(tables.depth_sentence(long, protocol=metric_protocol, boots=boots))
 
 # %% [markdown]
-# The same for every model, test and valid, ordered by the test fraction of the ceiling; "n/a"
-# marks a model scored in another space (counts) or without any correlation (the train mean).
+# The same for every model, valid and test, ordered by the test fraction of the ceiling; "n/a"
+# marks a model without any correlation (the train mean predicts one constant per gene).
 
 # %%
 pipeline.show(tables.intervals_wide(iv))

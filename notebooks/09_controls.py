@@ -112,7 +112,7 @@ _ = axes[1].set_title(f"knn_ridge, the {len(both)} genes")
 # Each control against its own noise ceiling (the ceiling depends on the transform: the same
 # genes are more or less noisy after each one), test split, with 95% bootstrap intervals:
 
-# %%
+# %% tags=["hide-input"]
 test_rows = table[table["split"] == "test"]
 img = test_rows[(test_rows["control"] == f"paper, {config['weights']} features") & (test_rows["model"] != "depth_only")]
 glue("paper_frac_min", f"{img['fraction'].min():.2f}", display=False)
@@ -122,17 +122,15 @@ glue("log1p_depth_fraction", f"{raw['fraction'].iloc[0]:.2f}", display=False)
 pipeline.show(controls.fraction_table(table, split="test"))
 
 # %%
-d = test.loc["depth_only"]
 img = test.drop(index="depth_only")
-for control in test.columns:
-    print(f"{control}: best image model {img[control].idxmax()} {img[control].max():.3f}; "
-          f"depth-only oracle {d[control]:.3f}")
+pipeline.show(pd.DataFrame({"best image model": img.idxmax(), "its test PCC": img.max(),
+                            "depth-only oracle": test.loc["depth_only"]}))
 
 # %% [markdown]
 # ImageNet against random weights, model by model, on the same targets and test spots: the
 # paired bootstrap interval of the difference of test PCC (ImageNet minus random).
 
-# %%
+# %% tags=["hide-input"]
 paired = controls.paired_difference(kept["paper"][0], list(kept["paper"][1].values()), res_rand,
                                     ("ImageNet", "random"), n_boot=n_boot, seed=seed)
 glue("n_paired", str(len(paired)), display=False)
@@ -145,7 +143,7 @@ paired
 # %% [markdown]
 # ## Reading the controls
 #
-# The printed lines give the test numbers (one unseen patient, pooled over its 283 spots):
+# The tables above give the test numbers (one unseen patient, pooled over its spots):
 #
 # - **The report's sentence against its code.** Under raw `log1p` the depth-only oracle beats
 #   every image model, and every correlation is several times larger than under the authors'

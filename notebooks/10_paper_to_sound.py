@@ -113,8 +113,9 @@ _ = axes[1].legend(fontsize=8, loc="best")
 #
 # Test PCC of each step as a fraction of the test section's noise ceiling (chapter 11), with
 # 95% bootstrap intervals over the test spots. NB rows scored on raw counts are compared with
-# the ceiling of raw counts, the others with that of the target. A step moved a model only where
-# the intervals of the two rows barely overlap; the paired intervals of chapter 8 are the test.
+# the ceiling of raw counts, the others with that of the target. These are intervals of each
+# row, not of the change between two rows: where two rows' intervals do not overlap, the step
+# clearly moved that model; where they overlap, this table cannot tell.
 
 # %%
 pipeline.show(ladder.step_intervals(long, "fraction", split="test"))

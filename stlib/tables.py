@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+import textwrap
 from typing import Any
 
 import anndata as ad
@@ -167,7 +168,7 @@ def depth_sentence(long: pd.DataFrame, protocol: str = "pooled", split: str = "t
             text += (f"\nby the fraction of the noise ceiling (genes predicted as a constant count as 0): best "
                      f"image model {fbest} {frac[fbest]:.3f}, depth-only {bs.point.loc['depth_only', 'fraction']:.3f}; "
                      f"difference {fd['difference']:+.3f} [{fd['lo']:+.3f}, {fd['hi']:+.3f}]: {call}.")
-    return text
+    return "\n".join(textwrap.fill(line, 90, subsequent_indent="  ") for line in text.split("\n"))
 
 
 # --------------------------------------------------------------------------- intervals and ceilings
@@ -410,7 +411,9 @@ def intervals_wide(iv: pd.DataFrame, splits: tuple[str, ...] = ("valid", "test")
     out = pd.DataFrame(cols)
     order = iv.xs(splits[-1], level="split")["fraction"].sort_values(ascending=False).index
     out = out.reindex(order)
-    out["scored in"] = iv.xs(splits[-1], level="split")["space"].reindex(order)
+    space = iv.xs(splits[-1], level="split")["space"].reindex(order)
+    if space.nunique() > 1:
+        out["scored in"] = space
     return out
 
 
