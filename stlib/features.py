@@ -281,7 +281,8 @@ def expression_neighbors(
 ) -> None:
     """The authors' per-section **expression** kNN graph (initial_data_exploration notebook).
 
-    Per section, on all genes of ``data`` (raw counts; default ``adata`` itself):
+    Per section, on all genes of ``data`` (raw counts; default ``adata`` itself; the genes
+    detected in the section, whatever ``data.var`` holds):
     :func:`scanpy.pp.normalize_total`, :func:`scanpy.pp.log1p`, :func:`scanpy.pp.pca` (scanpy's
     default 50 components), :func:`scanpy.pp.neighbors` (``n_neighbors``, UMAP connectivities,
     ``random_state=seed``). The authors used this graph for "KNN pooling", for the adjacency
@@ -292,6 +293,7 @@ def expression_neighbors(
     ``obsp[key_added + "_connectivities"]`` in ``adata``'s spot order, and ``uns[key_added]``.
     """
     import scanpy as sc
+    from anndata import AnnData
 
     from stlib._tf import import_tf
 
@@ -304,9 +306,11 @@ def expression_neighbors(
     for sec, idx in _sections(adata, library_key):
         if idx.size <= n_neighbors:
             raise DataError(sec, f"section has {idx.size} spot(s); a {n_neighbors}-neighbour graph needs more")
-        sub = data[idx].copy()
-        sub = sub[:, np.asarray((sub.X > 0).sum(axis=0)).ravel() > 0].copy()
-        sub.X = sp.csr_matrix(sub.X, dtype=np.float32)
+        X = sp.csr_matrix(data.X[idx], dtype=np.float32)
+        # a bare AnnData of the section's counts, as the authors built one per section: no var
+        # columns, so that scanpy's PCA cannot pick up a `highly_variable` column of `data`
+        # (from gene selection) and silently use those genes only
+        sub = AnnData(X=X[:, np.asarray((X > 0).sum(axis=0)).ravel() > 0])
         sc.pp.normalize_total(sub)
         sc.pp.log1p(sub)
         sc.pp.pca(sub, random_state=seed)

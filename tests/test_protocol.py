@@ -140,6 +140,27 @@ def test_expression_neighbors_are_per_section_from_expression_and_labelled_a_lea
     assert (b.obsp["expression_distances"][~te][:, ~te] != a.obsp["expression_distances"][~te][:, ~te]).nnz == 0
 
 
+def test_expression_neighbors_use_all_genes_whatever_var_holds() -> None:
+    """The authors ran PCA on every gene of each section: a `highly_variable` column left in
+    `data.var` by gene selection (which scanpy's PCA would otherwise use) changes nothing."""
+    a = _sections()
+    ref = a.copy()
+    features.expression_neighbors(ref, n_neighbors=8)
+    flagged = a.copy()
+    flagged.var["highly_variable"] = np.arange(a.n_vars) < 10
+    features.expression_neighbors(flagged, n_neighbors=8)
+    assert (flagged.obsp["expression_distances"] != ref.obsp["expression_distances"]).nnz == 0
+    # what scanpy does with the flag (the bug this guards against): a different graph
+    import scanpy as sc
+
+    sub = flagged[flagged.obs["section"] == "S0"].copy()
+    sub.X = sub.X.astype(np.float32)
+    sc.pp.normalize_total(sub)
+    sc.pp.log1p(sub)
+    sc.pp.pca(sub, random_state=0)
+    assert sub.obsm["X_pca"].shape[1] <= 9  # PCA ran on the 10 flagged genes only
+
+
 def test_knn_pool_over_a_graph_rejects_cross_section_edges() -> None:
     a = _sections()
     G = sp.csr_matrix(([1.0], ([0], [a.n_obs - 1])), shape=(a.n_obs, a.n_obs))
