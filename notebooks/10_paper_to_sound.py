@@ -172,9 +172,9 @@ for i, (step, f) in enumerate(flags.items()):
 # two tables:
 #
 # - **Where the count models are scored.** On raw counts (the authors, the rows before the GLM
-#   step) the NB models have the highest test correlations of the table, and MSEs from tens
-#   (single-spot NB) to astronomical (KNN NB): fits that diverged were kept, the pattern of the
-#   report's NB rows (its MSEs run to the hundreds). Scored in the target's space with a
+#   step) the NB models have the highest test correlations of the table, and MSEs up to the
+#   astronomical: fits that diverged were kept, the pattern of the report's NB rows (its MSEs
+#   run to the hundreds). Scored in the target's space with a
 #   size-factor offset, like every other model, their test correlations fall to a few
 #   hundredths.
 # - **The refit on train + valid.** It is what made the report's Valid rows of Lasso and KNN

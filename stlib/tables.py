@@ -310,43 +310,41 @@ def ceilings(data: ad.AnnData, genes: list[str], transform: str, *, by: str = "s
 
 
 def ceiling_vs_depth(data: ad.AnnData, genes: list[str], transform: str, *,
-                     fractions: tuple[float, ...] = (1.0, 0.5, 0.25, 0.125, 0.0625), n_draws: int = 3,
+                     fractions: tuple[float, ...] = (1.0, 0.5, 0.25, 0.125, 0.0625), n_draws: int = 5,
                      seed: int = 0) -> pd.DataFrame:
-    """Mean ceiling of each section when its counts are thinned to a fraction of their depth.
+    """Per gene, the ceiling in each section when its counts are thinned to a fraction of their depth.
 
     Each section's counts (target genes and the rest of each spot) are binomially thinned to
     ``fraction`` of the molecules, i.e. the section as it would have been sequenced less
-    deeply, and the ceiling is estimated on that. Returns one row per (section, fraction):
-    ``split``, ``fraction``, ``median_total`` (median count per spot after thinning),
-    ``mean_ceiling`` (over genes with a ceiling) and ``n_nan``.
+    deeply, and the ceiling is estimated on that (the ``1.0`` rows equal :func:`ceilings`).
+    Returns one row per (section, fraction, gene): ``split``, ``fraction``, ``median_total``
+    (median count per spot after thinning), ``gene`` and ``ceiling``; :func:`depth_summary`
+    averages over genes.
     """
     X, totals = _target_counts(data, genes)
-    rest = np.rint(totals - np.asarray(X.sum(axis=1)).ravel()).astype(np.int64)
-    full = ceiling.check_counts(sp_hstack(X, rest))
+    full, mask = ceiling._with_rest(ceiling.check_counts(X), totals, np.ones(len(genes), dtype=bool))
     secs = data.obs["section"].astype(str).to_numpy()
     split = pd.Series(data.obs["split"].astype(str).to_numpy(), index=secs).groupby(level=0).first()
     rng = np.random.default_rng(seed)
-    mask = np.r_[np.ones(len(genes), dtype=bool), False]
-    rows = []
+    frames = []
     for f in fractions:
         thinned = full if f == 1.0 else ceiling.thin(full, f, rng)
-        tot = np.asarray(thinned.sum(axis=1), dtype=np.float64).ravel()
+        tot = pd.Series(np.asarray(thinned.sum(axis=1), dtype=np.float64).ravel(), index=secs)
         df = ceiling.noise_ceiling(thinned, transform, sections=secs, genes_mask=mask, n_draws=n_draws,
                                    seed=seed, gene_names=[*genes, "rest"])
-        for sec, g in df.groupby("section", sort=False):
-            rows.append({"section": sec, "split": split[sec], "fraction": f,
-                         "median_total": float(np.median(tot[secs == sec])),
-                         "mean_ceiling": float(g["ceiling"].mean()), "n_nan": int(g["ceiling"].isna().sum())})
-    return pd.DataFrame(rows)
+        df.insert(1, "split", df["section"].map(split))
+        df.insert(2, "fraction", f)
+        df.insert(3, "median_total", df["section"].map(tot.groupby(level=0).median()))
+        frames.append(df[["section", "split", "fraction", "median_total", "gene", "ceiling"]])
+    return pd.concat(frames, ignore_index=True)
 
 
-def sp_hstack(X: Any, col: np.ndarray) -> Any:
-    """``[X, col]`` as CSR (sparse ``X``) or a dense array."""
-    import scipy.sparse as sp
-
-    if sp.issparse(X):
-        return sp.hstack([sp.csr_matrix(X), sp.csr_matrix(col[:, None])], format="csr")
-    return np.hstack([np.asarray(X), col[:, None]])
+def depth_summary(depth: pd.DataFrame) -> pd.DataFrame:
+    """:func:`ceiling_vs_depth` (stacked over gene rules with a ``rule`` column, or not) averaged
+    over genes: ``mean_ceiling`` over the genes with a ceiling, and ``n_nan``."""
+    keys = [k for k in ("rule", "section", "split", "fraction", "median_total") if k in depth.columns]
+    g = depth.groupby(keys, sort=False)["ceiling"]
+    return pd.DataFrame({"mean_ceiling": g.mean(), "n_nan": g.apply(lambda c: int(c.isna().sum()))}).reset_index()
 
 
 def per_gene_table(targets: ad.AnnData, scored: Mapping[str, Scored], split_ceilings: pd.DataFrame,
@@ -438,16 +436,24 @@ def ceiling_summary(by_section: pd.DataFrame, by_split: pd.DataFrame) -> pd.Data
 
 
 def depth_match(depth: pd.DataFrame, rule: str) -> pd.DataFrame:
-    """The shallowest section at its depth beside each other section thinned to the nearest depth."""
+    """The shallowest section at its depth beside each other section thinned to the nearest depth.
+
+    ``depth``: :func:`ceiling_vs_depth` stacked over gene rules. Mean ceilings are over the
+    genes that have a ceiling in **every** row of the table, so that the rows compare the same
+    genes (a rare gene has none in a thinned section more often).
+    """
     d = depth[depth["rule"] == rule]
-    native = d[d["fraction"] == 1.0].sort_values("median_total")
+    summ = depth_summary(d)
+    native = summ[summ["fraction"] == 1.0].sort_values("median_total")
     low = native.iloc[0]
-    rows = [{"section": low["section"], "thinned to": 1.0, "median counts per spot": low["median_total"],
-             "mean ceiling": low["mean_ceiling"], "genes without a ceiling": int(low["n_nan"])}]
-    for sec, g in d[d["section"] != low["section"]].groupby("section", sort=False):
+    picks = [(low["section"], 1.0, low["median_total"])]
+    for sec, g in summ[summ["section"] != low["section"]].groupby("section", sort=False):
         best = g.iloc[int(np.argmin(np.abs(np.log(g["median_total"].to_numpy()) - np.log(low["median_total"]))))]
-        rows.append({"section": sec, "thinned to": best["fraction"], "median counts per spot": best["median_total"],
-                     "mean ceiling": best["mean_ceiling"], "genes without a ceiling": int(best["n_nan"])})
+        picks.append((sec, best["fraction"], best["median_total"]))
+    per = {sec: d[(d["section"] == sec) & (d["fraction"] == f)].set_index("gene")["ceiling"] for sec, f, _ in picks}
+    common = pd.concat(per, axis=1).dropna().index
+    rows = [{"section": sec, "thinned to": f, "median counts per spot": m, "mean ceiling": per[sec][common].mean(),
+             "genes compared": len(common)} for sec, f, m in picks]
     return pd.DataFrame(rows).set_index("section")
 
 

@@ -6,8 +6,12 @@ the bootstrap resamples them:
 
 - a split with one section (the demo's test split): spots with replacement;
 - a split with several sections: whole sections with replacement, then the spots of each
-  drawn section with replacement (a two-level bootstrap; with two or three sections the
-  intervals are wide, as they should be).
+  drawn section with replacement (a two-level bootstrap; with two or three sections its
+  section level is crude: half the replicates of a two-section split draw one section twice).
+
+Percentile intervals of correlations over heavy-tailed counts are not centred on the point
+estimate (the mean of per-gene Pearson correlations is skewed over resamples); the book
+reports the point estimate and the percentile interval as they are.
 
 A replicate is a vector of multiplicities ``w`` over the split's spots; a correlation over
 the resampled spots is the ``w``-weighted correlation, so all replicates of all models are

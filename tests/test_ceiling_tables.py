@@ -133,14 +133,20 @@ def test_ceilings_by_section_split_and_depth(data: ad.AnnData) -> None:
     spl = tables.ceilings(data, genes, "paper", by="split", n_draws=2)
     assert set(spl["split"]) == {"train", "valid", "test"}
     depth = tables.ceiling_vs_depth(data, genes, "paper", fractions=(1.0, 0.1), n_draws=2)
-    d = depth.set_index(["section", "fraction"])["mean_ceiling"]
+    # the full-depth rows are the per-section ceilings (same thinning draws)
+    full = depth[depth["fraction"] == 1.0]
+    np.testing.assert_allclose(full["ceiling"].to_numpy(), sec["ceiling"].to_numpy(), equal_nan=True)
+    summ_d = tables.depth_summary(depth)
+    d = summ_d.set_index(["section", "fraction"])["mean_ceiling"]
     for s in SECTIONS:  # thinning lowers every section's ceiling
         assert d[(s, 0.1)] < d[(s, 1.0)]
-    assert depth.loc[depth["fraction"] == 0.1, "median_total"].max() < 400
-    # the deep sections thinned to the test section's depth have ceilings like it (same tissue model)
+    assert summ_d.loc[summ_d["fraction"] == 0.1, "median_total"].max() < 400
+    # the deep sections thinned to the test section's depth have ceilings like it (same tissue model),
+    # compared on the genes defined in every row
     depth["rule"] = "paper"
     match = tables.depth_match(depth, "paper")
     assert match.index[0] == "S1" and (match.iloc[1:]["thinned to"] == 0.1).all()
+    assert (match["genes compared"] == match["genes compared"].iloc[0]).all() and match["genes compared"].iloc[0] > 20
     assert abs(match.iloc[1:]["mean ceiling"].mean() - match.iloc[0]["mean ceiling"]) < 0.1
     summ = tables.ceiling_summary(sec.assign(rule="paper"), spl.assign(rule="paper"))
     assert summ.index[0] == "S1" and "test (pooled)" in summ.index
