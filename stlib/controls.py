@@ -69,17 +69,16 @@ def score(targets: ad.AnnData, results: Sequence[ModelResult], label: str, n_boo
     With ``n_boot > 0`` also the noise ceiling of the targets, the fraction of it each model
     reaches and bootstrap intervals (:func:`stlib.tables.interval_table`).
     """
-    from stlib.tables import INTERVAL_COLUMNS, interval_table, scored_from_results
+    from stlib.tables import interval_extras, scored_from_results
 
     Y = store.split_arrays(targets, ["X"])
-    iv = interval_table(targets, scored_from_results(list(results)), n_boot=n_boot, seed=seed)[0] if n_boot else None
+    extras = interval_extras(targets, scored_from_results(list(results)), n_boot=n_boot, seed=seed)
     rows = []
     for r in results:
         t = metrics.evaluate(Y, r.predictions, list(targets.var_names))
         for split, row in t.iterrows():
-            extra = {} if iv is None else {k: float(iv.loc[(r.name, split), k]) for k in INTERVAL_COLUMNS}
             rows.append({"control": label, "model": r.name, "split": split, "pearson": float(row["pearson"]),
-                         "n_genes_correlated": int(row["n_genes_correlated"]), **extra})
+                         "n_genes_correlated": int(row["n_genes_correlated"]), **extras.get((r.name, split), {})})
     return pd.DataFrame(rows)
 
 
@@ -110,7 +109,7 @@ def paired_difference(targets: ad.AnnData, a: Sequence[ModelResult], b: Sequence
     names = sorted({r.name for r in a} & {r.name for r in b} - {"depth_only"})
     scored = {**{f"{n} | {labels[0]}": v for n, v in scored_from_results(list(a)).items() if n in names},
               **{f"{n} | {labels[1]}": v for n, v in scored_from_results(list(b)).items() if n in names}}
-    iv, boots = interval_table(targets, scored, splits=(split,), n_boot=n_boot, seed=seed)
+    _, boots = interval_table(targets, scored, splits=(split,), n_boot=n_boot, seed=seed)
     bs = boots[(split, "target")]
     rows = []
     for n in names:

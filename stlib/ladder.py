@@ -19,7 +19,7 @@ import pandas as pd
 from stlib import ceiling, metrics, pp, protocol, store
 from stlib.models._base import ModelResult
 from stlib.protocol import TABLE_MODELS, Protocol
-from stlib.tables import INTERVAL_COLUMNS, interval_table, scored_from_results, thinned_targets
+from stlib.tables import interval_extras, scored_from_results, thinned_targets, with_interval
 
 __all__ = ["prepare", "run_ladder", "score_results", "step_intervals", "step_table"]
 
@@ -59,15 +59,14 @@ def score_results(targets: ad.AnnData, results: dict[str, ModelResult], step: st
     Y = store.split_arrays(targets, ["X"])
     C = store.counts_by_split(targets)
     scored = scored_from_results(results)
-    iv = interval_table(targets, scored, n_boot=n_boot, seed=seed, thinned=thinned)[0] if n_boot else None
+    extras = interval_extras(targets, scored, n_boot=n_boot, seed=seed, thinned=thinned)
     rows = []
     for name, r in results.items():
         P, space = scored[name]
         t = metrics.evaluate(C if space == "counts" else Y, P, list(targets.var_names))
         for split, row in t.iterrows():
-            extra = {} if iv is None else {k: float(iv.loc[(name, split), k]) for k in INTERVAL_COLUMNS}
             rows.append({"step": step, "model": name, "split": split, "pearson": float(row["pearson"]),
-                         "mse": float(row["mse"]), **extra, "space": space,
+                         "mse": float(row["mse"]), **extras.get((name, split), {}), "space": space,
                          "leaks / bugs": "; ".join(r.settings.get("leaks", []) + r.settings.get("bugs", []))})
     return pd.DataFrame(rows)
 
@@ -129,13 +128,10 @@ def step_intervals(long: pd.DataFrame, stat: str = "fraction", split: str = "tes
 
     Needs :func:`run_ladder` with ``n_boot > 0``.
     """
-    from stlib.tables import with_interval
-
     names = {v: k for k, v in TABLE_MODELS.items()}
     sub = long[long["split"] == split].copy()
     point = "pearson" if stat == "pcc" else stat
-    sub["cell"] = with_interval(sub[point].reset_index(drop=True), sub[f"{stat}_lo"].reset_index(drop=True),
-                                sub[f"{stat}_hi"].reset_index(drop=True)).to_numpy()
+    sub["cell"] = with_interval(sub[point], sub[f"{stat}_lo"], sub[f"{stat}_hi"])
     w = sub.pivot(index="step", columns="model", values="cell")
     w = w.reindex(columns=list(TABLE_MODELS.values()))
     w.columns = [names[m] for m in w.columns]

@@ -266,6 +266,16 @@ def interval_table(
     return out, boots
 
 
+def interval_extras(targets: ad.AnnData, scored: Mapping[str, Scored], *, n_boot: int, seed: int = 0,
+                    thinned: Mapping[str, ceiling.ThinnedTargets] | None = None) -> dict[tuple[str, str], dict[str, float]]:
+    """Per (model, split), the :data:`INTERVAL_COLUMNS` of :func:`interval_table` (none when ``n_boot == 0``),
+    for score tables that add them to their own rows."""
+    if not n_boot:
+        return {}
+    iv = interval_table(targets, scored, n_boot=n_boot, seed=seed, thinned=thinned)[0]
+    return {key: {k: float(row[k]) for k in INTERVAL_COLUMNS} for key, row in iv.iterrows()}
+
+
 def with_interval(point: pd.Series | float, lo: pd.Series | float, hi: pd.Series | float, digits: int = 3):
     """``"0.123 [0.100, 0.150]"`` (elementwise for Series): a value and its interval, for reading."""
     def one(p, a, b):
