@@ -155,3 +155,8 @@ print("wrote data.h5ad and targets.h5ad")
 #   spots only, so test spots never influence them.
 # - The target is the authors': each section normalised to its median total count, then `log1p`.
 # - Next: [image and graph embeddings](02_embeddings).
+
+# %% tags=["remove-input", "nbval-ignore-output"]
+from stlib import provenance
+
+provenance.show(results_dir, "01_preprocessing")

@@ -131,3 +131,8 @@ print({k: targets.obsm[k].shape for k in ("X_cnn", "X_img_pca", "X_img_knn_pca",
 #
 # - Three embeddings of 32 dimensions per spot; PCA fitted on train only.
 # - Next: [count models](03_glm).
+
+# %% tags=["remove-input", "nbval-ignore-output"]
+from stlib import provenance
+
+provenance.show(results_dir, "02_embeddings")

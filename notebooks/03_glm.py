@@ -106,3 +106,8 @@ pipeline.fit_summary(results, targets)
 #
 # - Six GLM variants, predictions written in the shared format (target space and counts).
 # - Next: [linear models](04_linear).
+
+# %% tags=["remove-input", "nbval-ignore-output"]
+from stlib import provenance
+
+provenance.show(results_dir, "03_glm")

@@ -83,3 +83,8 @@ pipeline.fit_summary(results, targets)
 #
 # - Six linear variants; per-gene penalties from the valid spots only.
 # - Next: [a small neural network](05_mlp).
+
+# %% tags=["remove-input", "nbval-ignore-output"]
+from stlib import provenance
+
+provenance.show(results_dir, "04_linear")

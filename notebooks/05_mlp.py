@@ -92,3 +92,8 @@ pipeline.fit_summary([res] + ([fixed] if nn.PAPER_LR in fits and len(fits) > 1 e
 # - The network has the authors' two hidden layers; its learning rate and stopping epoch come
 #   from the valid spots only, and the authors' hand-set 1e-3 is reported beside it.
 # - Next: [the graph neural network](06_gnn).
+
+# %% tags=["remove-input", "nbval-ignore-output"]
+from stlib import provenance
+
+provenance.show(results_dir, "05_mlp")

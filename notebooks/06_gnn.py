@@ -116,3 +116,8 @@ pipeline.fit_summary([paper, best, authors], targets)
 #
 # - The GNN sees each spot's two-hop neighbourhood; its configuration is chosen on valid.
 # - Next: [qualitative results](07_qualitative).
+
+# %% tags=["remove-input", "nbval-ignore-output"]
+from stlib import provenance
+
+provenance.show(results_dir, "06_gnn")

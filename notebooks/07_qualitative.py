@@ -150,3 +150,8 @@ print(f"true: mean {true_counts.mean():.2f}, zeros {np.mean(true_counts == 0):.1
 # - Cluster means and tumour genes show how much of the spatial structure survives the
 #   prediction; the maps show where the errors are.
 # - Next: [Table I](08_table).
+
+# %% tags=["remove-input", "nbval-ignore-output"]
+from stlib import provenance
+
+provenance.show(results_dir, "07_qualitative")

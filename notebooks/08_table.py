@@ -169,3 +169,8 @@ pipeline.show(side_protocols)
 # - Each number comes with a 95% interval and with the share of the noise ceiling it reaches;
 #   chapter 11 looks at the ceiling gene by gene and section by section.
 # - [Deviations from the paper](../deviations.md) explains why the numbers differ.
+
+# %% tags=["remove-input", "nbval-ignore-output"]
+from stlib import provenance
+
+provenance.show(results_dir, "08_table")

@@ -178,3 +178,8 @@ paired
 #   models reach {glue:text}`paper_frac_min` to {glue:text}`paper_frac_max` of what the counts
 #   allow on the test section.
 # - Next: [from the paper's code to a sound protocol](10_paper_to_sound).
+
+# %% tags=["remove-input", "nbval-ignore-output"]
+from stlib import provenance
+
+provenance.show(results_dir, "09_controls")

@@ -203,3 +203,8 @@ for i, (step, f) in enumerate(flags.items()):
 # - Scoring count models on counts, refitting on valid and building features from the spots'
 #   own expression are what separate the report's Table I from an honest one; see the
 #   [deviations](../deviations.md) page for each choice.
+
+# %% tags=["remove-input", "nbval-ignore-output"]
+from stlib import provenance
+
+provenance.show(results_dir, "10_paper_to_sound")

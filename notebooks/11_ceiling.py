@@ -205,3 +205,8 @@ for key, value in reading.items():
 # - Fractions of the ceiling, with intervals, stand beside the PCCs of chapter 8 (every split)
 #   and of chapters 9 and 10 (the test split).
 # - Next: [deviations from the paper](../deviations.md).
+
+# %% tags=["remove-input", "nbval-ignore-output"]
+from stlib import provenance
+
+provenance.show(results_dir, "11_ceiling")

@@ -59,6 +59,26 @@ MAX_IMAGE_PIXELS = 1_600_000_000
 #: Feature size of each built-in backbone.
 BACKBONES: dict[str, int] = {"mobilenet_v2": 1280, "resnet50": 2048}
 
+#: The file Keras loads for ``weights="imagenet"`` (from ``$KERAS_HOME/models/``): MobileNetV2 is
+#: built with its classifier (see :func:`get_backbone`), ResNet50 without.
+IMAGENET_WEIGHTS_FILES: dict[str, str] = {
+    "mobilenet_v2": "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5",
+    "resnet50": "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+}
+
+
+def weights_file(backbone: str, weights: str | None) -> Path | None:
+    """The weights file a backbone loads: the Keras ImageNet cache file, a given path, or
+    ``None`` for random initialisation (``weights`` ``None`` or ``"none"``)."""
+    if weights is None or str(weights).lower() == "none":
+        return None
+    if weights == "imagenet":
+        if backbone not in IMAGENET_WEIGHTS_FILES:
+            raise ValueError(f"unknown backbone {backbone!r}; choose one of {sorted(BACKBONES)}")
+        home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")).expanduser()
+        return home / "models" / IMAGENET_WEIGHTS_FILES[backbone]
+    return Path(weights).expanduser()
+
 #: Version of the cache file layout; bump to invalidate old caches.
 _CACHE_VERSION = 1
 

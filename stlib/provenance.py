@@ -1,0 +1,185 @@
+"""Where a chapter's numbers come from: the code's commit, when it ran, on which data, with
+which weights and which environment.
+
+Every chapter ends with :func:`show`, which the executed notebook keeps as a small block:
+
+.. code-block:: python
+
+    from stlib import provenance
+    provenance.show(results_dir, "08_table")
+
+Everything is read from the run itself (``config.json`` of the run, the data set's manifest,
+the weights file the backbone loaded, the lock file, ``git``), never typed. The block changes
+with every execution, so its cell is tagged ``nbval-ignore-output``; its links download the
+chapter as the executed ``.ipynb`` and as its jupytext ``.py`` source.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import os
+import platform
+import subprocess
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from stlib.im import file_sha256, weights_file
+from stlib.io.registry import load_dataset
+from stlib.store import project_root, read_config, resolve
+
+#: The folders whose state decides what a chapter computes; a change there since the commit
+#: is reported as local changes.
+CODE_PATHS = ("stlib", "notebooks", "data", "requirements.lock")
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """What produced a chapter's outputs."""
+
+    commit: str
+    """Full hex id of ``HEAD``, or ``"unknown"`` outside a git checkout."""
+    local_changes: bool | None
+    """Whether :data:`CODE_PATHS` differ from the commit (``None``: unknown)."""
+    executed: str
+    """UTC time of execution, ISO 8601 to the second."""
+    dataset: str
+    manifest: str
+    """The data set's manifest, relative to the project."""
+    manifest_sha256: str
+    backbone: str
+    weights: str
+    """``"imagenet"``, ``"none"`` (random initialisation) or a file name."""
+    weights_file: str | None
+    weights_sha256: str | None
+    """``None`` for random initialisation; ``"missing"`` if the file is not where Keras looks."""
+    lock_sha256: str
+    python: str
+    stlib_version: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain dict (for JSON)."""
+        return asdict(self)
+
+
+def _git(root: Path, *args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return path.name
+
+
+def collect(results_dir: str | os.PathLike[str], *, now: _dt.datetime | None = None) -> Provenance:
+    """The provenance of a run's outputs, read from the run and the files it used.
+
+    Parameters
+    ----------
+    results_dir
+        The run's results folder (its ``config.json`` names the data set, backbone and weights).
+    now
+        Execution time (default: the current UTC time).
+    """
+    import stlib
+
+    root = project_root()
+    cfg = read_config(resolve(results_dir))
+    ds = load_dataset(cfg["dataset"])
+    backbone, weights = str(cfg["backbone"]), cfg.get("weights", "imagenet")
+    wfile = weights_file(backbone, weights)
+    if wfile is None:
+        w_name, w_sha = None, None
+    else:
+        w_name, w_sha = wfile.name, (file_sha256(wfile) if wfile.is_file() else "missing")
+    commit = _git(root, "rev-parse", "HEAD")
+    status = _git(root, "status", "--porcelain", "--", *CODE_PATHS) if commit else None
+    lock = root / "requirements.lock"
+    when = (now or _dt.datetime.now(_dt.timezone.utc)).astimezone(_dt.timezone.utc)
+    return Provenance(
+        commit=commit or "unknown",
+        local_changes=None if status is None else bool(status),
+        executed=when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        dataset=ds.name,
+        manifest=_relative(ds.manifest_path, root),
+        manifest_sha256=file_sha256(ds.manifest_path),
+        backbone=backbone,
+        weights="none" if wfile is None else str(weights if weights == "imagenet" else wfile.name),
+        weights_file=w_name,
+        weights_sha256=w_sha,
+        lock_sha256=file_sha256(lock) if lock.is_file() else "missing",
+        python=platform.python_version(),
+        stlib_version=stlib.__version__,
+    )
+
+
+def _short(sha: str | None, n: int = 12) -> str:
+    """A hash cut to ``n`` characters in a ``<code>`` whose title holds the full value."""
+    if sha is None:
+        return "&ndash;"
+    if len(sha) < 40:  # "unknown", "missing"
+        return html.escape(sha)
+    return f'<code title="{html.escape(sha)}">{html.escape(sha[:n])}</code>'
+
+
+def to_html(prov: Provenance, chapter: str | None = None) -> str:
+    """A small admonition (Sphinx's ``admonition`` classes, so the book theme styles it)."""
+    if prov.local_changes:
+        code = f"{_short(prov.commit)} with local changes to {', '.join(CODE_PATHS)}"
+    else:
+        code = _short(prov.commit)
+    if prov.weights_sha256 is None:
+        weights = "random initialisation (no weights file)"
+    else:
+        weights = f"{html.escape(prov.weights)}, <code>{html.escape(str(prov.weights_file))}</code> sha256 {_short(prov.weights_sha256)}"
+    rows = [
+        ("Code", f"commit {code}, <code>stlib</code> {html.escape(prov.stlib_version)}, Python {html.escape(prov.python)}"),
+        ("Executed", html.escape(prov.executed.replace("T", " ").replace("Z", " UTC"))),
+        ("Data", f"<code>{html.escape(prov.dataset)}</code>, manifest <code>{html.escape(prov.manifest)}</code> sha256 {_short(prov.manifest_sha256)}"),
+        ("Backbone", f"<code>{html.escape(prov.backbone)}</code>, {weights}"),
+        ("Environment", f"<code>requirements.lock</code> sha256 {_short(prov.lock_sha256)}"),
+    ]
+    if chapter:
+        rows.append(("Download", (
+            f'<a href="../../_sources/book/notebooks/{html.escape(chapter)}.ipynb" download>{html.escape(chapter)}.ipynb</a> (executed) &middot; '
+            f'<a href="{html.escape(chapter)}.py" download>{html.escape(chapter)}.py</a> (jupytext source)'
+        )))
+    body = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
+    return (
+        '<div class="admonition note stlib-provenance">'
+        '<p class="admonition-title">Provenance of this page</p>'
+        f'<table class="stlib-provenance-table">{body}</table></div>'
+    )
+
+
+def to_text(prov: Provenance) -> str:
+    """Plain-text form (the notebook's ``text/plain`` output)."""
+    return "\n".join(f"{k}: {v}" for k, v in prov.as_dict().items())
+
+
+class _Block:
+    """An object that Jupyter shows as HTML (and as text where HTML is not shown)."""
+
+    def __init__(self, prov: Provenance, chapter: str | None) -> None:
+        self.prov, self.chapter = prov, chapter
+
+    def _repr_html_(self) -> str:
+        return to_html(self.prov, self.chapter)
+
+    def __repr__(self) -> str:
+        return to_text(self.prov)
+
+
+def show(results_dir: str | os.PathLike[str], chapter: str | None = None) -> _Block:
+    """The provenance block of a chapter; the last expression of a cell, so Jupyter displays it.
+
+    ``chapter`` is the notebook's file stem (``"08_table"``); it names the downloads.
+    """
+    return _Block(collect(results_dir), chapter)
