@@ -30,6 +30,20 @@ def inputs(targets: ad.AnnData, features: str = "single") -> tuple[dict[str, np.
     return X, Y["train"], Y["valid"]
 
 
+#: The full backbone features that the HEST probe reads (single-spot, KNN-pooled).
+PROBE_FEATURES: dict[str, str] = {"single": "X_cnn", "knn": "X_cnn_knn"}
+
+
+def probe_inputs(targets: ad.AnnData, features: str = "single",
+                 split_key: str = "split") -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Backbone features of every split, the train targets and each train spot's section
+    (the probe's cross-validation folds); never the valid or test targets."""
+    X = store.split_arrays(targets, [PROBE_FEATURES[features]])
+    Y = store.split_arrays(targets, ["X"])
+    train = (targets.obs[split_key] == "train").to_numpy()
+    return X, Y["train"], targets.obs.loc[train, "section"].astype(str).to_numpy()
+
+
 def glm_offsets(targets: ad.AnnData) -> dict[str, np.ndarray] | None:
     """Log size factors per split for normalised targets (``paper``, ``normalize_log1p``), else ``None``.
 

@@ -272,3 +272,33 @@ def per_gene_vs_ceiling(per_gene: pd.DataFrame, models: Sequence[str], n_labels:
     for ax in axes[:, 0]:
         ax.set_ylabel("gene's test PCC")
     return fig
+
+
+def penalty_choices(results: Sequence, titles: dict[str, str] | None = None) -> Figure:
+    """Genes per chosen penalty, one panel per model family, one line per model; the grid's
+    first and last values are marked, so a pile-up at an edge shows at once.
+
+    ``results`` are fits with ``settings["alphas"]`` and ``per_gene["alpha"]`` (linear models,
+    the probe). A penalty of 0 (OLS) is drawn one step left of the smallest positive one.
+    """
+    families: dict[str, list] = {}
+    for r in results:
+        families.setdefault(r.name.split("_")[-1] if not r.name.endswith("probe") else "probe", []).append(r)
+    fig, axes = plt.subplots(1, len(families), figsize=(3.6 * len(families), 3.0), layout="constrained",
+                             squeeze=False)
+    for ax, (fam, rs) in zip(axes[0], families.items()):
+        for r in rs:
+            grid = np.asarray(r.settings["alphas"], dtype=float)
+            pos = grid[grid > 0]
+            step = np.log10(pos[1] / pos[0]) if pos.size > 1 else 1.0
+            x = np.where(grid > 0, np.log10(np.where(grid > 0, grid, 1.0)), np.log10(pos.min()) - step)
+            n = [int(np.isclose(r.per_gene["alpha"].to_numpy(dtype=float), a).sum()) for a in grid]
+            ax.plot(x, n, marker="o", ms=3, label=r.name)
+            for edge in (x.min(), x.max()):
+                ax.axvline(edge, color="grey", lw=0.6, ls=":")
+        ax.set_title((titles or {}).get(fam, fam))
+        ax.set_xlabel("log10 penalty chosen" + (" (leftmost: 0)" if any((np.asarray(r.settings["alphas"]) == 0).any()
+                                                                       for r in rs) else ""))
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("genes")
+    return fig

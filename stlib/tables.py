@@ -18,6 +18,9 @@ from stlib.protocol import TABLE_MODELS
 
 #: The paper's Table I rows and the model of this book that reproduces each.
 PAPER_ROWS: dict[str, str] = TABLE_MODELS
+#: Rows that Table I carries beyond the report's: the HEST-Benchmark probe (chapter 4).
+PROBE_ROWS: dict[str, str] = {"HEST probe (not in the report)": "hest_probe",
+                              "KNN HEST probe (not in the report)": "knn_hest_probe"}
 METRIC_NAMES = {"pearson": "PCC", "spearman": "SRCC", "mse": "MSE", "mae": "MAE", "r2": "R2"}
 #: References and image-free models, never "the best image model".
 REFERENCE_MODELS = ("depth_only", "train_mean")
@@ -47,7 +50,7 @@ def metric_table(targets: ad.AnnData, predictions: Mapping[str, ad.AnnData]) -> 
 def table_one(long: pd.DataFrame, protocol: str = "pooled") -> pd.DataFrame:
     """The paper's rows (Train / Valid / Test x PCC, SRCC, MSE, MAE, R2) from our models."""
     rows = []
-    for paper_name, model in PAPER_ROWS.items():
+    for paper_name, model in {**PAPER_ROWS, **PROBE_ROWS}.items():
         if model not in long.index.get_level_values("model"):
             continue
         sub = long.xs((model, protocol), level=("model", "protocol"))
@@ -72,17 +75,20 @@ def beside_paper(table1: pd.DataFrame, paper: pd.DataFrame,
     """The report's value beside ours for every row of Table I, split and metric.
 
     ``table1`` is :func:`table_one`'s output, ``paper`` :func:`paper_table`'s. Returns rows
-    (model, split) in the report's order and columns (metric, ``"report"`` / ``"ours"``), plus
+    (model, split) in the report's order, then the probe rows of :data:`PROBE_ROWS` (no report
+    value), and columns (metric, ``"report"`` / ``"ours"``), plus
     ``("", "ours: model")``, ``("", "leaks")`` and ``("", "scored in")`` when ``table1`` has them.
     """
+    extra = [i for i in table1.index if i not in paper.index and i[0] in PROBE_ROWS]
+    index = paper.index.append(pd.MultiIndex.from_tuples(extra, names=paper.index.names)) if extra else paper.index
     cols = {}
     for m in metrics_:
-        cols[(m, "report")] = paper[m]
-        cols[(m, "ours")] = table1[m].reindex(paper.index)
-    out = pd.DataFrame(cols, index=paper.index)
-    for extra, label in (("ours", "ours: model"), ("scored in", "scored in"), ("leaks / bugs", "leaks / bugs")):
-        if extra in table1.columns:
-            out[("", label)] = table1[extra].reindex(paper.index)
+        cols[(m, "report")] = paper[m].reindex(index)
+        cols[(m, "ours")] = table1[m].reindex(index)
+    out = pd.DataFrame(cols, index=index)
+    for col, label in (("ours", "ours: model"), ("scored in", "scored in"), ("leaks / bugs", "leaks / bugs")):
+        if col in table1.columns:
+            out[("", label)] = table1[col].reindex(index)
     return out
 
 
@@ -391,7 +397,7 @@ def table_one_intervals(iv: pd.DataFrame) -> pd.DataFrame:
     """Table I's rows with ``PCC [95% CI]`` and ``fraction of ceiling [95% CI]`` (the ceilings:
     :func:`ceiling_caption`)."""
     rows = []
-    for paper_name, model in PAPER_ROWS.items():
+    for paper_name, model in {**PAPER_ROWS, **PROBE_ROWS}.items():
         for split in SPLITS:
             if (model, split) not in iv.index:
                 continue

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from stlib.errors import DataError
-from stlib.models.linear import DEFAULT_ALPHAS, fit_linear
+from stlib.models.linear import DEFAULT_ALPHAS, fit_linear, grid_edges
 
 
 def _data(seed: int = 0, n: tuple[int, int, int] = (200, 100, 50), p: int = 5, g: int = 4):
@@ -34,11 +34,14 @@ def test_default_grid_recovers_map(kind: str) -> None:
     X, Y, W = _data()
     res = fit_linear(X, Y["train"], Y["valid"], kind=kind)
     assert res.settings["alphas"] == sorted(DEFAULT_ALPHAS[kind])
-    assert len(res.settings["alphas"]) == (9 if kind == "lasso" else 7)
+    assert len(res.settings["alphas"]) == (16 if kind == "lasso" else 18)
+    pos = np.asarray([a for a in res.settings["alphas"] if a > 0])
+    assert pos.max() / pos.min() > 0.99e5  # five decades or more
+    np.testing.assert_allclose(np.diff(np.log10(pos)), np.diff(np.log10(pos))[0])  # log-spaced
     np.testing.assert_allclose(res.predictions["test"], X["test"] @ W + 1.5, atol=0.05)
     assert (res.per_gene["alpha"] <= 1.0).all()  # almost no noise: no strong shrinkage
     cols = [f"valid_mse_{a:g}" for a in res.settings["alphas"]]
-    assert list(res.per_gene.columns) == ["alpha", *cols]
+    assert list(res.per_gene.columns) == ["alpha", "n_nonzero", *cols]
     assert sum(res.settings["n_genes_per_alpha"].values()) == 4
 
 
@@ -57,10 +60,10 @@ def test_per_gene_choice_differs_and_uses_valid_only() -> None:
     X, Yt, Yv = _shrink_data()
     res = fit_linear(X, Yt, Yv, kind="ridge", genes=["signal", "noise"])
     a = res.per_gene["alpha"]
-    assert a["signal"] <= 1e-2 and a["noise"] == 100.0
-    assert res.settings["n_genes_per_alpha"]["100"] == 1
+    assert a["signal"] <= 1e-2 and a["noise"] >= 100.0
+    assert res.settings["n_genes_per_alpha"][f"{a['noise']:g}"] == 1
     mse = res.per_gene.filter(like="valid_mse_")
-    assert mse.loc["noise"].idxmin() == "valid_mse_100"
+    assert mse.loc["noise"].idxmin() == f"valid_mse_{a['noise']:g}"
     # selection really uses only the valid targets: make the valid truth of the noise gene
     # equal to the OLS prediction, and alpha 0 wins; the per-alpha train fits are unchanged
     ols = fit_linear(X, Yt, kind="ols")
@@ -119,3 +122,22 @@ def test_bad_input() -> None:
         fit_linear(X, Y["train"], Y["valid"], kind="ridge", alphas=[-1.0, 1.0])
     single = fit_linear(X, Y["train"], kind="ridge", alphas=[1.0])  # one penalty: no selection needed
     assert (single.per_gene["alpha"] == 1.0).all() and "valid_mse_1" not in single.per_gene
+
+
+def test_grid_edges_count_the_edges_and_the_constants() -> None:
+    """Signal genes choose small penalties (lowest edge or interior); a pure-noise gene asks for
+    the largest, where Lasso predicts a constant."""
+    rng = np.random.default_rng(3)
+    X, Y, _ = _data(g=3)
+    noise = {s: rng.normal(size=(len(y), 1)) for s, y in Y.items()}
+    Y = {s: np.hstack([y, noise[s]]) for s, y in Y.items()}
+    res = fit_linear(X, Y["train"], Y["valid"], kind="lasso", alphas=(1e-4, 1e-2, 1.0, 10.0))
+    e = grid_edges(res)
+    assert e["genes"] == 4 and e["grid size"] == 4
+    assert e["at lowest"] + e["interior"] + e["at highest"] == 4
+    assert res.per_gene["alpha"].iloc[3] == 10.0 and res.per_gene["n_nonzero"].iloc[3] == 0
+    assert e["at highest"] >= 1 and e["constant"] >= 1
+    assert (res.per_gene["alpha"].iloc[:3] <= 1e-2).all() and (res.per_gene["n_nonzero"].iloc[:3] > 0).all()
+    np.testing.assert_allclose(res.predictions["test"][:, 3], Y["train"][:, 3].mean())
+    with pytest.raises(DataError):
+        grid_edges(fit_linear(X, Y["train"], kind="ols").__class__(name="x", predictions={}, settings={"alphas": []}))

@@ -30,9 +30,14 @@ from stlib.models._base import ModelResult
 
 KINDS: tuple[str, ...] = ("ols", "lasso", "ridge")
 DEFAULT_ALPHAS: dict[str, tuple[float, ...]] = {
-    "lasso": (1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0),
-    "ridge": (0.0, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0),
+    # every third of a decade; at 1 every coefficient of a standardised problem is 0 (a constant)
+    "lasso": tuple(float(a) for a in np.logspace(-5, 0, 16)),
+    # 0 (OLS), then every half decade up to 10^6, where the fit is the train mean for ~600 spots
+    "ridge": (0.0, *(float(a) for a in np.logspace(-2, 6, 17))),
 }
+"""The book's grids: log-spaced over several decades, so that a choice at an edge means the
+data asked for no penalty or for a constant, not that the grid stopped early
+(:func:`grid_edges` counts them)."""
 
 PAPER_ALPHAS: dict[str, tuple[float, ...]] = {
     "lasso": (1e-7, 0.001, 0.01, 0.1, 1.0, 1.5, 10.0),
@@ -40,7 +45,7 @@ PAPER_ALPHAS: dict[str, tuple[float, ...]] = {
 }
 """The authors' grids (lognorm_linear_models / knn_lognorm_linear_models notebooks)."""
 
-__all__ = ["DEFAULT_ALPHAS", "KINDS", "PAPER_ALPHAS", "fit_linear"]
+__all__ = ["DEFAULT_ALPHAS", "KINDS", "PAPER_ALPHAS", "fit_linear", "grid_edges"]
 
 
 def _fit_alpha(kind: str, alpha: float, Xs: np.ndarray, Y: np.ndarray, max_iter: int) -> tuple[np.ndarray, np.ndarray, int]:
@@ -172,6 +177,7 @@ def fit_linear(
     predictions = {s: x @ coef.T + intercept for s, x in Xs.items()}
 
     per_gene["alpha"] = np.asarray(grid)[chosen]
+    per_gene["n_nonzero"] = (coef != 0).sum(axis=1)
     if select:
         for k, a in enumerate(grid):
             per_gene[f"valid_mse_{a:g}"] = valid_mse[k]
@@ -199,3 +205,22 @@ def fit_linear(
         settings["max_iter"] = int(max_iter)
         settings["n_convergence_warnings"] = {f"{a:g}": int(f[2]) for a, f in zip(grid, fits)}
     return ModelResult(name=name or kind, predictions=predictions, settings=settings, per_gene=per_gene)
+
+
+def grid_edges(result: ModelResult) -> dict[str, int]:
+    """How many genes chose the lowest or the highest penalty of the grid.
+
+    ``result`` is a fit whose ``settings["alphas"]`` is the grid and ``per_gene["alpha"]`` the
+    choice (linear models, the probe). ``constant`` counts genes whose fitted coefficients are
+    all zero (Lasso: the prediction is the train mean), where ``per_gene`` says so.
+    """
+    grid = np.asarray(result.settings["alphas"], dtype=float)
+    if result.per_gene is None or "alpha" not in result.per_gene or grid.size == 0:
+        raise DataError(result.name, "no per-gene penalty choice to count")
+    a = result.per_gene["alpha"].to_numpy(dtype=float)
+    out = {"genes": int(a.size), "grid size": int(grid.size),
+           "at lowest": int(np.isclose(a, grid.min()).sum()), "at highest": int(np.isclose(a, grid.max()).sum())}
+    out["interior"] = out["genes"] - out["at lowest"] - out["at highest"] if grid.size > 1 else 0
+    if "n_nonzero" in result.per_gene:
+        out["constant"] = int((result.per_gene["n_nonzero"].to_numpy() == 0).sum())
+    return out
