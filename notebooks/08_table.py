@@ -98,7 +98,9 @@ fig = pl.beside_paper(side, "PCC")
 # of each gene on the spot's *measured* log total counts (fitted on train). Depth-only is an
 # oracle: no model that sees only the image knows a test spot's depth. It says how much of a
 # score sequencing depth alone can buy under this target; chapter 9 compares the three target
-# transforms.
+# transforms. The HEST probe of chapter 4 (`hest_probe`, `knn_hest_probe`: ridge on 256
+# components of the full backbone features) is the field's standard yardstick for a frozen
+# image encoder; it is also the last rows of Table I above.
 
 # %%
 ref = tables.reference_models(targets)

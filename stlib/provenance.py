@@ -155,7 +155,7 @@ def to_html(prov: Provenance, chapter: str | None = None) -> str:
     return (
         '<div class="admonition note stlib-provenance">'
         '<p class="admonition-title">Provenance of this page</p>'
-        f'<table class="stlib-provenance-table">{body}</table></div>'
+        f'<table class="stlib-provenance-table" style="font-size: 0.85em">{body}</table></div>'
     )
 
 
