@@ -54,7 +54,7 @@ out = store.resolve(results_dir)
 proto = protocols.get(protocol)
 store.write_config(out, {"dataset": dataset, "target_transform": target_transform, "gene_rule": gene_rule,
                          "n_genes": n_genes, "seed": seed, "protocol": proto.name,
-                         "protocol_choices": proto.as_dict()})
+                         "protocol_choices": proto.as_dict()}, fresh=True)
 print(f"stlib {stlib.__version__}, scanpy {sc.__version__}")
 
 # %% [markdown]

@@ -110,9 +110,9 @@ for features in ("single", "knn"):
                                                          name=pipeline.model_name("hest_probe", features))
     store.save_predictions(protocols.label(res, proto), targets, out)
     probes.append(res)
-pd.DataFrame({r.name: {"components": r.settings["n_components"],
-                       "variance kept": round(r.settings["explained_variance"], 3),
-                       **linear.grid_edges(r)} for r in probes}).T
+pd.DataFrame.from_dict({r.name: {"components": r.settings["n_components"],
+                                 "variance kept": round(r.settings["explained_variance"], 3),
+                                 **linear.grid_edges(r)} for r in probes}, orient="index")
 
 # %%
 pipeline.fit_summary(results + probes, targets)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import anndata as ad
 import numpy as np
@@ -134,3 +134,21 @@ def cached(func, cache_dir: str | None):
     from joblib import Memory
 
     return Memory(location=str(store.resolve(cache_dir)), verbose=0).cache(func)
+
+
+def seed_spread(results: Mapping[int, ModelResult], targets: ad.AnnData,
+                metric: str = "pearson") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One model refitted with several seeds: its mean-over-genes ``metric`` per seed and split,
+    and their mean, standard deviation and range over the seeds (rounded for display).
+
+    ``results`` maps each seed to its fit (same data, same settings, only the seed differs).
+    """
+    if len(results) < 2:
+        raise ValueError(f"a seed spread needs at least 2 seeds, got {len(results)}")
+    per_seed = pd.DataFrame({seed: scores(targets, r)[metric] for seed, r in sorted(results.items())}).T
+    per_seed.index.name = "seed"
+    per_seed = per_seed[[s for s in SPLITS if s in per_seed.columns]]
+    summary = pd.DataFrame({"mean": per_seed.mean(), "sd": per_seed.std(ddof=1),
+                            "min": per_seed.min(), "max": per_seed.max(), "seeds": len(per_seed)})
+    summary.index.name = "split"
+    return show(per_seed), show(summary)

@@ -48,7 +48,8 @@ class Provenance:
     manifest: str
     """The data set's manifest, relative to the project."""
     manifest_sha256: str
-    backbone: str
+    backbone: str | None
+    """``None`` before the run has embedded any image (chapter 1)."""
     weights: str
     """``"imagenet"``, ``"none"`` (random initialisation) or a file name."""
     weights_file: str | None
@@ -93,8 +94,9 @@ def collect(results_dir: str | os.PathLike[str], *, now: _dt.datetime | None = N
     root = project_root()
     cfg = read_config(resolve(results_dir))
     ds = load_dataset(cfg["dataset"])
-    backbone, weights = str(cfg["backbone"]), cfg.get("weights", "imagenet")
-    wfile = weights_file(backbone, weights)
+    backbone = cfg.get("backbone")  # absent before chapter 2 has embedded the images
+    weights = cfg.get("weights", "imagenet")
+    wfile = weights_file(str(backbone), weights) if backbone else None
     if wfile is None:
         w_name, w_sha = None, None
     else:
@@ -110,7 +112,7 @@ def collect(results_dir: str | os.PathLike[str], *, now: _dt.datetime | None = N
         dataset=ds.name,
         manifest=_relative(ds.manifest_path, root),
         manifest_sha256=file_sha256(ds.manifest_path),
-        backbone=backbone,
+        backbone=str(backbone) if backbone else None,
         weights="none" if wfile is None else str(weights if weights == "imagenet" else wfile.name),
         weights_file=w_name,
         weights_sha256=w_sha,
@@ -135,15 +137,18 @@ def to_html(prov: Provenance, chapter: str | None = None) -> str:
         code = f"{_short(prov.commit)} with local changes to {', '.join(CODE_PATHS)}"
     else:
         code = _short(prov.commit)
-    if prov.weights_sha256 is None:
-        weights = "random initialisation (no weights file)"
+    if prov.backbone is None:
+        backbone = "none yet: chapter 2 embeds the images"
+    elif prov.weights_sha256 is None:
+        backbone = f"<code>{html.escape(prov.backbone)}</code>, random initialisation (no weights file)"
     else:
-        weights = f"{html.escape(prov.weights)}, <code>{html.escape(str(prov.weights_file))}</code> sha256 {_short(prov.weights_sha256)}"
+        backbone = (f"<code>{html.escape(prov.backbone)}</code>, {html.escape(prov.weights)}, "
+                    f"<code>{html.escape(str(prov.weights_file))}</code> sha256 {_short(prov.weights_sha256)}")
     rows = [
         ("Code", f"commit {code}, <code>stlib</code> {html.escape(prov.stlib_version)}, Python {html.escape(prov.python)}"),
         ("Executed", html.escape(prov.executed.replace("T", " ").replace("Z", " UTC"))),
         ("Data", f"<code>{html.escape(prov.dataset)}</code>, manifest <code>{html.escape(prov.manifest)}</code> sha256 {_short(prov.manifest_sha256)}"),
-        ("Backbone", f"<code>{html.escape(prov.backbone)}</code>, {weights}"),
+        ("Backbone", backbone),
         ("Environment", f"<code>requirements.lock</code> sha256 {_short(prov.lock_sha256)}"),
     ]
     if chapter:

@@ -47,11 +47,12 @@ def resolve(path: str | os.PathLike[str]) -> Path:
     return p if p.is_absolute() else project_root() / p
 
 
-def write_config(results_dir: Path, config: dict[str, Any]) -> None:
-    """Write (merge into) ``config.json`` of a run."""
+def write_config(results_dir: Path, config: dict[str, Any], *, fresh: bool = False) -> None:
+    """Write (merge into) ``config.json`` of a run; ``fresh=True`` starts it anew (the run's
+    first chapter), so that nothing of an earlier run with other settings is left in it."""
     results_dir.mkdir(parents=True, exist_ok=True)
     path = results_dir / "config.json"
-    old = json.loads(path.read_text()) if path.is_file() else {}
+    old = json.loads(path.read_text()) if path.is_file() and not fresh else {}
     old.update(config)
     path.write_text(json.dumps(old, indent=2, sort_keys=True, default=str))
 

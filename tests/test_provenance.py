@@ -98,3 +98,22 @@ def test_every_chapter_ends_with_its_provenance_block() -> None:
         assert f'provenance.show(results_dir, "{src.stem}")' in last.source, src.name
         tags = last.metadata.get("tags", [])
         assert "nbval-ignore-output" in tags and "remove-input" in tags, (src.name, tags)
+
+
+def test_first_chapter_has_no_backbone_yet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chapter 1 runs before any embedding: its config has no backbone (a fresh CI run)."""
+    root = _project(tmp_path, monkeypatch, git=False)
+    (root / "results" / "r" / "config.json").write_text(json.dumps({"dataset": "her2st-demo"}))
+    p = provenance.collect("results/r", now=NOW)
+    assert p.backbone is None and p.weights_sha256 is None
+    assert "none yet" in provenance.to_html(p)
+
+
+def test_fresh_config_forgets_an_earlier_run(tmp_path: Path) -> None:
+    from stlib import store
+
+    store.write_config(tmp_path, {"dataset": "a", "backbone": "resnet50"})
+    store.write_config(tmp_path, {"window": 224})
+    assert store.read_config(tmp_path) == {"dataset": "a", "backbone": "resnet50", "window": 224}
+    store.write_config(tmp_path, {"dataset": "b"}, fresh=True)
+    assert store.read_config(tmp_path) == {"dataset": "b"}

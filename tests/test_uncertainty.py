@@ -115,3 +115,32 @@ def test_determinism() -> None:
     a = uncertainty.bootstrap_scores(y, {"m": p}, groups=["A"] * 200, n_boot=100, seed=7).table()
     b = uncertainty.bootstrap_scores(y, {"m": p}, groups=["A"] * 200, n_boot=100, seed=7).table()
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_seed_spread_mean_sd_and_range() -> None:
+    """Per-seed mean PCC of a model refitted with several seeds, and their mean / sd / range."""
+    import anndata as ad
+    import pandas as pd
+
+    from stlib import pipeline
+    from stlib.models._base import ModelResult
+
+    rng = np.random.default_rng(0)
+    n = {"train": 40, "valid": 30, "test": 20}
+    split = np.concatenate([[s] * k for s, k in n.items()])
+    X = rng.normal(size=(len(split), 6))
+    obs = pd.DataFrame({"split": split, "section": np.where(split == "test", "T", "S")},
+                       index=[f"s{i}" for i in range(len(split))])
+    targets = ad.AnnData(X=X, obs=obs)
+    truth = {s: X[split == s] for s in n}
+    fits = {seed: ModelResult("m", {s: y + np.random.default_rng(seed).normal(scale=0.5 + seed, size=y.shape)
+                                    for s, y in truth.items()}) for seed in (0, 1, 2)}
+    per_seed, spread = pipeline.seed_spread(fits, targets)
+    assert list(per_seed.index) == [0, 1, 2] and list(per_seed.columns) == ["train", "valid", "test"]
+    assert (per_seed["test"].diff().dropna() < 0).all()  # more noise, lower PCC
+    assert spread.loc["test", "seeds"] == 3
+    np.testing.assert_allclose(spread.loc["test", "mean"], per_seed["test"].mean(), atol=1e-3)
+    np.testing.assert_allclose(spread.loc["test", "sd"], per_seed["test"].std(ddof=1), atol=1e-3)
+    assert spread.loc["test", "min"] == per_seed["test"].min()
+    with pytest.raises(ValueError, match="at least 2"):
+        pipeline.seed_spread({0: fits[0]}, targets)
