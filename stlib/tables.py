@@ -231,6 +231,7 @@ def interval_table(
     seed: int = 0,
     n_draws: int = 5,
     thinned: Mapping[str, ceiling.ThinnedTargets] | None = None,
+    rank_stats: bool = False,
 ) -> tuple[pd.DataFrame, dict[tuple[str, str], uncertainty.Bootstrap]]:
     """Mean PCC, ceiling and fraction of the ceiling with bootstrap intervals, per model and split.
 
@@ -241,7 +242,9 @@ def interval_table(
     returned :class:`~stlib.uncertainty.Bootstrap` objects, keyed by ``(split, space)``.
 
     Returns a long table indexed by (model, split) with the columns of
-    :meth:`stlib.uncertainty.Bootstrap.table` plus ``space``.
+    :meth:`stlib.uncertainty.Bootstrap.table` plus ``space``: PCC, ceiling, fraction, MSE, MAE
+    and R2, and with ``rank_stats=True`` SRCC (ranks per replicate and gene: slow, so only for
+    the few rows that need it).
     """
     spaces = tuple(sorted({space for _, space in scored.values()}))
     thinned = dict(thinned or {})
@@ -261,7 +264,8 @@ def interval_table(
             if not preds:
                 continue
             bs = uncertainty.bootstrap_scores(truth[space][split], preds, groups=sections[idx],
-                                              thinned=thinned[space].subset(idx), n_boot=n_boot, seed=seed)
+                                              thinned=thinned[space].subset(idx), n_boot=n_boot, seed=seed,
+                                              rank_stats=rank_stats)
             boots[(split, space)] = bs
             t = bs.table()
             t.insert(0, "split", split)
@@ -391,6 +395,23 @@ def ceiling_caption(iv: pd.DataFrame, space: str = "target") -> str:
     parts = [f"  {s}: {with_interval(sub.loc[s, 'ceiling'], sub.loc[s, 'ceiling_lo'], sub.loc[s, 'ceiling_hi'])}"
              for s in SPLITS if s in sub.index]
     return "noise ceiling of the mean PCC, pooled over each split's spots [95% CI]:\n" + "\n".join(parts)
+
+
+def table_one_every_metric(iv: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """Table I's rows, every metric with its 95% interval (``iv``: :func:`interval_table` with
+    ``rank_stats=True``); MSE and MAE in the space each row is scored in."""
+    names = {"pcc": "PCC", "srcc": "SRCC", "mse": "MSE", "mae": "MAE", "r2": "R2"}
+    places = {"r2": 1}
+    rows = []
+    for paper_name, model in {**PAPER_ROWS, **PROBE_ROWS}.items():
+        for split in SPLITS:
+            if (model, split) not in iv.index:
+                continue
+            r = iv.loc[(model, split)]
+            rows.append({"model": paper_name, "split": split.capitalize(),
+                         **{label: with_interval(r[k], r[f"{k}_lo"], r[f"{k}_hi"], places.get(k, digits))
+                            for k, label in names.items() if k in r.index}})
+    return pd.DataFrame(rows).set_index(["model", "split"])
 
 
 def table_one_intervals(iv: pd.DataFrame) -> pd.DataFrame:

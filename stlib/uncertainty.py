@@ -31,6 +31,10 @@ Statistics per model and replicate (percentile intervals at ``level``):
     predicts as a constant (or failed to fit) counts as ``pcc_g = 0``: a model cannot raise
     its fraction by giving up on genes. This is the share of the reachable correlation a
     model reaches.
+``srcc``, ``mse``, ``mae``, ``r2``
+    The other means over genes of Table I, each with the conventions of :mod:`stlib.metrics`
+    (Spearman over average ranks of the resampled spots, ties shared; ``r2`` NaN for a gene
+    whose truth is constant over the resampled spots; a failed gene NaN for every metric).
 
 Two models are called different only when the paired interval of their difference (the
 same replicates for both, :meth:`Bootstrap.difference`) excludes zero.
@@ -48,12 +52,12 @@ import pandas as pd
 from stlib.ceiling import ThinnedTargets, extrapolate_reliability, spearman_brown
 from stlib.errors import DataError
 
-STATS: tuple[str, ...] = ("pcc", "ceiling", "fraction")
+STATS: tuple[str, ...] = ("pcc", "ceiling", "fraction", "srcc", "mse", "mae", "r2")
 DEFAULT_N_BOOT = 1000
 DEFAULT_LEVEL = 0.95
 
 __all__ = ["Bootstrap", "DEFAULT_LEVEL", "DEFAULT_N_BOOT", "STATS", "bootstrap_scores", "bootstrap_weights",
-           "weighted_pearson"]
+           "weighted_pearson", "weighted_ranks"]
 
 
 def bootstrap_weights(groups: Sequence[str] | np.ndarray, n_boot: int, seed: int) -> np.ndarray:
@@ -100,6 +104,74 @@ def weighted_pearson(W: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     r = np.clip(r, -1.0, 1.0)
     r[bad | np.isnan(r)] = np.nan
     return r
+
+
+def weighted_ranks(W: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Average ranks of one column ``x`` (``(n,)``) in each resample given by the rows of ``W``.
+
+    A spot of multiplicity ``w`` stands for ``w`` copies; tied values (equal in ``x``, or
+    copies of one spot) share the mean of their ranks, as :func:`scipy.stats.rankdata`.
+    Returns ``(n_rep, n)``: the rank of each spot's copies (any value where ``w = 0``).
+    """
+    order = np.argsort(x, kind="stable")
+    xs = x[order]
+    is_start = np.r_[True, xs[1:] != xs[:-1]]
+    starts = np.flatnonzero(is_start)
+    group = np.cumsum(is_start) - 1
+    gw = np.add.reduceat(W[:, order], starts, axis=1)
+    rank_group = np.cumsum(gw, axis=1) - gw + (gw + 1.0) / 2.0
+    out = np.empty_like(W, dtype=np.float64)
+    out[:, order] = rank_group[:, group]
+    return out
+
+
+def _weighted_corr_rows(W: np.ndarray, s: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson correlation of ``a`` and ``b`` (both ``(n_rep, n)``) under each row of ``W``."""
+    ma, mb = (W * a).sum(axis=1) / s, (W * b).sum(axis=1) / s
+    va = (W * a * a).sum(axis=1) / s - ma * ma
+    vb = (W * b * b).sum(axis=1) / s - mb * mb
+    cab = (W * a * b).sum(axis=1) / s - ma * mb
+    tol = 1e-12
+    bad = (va <= tol * np.maximum(1.0, ma * ma)) | (vb <= tol * np.maximum(1.0, mb * mb))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.clip(cab / np.sqrt(va * vb), -1.0, 1.0)
+    r[bad | np.isnan(r)] = np.nan
+    return r
+
+
+def weighted_spearman(W: np.ndarray, y: np.ndarray, preds: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Column-wise Spearman correlation of ``y`` with each prediction under each row of ``W``:
+    one ``(n_rep, n_genes)`` array per prediction (the ranks of ``y`` are computed once per gene).
+    A prediction column holding NaN gives NaN."""
+    s = W.sum(axis=1)
+    out = [np.full((W.shape[0], y.shape[1]), np.nan) for _ in preds]
+    for j in range(y.shape[1]):
+        ry = weighted_ranks(W, y[:, j])
+        for k, p in enumerate(preds):
+            if np.all(np.isfinite(p[:, j])):
+                out[k][:, j] = _weighted_corr_rows(W, s, ry, weighted_ranks(W, p[:, j]))
+    return out
+
+
+def _error_stats(W: np.ndarray, y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
+    """Per replicate (rows): means over genes of MSE, MAE and R2 (:mod:`stlib.metrics` conventions)."""
+    s = W.sum(axis=1, keepdims=True)
+    missing = ~np.all(np.isfinite(p), axis=0)
+    err = np.where(missing[None, :], 0.0, p) - y
+    mse = (W @ (err * err)) / s
+    mae = (W @ np.abs(err)) / s
+    my = (W @ y) / s
+    vy = (W @ (y * y)) / s - my * my
+    const_true = vy <= 1e-12 * np.maximum(1.0, my * my)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r2 = 1.0 - mse / vy
+    mse[:, missing] = np.nan
+    mae[:, missing] = np.nan
+    r2[:, missing] = np.nan
+    r2[const_true] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # no gene with a value: NaN
+        return {"mse": np.nanmean(mse, axis=1), "mae": np.nanmean(mae, axis=1), "r2": np.nanmean(r2, axis=1)}
 
 
 def _ceiling_replicates(thinned: ThinnedTargets, W: np.ndarray) -> np.ndarray:
@@ -187,6 +259,7 @@ def bootstrap_scores(
     n_boot: int = DEFAULT_N_BOOT,
     seed: int = 0,
     level: float = DEFAULT_LEVEL,
+    rank_stats: bool = True,
 ) -> Bootstrap:
     """Mean PCC (and, with ``thinned``, ceiling and fraction of it) with bootstrap replicates.
 
@@ -203,6 +276,8 @@ def bootstrap_scores(
         (:func:`stlib.ceiling.thinned_targets`); gives ``ceiling`` and ``fraction``.
     n_boot, seed, level
         Replicates, seed of the resampling, interval level.
+    rank_stats
+        Also ``srcc`` (ranks per replicate and gene: the slow part; ``False`` skips it).
 
     Returns
     -------
@@ -224,12 +299,23 @@ def bootstrap_scores(
     ceil_reps = _ceiling_replicates(thinned, W) if thinned is not None else None
     point: dict[str, dict[str, float]] = {}
     reps: dict[str, dict[str, np.ndarray]] = {}
+    arrays = {}
     for name in names:
         p = np.asarray(predictions[name], dtype=np.float64)
         if p.shape != y.shape:
             raise DataError(name, f"prediction of shape {p.shape}, truth {y.shape}")
+        arrays[name] = p
         point[name] = {k: float(v[0]) for k, v in _stats(weighted_pearson(one, y, p), ceil_point).items()}
         reps[name] = _stats(weighted_pearson(W, y, p), ceil_reps)
+        point[name].update({k: float(v[0]) for k, v in _error_stats(one, y, p).items()})
+        reps[name].update(_error_stats(W, y, p))
+    if rank_stats and names:
+        both = np.vstack([one, W])
+        for name, r in zip(names, weighted_spearman(both, y, [arrays[n] for n in names])):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                m = np.nanmean(r, axis=1)
+            point[name]["srcc"], reps[name]["srcc"] = float(m[0]), m[1:]
     stats = [s for s in STATS if s in next(iter(reps.values()), {})]
     return Bootstrap(
         point=pd.DataFrame(point).T[stats] if names else pd.DataFrame(columns=stats),

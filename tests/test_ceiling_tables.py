@@ -186,3 +186,23 @@ def test_bootstrap_point_ceiling_matches_estimate_with_rare_genes() -> None:
     got = uncertainty._ceiling_replicates(tt, np.ones((1, 120)))[0]
     np.testing.assert_allclose(got, est, rtol=1e-8, equal_nan=True)
     assert np.isnan(est[0])
+
+
+def test_every_metric_of_table_one_with_intervals(data: ad.AnnData, targets: ad.AnnData) -> None:
+    """Table I's rows with all five metrics and their intervals; the points equal metric_table's."""
+    targets = targets.copy()
+    targets.obsm["lam"] = data.obsm["lam"]
+    res = _results(targets)
+    for r, name in zip(res, ("lasso", "knn_ridge", "hest_probe")):
+        r.name = name  # two of Table I's rows and a probe row
+    res = res[:3]
+    iv, _ = tables.interval_table(targets, tables.scored_from_results(res), n_boot=50, seed=0, rank_stats=True)
+    long = tables.metric_table(targets, {r.name: _as_file(r, targets) for r in res})
+    for k, col in (("srcc", "spearman"), ("mse", "mse"), ("mae", "mae"), ("r2", "r2")):
+        assert iv.loc[("lasso", "test"), k] == pytest.approx(long.loc[("lasso", "pooled", "test"), col], rel=1e-4), k
+    t = tables.table_one_every_metric(iv)
+    assert list(t.columns) == ["PCC", "SRCC", "MSE", "MAE", "R2"]
+    assert list(t.index.get_level_values("model").unique()) == [
+        "Linear Regression Lasso", "KNN Linear Regression Ridge", "HEST probe (not in the report)"]
+    assert t.loc[("Linear Regression Lasso", "Test"), "MSE"].count("[") == 1
+    assert "srcc" not in tables.interval_table(targets, tables.scored_from_results(res[:1]), n_boot=5)[0].columns

@@ -67,8 +67,7 @@ def test_point_equals_metrics_and_constant_counts_zero_in_fraction() -> None:
     assert half["fraction"] < 0.7 * good["fraction"]
     assert bs.point.loc["good", "ceiling"] == pytest.approx(np.nanmean(tt.ceiling()), abs=1e-9)
     t = bs.table()
-    assert list(t.columns) == ["pcc", "pcc_lo", "pcc_hi", "ceiling", "ceiling_lo", "ceiling_hi",
-                               "fraction", "fraction_lo", "fraction_hi"]
+    assert list(t.columns) == [f"{s}{e}" for s in uncertainty.STATS for e in ("", "_lo", "_hi")]
     ok = t.loc["good"]
     assert ok["pcc_lo"] < ok["pcc"] < ok["pcc_hi"] and ok["fraction_lo"] < ok["fraction"] < ok["fraction_hi"]
 
@@ -144,3 +143,40 @@ def test_seed_spread_mean_sd_and_range() -> None:
     assert spread.loc["test", "min"] == per_seed["test"].min()
     with pytest.raises(ValueError, match="at least 2"):
         pipeline.seed_spread({0: fits[0]}, targets)
+
+
+def test_every_table_metric_equals_metrics_on_the_spots_and_on_copied_rows() -> None:
+    """Point estimates of SRCC, MSE, MAE and R2 equal stlib.metrics on the measured spots; each
+    replicate equals stlib.metrics on the resampled rows copied out (ties, constants and a
+    failed gene included)."""
+    rng = np.random.default_rng(5)
+    y = rng.poisson(1.0, size=(60, 8)).astype(float)  # many ties
+    y[:, 3] = 2.0  # constant truth: no r2, no correlation
+    p = y + rng.normal(scale=1.0, size=y.shape)
+    p[:, 5] = np.round(p[:, 5])  # tied predictions
+    p[:, 6] = np.nan  # a failed gene
+    groups = np.repeat(["a", "b", "c"], 20)
+    bs = uncertainty.bootstrap_scores(y, {"m": p}, groups=groups, n_boot=4, seed=1)
+    ref = metrics.summarize(metrics.per_gene_metrics(y, p))
+    for stat, col in (("srcc", "spearman"), ("mse", "mse"), ("mae", "mae"), ("r2", "r2"), ("pcc", "pearson")):
+        np.testing.assert_allclose(bs.point.loc["m", stat], ref[col], rtol=1e-9, err_msg=stat)
+    W = uncertainty.bootstrap_weights(groups, 4, 1)
+    for b in range(4):
+        rows = np.repeat(np.arange(60), W[b].astype(int))
+        ref = metrics.summarize(metrics.per_gene_metrics(y[rows], p[rows]))
+        for stat, col in (("srcc", "spearman"), ("mse", "mse"), ("mae", "mae"), ("r2", "r2")):
+            np.testing.assert_allclose(bs.replicates[stat]["m"].iloc[b], ref[col], rtol=1e-9, err_msg=(stat, b))
+
+
+def test_weighted_ranks_equal_rankdata_of_copies() -> None:
+    from scipy.stats import rankdata
+
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, 4, size=15).astype(float)
+    W = uncertainty.bootstrap_weights(np.repeat("s", 15), 3, 0)
+    R = uncertainty.weighted_ranks(W, x)
+    for b in range(3):
+        rows = np.repeat(np.arange(15), W[b].astype(int))
+        expect = rankdata(x[rows])
+        got = np.repeat(R[b], W[b].astype(int))
+        np.testing.assert_allclose(got, expect)
