@@ -147,6 +147,9 @@ pipeline.show(tables.table_one_intervals(iv))
 rows = [m for m in {**tables.PAPER_ROWS, **tables.PROBE_ROWS}.values() if m in scored]
 iv_all, _ = tables.interval_table(targets, {m: scored[m] for m in rows}, n_boot=n_boot, seed=seed, rank_stats=True)
 iv_all.to_csv(out / "tables" / "table1_intervals.csv")
+for m in tables.PROBE_ROWS.values():
+    if (m, "test") in iv_all.index:
+        glue(f"{m}_test", tables.with_interval(*iv_all.loc[(m, "test"), ["pcc", "pcc_lo", "pcc_hi"]]), display=False)
 tables.table_one_every_metric(iv_all)
 
 # %%

@@ -302,3 +302,23 @@ def penalty_choices(results: Sequence, titles: dict[str, str] | None = None) -> 
         ax.legend(fontsize=7)
     axes[0][0].set_ylabel("genes")
     return fig
+
+
+def cv_folds(scores: pd.DataFrame, stat: str = "pcc") -> Figure:
+    """Test ``stat`` of each model in each fold with its 95% interval (``scores``:
+    :func:`stlib.cv.cross_validate`), one group of bars per model."""
+    folds = list(dict.fromkeys(scores.index.get_level_values("fold")))
+    models = [m for m in dict.fromkeys(scores.index.get_level_values("model"))
+              if scores.xs(m, level="model")[stat].notna().any()]
+    fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(models), 3.2), layout="constrained")
+    width = 0.8 / len(folds)
+    for i, f in enumerate(folds):
+        sub = scores.xs(f, level="fold").reindex(models)
+        x = np.arange(len(models)) + (i - (len(folds) - 1) / 2) * width
+        err = np.vstack([sub[stat] - sub[f"{stat}_lo"], sub[f"{stat}_hi"] - sub[stat]])
+        ax.bar(x, sub[stat], width=width, yerr=err, capsize=3, label=f)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xticks(np.arange(len(models)), models)
+    ax.set_ylabel({"pcc": "test mean PCC over genes", "fraction": "fraction of the noise ceiling"}.get(stat, stat))
+    ax.legend(fontsize=8, title="held out", title_fontsize=8)
+    return fig

@@ -207,3 +207,31 @@ def test_bad_input(data) -> None:
         fit_gnn({**data, "test": [SectionGraph(g.x[:, :7], g.adjacency, None)]}, **KW)
     with pytest.raises(DataError, match="grid"):
         fit_gnn(data, grid={"units": [3]})
+
+
+def test_grid_epochs_flag_and_edge_extension(data) -> None:
+    """Grid configurations get their own epoch limit (the paper's keeps ``epochs``), a
+    configuration still improving at its limit is flagged, and a choice at the edge of the
+    tried learning rates is followed one step further."""
+    from stlib.models.gnn import _edge_extensions
+
+    kw = {**KW, "grid": {"lr": [1e-3, 1e-2], "dropout": [0.1]}, "epochs": 3, "patience": 50}
+    _, chosen = fit_gnn_paper_and_best(data, **kw, grid_epochs=5, extend_edges=1)
+    cfgs = chosen.settings["configs"]
+    assert cfgs[0]["max_epochs"] == 3 and all(c["max_epochs"] == 5 for c in cfgs[1:])
+    assert all(c["still_improving"] == (c["epochs_run"] >= c["max_epochs"] and c["best_epoch"] > c["max_epochs"] - 50)
+               for c in cfgs)
+    assert cfgs[0]["still_improving"]  # 3 epochs with patience 50: cut short
+    ext = chosen.settings["extended"]
+    assert chosen.settings["extension_rounds"] == 1 and [c["round"] for c in cfgs].count(1) == len(ext)
+    best0 = min(cfgs[:-len(ext) or None], key=lambda c: c["best_val_loss"]) if ext else None
+    if ext:  # the step beyond the edge where the round-0 best sat
+        assert all(c in _edge_extensions({k: best0[k] for k in PAPER_CONFIG},
+                                         [{k: c[k] for k in PAPER_CONFIG} for c in cfgs[:-len(ext)]]) for c in ext)
+    # the extension rule itself
+    tried = [{"hidden": h, "lr": lr, "dropout": 0.5, "optimizer": "nadam"} for h in (32, 64) for lr in (1e-3, 1e-2)]
+    top = {"hidden": 64, "lr": 1e-2, "dropout": 0.5, "optimizer": "nadam"}
+    assert _edge_extensions(top, tried) == [{**top, "hidden": 128}, {**top, "lr": 0.1}]
+    low = {"hidden": 32, "lr": 1e-3, "dropout": 0.5, "optimizer": "nadam"}
+    assert _edge_extensions(low, tried) == [{**low, "hidden": 16}, {**low, "lr": 1e-4}]
+    assert _edge_extensions({**top, "hidden": 48}, tried + [{**top, "hidden": 48}]) == [{**top, "hidden": 48, "lr": 0.1}]

@@ -212,6 +212,24 @@ def build_gnn(table: np.ndarray, n_genes: int, *, hidden: int = 32, dropout: flo
     return model
 
 
+def _edge_extensions(best: dict[str, Any], tried: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Configurations one step beyond the tried range of ``hidden`` and ``lr`` where ``best`` sits
+    at its edge (the step is the ratio of the two values nearest that edge)."""
+    out = []
+    for key in ("hidden", "lr"):
+        values = sorted({c[key] for c in tried})
+        if len(values) < 2 or best[key] not in (values[0], values[-1]):
+            continue
+        if best[key] == values[-1]:
+            new = values[-1] * values[-1] / values[-2]
+        else:
+            new = values[0] * values[0] / values[1]
+        c = {**best, key: int(round(new)) if key == "hidden" else float(f"{new:.6g}")}
+        if c not in tried and c not in out and c["hidden"] >= 1:
+            out.append(c)
+    return out
+
+
 def _candidates(grid: Mapping[str, Sequence[Any]] | None) -> list[dict[str, Any]]:
     """Paper config first, then the grid's product (keys missing from ``grid`` take the paper value)."""
     grid = DEFAULT_GRID if grid is None else grid
@@ -296,6 +314,8 @@ def fit_gnn_paper_and_best(
     seed: int = 0,
     genes: Sequence[str] | None = None,
     names: tuple[str, str] = ("gnn_paper", "gnn"),
+    grid_epochs: int | None = None,
+    extend_edges: int = 0,
 ) -> tuple[ModelResult, ModelResult]:
     """Fit the paper's configuration and every grid configuration once; return ``(paper, chosen)``.
 
@@ -312,6 +332,16 @@ def fit_gnn_paper_and_best(
     epochs, patience, min_delta
         At most ``epochs`` passes over the train nodes; early stopping on the valid loss with
         the best weights restored.
+    grid_epochs
+        The epoch limit of the grid's configurations (default ``epochs``); the paper's
+        configuration keeps ``epochs``. A configuration whose best epoch lies within the last
+        ``patience`` epochs of its limit was still improving when stopped: ``configs`` flags it
+        (``still_improving``), so a limit that cuts training short shows.
+    extend_edges
+        Rounds of grid extension: while the best configuration sits at the lowest or highest
+        value tried of ``hidden`` or ``lr``, the next value one grid step further (same ratio)
+        is fitted with the best configuration's other settings, up to ``extend_edges`` rounds
+        (``settings["extended"]`` lists them, ``configs[...]["round"]`` says when each ran).
     batch_size
         Target nodes per batch (each with its full 2-hop neighbourhood; see the module docstring).
     seed
@@ -340,22 +370,40 @@ def fit_gnn_paper_and_best(
     summaries, histories = [], []
     preds: dict[int, dict[str, np.ndarray]] = {}
     best = -1
-    for i, config in enumerate(candidates):
-        set_seed(seed)
-        model = build_gnn(table, n_genes, **config)
-        hist, summary = train(model, inputs["train"], targets["train"], inputs["valid"], targets["valid"],
-                              epochs=epochs, batch_size=batch_size, patience=patience, min_delta=min_delta, seed=seed)
-        summaries.append({"id": config_id(config), **config, **summary})
-        histories.append(label_history(hist, config=config_id(config)))
-        if best < 0 or loss_key(summary["best_val_loss"]) < loss_key(summaries[best]["best_val_loss"]):
-            preds = {j: p for j, p in preds.items() if j == 0}  # keep only the paper's and the current best
-            preds[i] = {s: predict(model, v, n_genes) for s, v in inputs.items()}
-            best = i
+    extended: list[dict[str, Any]] = []
+    queue = list(range(len(candidates)))
+    rounds = 0
+    while queue:
+        for i in queue:
+            config = candidates[i]
+            limit = int(epochs if i == 0 or grid_epochs is None else grid_epochs)
+            set_seed(seed)
+            model = build_gnn(table, n_genes, **config)
+            hist, summary = train(model, inputs["train"], targets["train"], inputs["valid"], targets["valid"],
+                                  epochs=limit, batch_size=batch_size, patience=patience, min_delta=min_delta,
+                                  seed=seed)
+            summaries.append({"id": config_id(config), **config, **summary, "max_epochs": limit, "round": rounds,
+                              "still_improving": bool(summary["epochs_run"] >= limit
+                                                      and summary["best_epoch"] > limit - patience)})
+            histories.append(label_history(hist, config=config_id(config)))
+            if best < 0 or loss_key(summary["best_val_loss"]) < loss_key(summaries[best]["best_val_loss"]):
+                preds = {j: p for j, p in preds.items() if j == 0}  # keep only the paper's and the current best
+                preds[i] = {s: predict(model, v, n_genes) for s, v in inputs.items()}
+                best = i
+        queue = []
+        if rounds < extend_edges:
+            new = [c for c in _edge_extensions(candidates[best], candidates) if c not in candidates]
+            extended += new
+            queue = list(range(len(candidates), len(candidates) + len(new)))
+            candidates += new
+            rounds += 1
     settings: dict[str, Any] = {
         "chosen": dict(candidates[best]), "chosen_id": config_id(candidates[best]),
         "paper_config": dict(PAPER_CONFIG), "paper_val_loss": summaries[0]["best_val_loss"], "configs": summaries,
         "aggregator": "mean over the full neighbourhood (no sampling), 2 layers + linear output",
-        "batch_size": int(batch_size), "max_epochs": int(epochs), "patience": int(patience),
+        "batch_size": int(batch_size), "max_epochs": int(epochs),
+        "grid_max_epochs": int(epochs if grid_epochs is None else grid_epochs), "patience": int(patience),
+        "extended": extended, "extension_rounds": int(rounds),
         "min_delta": float(min_delta), "feature_scaling": "standardised on train", "seed": int(seed), **info,
     }
     history = pd.concat(histories, ignore_index=True)

@@ -1,0 +1,198 @@
+"""Patient-level cross-validation: every patient in turn is the test set.
+
+The book's split tests on one patient. Which patient is held out is itself a choice, so this
+module runs the whole recipe once per fold, **leave one patient out**: the held-out patient's
+sections are the test set, all other sections train. Everything fitted sees the fold's train
+spots only: the gene rule, the HEST probe's scaler, PCA and penalty (cross-validation over the
+train sections, or over spatial blocks of the section when a fold trains on a single one), and
+the depth-only reference. Scores are pooled over the test spots of the fold, with bootstrap
+intervals and the fraction of the noise ceiling (:func:`stlib.tables.interval_table`).
+
+Fold models: the HEST probe on single-spot and on KNN-pooled backbone features, and the two
+image-free references (the train mean and the depth-only oracle). The report's models need a
+valid split for their choices, which a fold that trains on one patient's sections does not have
+without taking spots from the test patient; the probe chooses inside train and so runs on
+every fold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+from stlib import pp, tables
+from stlib.errors import DataError
+from stlib.models import probe
+from stlib.models._base import ModelResult
+from stlib.models.linear import fit_linear
+
+FOLD_MODELS: tuple[str, ...] = ("hest_probe", "knn_hest_probe", "depth_only", "train_mean")
+
+__all__ = ["FOLD_MODELS", "Fold", "cross_validate", "leave_one_patient_out", "patient_kfold", "run_fold", "spatial_blocks",
+           "summary", "table"]
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One fold: the held-out patient and the split of every section."""
+
+    name: str
+    test_patient: str
+    split: dict[str, str]
+
+    def sections(self, which: str) -> list[str]:
+        """Sections of ``which`` (``"train"`` or ``"test"``), in the data set's order."""
+        return [s for s, v in self.split.items() if v == which]
+
+
+def leave_one_patient_out(adata: ad.AnnData, patient_key: str = "patient", library_key: str = "section") -> list[Fold]:
+    """One fold per patient: that patient's sections test, all others train."""
+    pairs = adata.obs[[library_key, patient_key]].astype(str).drop_duplicates()
+    patients = list(pd.unique(pairs[patient_key]))
+    if len(patients) < 2:
+        raise DataError("<adata>", f"patient-level cross-validation needs at least 2 patients, got {patients}")
+    sections = list(pd.unique(pairs[library_key]))
+    owner = dict(zip(pairs[library_key], pairs[patient_key]))
+    return [Fold(name=f"test {p}", test_patient=p,
+                 split={s: ("test" if owner[s] == p else "train") for s in sections}) for p in patients]
+
+
+def patient_kfold(adata: ad.AnnData, n_folds: int, patient_key: str = "patient",
+                  library_key: str = "section") -> list[Fold]:
+    """``n_folds`` folds of whole patients (scikit-learn's ``GroupKFold`` over the sections,
+    grouped by patient): for data sets with many patients, where one fold per patient is too many.
+    ``n_folds`` equal to the number of patients is :func:`leave_one_patient_out`."""
+    from sklearn.model_selection import GroupKFold
+
+    pairs = adata.obs[[library_key, patient_key]].astype(str).drop_duplicates()
+    n_patients = pairs[patient_key].nunique()
+    if not 2 <= n_folds <= n_patients:
+        raise DataError("n_folds", f"needs 2 <= n_folds <= {n_patients} patients, got {n_folds}")
+    folds = []
+    for k, (_, test_idx) in enumerate(GroupKFold(n_splits=n_folds).split(pairs, groups=pairs[patient_key])):
+        test = set(pairs.iloc[test_idx][library_key])
+        patients = sorted(set(pairs.iloc[test_idx][patient_key]))
+        folds.append(Fold(name=f"fold {k + 1} (test {', '.join(patients)})", test_patient=", ".join(patients),
+                          split={s: ("test" if s in test else "train") for s in pairs[library_key]}))
+    return folds
+
+
+def spatial_blocks(coords: np.ndarray, n_blocks: int = 4) -> np.ndarray:
+    """Contiguous blocks of a section: equal-count bands along its longer axis (labels ``b0`` ...)."""
+    c = np.asarray(coords, dtype=float)
+    if c.ndim != 2 or len(c) < n_blocks:
+        raise DataError("coords", f"need at least {n_blocks} spots with 2-D coordinates, got shape {c.shape}")
+    axis = int(np.argmax(np.ptp(c, axis=0)))
+    rank = np.argsort(np.argsort(c[:, axis], kind="stable"), kind="stable")
+    return np.array([f"b{i}" for i in (rank * n_blocks // len(c))])
+
+
+def _cv_groups(train: ad.AnnData, library_key: str, n_blocks: int) -> tuple[np.ndarray, str]:
+    secs = train.obs[library_key].astype(str).to_numpy()
+    if len(np.unique(secs)) >= 2:
+        return secs, "sections"
+    return spatial_blocks(train.obsm["spatial"], n_blocks), f"{n_blocks} spatial blocks of the one train section"
+
+
+def run_fold(
+    adata: ad.AnnData,
+    features: ad.AnnData,
+    fold: Fold,
+    *,
+    n_genes: int = 250,
+    gene_rule: str = "paper",
+    transform: str = "paper",
+    n_boot: int = 1000,
+    seed: int = 0,
+    n_blocks: int = 4,
+    library_key: str = "section",
+) -> tuple[pd.DataFrame, dict[str, object]]:
+    """Fit and score the fold models on one fold.
+
+    Parameters
+    ----------
+    adata
+        All sections, raw counts in ``X`` (chapter 1's ``data.h5ad``).
+    features
+        Any AnnData over the same spots with ``obsm["X_cnn"]``, ``obsm["X_cnn_knn"]`` and
+        ``obsm["spatial"]`` (chapter 2's ``features.h5ad``); the features depend on no fit.
+    fold
+        From :func:`leave_one_patient_out`.
+
+    Returns
+    -------
+    The fold's test scores (:func:`stlib.tables.interval_table` rows, one per model) and a
+    record of what the fold fitted on (sections, genes, groups of the probe's CV).
+    """
+    missing = [k for k in ("X_cnn", "X_cnn_knn", "spatial") if k not in features.obsm]
+    if missing:
+        raise DataError("features", f"lacks obsm {missing}")
+    data = adata[adata.obs[library_key].astype(str).isin(fold.split)].copy()
+    data.obs["split"] = pd.Categorical(data.obs[library_key].astype(str).map(fold.split),
+                                       categories=["train", "test"])
+    absent = data.obs_names.difference(features.obs_names)
+    if len(absent):
+        raise DataError("features", f"{len(absent)} spots of the data have no features, e.g. {list(absent[:3])}")
+    genes = pp.select_genes(data, n_genes, rule=gene_rule, transform=transform, fit_on="train")
+    targets = pp.make_targets(data, genes, transform=transform)
+    for k in ("X_cnn", "X_cnn_knn", "spatial"):
+        targets.obsm[k] = np.asarray(features[targets.obs_names].obsm[k])
+    train = (targets.obs["split"] == "train").to_numpy()
+    groups, group_kind = _cv_groups(targets[train], library_key, n_blocks)
+    Y = {s: np.asarray(targets.X[(targets.obs["split"] == s).to_numpy()], dtype=np.float64) for s in ("train", "test")}
+    results: list[ModelResult] = []
+    for rep, name in (("X_cnn", "hest_probe"), ("X_cnn_knn", "knn_hest_probe")):
+        X = {s: np.asarray(targets.obsm[rep][(targets.obs["split"] == s).to_numpy()]) for s in ("train", "test")}
+        results.append(probe.fit_probe(X, Y["train"], groups, genes=genes, name=name, seed=seed))
+    logdepth = {s: np.log(targets.obs.loc[(targets.obs["split"] == s).to_numpy(), "total_counts"].to_numpy()[:, None])
+                for s in ("train", "test")}
+    results.append(fit_linear(logdepth, Y["train"], kind="ols", genes=genes, name="depth_only"))
+    mean = Y["train"].mean(axis=0)
+    results.append(ModelResult("train_mean", {s: np.tile(mean, (len(y), 1)) for s, y in Y.items()}))
+    iv, _ = tables.interval_table(targets, tables.scored_from_results(results), splits=("test",), n_boot=n_boot,
+                                  seed=seed)
+    iv = iv.xs("test", level="split")
+    record = {"fold": fold.name, "train sections": ", ".join(fold.sections("train")),
+              "test sections": ", ".join(fold.sections("test")), "train spots": int(train.sum()),
+              "test spots": int((~train).sum()), "probe CV over": group_kind,
+              "genes chosen by every fold": None, "genes": list(genes)}
+    return iv, record
+
+
+def cross_validate(adata: ad.AnnData, features: ad.AnnData, folds: Sequence[Fold], **kwargs) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`run_fold` on every fold: scores indexed by (fold, model), and one record per fold
+    (with the number of its genes that every fold chose)."""
+    scores, records = [], []
+    for fold in folds:
+        iv, rec = run_fold(adata, features, fold, **kwargs)
+        scores.append(iv.assign(fold=fold.name).set_index("fold", append=True).reorder_levels(["fold", "model"]))
+        records.append(rec)
+    common = set.intersection(*(set(r["genes"]) for r in records))
+    for r in records:
+        r["genes chosen by every fold"] = len(common)
+        r["genes"] = len(r["genes"])
+    return pd.concat(scores), pd.DataFrame(records).set_index("fold")
+
+
+def table(scores: pd.DataFrame) -> pd.DataFrame:
+    """Per fold and model: test PCC and fraction of the ceiling with their intervals, the ceiling."""
+    out = pd.DataFrame({
+        "PCC [95% CI]": tables.with_interval(scores["pcc"], scores["pcc_lo"], scores["pcc_hi"]),
+        "fraction of ceiling [95% CI]": tables.with_interval(scores["fraction"], scores["fraction_lo"],
+                                                             scores["fraction_hi"]),
+        "ceiling": scores["ceiling"].round(3),
+    }, index=scores.index)
+    return out
+
+
+def summary(scores: pd.DataFrame) -> pd.DataFrame:
+    """Per model: mean, smallest and largest test PCC and fraction of the ceiling over the folds."""
+    g = scores.groupby(level="model", sort=False)
+    out = pd.DataFrame({"folds": g.size(), "mean PCC": g["pcc"].mean(), "min PCC": g["pcc"].min(),
+                        "max PCC": g["pcc"].max(), "mean fraction": g["fraction"].mean(),
+                        "min fraction": g["fraction"].min(), "max fraction": g["fraction"].max()})
+    return out
