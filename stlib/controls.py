@@ -119,3 +119,70 @@ def paired_difference(targets: ad.AnnData, a: Sequence[ModelResult], b: Sequence
                      "difference": d["difference"], "95% interval": f"[{d['lo']:+.3f}, {d['hi']:+.3f}]",
                      "verdict": "different" if d["excludes_zero"] else "not distinguishable"})
     return pipeline.show(pd.DataFrame(rows).set_index("model"))
+
+
+def partial_pearson(y: np.ndarray, p: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Per column, the Pearson correlation of ``y`` and ``p`` with ``z`` partialled out: both are
+    replaced by their residuals from an ordinary least-squares line on ``z`` over the same rows.
+
+    A prediction that is (up to float32 rounding) a linear function of ``z`` has no residual and
+    gives NaN, as a constant prediction does in :mod:`stlib.metrics`.
+    """
+    y, p = np.asarray(y, dtype=np.float64), np.asarray(p, dtype=np.float64)
+    Z = np.column_stack([np.ones(len(z)), np.asarray(z, dtype=np.float64)])
+    ry = y - Z @ np.linalg.lstsq(Z, y, rcond=None)[0]
+    rp = p - Z @ np.linalg.lstsq(Z, p, rcond=None)[0]
+    sy, sp_ = ry.std(axis=0), rp.std(axis=0)
+    # no residual: a constant, or what is left of a line in z after float32 rounding (files hold float32)
+    flat = ((sy <= 1e-3 * y.std(axis=0)) | (sp_ <= 1e-3 * p.std(axis=0)) | (p.std(axis=0) == 0) | (y.std(axis=0) == 0)
+            | ~np.isfinite(p).all(axis=0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = ((ry - ry.mean(0)) * (rp - rp.mean(0))).mean(axis=0) / (sy * sp_)
+    return np.where(flat, np.nan, np.clip(r, -1.0, 1.0))
+
+
+def depth_partial(targets: ad.AnnData, predictions: dict[str, ad.AnnData],
+                  splits: Sequence[str] = ("valid", "test")) -> pd.DataFrame:
+    """Per model and split: the mean over genes of the plain PCC and of the PCC with the spots'
+    log total counts partialled out (pooled over the split's spots; models scored in the
+    target's space only)."""
+    Y = store.split_arrays(targets, ["X"])
+    logd = {s: np.log(a[:, 0]) for s, a in store.split_arrays_obs(targets, "total_counts").items()}
+    rows = []
+    for name, pred in predictions.items():
+        if store.model_settings(pred).get("score_space", "target") != "target":
+            continue
+        P = store.split_arrays(pred, ["X"])
+        for s in splits:
+            if s not in P:
+                continue
+            plain = metrics.per_gene_metrics(Y[s], P[s])["pearson"].to_numpy()
+            part = partial_pearson(Y[s], P[s], logd[s])
+            with np.errstate(invalid="ignore"):
+                rows.append({"model": name, "split": s, "PCC": np.nanmean(plain) if np.isfinite(plain).any() else np.nan,
+                             "PCC, depth removed": np.nanmean(part) if np.isfinite(part).any() else np.nan,
+                             "genes with a partial PCC": int(np.isfinite(part).sum())})
+    out = pd.DataFrame(rows).pivot(index="model", columns="split")
+    return out.reindex(columns=[(m, s) for m in ("PCC", "PCC, depth removed", "genes with a partial PCC")
+                                for s in splits if (m, s) in out.columns])
+
+
+def depth_from_image(targets: ad.AnnData, reps: Sequence[str] = ("X_cnn", "X_cnn_knn"), seed: int = 0) -> pd.DataFrame:
+    """How well the image features predict each spot's log total counts: the HEST probe
+    (:func:`stlib.models.probe.fit_probe`, fitted on train, penalty by CV over the train
+    sections) from each representation to log depth; PCC and R2 per split."""
+    from stlib.models import probe
+
+    logd = {s: np.log(a) for s, a in store.split_arrays_obs(targets, "total_counts").items()}
+    train = (targets.obs["split"] == "train").to_numpy()
+    groups = targets.obs.loc[train, "section"].astype(str).to_numpy()
+    rows = []
+    for rep in reps:
+        X = store.split_arrays(targets, [rep])
+        res = probe.fit_probe(X, logd["train"], groups, name=f"log depth from {rep}", seed=seed)
+        for s, p in res.predictions.items():
+            y = logd[s][:, 0]
+            rows.append({"features": rep, "split": s, "PCC": float(np.corrcoef(y, p[:, 0])[0, 1]),
+                         "R2": float(1 - ((y - p[:, 0]) ** 2).sum() / ((y - y.mean()) ** 2).sum()),
+                         "penalty": float(res.per_gene["alpha"].iloc[0])})
+    return pd.DataFrame(rows).set_index(["features", "split"])

@@ -45,7 +45,7 @@ def _ridge_path(Z: np.ndarray, Y: np.ndarray, Zeval: np.ndarray, alphas: Sequenc
     """Predictions ``(n_alpha, n_eval, n_genes)`` of ridge (intercept fitted) for every penalty."""
     out = np.empty((len(alphas), Zeval.shape[0], Y.shape[1]))
     for k, a in enumerate(alphas):
-        out[k] = Ridge(alpha=a).fit(Z, Y).predict(Zeval)
+        out[k] = Ridge(alpha=a).fit(Z, Y).predict(Zeval).reshape(len(Zeval), -1)
     return out
 
 
