@@ -397,37 +397,34 @@ def ceiling_caption(iv: pd.DataFrame, space: str = "target") -> str:
     return "noise ceiling of the mean PCC, pooled over each split's spots [95% CI]:\n" + "\n".join(parts)
 
 
+def _table_one_rows(iv: pd.DataFrame):
+    """(report's row name, split, our model, row of ``iv``) for Table I's rows and the probe's, in order."""
+    for paper_name, model in {**PAPER_ROWS, **PROBE_ROWS}.items():
+        for split in SPLITS:
+            if (model, split) in iv.index:
+                yield paper_name, split, model, iv.loc[(model, split)]
+
+
 def table_one_every_metric(iv: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     """Table I's rows, every metric with its 95% interval (``iv``: :func:`interval_table` with
     ``rank_stats=True``); MSE and MAE in the space each row is scored in."""
     names = {"pcc": "PCC", "srcc": "SRCC", "mse": "MSE", "mae": "MAE", "r2": "R2"}
     places = {"r2": 1}
-    rows = []
-    for paper_name, model in {**PAPER_ROWS, **PROBE_ROWS}.items():
-        for split in SPLITS:
-            if (model, split) not in iv.index:
-                continue
-            r = iv.loc[(model, split)]
-            rows.append({"model": paper_name, "split": split.capitalize(),
-                         **{label: with_interval(r[k], r[f"{k}_lo"], r[f"{k}_hi"], places.get(k, digits))
-                            for k, label in names.items() if k in r.index}})
+    rows = [{"model": paper_name, "split": split.capitalize(),
+             **{label: with_interval(r[k], r[f"{k}_lo"], r[f"{k}_hi"], places.get(k, digits))
+                for k, label in names.items() if k in r.index}}
+            for paper_name, split, _, r in _table_one_rows(iv)]
     return pd.DataFrame(rows).set_index(["model", "split"])
 
 
 def table_one_intervals(iv: pd.DataFrame) -> pd.DataFrame:
     """Table I's rows with ``PCC [95% CI]`` and ``fraction of ceiling [95% CI]`` (the ceilings:
     :func:`ceiling_caption`)."""
-    rows = []
-    for paper_name, model in {**PAPER_ROWS, **PROBE_ROWS}.items():
-        for split in SPLITS:
-            if (model, split) not in iv.index:
-                continue
-            r = iv.loc[(model, split)]
-            rows.append({"model": paper_name, "split": split.capitalize(), "ours": model,
-                         "PCC [95% CI]": with_interval(r["pcc"], r["pcc_lo"], r["pcc_hi"]),
-                         "fraction of ceiling [95% CI]": with_interval(r["fraction"], r["fraction_lo"],
-                                                                       r["fraction_hi"]),
-                         "scored in": r["space"]})
+    rows = [{"model": paper_name, "split": split.capitalize(), "ours": model,
+             "PCC [95% CI]": with_interval(r["pcc"], r["pcc_lo"], r["pcc_hi"]),
+             "fraction of ceiling [95% CI]": with_interval(r["fraction"], r["fraction_lo"], r["fraction_hi"]),
+             "scored in": r["space"]}
+            for paper_name, split, model, r in _table_one_rows(iv)]
     cols = ["model", "split", "ours", "PCC [95% CI]", "fraction of ceiling [95% CI]", "scored in"]
     out = pd.DataFrame(rows, columns=cols).set_index(["model", "split"])
     if out["scored in"].nunique() <= 1:  # one space for every row: said once, in the caption
