@@ -389,6 +389,24 @@ def per_gene_table(targets: ad.AnnData, scored: Mapping[str, Scored], split_ceil
     return out.sort_values("ceiling", ascending=False)
 
 
+def reliable_genes(targets: ad.AnnData, scored: Mapping[str, Scored], *, split: str = "test",
+                   n_boot: int = uncertainty.DEFAULT_N_BOOT, seed: int = 0) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """Per model (target space only): how many genes it predicts reliably on ``split`` (per-gene
+    95% bootstrap interval of the PCC above zero, :func:`stlib.uncertainty.per_gene_intervals`),
+    beside the number expected by chance; and each model's per-gene intervals."""
+    mask = (targets.obs["split"] == split).to_numpy()
+    Y = store.split_arrays(targets, ["X"])[split]
+    groups = targets.obs.loc[mask, "section"].astype(str).to_numpy()
+    genes = list(targets.var_names)
+    per_model = {name: uncertainty.per_gene_intervals(Y, P[split], groups=groups, genes=genes, n_boot=n_boot, seed=seed)
+                 for name, (P, space) in scored.items() if space == "target" and split in P}
+    chance = len(genes) * (1 - uncertainty.DEFAULT_LEVEL) / 2
+    out = pd.DataFrame({"reliable genes": {m: int(t["reliable"].sum()) for m, t in per_model.items()},
+                        "with a PCC": {m: int(t["pcc"].notna().sum()) for m, t in per_model.items()}})
+    out["expected by chance"] = round(chance, 1)
+    return out.sort_values("reliable genes", ascending=False), per_model
+
+
 def ceiling_caption(iv: pd.DataFrame, space: str = "target") -> str:
     """The noise ceiling of each split (mean over genes, with its interval), for a table caption."""
     sub = iv[iv["space"] == space].reset_index().drop_duplicates("split").set_index("split")

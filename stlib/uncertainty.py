@@ -57,7 +57,7 @@ DEFAULT_N_BOOT = 1000
 DEFAULT_LEVEL = 0.95
 
 __all__ = ["Bootstrap", "DEFAULT_LEVEL", "DEFAULT_N_BOOT", "STATS", "bootstrap_scores", "bootstrap_weights",
-           "weighted_pearson", "weighted_ranks"]
+           "per_gene_intervals", "weighted_pearson", "weighted_ranks"]
 
 
 def bootstrap_weights(groups: Sequence[str] | np.ndarray, n_boot: int, seed: int) -> np.ndarray:
@@ -324,3 +324,31 @@ def bootstrap_scores(
         settings={"resampling": "sections, then spots within sections" if len(pd.unique(np.asarray(groups))) > 1
                   else "spots", "n_sections": int(len(pd.unique(np.asarray(groups))))},
     )
+
+
+def per_gene_intervals(y_true: np.ndarray, y_pred: np.ndarray, *, groups: Sequence[str] | np.ndarray,
+                       genes: Sequence[str] | None = None, n_boot: int = DEFAULT_N_BOOT, seed: int = 0,
+                       level: float = DEFAULT_LEVEL) -> pd.DataFrame:
+    """Per gene: the PCC over the split's spots, its percentile interval over the same replicates
+    as :func:`bootstrap_scores` (same ``groups``, ``n_boot``, ``seed``), and ``reliable``: the
+    interval lies above zero. A gene without a correlation (constant or failed) is never reliable.
+
+    With many genes some clear the bar by chance (about ``n_genes * (1 - level) / 2`` if no gene
+    had any signal): read the count against that number.
+    """
+    y = np.asarray(y_true, dtype=np.float64)
+    p = np.asarray(y_pred, dtype=np.float64)
+    if y.shape != p.shape or y.ndim != 2:
+        raise DataError("y_pred", f"prediction of shape {p.shape}, truth {y.shape}")
+    W = bootstrap_weights(groups, n_boot, seed)
+    if W.shape[1] != y.shape[0]:
+        raise DataError("groups", f"{W.shape[1]} labels for {y.shape[0]} spots")
+    point = weighted_pearson(np.ones((1, y.shape[0])), y, p)[0]
+    reps = weighted_pearson(W, y, p)
+    q = (1 - level) / 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a gene without any correlation: NaN
+        lo, hi = np.nanquantile(reps, q, axis=0), np.nanquantile(reps, 1 - q, axis=0)
+    index = pd.Index([str(i) for i in range(y.shape[1])] if genes is None else list(genes), name="gene")
+    return pd.DataFrame({"pcc": point, "pcc_lo": lo, "pcc_hi": hi,
+                         "reliable": np.isfinite(point) & (np.nan_to_num(lo, nan=-1.0) > 0)}, index=index)

@@ -206,3 +206,15 @@ def test_every_metric_of_table_one_with_intervals(data: ad.AnnData, targets: ad.
         "Linear Regression Lasso", "KNN Linear Regression Ridge", "HEST probe (not in the report)"]
     assert t.loc[("Linear Regression Lasso", "Test"), "MSE"].count("[") == 1
     assert "srcc" not in tables.interval_table(targets, tables.scored_from_results(res[:1]), n_boot=5)[0].columns
+
+
+def test_reliable_genes_counts_per_model(data: ad.AnnData, targets: ad.AnnData) -> None:
+    targets = targets.copy()
+    targets.obsm["lam"] = data.obsm["lam"]
+    res = _results(targets)
+    rel, per_model = tables.reliable_genes(targets, tables.scored_from_results(res), split="test", n_boot=100)
+    assert "glm_counts" not in rel.index  # scored in counts: not a target-space PCC
+    assert rel.loc["oracle", "reliable genes"] > rel.loc["noisy", "reliable genes"]
+    assert rel.loc["constant", "reliable genes"] == 0 and rel.loc["constant", "with a PCC"] == 0
+    assert rel["expected by chance"].iloc[0] == pytest.approx(targets.n_vars * 0.025)
+    assert per_model["oracle"]["reliable"].sum() == rel.loc["oracle", "reliable genes"]

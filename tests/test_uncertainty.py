@@ -180,3 +180,20 @@ def test_weighted_ranks_equal_rankdata_of_copies() -> None:
         expect = rankdata(x[rows])
         got = np.repeat(R[b], W[b].astype(int))
         np.testing.assert_allclose(got, expect)
+
+
+def test_per_gene_intervals_find_the_signal_genes() -> None:
+    """Genes with signal have intervals above zero; noise genes mostly not; the point is the PCC."""
+    rng = np.random.default_rng(4)
+    y = rng.normal(size=(300, 40))
+    p = rng.normal(size=(300, 40))
+    p[:, :10] += y[:, :10]  # ten genes with signal
+    p[:, 39] = 1.0  # a constant prediction
+    t = uncertainty.per_gene_intervals(y, p, groups=np.repeat("s", 300), n_boot=200, seed=0)
+    assert t["reliable"].iloc[:10].all()
+    assert t["reliable"].iloc[10:].sum() <= 3 and not t["reliable"].iloc[39] and np.isnan(t["pcc"].iloc[39])
+    ref = metrics.per_gene_metrics(y, p)["pearson"].to_numpy()
+    np.testing.assert_allclose(t["pcc"].to_numpy(), ref, equal_nan=True, atol=1e-12)
+    assert (t["pcc_lo"].iloc[:10] < t["pcc"].iloc[:10]).all() and (t["pcc_hi"].iloc[:10] > t["pcc"].iloc[:10]).all()
+    with pytest.raises(DataError):
+        uncertainty.per_gene_intervals(y, p[:10], groups=np.repeat("s", 300))
