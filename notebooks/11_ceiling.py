@@ -201,11 +201,20 @@ shares
 # %% tags=["hide-input"]
 reliable, per_gene_iv = tables.reliable_genes(targets, scored, split="test", n_boot=n_boot, seed=seed)
 reliable.to_csv(out / "tables" / "reliable_genes.csv")
+pd.concat(per_gene_iv, names=["model"]).to_csv(out / "tables" / "per_gene_intervals.csv")
 glue("n_reliable_top", str(int(reliable.loc[top_model, "reliable genes"])), display=False)
 glue("n_reliable_depth", str(int(reliable.loc["depth_only", "reliable genes"])) if "depth_only" in reliable.index
      else "n/a", display=False)
 glue("reliable_chance", f"{reliable['expected by chance'].iloc[0]:.0f}", display=False)
 reliable
+
+# %% [markdown]
+# The ten genes {glue:text}`top_model` predicts best, with their intervals (every model's are in
+# `tables/per_gene_intervals.csv`):
+
+# %% tags=["hide-input"]
+pipeline.show(per_gene_iv[top_model].loc[top.index[:10], ["pcc", "pcc_lo", "pcc_hi", "reliable"]]
+              .join(per_gene.loc[top.index[:10], ["mean count", "ceiling", "depth_only"]]), 2)
 
 # %% [markdown]
 # The genes {glue:text}`top_model` predicts best (test PCC): {glue:text}`top_genes`. By name,
