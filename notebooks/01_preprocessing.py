@@ -26,7 +26,7 @@
 # **Writes.** `data.h5ad` (all spots, all genes, raw counts, Leiden clusters) and
 # `targets.h5ad` (target genes only) in the run's results folder.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 dataset = "her2st-demo"
 protocol = "sound"  # "paper": the authors' choices, leaks included (see chapter 10)
 target_transform = "paper"  # the authors' code; "log1p" (the report's sentence) or "normalize_log1p"
@@ -35,7 +35,7 @@ n_genes = 250
 seed = 0
 results_dir = "results/default"
 
-# %%
+# %% tags=["hide-input"]
 import warnings
 
 import matplotlib.pyplot as plt

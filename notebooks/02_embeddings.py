@@ -37,7 +37,7 @@
 # **Writes.** `features.h5ad`: the targets with `obsm["X_cnn"]`, `["X_img_pca"]`,
 # `["X_img_knn_pca"]`, `["X_graph_svd"]`.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 backbone = "mobilenet_v2"  # the paper used "resnet50"; see the deviations page
 weights = "imagenet"  # "none": random weights (tests only)
 window = 224
@@ -49,7 +49,7 @@ results_dir = "results/default"
 cache_dir = "cache/features"
 scheduler = None  # a dask.distributed scheduler address, e.g. "tcp://127.0.0.1:8786"
 
-# %%
+# %% tags=["hide-input"]
 import anndata as ad
 import matplotlib.pyplot as plt
 import numpy as np

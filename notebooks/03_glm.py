@@ -31,14 +31,14 @@
 #
 # **Writes.** `predictions/{poisson,nb_alpha1,nb_apriori,knn_*}.h5ad`.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 protocol = "sound"  # "paper": the authors' alpha, no scaling, count-space scores
 results_dir = "results/default"
 n_jobs = 2
 maxiter = 100
 model_cache = "cache/models"  # joblib cache of fitted models; None to always refit
 
-# %%
+# %% tags=["hide-input"]
 import anndata as ad
 import matplotlib.pyplot as plt
 import numpy as np

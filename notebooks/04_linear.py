@@ -28,12 +28,12 @@
 # **Writes.** `predictions/{ols,lasso,ridge,knn_ols,knn_lasso,knn_ridge}.h5ad` and the probe's
 # `predictions/{hest_probe,knn_hest_probe}.h5ad`.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 protocol = "sound"  # "paper": the authors' grids, refit on train + valid, raw features
 results_dir = "results/default"
 model_cache = "cache/models"  # joblib cache of fitted models; None to always refit
 
-# %%
+# %% tags=["hide-input"]
 import anndata as ad
 import matplotlib.pyplot as plt
 import pandas as pd

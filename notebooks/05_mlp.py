@@ -26,7 +26,7 @@
 #
 # **Writes.** `predictions/mlp.h5ad` (with the learning curves) and `predictions/mlp_lr0.001.h5ad`.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 protocol = "sound"  # "paper": raw features, learning rate fixed at 1e-3
 results_dir = "results/default"
 seed = 0
@@ -35,7 +35,7 @@ mlp_epochs = 1000
 seeds = [0, 1, 2, 3, 4]  # seed spread of the chosen network (the first is `seed`'s fit when equal)
 model_cache = "cache/models"  # joblib cache of fitted models; None to always refit
 
-# %%
+# %% tags=["hide-input"]
 import anndata as ad
 import matplotlib.pyplot as plt
 import pandas as pd

@@ -46,7 +46,7 @@
 # configuration, or under `protocol="paper"` the authors' network), `predictions/gnn.h5ad`
 # (configuration chosen on valid) and `predictions/gnn_authors.h5ad`.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 protocol = "sound"  # "paper": Table I's GNN is the authors' network on the expression graph
 results_dir = "results/default"
 seed = 0
@@ -58,7 +58,7 @@ authors_gnn_epochs = 100
 seeds = [0, 1, 2, 3, 4]  # seed spread of Table I's GNN and of the authors' network
 model_cache = "cache/models"  # joblib cache of fitted models; None to always refit
 
-# %%
+# %% tags=["hide-input"]
 import anndata as ad
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -144,7 +144,7 @@ pd.concat({name: per_seed for name, (per_seed, _) in spreads.items()}, names=["m
 # %%
 pd.concat({name: spread for name, (_, spread) in spreads.items()}, names=["model"])
 
-# %%
+# %% tags=["remove-input"]
 glue("first_seed", str(seeds[0]), display=False)
 for name, (per_seed, spread) in spreads.items():
     t = spread.loc["test"]

@@ -22,7 +22,7 @@
 #
 # **Prerequisites.** Chapters 1-6. Running time: about a minute.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 results_dir = "results/default"
 gene = "TSPAN6"  # the paper's Fig. 1 gene
 models = ["knn_nb_apriori", "knn_ridge", "mlp", "gnn"]
@@ -31,7 +31,7 @@ map_genes = ["ERBB2", "CD24", "SCGB2A2"]
 n_top_de = 20
 count_model = "knn_nb_apriori"
 
-# %%
+# %% tags=["hide-input"]
 import warnings
 
 import anndata as ad

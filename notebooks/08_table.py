@@ -23,13 +23,13 @@
 #
 # **Writes.** `tables/table1.csv`, `tables/all_models.csv`, `tables/intervals.csv`.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 results_dir = "results/default"
 metric_protocol = "pooled"  # or "per_section_mean"
 n_boot = 1000  # bootstrap replicates of the intervals
 seed = 0
 
-# %%
+# %% tags=["hide-input"]
 import anndata as ad
 import matplotlib.pyplot as plt
 import numpy as np

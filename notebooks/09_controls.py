@@ -36,7 +36,7 @@
 # **Prerequisites.** Chapters 1-2. Running time: a few minutes (the random network's features
 # are computed once and cached).
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 results_dir = "results/default"
 backbone = "mobilenet_v2"
 window = 224
@@ -45,7 +45,7 @@ cache_dir = "cache/features"
 model_cache = "cache/models"
 n_boot = 1000  # bootstrap replicates of the intervals
 
-# %%
+# %% tags=["hide-input"]
 import anndata as ad
 import matplotlib.pyplot as plt
 import numpy as np

@@ -31,7 +31,7 @@
 # **Prerequisites.** Chapters 1-2 (`data.h5ad`, `features.h5ad`). Running time: several
 # minutes (fits are memoised, so a step refits only what its change touches).
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 results_dir = "results/default"
 seed = 0
 n_genes = 250
@@ -42,7 +42,7 @@ model_cache = "cache/models"
 n_jobs = 2
 n_boot = 1000  # bootstrap replicates of the intervals
 
-# %%
+# %% tags=["hide-input"]
 import anndata as ad
 import matplotlib.pyplot as plt
 import numpy as np

@@ -30,13 +30,13 @@
 #
 # **Writes.** `tables/patient_cv.csv`, `tables/patient_cv_folds.csv`.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 results_dir = "results/default"
 seed = 0
 n_boot = 1000  # bootstrap replicates of the intervals
 n_folds = None  # None: one fold per patient; an int: that many folds of whole patients
 
-# %%
+# %% tags=["hide-input"]
 import anndata as ad
 import pandas as pd
 from myst_nb import glue
@@ -77,7 +77,7 @@ fig = pl.cv_folds(scores)
 summary = cv.summary(scores)
 pipeline.show(summary)
 
-# %%
+# %% tags=["remove-input"]
 def _pcc(fold: str, model: str) -> str:
     return f"{fold}: " + tables.with_interval(*scores.loc[(fold, model), ["pcc", "pcc_lo", "pcc_hi"]])
 
