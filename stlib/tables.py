@@ -394,9 +394,8 @@ def reliable_genes(targets: ad.AnnData, scored: Mapping[str, Scored], *, split: 
     """Per model (target space only): how many genes it predicts reliably on ``split`` (per-gene
     95% bootstrap interval of the PCC above zero, :func:`stlib.uncertainty.per_gene_intervals`),
     beside the number expected by chance; and each model's per-gene intervals."""
-    mask = (targets.obs["split"] == split).to_numpy()
     Y = store.split_arrays(targets, ["X"])[split]
-    groups = targets.obs.loc[mask, "section"].astype(str).to_numpy()
+    groups = store.section_groups(targets, [split])[split]
     genes = list(targets.var_names)
     per_model = {name: uncertainty.per_gene_intervals(Y, P[split], groups=groups, genes=genes, n_boot=n_boot, seed=seed)
                  for name, (P, space) in scored.items() if space == "target" and split in P}
