@@ -322,3 +322,33 @@ def cv_folds(scores: pd.DataFrame, stat: str = "pcc") -> Figure:
     ax.set_ylabel({"pcc": "test mean PCC over genes", "fraction": "fraction of the noise ceiling"}.get(stat, stat))
     ax.legend(fontsize=8, title="held out", title_fontsize=8)
     return fig
+
+
+def claim_differences(judged: pd.DataFrame, by: str = "target") -> Figure:
+    """Forest plot of the report's claims: each comparison's claimed difference and its 95% interval.
+
+    ``judged`` is :func:`stlib.verdict.judge`'s table with a column ``by`` (one colour per value,
+    e.g. the target transform). A point right of zero is a difference in the claimed direction;
+    a comparison holds when its whole interval is right of zero.
+    """
+    groups = list(dict.fromkeys(judged[by]))
+    rows = list(dict.fromkeys(zip(judged["claim"], judged["comparison"])))
+    fig, ax = plt.subplots(figsize=(9, 0.3 * len(rows) + 1.2), layout="constrained")
+    offset = np.linspace(-0.18, 0.18, len(groups)) if len(groups) > 1 else np.zeros(1)
+    pos = {r: i for i, r in enumerate(rows)}
+    for k, g in enumerate(groups):
+        sub = judged[judged[by] == g]
+        y = np.array([pos[(c, x)] for c, x in zip(sub["claim"], sub["comparison"])]) + offset[k]
+        d = sub["claimed difference"].to_numpy()
+        err = np.vstack([d - sub["lo"].to_numpy(), sub["hi"].to_numpy() - d])
+        ax.errorbar(d, y, xerr=err, fmt="o", ms=3.5, lw=1.2, capsize=2, color=f"C{k}", label=str(g))
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_yticks(np.arange(len(rows)), [x for _, x in rows], fontsize=8)
+    ax.invert_yaxis()
+    bounds = [i for i in range(1, len(rows)) if rows[i][0] != rows[i - 1][0]]
+    for b in bounds:
+        ax.axhline(b - 0.5, color="grey", lw=0.5, ls=":")
+    ax.set_xlabel("claimed difference (better - worse; for MSE, worse - better), mean over genes")
+    ax.legend(title=by, fontsize=8, loc="lower right")
+    ax.set_title("The report's claims: paired 95% bootstrap intervals (right of 0 = as claimed)")
+    return fig

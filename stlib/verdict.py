@@ -1,0 +1,181 @@
+"""The report's claims about its models, checked with paired bootstrap intervals (chapter 13).
+
+Each claim of the report (``data/paper_claims.yaml``) is read as a set of comparisons
+"``better`` scores above ``worse`` on a split". A comparison is judged on the paired
+bootstrap replicates of :func:`stlib.tables.interval_table` (the same resampled spots for
+both models, :meth:`stlib.uncertainty.Bootstrap.difference`):
+
+- ``holds``: the 95% interval of the difference excludes zero in the claimed direction;
+- ``reversed``: it excludes zero the other way;
+- ``not shown``: it contains zero.
+
+A claim **holds** when every comparison holds, is **contradicted** when any is reversed,
+and is **not shown** otherwise. For ``mse`` and ``mae`` lower is better; for ``pcc``,
+``srcc`` and ``r2`` higher.
+
+Reads ``data/paper_claims.yaml``; writes nothing (the chapter writes ``tables/verdict.csv``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from stlib import uncertainty
+from stlib.errors import DataError
+from stlib.io.registry import project_data_dir
+
+__all__ = ["Claim", "Comparison", "CLAIM_OUTCOMES", "against_report", "claim_models", "judge", "load_claims", "verdicts",
+           "verdict_sentence"]
+
+#: Statistics for which a lower value is better.
+LOWER_IS_BETTER = frozenset({"mse", "mae"})
+#: Outcomes of a claim, in the order the book lists them.
+CLAIM_OUTCOMES = ("holds", "not shown", "contradicted")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """``better`` scores above ``worse`` (below, for an error) on ``split`` by ``stat``."""
+
+    better: str
+    worse: str
+    split: str
+    stat: str = "pcc"
+
+    def __str__(self) -> str:
+        rel = "<" if self.stat in LOWER_IS_BETTER else ">"
+        return f"{self.better} {rel} {self.worse} ({self.stat.upper()}, {self.split})"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim of the report: its words, where it stands, and the comparisons that would make it true."""
+
+    id: str
+    where: str
+    quote: str
+    reading: str
+    chapter: str
+    comparisons: tuple[Comparison, ...]
+
+
+def load_claims(path: str | Path | None = None) -> list[Claim]:
+    """The claims of ``data/paper_claims.yaml`` (or ``path``); a malformed file is a :class:`DataError`."""
+    path = Path(path) if path is not None else project_data_dir() / "paper_claims.yaml"
+    if not path.is_file():
+        raise DataError(path, "missing file (the report's claims)")
+    try:
+        doc = yaml.safe_load(path.read_text())
+        claims = []
+        for c in doc["claims"]:
+            comps = tuple(Comparison(**comp) for comp in c["comparisons"])
+            if not comps:
+                raise ValueError(f"claim {c['id']!r} has no comparisons")
+            bad = [str(x) for x in comps if x.stat not in uncertainty.STATS or x.better == x.worse]
+            if bad:
+                raise ValueError(f"claim {c['id']!r}: unusable comparisons {bad}")
+            claims.append(Claim(id=c["id"], where=str(c["where"]), quote=c["quote"], reading=c["reading"],
+                                chapter=c["chapter"], comparisons=comps))
+    except (yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
+        raise DataError(path, f"not a valid claims file: {exc}") from exc
+    ids = [c.id for c in claims]
+    if len(set(ids)) != len(ids):
+        raise DataError(path, "claim ids must be unique")
+    return claims
+
+
+def claim_models(claims: Sequence[Claim]) -> list[str]:
+    """Every model the claims compare, sorted."""
+    return sorted({m for c in claims for x in c.comparisons for m in (x.better, x.worse)})
+
+
+def judge(claims: Sequence[Claim], boots: Mapping[tuple[str, str], uncertainty.Bootstrap]) -> pd.DataFrame:
+    """One row per comparison: both scores, the claimed difference with its interval, and the outcome.
+
+    ``boots`` are the bootstraps of :func:`stlib.tables.interval_table`, keyed by
+    ``(split, space)``; both models of a comparison must be scored in the same space (a
+    count-space score cannot be compared with a target-space one).
+    """
+    rows = []
+    for c in claims:
+        for x in c.comparisons:
+            bs = _bootstrap_with(boots, x)
+            d = bs.difference(x.better, x.worse, stat=x.stat)
+            sign = -1.0 if x.stat in LOWER_IS_BETTER else 1.0
+            diff, lo, hi = (sign * d["difference"], *sorted((sign * d["lo"], sign * d["hi"])))
+            outcome = "holds" if lo > 0 else "reversed" if hi < 0 else "not shown"
+            rows.append({"claim": c.id, "comparison": str(x), "split": x.split, "stat": x.stat,
+                         "better": x.better, "worse": x.worse,
+                         "score (better)": float(bs.point.loc[x.better, x.stat]),
+                         "score (worse)": float(bs.point.loc[x.worse, x.stat]),
+                         "claimed difference": diff, "lo": lo, "hi": hi, "outcome": outcome})
+    return pd.DataFrame(rows)
+
+
+def _bootstrap_with(boots: Mapping[tuple[str, str], uncertainty.Bootstrap], x: Comparison) -> uncertainty.Bootstrap:
+    found = [bs for (split, _), bs in boots.items()
+             if split == x.split and {x.better, x.worse} <= set(bs.point.index)]
+    if not found:
+        spaces = {m: [sp for (s, sp), bs in boots.items() if s == x.split and m in bs.point.index]
+                  for m in (x.better, x.worse)}
+        raise KeyError(f"{x}: no bootstrap of the {x.split} split holds both models (scored in: {spaces})")
+    if x.stat not in found[0].replicates:
+        raise KeyError(f"{x}: the bootstrap has no replicates of {x.stat!r}")
+    return found[0]
+
+
+def verdicts(judged: pd.DataFrame) -> pd.Series:
+    """Per claim (in the order of ``judged``): ``holds``, ``contradicted`` or ``not shown``."""
+    def one(outcomes: pd.Series) -> str:
+        if (outcomes == "holds").all():
+            return "holds"
+        if (outcomes == "reversed").any():
+            return "contradicted"
+        return "not shown"
+    return judged.groupby("claim", sort=False)["outcome"].agg(one)
+
+
+def verdict_sentence(judged: pd.DataFrame, claim: str) -> str:
+    """The verdict of one claim in words, with how many of its comparisons hold or are reversed."""
+    sub = judged[judged["claim"] == claim]
+    v = verdicts(sub).iloc[0]
+    n, n_hold, n_rev = len(sub), int((sub["outcome"] == "holds").sum()), int((sub["outcome"] == "reversed").sum())
+    parts = [f"{n_hold} of {n} comparisons hold"]
+    if n_rev:
+        parts.append(f"{n_rev} reversed")
+    return f"{v} ({', '.join(parts)})"
+
+
+def against_report(claims: Sequence[Claim], paper: pd.DataFrame, table_models: Mapping[str, str]) -> pd.Series:
+    """Per claim: do the report's own printed Table I values order the models as the claim says?
+
+    ``paper`` is :func:`stlib.tables.paper_table`; ``table_models`` maps its row names to this
+    book's model names (:data:`stlib.protocol.TABLE_MODELS`). Point values only (the report
+    gives no intervals): ``"consistent"``, ``"inconsistent"`` (any comparison the other way),
+    or ``"partly in Table I"`` / ``"not in Table I"`` when some or all of the models compared
+    are not among its rows (then only the rows it has are read).
+    """
+    row_of = {m: r for r, m in table_models.items()}
+    col = {"pcc": "PCC", "srcc": "SRCC", "mse": "MSE", "mae": "MAE", "r2": "R2"}
+    out = {}
+    for c in claims:
+        seen, wrong = 0, 0
+        for x in c.comparisons:
+            if x.better not in row_of or x.worse not in row_of:
+                continue
+            a = paper.loc[(row_of[x.better], x.split.capitalize()), col[x.stat]]
+            b = paper.loc[(row_of[x.worse], x.split.capitalize()), col[x.stat]]
+            seen += 1
+            wrong += bool(a > b) if x.stat in LOWER_IS_BETTER else bool(a < b)
+        if not seen:
+            out[c.id] = "not in Table I"
+        elif wrong:
+            out[c.id] = "inconsistent"
+        else:
+            out[c.id] = "consistent" if seen == len(c.comparisons) else "partly in Table I"
+    return pd.Series(out, name="the report's Table I")
