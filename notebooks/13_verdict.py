@@ -65,8 +65,9 @@ print(f"{len(claims)} claims, {sum(len(c.comparisons) for c in claims)} comparis
 # ## The claims, and how the book reads them
 
 # %%
-pd.DataFrame([{"claim": c.id, "section": c.where, "the report says": c.quote, "read as": c.reading}
-              for c in claims]).set_index("claim")
+claims_table = pd.DataFrame([{"claim": c.label, "section": c.where, "the report says": f"“{c.quote}”",
+                              "the book checks": c.reading} for c in claims])
+display(HTML(claims_table.to_html(index=False, classes="prose")))
 
 # %% [markdown]
 # ## Under the authors' code's target
@@ -115,14 +116,13 @@ v = pd.DataFrame({t: [verdict.verdict_sentence(j, c.id) for c in claims] for t, 
 report = verdict.against_report(claims, tables.paper_table(), protocol.TABLE_MODELS)
 chapter = {c.id: c.chapter for c in claims}
 verdict_table = pd.DataFrame({
-    "the report says": [f"{c.quote} ({c.where})" for c in claims],
+    "claim (report section)": [f"{c.label} ({c.where})" for c in claims],
     "the report's Table I": report.reindex(v.index).to_numpy(),
     "authors' target (code)": v["paper"].to_numpy(),
     "raw log1p (report's text)": v["log1p"].to_numpy(),
-    "evidence": [f'<a href="{chapter[c.id]}.html">chapter {int(chapter[c.id][:2])}</a>, '
-                 f'<a href="#under-the-authors-code-s-target">comparisons</a>' for c in claims],
-}, index=pd.Index(v.index, name="claim"))
-display(HTML(verdict_table.to_html(escape=False, classes="verdict")))
+    "evidence": [f'<a href="{c.chapter}.html">chapter {int(c.chapter[:2])}</a>' for c in claims],
+})
+display(HTML(verdict_table.to_html(escape=False, index=False, classes="prose")))
 
 # %% tags=["remove-input"]
 counts = {t: verdict.verdicts(j).value_counts() for t, j in judged.items()}
@@ -149,10 +149,11 @@ glue("mlp_test_paper", f"{j.loc['mlp > gnn_paper (PCC, test)', 'score (better)']
 # interval. Scores are means over genes, pooled over the spots of the split.
 
 # %%
-show = both[["target", "claim", "comparison", "score (better)", "score (worse)", "claimed difference", "lo", "hi",
-             "outcome"]].copy()
-show["claimed difference"] = tables.with_interval(show["claimed difference"], show["lo"], show["hi"])
-show.drop(columns=["lo", "hi"]).round(3).set_index(["target", "claim", "comparison"])
+cell = tables.with_interval(both["claimed difference"], both["lo"], both["hi"]) + ": " + both["outcome"]
+every = both.assign(cell=cell).pivot(index=["claim", "comparison"], columns="target", values="cell")
+every = every.reindex(index=pd.MultiIndex.from_frame(judged["paper"][["claim", "comparison"]]), columns=list(judged))
+every.columns = [TARGETS[t] for t in every.columns]
+every
 
 # %% [markdown]
 # ## Summary

@@ -333,7 +333,7 @@ def claim_differences(judged: pd.DataFrame, by: str = "target") -> Figure:
     """
     groups = list(dict.fromkeys(judged[by]))
     rows = list(dict.fromkeys(zip(judged["claim"], judged["comparison"])))
-    fig, ax = plt.subplots(figsize=(9, 0.3 * len(rows) + 1.2), layout="constrained")
+    fig, ax = plt.subplots(figsize=(9, 0.28 * len(rows) + 1.8), layout="constrained")
     offset = np.linspace(-0.18, 0.18, len(groups)) if len(groups) > 1 else np.zeros(1)
     pos = {r: i for i, r in enumerate(rows)}
     for k, g in enumerate(groups):
@@ -349,6 +349,6 @@ def claim_differences(judged: pd.DataFrame, by: str = "target") -> Figure:
     for b in bounds:
         ax.axhline(b - 0.5, color="grey", lw=0.5, ls=":")
     ax.set_xlabel("claimed difference (better - worse; for MSE, worse - better), mean over genes")
-    ax.legend(title=by, fontsize=8, loc="lower right")
-    ax.set_title("The report's claims: paired 95% bootstrap intervals (right of 0 = as claimed)")
+    fig.legend(*ax.get_legend_handles_labels(), title=by, fontsize=9, loc="outside lower center", ncols=len(groups))
+    ax.set_title("The report's claims: paired 95% bootstrap intervals (right of 0 = as claimed)", fontsize=10)
     return fig

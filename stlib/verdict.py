@@ -57,6 +57,7 @@ class Claim:
     """One claim of the report: its words, where it stands, and the comparisons that would make it true."""
 
     id: str
+    label: str
     where: str
     quote: str
     reading: str
@@ -79,7 +80,7 @@ def load_claims(path: str | Path | None = None) -> list[Claim]:
             bad = [str(x) for x in comps if x.stat not in uncertainty.STATS or x.better == x.worse]
             if bad:
                 raise ValueError(f"claim {c['id']!r}: unusable comparisons {bad}")
-            claims.append(Claim(id=c["id"], where=str(c["where"]), quote=c["quote"], reading=c["reading"],
+            claims.append(Claim(id=c["id"], label=c["label"], where=str(c["where"]), quote=c["quote"], reading=c["reading"],
                                 chapter=c["chapter"], comparisons=comps))
     except (yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
         raise DataError(path, f"not a valid claims file: {exc}") from exc
