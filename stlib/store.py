@@ -108,7 +108,9 @@ def counts_by_split(adata: ad.AnnData, split_key: str = "split") -> dict[str, np
     return out
 
 
-def _to_full(adata: ad.AnnData, by_split: dict[str, np.ndarray], split_key: str) -> np.ndarray:
+def full_predictions(adata: ad.AnnData, by_split: dict[str, np.ndarray], split_key: str = "split") -> np.ndarray:
+    """Per-split arrays (a :class:`~stlib.models._base.ModelResult`'s ``predictions``) as one
+    ``(n_obs, n_vars)`` array in the order of ``adata`` (NaN where a split has none)."""
     full = np.full(adata.shape, np.nan, dtype=np.float32)
     for s, arr in by_split.items():
         mask = (adata.obs[split_key] == s).to_numpy()
@@ -125,12 +127,12 @@ def _jsonable(x: Any) -> Any:
 def save_predictions(result: ModelResult, targets: ad.AnnData, results_dir: Path, split_key: str = "split") -> Path:
     """Write a model's predictions in the tidy format (see module docstring)."""
     pred = ad.AnnData(
-        X=_to_full(targets, result.predictions, split_key),
+        X=full_predictions(targets, result.predictions, split_key),
         obs=targets.obs[[c for c in ("section", "spot_id", split_key) if c in targets.obs]].copy(),
         var=pd.DataFrame(index=targets.var_names.copy()),
     )
     if result.counts is not None:
-        pred.layers["counts"] = _to_full(targets, result.counts, split_key)
+        pred.layers["counts"] = full_predictions(targets, result.counts, split_key)
     if result.per_gene is not None:
         pg = result.per_gene.reindex(targets.var_names)
         for c in pg.columns:

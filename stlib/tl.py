@@ -75,3 +75,79 @@ def tumor_de(
 def top_overlap(a: Sequence[str], b: Sequence[str]) -> int:
     """How many genes two top lists share."""
     return len(set(a) & set(b))
+
+
+def cluster_errors(
+    targets: ad.AnnData,
+    predictions: Mapping[str, ad.AnnData],
+    *,
+    groupby: str = "leiden",
+    mask: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """Per cluster and model: the mean over genes of |cluster mean of prediction - cluster mean of truth|.
+
+    The report's Fig. 1 error, computed gene by gene over all target genes (the report compared
+    one gene's truth with the mean of all 250 predicted genes). Genes a model did not predict
+    (failed fits, NaN) are skipped for that model. Columns: ``n_spots`` then one per model.
+    """
+    m = np.ones(targets.n_obs, bool) if mask is None else np.asarray(mask)
+    groups = targets.obs.loc[m, groupby].astype(str).to_numpy()
+    labels = sorted(set(groups), key=lambda g: (len(g), g))
+    truth = np.asarray(targets.X)[m]
+    t_means = np.vstack([truth[groups == g].mean(0) for g in labels])
+    out = pd.DataFrame(index=pd.Index(labels, name=groupby))
+    out["n_spots"] = [int((groups == g).sum()) for g in labels]
+    for name, p in predictions.items():
+        P = np.asarray(p.X)[m]
+        p_means = np.vstack([P[groups == g].mean(0) for g in labels])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            out[name] = np.nanmean(np.abs(p_means - t_means), axis=1)
+    return out
+
+
+def de_scores(
+    targets: ad.AnnData,
+    expressions: Mapping[str, np.ndarray],
+    mask: np.ndarray,
+    *,
+    method: str = "wilcoxon",
+) -> pd.DataFrame:
+    """Tumour vs non-tumour z-scores of every gene, one column per expression (truth and each model).
+
+    Each column is :func:`tumor_de` on that expression over the spots of ``mask`` (unannotated
+    spots left out); the scores are scanpy's Wilcoxon z-scores (positive: higher in tumour).
+    A gene a model did not predict has NaN.
+    """
+    cols = {}
+    for name, X in expressions.items():
+        e = expression_adata(targets, X, mask)
+        tumor_de(e, n_top=e.n_vars, method=method)
+        df = sc.get.rank_genes_groups_df(e, group="tumour").set_index("names")
+        cols[name] = df["scores"].reindex(targets.var_names).astype(float)
+    return pd.DataFrame(cols, index=targets.var_names)
+
+
+def top_genes(scores: pd.DataFrame, n_top: int) -> dict[str, list[str]]:
+    """Per column of :func:`de_scores`: its ``n_top`` genes most up in tumour (highest z-score)."""
+    return {c: list(scores[c].dropna().sort_values(ascending=False, kind="stable").index[:n_top]) for c in scores}
+
+
+def offset_share(truth: np.ndarray, pred: np.ndarray) -> pd.DataFrame:
+    """Per gene (columns of ``truth``/``pred``): mean error (the offset), MSE, and the share of
+    the MSE that is the squared offset (``bias^2 / MSE``): near 1 when a map of the error is one colour."""
+    err = np.asarray(pred, float) - np.asarray(truth, float)
+    bias = np.nanmean(err, axis=0)
+    mse = np.nanmean(err ** 2, axis=0)
+    return pd.DataFrame({"mean error": bias, "mse": mse, "offset share": bias ** 2 / mse})
+
+
+def count_tail(true_counts: np.ndarray, pred_counts: np.ndarray,
+               thresholds: Sequence[float] = (0.5, 1, 2, 5, 10, 20, 50)) -> pd.DataFrame:
+    """Share of spot x gene pairs at or above each threshold: measured counts and predicted means."""
+    t = np.asarray(true_counts, float).ravel()
+    p = np.asarray(pred_counts, float).ravel()
+    p = p[np.isfinite(p)]
+    return pd.DataFrame({"measured counts": [(t >= k).mean() for k in thresholds],
+                         "predicted means": [(p >= k).mean() for k in thresholds]},
+                        index=pd.Index(list(thresholds), name="at least"))
