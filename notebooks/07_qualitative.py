@@ -91,7 +91,10 @@ fig = pl.cluster_figure(means, errors, gene, section)
 # %%
 ref = tl.cluster_errors(targets, store.load_predictions(out, ["train_mean"]), mask=sec_mask)
 summary = pd.concat([errors.drop(columns="n_spots"), ref.drop(columns="n_spots")], axis=1)
-summary.mean().rename("mean over clusters").to_frame().T.round(3)
+cluster_err = summary.mean().rename("mean over clusters")
+glue("cluster_err_models", ", ".join(f"{m} {v:.2f}" for m, v in cluster_err.drop("train_mean").items()), display=False)
+glue("cluster_err_ref", f"{cluster_err['train_mean']:.2f}", display=False)
+cluster_err.to_frame().T.round(3)
 
 # %%
 add_hires_image(targets, section)
@@ -122,7 +125,10 @@ overlap = {m: len(set(tops[m]) & set(tops["truth"])) for m in preds}
 same_sign = {m: float((np.sign(scores.loc[tops["truth"], m]) == np.sign(scores.loc[tops["truth"], "truth"])).mean())
              for m in preds}
 print(f"top-{n_top_de} tumour genes shared with the truth: {overlap}")
+glue("n_top_de", str(n_top_de), display=False)
 print("share of the truth's top genes each model moves the same way:", {m: round(v, 2) for m, v in same_sign.items()})
+glue("de_overlap", ", ".join(f"{m} {k}" for m, k in overlap.items()), display=False)
+glue("de_same_sign", ", ".join(f"{m} {v:.0%}" for m, v in same_sign.items()), display=False)
 fig = pl.de_heatmap(scores, tops)
 
 # %% [markdown]
@@ -207,7 +213,7 @@ true_counts = true_counts.toarray() if hasattr(true_counts, "toarray") else np.a
 pred_counts = np.asarray(cm.layers["counts"])[mask]
 fig = pl.count_histogram(true_counts, pred_counts, title=f"{count_model}, {split} split: all genes and spots")
 tail = tl.count_tail(true_counts, pred_counts)
-tail.style.format("{:.1%}")
+(100 * tail).round(1).add_prefix("% of pairs, ")
 
 # %% tags=["remove-input"]
 zeros = float(np.mean(true_counts == 0))
@@ -231,8 +237,18 @@ glue("mean_pred", f"{np.nanmean(pred_counts):.2f}", display=False)
 # %% [markdown]
 # ## Summary
 #
-# - Cluster means and tumour genes show how much of the spatial structure survives the
-#   prediction; the maps show where the errors are.
+# - **Clusters (Fig. 1).** Averaged over the clusters of the test section and all genes, the
+#   error of the predicted cluster means is {glue:text}`cluster_err_models`, against
+#   {glue:text}`cluster_err_ref` for predicting every spot as the train mean.
+# - **Tumour genes (Fig. 2).** Of the truth's top {glue:text}`n_top_de` tumour genes, each
+#   model's own top list shares {glue:text}`de_overlap`; the share of the truth's top genes a
+#   model moves in the same direction (tumour up or down) is {glue:text}`de_same_sign`.
+# - **Maps (Fig. 3).** On the authors' target the error maps are nearly one colour: for the
+#   median gene {glue:text}`offset_share_median` of the squared error is the section-wide
+#   offset (the test patient sits lower than the train patients); on the depth-normalised
+#   target it is {glue:text}`offset_share_median_dn`.
+# - **Counts (Fig. 4).** {glue:text}`zeros_measured` of the measured counts are zero and
+#   {glue:text}`below_half_pred` of the predicted means are below 0.5.
 # - Next: [Table I](08_table).
 
 # %% tags=["remove-input", "nbval-ignore-output"]
