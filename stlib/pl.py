@@ -49,22 +49,6 @@ def target_overview(targets: ad.AnnData) -> Figure:
     return fig
 
 
-def cluster_bars(means: pd.DataFrame, gene: str, section: str | None = None) -> Figure:
-    """Fig. 1a: mean expression of ``gene`` per Leiden cluster, truth beside each model."""
-    cols = [c for c in means.columns if c != "n_spots"]
-    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(means) * len(cols) / 3), 3.4), layout="constrained")
-    width = 0.8 / len(cols)
-    x = np.arange(len(means))
-    for i, c in enumerate(cols):
-        ax.bar(x + i * width - 0.4 + width / 2, means[c], width, label=c,
-               color="black" if c == "truth" else None)
-    ax.set_xticks(x, [f"{k}\n(n={n})" for k, n in zip(means.index, means["n_spots"])], fontsize=8)
-    ax.set_ylabel(f"mean {gene} (target)")
-    ax.set_title(f"{gene} per Leiden cluster" + (f", section {section}" if section else ""))
-    ax.legend(fontsize=8, ncol=min(len(cols), 5))
-    return fig
-
-
 def spatial_panels(
     expr: ad.AnnData,
     keys: Sequence[str],
@@ -202,17 +186,6 @@ def he_image(expr: ad.AnnData, section: str, *, margin: float = 0.04) -> Figure:
     ax.set_ylim(y1, y0)
     ax.axis("off")
     ax.set_title(f"H&E, section {section}", fontsize=10)
-    return fig
-
-
-def dotplots(truth: ad.AnnData, pred: ad.AnnData, genes: Sequence[str], *, title_pred: str) -> Figure:
-    """Fig. 2: tumour vs non-tumour dotplots of the same genes, truth and prediction side by side."""
-    import scanpy as sc
-
-    fig, axes = plt.subplots(1, 2, figsize=(max(8, 0.5 * len(genes) * 2), 2.8), layout="constrained")
-    for ax, a, title in zip(axes, (truth, pred), ("truth", title_pred)):
-        sc.pl.dotplot(a, list(genes), groupby="tumor_group", ax=ax, show=False, standard_scale="var",
-                      title=title)
     return fig
 
 

@@ -72,11 +72,6 @@ def tumor_de(
     return df.head(n_top).reset_index(drop=True)
 
 
-def top_overlap(a: Sequence[str], b: Sequence[str]) -> int:
-    """How many genes two top lists share."""
-    return len(set(a) & set(b))
-
-
 def cluster_errors(
     targets: ad.AnnData,
     predictions: Mapping[str, ad.AnnData],

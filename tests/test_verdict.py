@@ -1,0 +1,117 @@
+"""The report's claims: loading, judging by paired intervals, and the reading of Table I."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stlib import protocol, tables, verdict
+from stlib.errors import DataError
+from stlib.uncertainty import Bootstrap
+
+
+def _boot(reps: dict[str, np.ndarray], stat: str = "pcc") -> Bootstrap:
+    r = pd.DataFrame(reps)
+    return Bootstrap(point=pd.DataFrame({stat: r.mean()}), replicates={stat: r}, level=0.95, n_boot=len(r), seed=0)
+
+
+def _claims(tmp_path, body: str):
+    p = tmp_path / "claims.yaml"
+    p.write_text(body)
+    return verdict.load_claims(p)
+
+
+CLAIMS = """
+claims:
+  - id: a_beats_b
+    label: A beats B
+    where: V.A
+    quote: "A is better"
+    reading: A above B on valid and test
+    chapter: 03_glm
+    comparisons:
+      - {better: a, worse: b, split: valid}
+      - {better: a, worse: b, split: test}
+  - id: a_lower_error
+    label: A has the lower error
+    where: V.E
+    quote: "A errs less"
+    reading: A's MSE below C's
+    chapter: 04_linear
+    comparisons:
+      - {better: a, worse: c, split: valid, stat: mse}
+"""
+
+
+def test_shipped_claims_load_and_name_known_models():
+    claims = verdict.load_claims()
+    assert len(claims) >= 6
+    models = verdict.claim_models(claims)
+    assert "mlp" in models and "gnn_paper" in models and "poisson" in models
+    for c in claims:
+        assert c.quote and c.reading and c.chapter[:2].isdigit()
+
+
+def test_judge_holds_reversed_not_shown(tmp_path):
+    claims = _claims(tmp_path, CLAIMS)
+    rng = np.random.default_rng(0)
+    n = 400
+    valid = _boot({"a": 0.3 + 0.01 * rng.standard_normal(n), "b": 0.1 + 0.01 * rng.standard_normal(n)})
+    test = _boot({"a": 0.1 + 0.05 * rng.standard_normal(n), "b": 0.1 + 0.05 * rng.standard_normal(n)})
+    err = _boot({"a": 0.5 + 0.01 * rng.standard_normal(n), "c": 0.2 + 0.01 * rng.standard_normal(n)}, stat="mse")
+    boots = {("valid", "target"): valid, ("test", "target"): test, ("valid", "errors"): err}
+    j = verdict.judge(claims, boots)
+    assert list(j["outcome"]) == ["holds", "not shown", "reversed"]
+    # lower is better for mse: A (0.5) above C (0.2) is a difference of -0.3 in the claimed direction
+    assert j.loc[2, "claimed difference"] == pytest.approx(-0.3, abs=0.01)
+    v = verdict.verdicts(j)
+    assert v["a_beats_b"] == "not shown" and v["a_lower_error"] == "contradicted"
+    assert verdict.verdict_sentence(j, "a_lower_error") == "contradicted (0 of 1 comparisons hold, 1 reversed)"
+
+
+def test_all_comparisons_must_hold(tmp_path):
+    claims = _claims(tmp_path, CLAIMS)[:1]
+    n = 200
+    rng = np.random.default_rng(1)
+    b = {"a": 0.3 + 0.01 * rng.standard_normal(n), "b": 0.1 + 0.01 * rng.standard_normal(n)}
+    j = verdict.judge(claims, {("valid", "target"): _boot(b), ("test", "target"): _boot(b)})
+    assert verdict.verdicts(j)["a_beats_b"] == "holds"
+
+
+def test_judge_needs_both_models_in_one_bootstrap(tmp_path):
+    claims = _claims(tmp_path, CLAIMS)[:1]
+    only_a = _boot({"a": np.zeros(10)})
+    with pytest.raises(KeyError, match="no bootstrap of the valid split holds both"):
+        verdict.judge(claims, {("valid", "target"): only_a, ("test", "target"): only_a})
+
+
+@pytest.mark.parametrize("body, problem", [
+    ("claims: [{id: x}]", "not a valid claims file"),
+    ("claims:\n  - {id: x, label: l, where: w, quote: q, reading: r, chapter: 03_x, comparisons: []}", "no comparisons"),
+    ("claims:\n  - {id: x, label: l, where: w, quote: q, reading: r, chapter: 03_x,"
+     " comparisons: [{better: a, worse: a, split: valid}]}", "unusable comparisons"),
+    ("claims:\n  - {id: x, label: l, where: w, quote: q, reading: r, chapter: 03_x,"
+     " comparisons: [{better: a, worse: b, split: valid, stat: auc}]}", "unusable comparisons"),
+    ("claims: [", "not a valid claims file"),
+])
+def test_bad_claims_file_names_file_and_problem(tmp_path, body, problem):
+    with pytest.raises(DataError, match=problem) as e:
+        _claims(tmp_path, body)
+    assert "claims.yaml" in str(e.value)
+
+
+def test_missing_claims_file(tmp_path):
+    with pytest.raises(DataError, match="missing file"):
+        verdict.load_claims(tmp_path / "nope.yaml")
+
+
+def test_against_report_reads_printed_table():
+    claims = verdict.load_claims()
+    r = verdict.against_report(claims, tables.paper_table(), protocol.TABLE_MODELS)
+    # the report prints MLP above the GNN on valid and test, and GLMs other than a-priori NB are not in it
+    assert r["mlp_beats_gnn"] == "consistent"
+    assert r["poisson_poor"] == "not in Table I"
+    flipped = tables.paper_table().copy()
+    flipped.loc[("Simple Neural Network", "Test"), "PCC"] = -1.0
+    assert verdict.against_report(claims, flipped, protocol.TABLE_MODELS)["mlp_beats_gnn"] == "inconsistent"
