@@ -1,0 +1,197 @@
+"""Look at the built book as a reader does: every page of ``_toc.yml`` in headless Chromium.
+
+For each page it reports
+
+- images the browser could not load (missing file, or a file it cannot decode);
+- links inside the book that resolve to no file, or to a page without the ``#fragment``;
+- outputs wider than the content column: an element of the article whose right edge runs
+  past the column's, unless a scrolling box (``overflow-x: auto``) inside the column holds it;
+
+and keeps a screenshot of each page under ``_build/pagecheck/`` (never committed).
+
+Run by ``tests/rendered/test_pages_in_browser.py``; by hand::
+
+    python tests/rendered/pagecheck.py [_build/html]
+
+Needs the Debian package ``chromium`` (``chromium`` or ``chromium-browser`` on ``PATH``, or
+``$STLIB_CHROMIUM``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import yaml
+from bs4 import BeautifulSoup
+
+ROOT = Path(__file__).resolve().parents[2]
+WIDTH = 1280  # a desktop window: the content column is the article between the two sidebars
+
+# Measures the page after load and writes the result into <pre id="stlib-pagecheck">, which
+# --dump-dom then prints. Runs in the page's own context, so CSS and images are as a reader sees them.
+_PROBE = """
+<script>
+window.addEventListener("load", () => {
+  const art = document.querySelector("article.bd-article") || document.querySelector("main") || document.body;
+  const right = art.getBoundingClientRect().right;
+  const scrolls = (el) => {
+    for (let p = el.parentElement; p && p !== art; p = p.parentElement) {
+      const o = getComputedStyle(p).overflowX;
+      if (o === "auto" || o === "scroll" || o === "hidden") return true;
+    }
+    return false;
+  };
+  const wide = [];
+  for (const el of art.querySelectorAll("*")) {
+    const r = el.getBoundingClientRect();
+    if (r.width === 0 || r.right <= right + 2 || scrolls(el)) continue;
+    if (getComputedStyle(el).position === "fixed") continue;
+    const parentWide = el.parentElement && el.parentElement !== art &&
+      el.parentElement.getBoundingClientRect().right > right + 2 && !scrolls(el.parentElement);
+    if (parentWide) continue;  // report the outermost element only
+    wide.push({tag: el.tagName.toLowerCase(), cls: String(el.className || "").slice(0, 60),
+               text: (el.innerText || el.getAttribute("src") || "").slice(0, 80), over: Math.round(r.right - right)});
+  }
+  const broken = [...document.images].filter((i) => !i.complete || i.naturalWidth === 0)
+    .map((i) => i.getAttribute("src"));
+  const out = document.createElement("pre");
+  out.id = "stlib-pagecheck";
+  out.textContent = JSON.stringify({column_right: Math.round(right), wide, broken_images: broken,
+                                    n_images: document.images.length});
+  document.body.appendChild(out);
+});
+</script>
+"""
+
+
+@dataclass
+class PageReport:
+    """What the browser and the link check found on one page."""
+
+    page: str
+    screenshot: Path | None = None
+    n_images: int = 0
+    broken_images: list[str] = field(default_factory=list)
+    broken_links: list[str] = field(default_factory=list)
+    wide: list[dict] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.broken_images or self.broken_links or self.wide)
+
+    def problems(self) -> list[str]:
+        out = [f"{self.page}: image not loaded: {s}" for s in self.broken_images]
+        out += [f"{self.page}: broken link: {s}" for s in self.broken_links]
+        out += [f"{self.page}: output {w['over']} px wider than the content column: <{w['tag']} class='{w['cls']}'> "
+                f"{w['text']!r}" for w in self.wide]
+        return out
+
+
+def find_browser() -> str | None:
+    """The Chromium executable: ``$STLIB_CHROMIUM``, else ``chromium`` or ``chromium-browser`` on ``PATH``."""
+    env = os.environ.get("STLIB_CHROMIUM")
+    if env:
+        return env if Path(env).is_file() else None
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def toc_pages(root: Path = ROOT) -> list[str]:
+    """Every document of ``_toc.yml`` (root first), as paths without suffix."""
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    docs = [toc["root"]]
+    for part in toc.get("parts", []):
+        docs += [c["file"] for c in part.get("chapters", [])]
+    return docs
+
+
+def _chromium(browser: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    with tempfile.TemporaryDirectory() as profile:
+        cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync",
+               "--disable-background-networking", "--disable-component-update", "--hide-scrollbars",
+               f"--user-data-dir={profile}", f"--window-size={WIDTH},2000", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def broken_links(html_dir: Path, page: Path) -> list[str]:
+    """Links of ``page`` inside the book that point to no file, or to no such ``#fragment``."""
+    soup = BeautifulSoup(page.read_text(), "html.parser")
+    ids_cache: dict[Path, set[str]] = {}
+    out = []
+    for a in soup.find_all("a", href=True):
+        href = a["href"]
+        parts = urlsplit(href)
+        if parts.scheme or href.startswith(("mailto:", "javascript:", "//")):
+            continue  # external: the CI has no network; not checked
+        target = page if not parts.path else (page.parent / unquote(parts.path)).resolve()
+        if target.is_dir():
+            target = target / "index.html"
+        if not target.is_file():
+            out.append(href)
+            continue
+        if parts.fragment and target.suffix == ".html":
+            if target not in ids_cache:
+                t = BeautifulSoup(target.read_text(), "html.parser")
+                ids_cache[target] = {el["id"] for el in t.find_all(id=True)} | {
+                    el["name"] for el in t.find_all("a", attrs={"name": True})}
+            if unquote(parts.fragment) not in ids_cache[target]:
+                out.append(href)
+    return sorted(set(out))
+
+
+def check_page(browser: str, html_dir: Path, doc: str, shots: Path) -> PageReport:
+    """Render one page, measure it, screenshot it, and check its links."""
+    page = html_dir / f"{doc}.html"
+    report = PageReport(page=doc)
+    if not page.is_file():
+        report.broken_links.append(f"(the page itself: {page} was not built)")
+        return report
+    probe = page.with_name(f".pagecheck-{page.name}")
+    text = page.read_text()
+    probe.write_text(text.replace("</body>", _PROBE + "</body>", 1) if "</body>" in text else text + _PROBE)
+    try:
+        res = _chromium(browser, "--virtual-time-budget=10000", "--dump-dom", probe.as_uri())
+    finally:
+        probe.unlink(missing_ok=True)
+    dom = BeautifulSoup(res.stdout, "html.parser").find(id="stlib-pagecheck")
+    if dom is None:
+        raise RuntimeError(f"{page}: Chromium returned no measurement (exit {res.returncode}): {res.stderr[-500:]}")
+    m = json.loads(dom.get_text())
+    report.n_images, report.broken_images, report.wide = m["n_images"], m["broken_images"], m["wide"]
+    report.broken_links = broken_links(html_dir, page)
+    shot = shots / (doc.replace("/", "__") + ".png")
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    _chromium(browser, f"--screenshot={shot}", page.as_uri())
+    report.screenshot = shot if shot.is_file() else None
+    return report
+
+
+def check_book(html_dir: Path, browser: str, docs: list[str] | None = None) -> list[PageReport]:
+    """Every page of the book; screenshots in ``<html_dir>/../pagecheck/``."""
+    shots = html_dir.parent / "pagecheck"
+    return [check_page(browser, html_dir, doc, shots) for doc in (docs or toc_pages())]
+
+
+def main(argv: list[str]) -> int:
+    html_dir = Path(argv[0] if argv else ROOT / "_build" / "html").resolve()
+    browser = find_browser()
+    if browser is None:
+        print("no Chromium found (install the Debian package 'chromium' or set STLIB_CHROMIUM)", file=sys.stderr)
+        return 2
+    reports = check_book(html_dir, browser)
+    problems = [p for r in reports for p in r.problems()]
+    for r in reports:
+        print(f"{'ok  ' if r.ok else 'FAIL'} {r.page}: {r.n_images} images, screenshot {r.screenshot}")
+    print("\n".join(problems) or f"{len(reports)} pages: no missing image, broken link or overwide output")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
