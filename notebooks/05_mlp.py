@@ -40,7 +40,7 @@ import anndata as ad
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from stlib import pipeline, store
+from stlib import pipeline, pl, store
 from stlib import protocol as protocols
 from stlib.models import nn
 
@@ -80,8 +80,8 @@ for ax, lr, best in zip(axes, res.settings["learning_rates"], res.settings["best
     ax.scatter([best], [d.loc[d["epoch"] == best, "val_loss"].iloc[0]], color="k", zorder=3)
     ax.set_title(f"lr = {lr:g}")
     ax.set_xlabel("epoch")
-    ax.set_yscale("log")
-axes[0].set_ylabel("MSE")
+pl.log_axis(axes[0])  # the panels share their y axis
+axes[0].set_ylabel("MSE (log scale)")
 _ = axes[0].legend()
 
 # %%

@@ -67,7 +67,7 @@ from dataclasses import replace
 
 from myst_nb import glue
 
-from stlib import pipeline, store
+from stlib import pipeline, pl, store
 from stlib import protocol as protocols
 from stlib.models import gnn
 
@@ -101,8 +101,8 @@ fig, ax = plt.subplots(figsize=(6, 3.2), layout="constrained")
 for cfg, d in h.groupby("config", sort=True):
     ax.plot(d["epoch"], d["val_loss"], lw=1, alpha=0.7, color="tab:red" if cfg == gnn.config_id(gnn.PAPER_CONFIG) else "grey")
 ax.set_xlabel("epoch")
-ax.set_ylabel("valid MSE")
-ax.set_yscale("log")
+ax.set_ylabel("valid MSE (log scale)")
+pl.log_axis(ax)
 _ = ax.set_title("valid loss of each configuration (red: the paper's)")
 
 # %% [markdown]

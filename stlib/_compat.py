@@ -22,10 +22,13 @@ def import_squidpy() -> Any:
 @contextmanager
 def quiet_spatialdata() -> Iterator[None]:
     """Silence squidpy/spatialdata INFO log lines (e.g. "Creating graph using ...")."""
-    logger = logging.getLogger("spatialdata")
-    old = logger.level
-    logger.setLevel(logging.WARNING)
+    # spatialdata logs through its own "spatialdata._logging" logger (a rich handler, no propagation)
+    loggers = [logging.getLogger(n) for n in ("spatialdata", "spatialdata._logging")]
+    old = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
     try:
         yield
     finally:
-        logger.setLevel(old)
+        for lg, level in zip(loggers, old):
+            lg.setLevel(level)

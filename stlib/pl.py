@@ -414,3 +414,17 @@ def claim_differences(judged: pd.DataFrame, by: str = "target") -> Figure:
     fig.legend(*ax.get_legend_handles_labels(), title=by, fontsize=9, loc="outside lower center", ncols=len(groups))
     ax.set_title("The report's claims: paired 95% bootstrap intervals (right of 0 = as claimed)", fontsize=10)
     return fig
+
+
+def log_axis(ax, axis: str = "y") -> None:
+    """Log scale on ``axis`` with enough labelled ticks: when the data span less than a decade,
+    every integer multiple of the decade is a labelled tick (matplotlib would label one or none)."""
+    from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
+
+    getattr(ax, f"set_{axis}scale")("log")
+    lo, hi = getattr(ax, f"get_{axis}lim")()
+    a = getattr(ax, f"{axis}axis")
+    if lo > 0 and hi / lo < 10:
+        a.set_major_locator(LogLocator(subs=tuple(range(1, 10))))
+        a.set_major_formatter(FormatStrFormatter("%.2g"))
+        a.set_minor_formatter(NullFormatter())

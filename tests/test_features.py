@@ -176,6 +176,20 @@ def test_spatial_graph_15_neighbours_within_sections() -> None:
         )
 
 
+def test_spatial_graph_prints_no_log_line(capfd) -> None:
+    """squidpy logs "Creating graph using ..." through spatialdata's rich logger: kept out of outputs."""
+    import logging
+
+    import squidpy  # noqa: F401  (sets up spatialdata's logger)
+
+    logger = logging.getLogger("spatialdata._logging")
+    level = logger.level
+    spatial_graph(make_adata(), n_neighs=15)
+    out, err = capfd.readouterr()
+    assert "Creating graph" not in out + err
+    assert logger.level == level  # restored afterwards
+
+
 def test_spatial_graph_small_section() -> None:
     adata = make_adata((30, 15))
     with pytest.raises(DataError, match="^S1: section has 15 spot"):

@@ -1,0 +1,88 @@
+"""Sentences of the book that state a comparison, checked against the tables the run stored.
+
+The numbers in the prose are glued from the executed notebooks; these tests check the words
+around them ("beats", "does not", "nearly one colour", "too high at every threshold") against
+``results/default/tables`` and the rendered pages, so a rerun that changes a ranking fails here
+instead of leaving a sentence that its own numbers contradict.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from bs4 import BeautifulSoup
+
+from stlib import verdict
+
+ROOT = Path(__file__).resolve().parents[2]
+HTML = Path(os.environ.get("STLIB_BOOK_HTML", ROOT / "_build" / "html"))
+TABLES = ROOT / "results" / "default" / "tables"
+
+
+@pytest.fixture(scope="module")
+def judged() -> pd.DataFrame:
+    path = TABLES / "verdict.csv"
+    if not path.is_file():
+        pytest.fail(f"{path} missing: run chapter 13 (./run pipeline --only 13)")
+    return pd.read_csv(path)
+
+
+def _text(doc: str) -> str:
+    page = HTML / f"{doc}.html"
+    if not page.is_file():
+        pytest.fail(f"{page} missing: build the book first (./run book)")
+    return " ".join(BeautifulSoup(page.read_text(), "html.parser").get_text(" ").split())
+
+
+def _outcomes(j: pd.DataFrame, target: str, claim: str) -> pd.Series:
+    sub = j[(j["target"] == target) & (j["claim"] == claim)]
+    assert len(sub), f"no comparisons of {claim} under {target}"
+    return sub.set_index("comparison")["outcome"]
+
+
+def test_verdict_page_shows_the_stored_verdicts(judged):
+    text = _text("book/notebooks/13_verdict")
+    for target in ("paper", "log1p"):
+        j = judged[judged["target"] == target]
+        for claim in verdict.verdicts(j).index:
+            assert verdict.verdict_sentence(j, claim) in text, (target, claim)
+
+
+def test_ch13_lasso_beats_every_linear_model_knn_ridge_does_not(judged):
+    o = _outcomes(judged, "paper", "best_linear")
+    lasso = o[o.index.str.startswith("lasso >")]
+    ridge = o[o.index.str.startswith("knn_ridge >")]
+    assert len(lasso) and (lasso == "holds").all()
+    assert (ridge != "holds").any()
+
+
+def test_ch13_glm_choices_do_not_help(judged):
+    for claim in ("apriori_best_valid", "knn_nb_better_valid", "poisson_poor"):
+        assert not (_outcomes(judged, "paper", claim) == "holds").any(), claim
+
+
+def test_ch13_gnn_beats_network_on_raw_log1p_only(judged):
+    assert _outcomes(judged, "log1p", "mlp_beats_gnn")["mlp > gnn_paper (PCC, test)"] == "reversed"
+    assert _outcomes(judged, "paper", "mlp_beats_gnn")["mlp > gnn_paper (PCC, test)"] != "reversed"
+
+
+def test_ch07_error_maps_are_an_offset_on_the_authors_target_only():
+    text = _text("book/notebooks/07_qualitative")
+    m = re.search(r"for the median gene ([0-9.]+) of the squared error is the section-wide offset .*? "
+                  r"on the depth-normalised target it is ([0-9.]+)", text)
+    assert m, "chapter 7's summary sentence on the error maps not found"
+    paper, normalised = float(m.group(1)), float(m.group(2))
+    assert paper > 0.5 > normalised  # "nearly one colour" on one target, not on the other
+    assert re.search(r"mean error > 0 for (\d+) genes", text)
+    n_up = int(re.search(r"mean error > 0 for (\d+) genes", text).group(1))
+    n_genes = int(re.search(r"all (\d+) genes: median offset share", text).group(1))
+    assert n_up > n_genes / 2  # "the test patient sits lower": most genes are predicted too high
+
+
+def test_ch07_predicted_means_too_high_at_every_threshold():
+    text = _text("book/notebooks/07_qualitative")
+    assert "less often at no threshold" in text
