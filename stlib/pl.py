@@ -417,14 +417,16 @@ def claim_differences(judged: pd.DataFrame, by: str = "target") -> Figure:
 
 
 def log_axis(ax, axis: str = "y") -> None:
-    """Log scale on ``axis`` with enough labelled ticks: when the data span less than a decade,
-    every integer multiple of the decade is a labelled tick (matplotlib would label one or none)."""
+    """Log scale on ``axis`` with enough labelled ticks: when the data span less than three decades,
+    1, 2 and 5 times each power of ten (every multiple, under one decade) are labelled ticks
+    (matplotlib would label one power of ten, or none)."""
     from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
     getattr(ax, f"set_{axis}scale")("log")
     lo, hi = getattr(ax, f"get_{axis}lim")()
     a = getattr(ax, f"{axis}axis")
-    if lo > 0 and hi / lo < 10:
-        a.set_major_locator(LogLocator(subs=tuple(range(1, 10))))
+    if lo > 0 and hi / lo < 1000:  # under three decades: label 1, 2, 5 (or every multiple) of each decade
+        subs = tuple(range(1, 10)) if hi / lo < 10 else (1.0, 2.0, 5.0)
+        a.set_major_locator(LogLocator(subs=subs))
         a.set_major_formatter(FormatStrFormatter("%.2g"))
         a.set_minor_formatter(NullFormatter())

@@ -27,6 +27,14 @@ def test_log_axis_labels_a_narrow_range():
     plt.close(fig)
 
 
+def test_log_axis_labels_one_and_a_half_decades():
+    fig, ax = plt.subplots()
+    ax.plot([0, 1, 2], [0.2, 0.5, 4.0])
+    pl.log_axis(ax)
+    assert len(_labels(ax)) >= 3
+    plt.close(fig)
+
+
 def test_log_axis_keeps_decades_for_a_wide_range():
     fig, ax = plt.subplots()
     ax.plot([0, 1, 2], [1e-3, 1e-1, 10])

@@ -34,6 +34,7 @@ from bs4 import BeautifulSoup
 
 ROOT = Path(__file__).resolve().parents[2]
 WIDTH = 1280  # a desktop window: the content column is the article between the two sidebars
+MAX_HEIGHT = 16000  # screenshots are of the whole page, cut at this height
 
 # Measures the page after load and writes the result into <pre id="stlib-pagecheck">, which
 # --dump-dom then prints. Runs in the page's own context, so CSS and images are as a reader sees them.
@@ -65,7 +66,8 @@ window.addEventListener("load", () => {
   const out = document.createElement("pre");
   out.id = "stlib-pagecheck";
   out.textContent = JSON.stringify({column_right: Math.round(right), wide, broken_images: broken,
-                                    n_images: document.images.length});
+                                    n_images: document.images.length,
+                                    height: document.documentElement.scrollHeight});
   document.body.appendChild(out);
 });
 </script>
@@ -112,11 +114,11 @@ def toc_pages(root: Path = ROOT) -> list[str]:
     return docs
 
 
-def _chromium(browser: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+def _chromium(browser: str, *args: str, height: int = 2000, timeout: float = 120) -> subprocess.CompletedProcess:
     with tempfile.TemporaryDirectory() as profile:
         cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync",
                "--disable-background-networking", "--disable-component-update", "--hide-scrollbars",
-               f"--user-data-dir={profile}", f"--window-size={WIDTH},2000", *args]
+               f"--user-data-dir={profile}", f"--window-size={WIDTH},{height}", *args]
         return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
 
@@ -168,7 +170,8 @@ def check_page(browser: str, html_dir: Path, doc: str, shots: Path) -> PageRepor
     report.broken_links = broken_links(html_dir, page)
     shot = shots / (doc.replace("/", "__") + ".png")
     shot.parent.mkdir(parents=True, exist_ok=True)
-    _chromium(browser, f"--screenshot={shot}", page.as_uri())
+    # the whole page (up to MAX_HEIGHT px), as a reader scrolls through it
+    _chromium(browser, f"--screenshot={shot}", page.as_uri(), height=min(int(m.get("height") or 2000), MAX_HEIGHT))
     report.screenshot = shot if shot.is_file() else None
     return report
 
