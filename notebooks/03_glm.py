@@ -44,14 +44,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from stlib import pipeline, store
+from stlib import get, pipeline, store
 from stlib import protocol as protocols
 from stlib.models import glm
 
 out = store.resolve(results_dir)
 proto = protocols.get(protocol)
 targets = ad.read_h5ad(out / "features.h5ad")
-counts = store.counts_by_split(targets)
+counts = get.counts_by_split(targets)
 kwargs = protocols.glm_kwargs(proto, targets)
 print(targets.uns["target"]["description"])
 print("GLM offset:", "log size factors" if kwargs["offset"] else "none", "| scored in", kwargs["score_space"],

@@ -46,7 +46,7 @@ import pandas as pd
 
 from myst_nb import glue
 
-from stlib import ladder, pl, protocol, store, tl
+from stlib import get, ladder, pl, protocol, store, tl
 from stlib.io.images import add_hires_image
 
 warnings.filterwarnings("ignore", category=FutureWarning)
@@ -192,9 +192,9 @@ dn = ladder.prepare(ad.read_h5ad(out / "data.h5ad"), ad.read_h5ad(out / "feature
 fit = protocol.fit_table_models(dn, "sound", models=(map_model,), model_cache=model_cache, seed=seed)[map_model]
 dn_genes = [g for g in genes_shown if g in dn.var_names]
 print(f"genes shown that the depth-normalised selection also keeps: {dn_genes}")
-fig = maps(dn, store.full_predictions(dn, fit.predictions), dn_genes, "log1p of counts per 10,000")
+fig = maps(dn, get.full_predictions(dn, fit.predictions), dn_genes, "log1p of counts per 10,000")
 dn_sec = (dn.obs["section"] == section).to_numpy()
-dn_off = tl.offset_share(np.asarray(dn.X)[dn_sec], store.full_predictions(dn, fit.predictions)[dn_sec])
+dn_off = tl.offset_share(np.asarray(dn.X)[dn_sec], get.full_predictions(dn, fit.predictions)[dn_sec])
 print(f"depth-normalised target, all {dn.n_vars} genes: median offset share {dn_off['offset share'].median():.2f}")
 glue("offset_share_median_dn", f"{dn_off['offset share'].median():.2f}", display=False)
 

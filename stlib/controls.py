@@ -17,7 +17,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from stlib import features, metrics, pipeline, pp, store
+from stlib import features, get, metrics, pipeline, pp, store
 from stlib.models import linear
 from stlib.models._base import ModelResult
 
@@ -71,7 +71,7 @@ def score(targets: ad.AnnData, results: Sequence[ModelResult], label: str, n_boo
     """
     from stlib.tables import interval_extras, scored_from_results
 
-    Y = store.split_arrays(targets, ["X"])
+    Y = get.split_arrays(targets, ["X"])
     extras = interval_extras(targets, scored_from_results(list(results)), n_boot=n_boot, seed=seed)
     rows = []
     for r in results:
@@ -84,7 +84,7 @@ def score(targets: ad.AnnData, results: Sequence[ModelResult], label: str, n_boo
 
 def per_gene_pcc(targets: ad.AnnData, result: ModelResult, split: str = "test") -> pd.Series:
     """Per-gene Pearson of one model on one split."""
-    Y = store.split_arrays(targets, ["X"])
+    Y = get.split_arrays(targets, ["X"])
     return metrics.per_gene_metrics(Y[split], result.predictions[split], list(targets.var_names))["pearson"]
 
 
@@ -146,13 +146,13 @@ def depth_partial(targets: ad.AnnData, predictions: dict[str, ad.AnnData],
     """Per model and split: the mean over genes of the plain PCC and of the PCC with the spots'
     log total counts partialled out (pooled over the split's spots; models scored in the
     target's space only)."""
-    Y = store.split_arrays(targets, ["X"])
-    logd = {s: np.log(a[:, 0]) for s, a in store.split_arrays_obs(targets, "total_counts").items()}
+    Y = get.split_arrays(targets, ["X"])
+    logd = {s: np.log(a[:, 0]) for s, a in get.split_arrays_obs(targets, "total_counts").items()}
     rows = []
     for name, pred in predictions.items():
         if store.model_settings(pred).get("score_space", "target") != "target":
             continue
-        P = store.split_arrays(pred, ["X"])
+        P = get.split_arrays(pred, ["X"])
         for s in splits:
             if s not in P:
                 continue
@@ -173,12 +173,12 @@ def depth_from_image(targets: ad.AnnData, reps: Sequence[str] = ("X_cnn", "X_cnn
     sections) from each representation to log depth; PCC and R2 per split."""
     from stlib.models import probe
 
-    logd = {s: np.log(a) for s, a in store.split_arrays_obs(targets, "total_counts").items()}
+    logd = {s: np.log(a) for s, a in get.split_arrays_obs(targets, "total_counts").items()}
     train = (targets.obs["split"] == "train").to_numpy()
     groups = targets.obs.loc[train, "section"].astype(str).to_numpy()
     rows = []
     for rep in reps:
-        X = store.split_arrays(targets, [rep])
+        X = get.split_arrays(targets, [rep])
         res = probe.fit_probe(X, logd["train"], groups, name=f"log depth from {rep}", seed=seed)
         for s, p in res.predictions.items():
             y = logd[s][:, 0]

@@ -24,7 +24,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from stlib import pp, store, tables
+from stlib import get, pp, tables
 from stlib.errors import DataError
 from stlib.models import probe
 from stlib.models._base import ModelResult
@@ -143,12 +143,12 @@ def run_fold(
         targets.obsm[k] = np.asarray(features[targets.obs_names].obsm[k])
     train = (targets.obs["split"] == "train").to_numpy()
     groups, group_kind = _cv_groups(targets[train], library_key, n_blocks)
-    Y = store.split_arrays(targets, ["X"])
+    Y = get.split_arrays(targets, ["X"])
     results: list[ModelResult] = []
     for rep, name in (("X_cnn", "hest_probe"), ("X_cnn_knn", "knn_hest_probe")):
-        X = store.split_arrays(targets, [rep])
+        X = get.split_arrays(targets, [rep])
         results.append(probe.fit_probe(X, Y["train"], groups, genes=genes, name=name, seed=seed))
-    logdepth = {s: np.log(a) for s, a in store.split_arrays_obs(targets, "total_counts").items()}
+    logdepth = {s: np.log(a) for s, a in get.split_arrays_obs(targets, "total_counts").items()}
     results.append(fit_linear(logdepth, Y["train"], kind="ols", genes=genes, name="depth_only"))
     mean = Y["train"].mean(axis=0)
     results.append(ModelResult("train_mean", {s: np.tile(mean, (len(y), 1)) for s, y in Y.items()}))

@@ -295,7 +295,7 @@ def expression_neighbors(
     import scanpy as sc
     from anndata import AnnData
 
-    from stlib._tf import import_tf
+    from stlib._compat import import_tf
 
     import_tf()  # umap (scanpy's neighbours) imports TensorFlow when present: import it quietly first
     data = adata if data is None else data

@@ -33,9 +33,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PIL import Image, ImageFile
 
+from stlib._utils import sha256_file
 from stlib.errors import DataError
+from stlib.io.images import read_image
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from anndata import AnnData
@@ -47,14 +48,8 @@ __all__ = [
     "extract_windows",
     "feature_cache_key",
     "get_backbone",
-    "image_size",
-    "read_image",
     "section_features",
 ]
-
-#: Largest image (in pixels) :func:`read_image` accepts: 40,000 x 40,000 px.
-#: PIL's default bomb limit (~89 Mpx) is just below a HER2ST image (~92 Mpx).
-MAX_IMAGE_PIXELS = 1_600_000_000
 
 #: Feature size of each built-in backbone.
 BACKBONES: dict[str, int] = {"mobilenet_v2": 1280, "resnet50": 2048}
@@ -83,127 +78,6 @@ def weights_file(backbone: str, weights: str | None) -> Path | None:
 _CACHE_VERSION = 1
 
 Preprocess = Callable[[np.ndarray], Any]
-
-# --------------------------------------------------------------------------- #
-# Reading images
-# --------------------------------------------------------------------------- #
-
-_pil_lock = threading.Lock()
-_pil_users = 0
-_pil_saved: tuple[int | None, bool] = (None, False)
-
-
-@contextmanager
-def _pil_limits() -> Iterator[None]:
-    """Raise PIL's decompression-bomb limit and forbid truncated loads, locally.
-
-    PIL keeps both settings as module globals. They are changed only while at
-    least one :func:`read_image` / :func:`image_size` call is running (a
-    thread-safe reference count) and restored afterwards.
-    """
-    global _pil_users, _pil_saved
-    with _pil_lock:
-        if _pil_users == 0:
-            _pil_saved = (Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES)
-            Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
-            ImageFile.LOAD_TRUNCATED_IMAGES = False
-        _pil_users += 1
-    try:
-        yield
-    finally:
-        with _pil_lock:
-            _pil_users -= 1
-            if _pil_users == 0:
-                Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = _pil_saved
-
-
-def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise DataError(path, "image file not found")
-    if not path.is_file():
-        raise DataError(path, "image path is not a file")
-
-
-def read_image(path: str | os.PathLike[str]) -> np.ndarray:
-    """Decode an image file into an RGB uint8 array.
-
-    Parameters
-    ----------
-    path
-        Image file (JPEG, PNG, TIFF: anything PIL reads). Grey-scale, RGBA
-        or palette images are converted to RGB.
-
-    Returns
-    -------
-    ``(H, W, 3)`` uint8 array, rows first (``image[y, x]``).
-
-    Raises
-    ------
-    DataError
-        The file is missing, not an image, corrupt or truncated (PIL's
-        ``LOAD_TRUNCATED_IMAGES`` is forced off, so a cut-off JPEG fails
-        instead of silently loading grey pixels), or larger than
-        :data:`MAX_IMAGE_PIXELS`.
-    """
-    p = Path(path)
-    _check_file(p)
-    with _pil_limits():
-        try:
-            with Image.open(p) as img:
-                img.load()
-                rgb = img if img.mode == "RGB" else img.convert("RGB")
-                arr = np.asarray(rgb, dtype=np.uint8)
-        except Image.DecompressionBombError as e:
-            raise DataError(p, f"image too large to decode safely ({e})") from e
-        except Image.UnidentifiedImageError as e:
-            raise DataError(p, "not a readable image file (unknown format or corrupt header)") from e
-        except (OSError, SyntaxError, ValueError, EOFError) as e:
-            raise DataError(p, f"corrupt or truncated image: {e}") from e
-    if arr.ndim != 3 or arr.shape[2] != 3:  # pragma: no cover - PIL guarantees RGB
-        raise DataError(p, f"decoded image has shape {arr.shape}, expected (H, W, 3)")
-    return arr
-
-
-def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
-    """Height and width of an image, from its header only (no pixel decoding).
-
-    Parameters
-    ----------
-    path
-        Image file.
-
-    Returns
-    -------
-    ``(h, w)`` in pixels.
-
-    Raises
-    ------
-    DataError
-        The file is missing or its header is not a readable image.
-    """
-    p = Path(path)
-    _check_file(p)
-    with _pil_limits():
-        try:
-            with Image.open(p) as img:
-                w, h = img.size
-        except Image.UnidentifiedImageError as e:
-            raise DataError(p, "not a readable image file (unknown format or corrupt header)") from e
-        except (OSError, SyntaxError, ValueError, EOFError) as e:
-            raise DataError(p, f"cannot read image header: {e}") from e
-    return int(h), int(w)
-
-
-def file_sha256(path: str | os.PathLike[str], chunk_size: int = 1 << 22) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    h = hashlib.sha256()
-    p = Path(path)
-    _check_file(p)
-    with p.open("rb") as fh:
-        for block in iter(lambda: fh.read(chunk_size), b""):
-            h.update(block)
-    return h.hexdigest()
-
 
 # --------------------------------------------------------------------------- #
 # Windows
@@ -348,7 +222,7 @@ def get_backbone(name: str = "mobilenet_v2", weights: str | None = "imagenet") -
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r}; choose one of {sorted(BACKBONES)}")
     _quiet_tf()
-    from stlib._tf import import_tf
+    from stlib._compat import import_tf
 
     _, keras = import_tf()
     if weights is None:
@@ -462,7 +336,7 @@ def _backbone_identity(backbone: str | tuple[Any, Preprocess], weights: str | No
         if weights is None:
             return backbone, "none"
         if Path(weights).is_file():  # a weights file: identified by its content
-            return backbone, f"file:{file_sha256(weights)[:16]}"
+            return backbone, f"file:{sha256_file(weights)[:16]}"
         return backbone, str(weights)
     model, preprocess = backbone
     prep = f"{getattr(preprocess, '__module__', '?')}.{getattr(preprocess, '__qualname__', repr(preprocess))}"
@@ -569,7 +443,7 @@ def section_features(
     _check_size(backbone, size)
     path = Path(image_path)
     bname, wlabel = _backbone_identity(backbone, weights)
-    sha = (image_sha256 or file_sha256(path)).lower()
+    sha = (image_sha256 or sha256_file(path)).lower()
     centers = np.asarray(centers_xy, dtype=np.float64)
     _round_centers(centers, str(path))  # validate shape / finiteness early
     npy_file: Path | None = None

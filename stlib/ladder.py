@@ -16,7 +16,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from stlib import ceiling, metrics, pp, protocol, store
+from stlib import ceiling, get, metrics, pp, protocol
 from stlib.models._base import ModelResult
 from stlib.protocol import TABLE_MODELS, Protocol
 from stlib.tables import interval_extras, scored_from_results, thinned_targets, with_interval
@@ -56,8 +56,8 @@ def score_results(targets: ad.AnnData, results: dict[str, ModelResult], step: st
     are the thinned targets of ``targets``, built when not given).
     """
 
-    Y = store.split_arrays(targets, ["X"])
-    C = store.counts_by_split(targets)
+    Y = get.split_arrays(targets, ["X"])
+    C = get.counts_by_split(targets)
     scored = scored_from_results(results)
     extras = interval_extras(targets, scored, n_boot=n_boot, seed=seed, thinned=thinned)
     rows = []

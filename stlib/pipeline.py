@@ -8,8 +8,9 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from stlib import metrics, store
-from stlib.models._base import SPLITS, ModelResult
+from stlib import get, metrics, store
+from stlib._utils import SPLITS
+from stlib.models._base import ModelResult
 
 #: Feature sets of the paper: single-spot or KNN-pooled image PCA, each with the graph SVD.
 FEATURE_SETS: dict[str, list[str]] = {
@@ -25,8 +26,8 @@ def model_name(base: str, features: str) -> str:
 
 def inputs(targets: ad.AnnData, features: str = "single") -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """Features of every split, and the targets of train and valid only (never test)."""
-    X = store.split_arrays(targets, FEATURE_SETS[features])
-    Y = store.split_arrays(targets, ["X"])
+    X = get.split_arrays(targets, FEATURE_SETS[features])
+    Y = get.split_arrays(targets, ["X"])
     return X, Y["train"], Y["valid"]
 
 
@@ -38,8 +39,8 @@ def probe_inputs(targets: ad.AnnData, features: str = "single",
                  split_key: str = "split") -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """Backbone features of every split, the train targets and each train spot's section
     (the probe's cross-validation folds); never the valid or test targets."""
-    X = store.split_arrays(targets, [PROBE_FEATURES[features]])
-    Y = store.split_arrays(targets, ["X"])
+    X = get.split_arrays(targets, [PROBE_FEATURES[features]])
+    Y = get.split_arrays(targets, ["X"])
     train = (targets.obs[split_key] == "train").to_numpy()
     return X, Y["train"], targets.obs.loc[train, "section"].astype(str).to_numpy()
 
@@ -53,7 +54,7 @@ def glm_offsets(targets: ad.AnnData) -> dict[str, np.ndarray] | None:
     """
     if targets.uns["target"]["transform"] == "log1p":
         return None
-    return {s: a[:, 0] for s, a in store.split_arrays_obs(targets, "log_size_factor").items()}
+    return {s: a[:, 0] for s, a in get.split_arrays_obs(targets, "log_size_factor").items()}
 
 
 def scores(targets: ad.AnnData, result: ModelResult | ad.AnnData, *, protocol: str = "pooled") -> pd.DataFrame:
@@ -63,9 +64,9 @@ def scores(targets: ad.AnnData, result: ModelResult | ad.AnnData, *, protocol: s
         pred = result.counts if space == "counts" else result.predictions
     else:
         space = store.model_settings(result).get("score_space", "target")
-        pred = store.split_arrays(result, ["counts" if space == "counts" else "X"])
-    Y = store.counts_by_split(targets) if space == "counts" else store.split_arrays(targets, ["X"])
-    groups = store.section_groups(targets, pred)
+        pred = get.split_arrays(result, ["counts" if space == "counts" else "X"])
+    Y = get.counts_by_split(targets) if space == "counts" else get.split_arrays(targets, ["X"])
+    groups = get.section_groups(targets, pred)
     table = metrics.evaluate(Y, pred, list(targets.var_names), groups=groups)
     table = table[table["protocol"] == protocol].drop(columns="protocol")
     return table.loc[[s for s in SPLITS if s in table.index]]

@@ -201,7 +201,8 @@ def metric_bars(table: pd.DataFrame, metric: str = "pearson", *, title: str = ""
 
 def window_gallery(adata: ad.AnnData, section: str, n: int = 6, size: int = 224, seed: int = 0) -> Figure:
     """A few of the CNN's input windows of one section (random spots, seeded)."""
-    from stlib.im import extract_windows, read_image
+    from stlib.im import extract_windows
+    from stlib.io.images import read_image
 
     idx = np.flatnonzero((adata.obs["section"] == section).to_numpy())
     pick = np.sort(np.random.default_rng(seed).choice(idx, size=min(n, len(idx)), replace=False))

@@ -42,7 +42,7 @@ import scanpy as sc
 import scipy.sparse as sp
 
 from stlib.errors import DataError
-from stlib.models._base import SPLITS
+from stlib._utils import SPLITS
 
 Transform = Literal["paper", "log1p", "normalize_log1p"]
 TRANSFORMS: tuple[str, ...] = ("paper", "log1p", "normalize_log1p")

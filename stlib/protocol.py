@@ -18,9 +18,10 @@ from typing import Any
 import anndata as ad
 import numpy as np
 
-from stlib import features, store
+from stlib import features, get
 from stlib.errors import DataError
-from stlib.models._base import SPLITS, ModelResult
+from stlib._utils import SPLITS
+from stlib.models._base import ModelResult
 
 __all__ = ["LADDER", "PROTOCOLS", "TABLE_MODELS", "Protocol", "build_features", "fit_table_models", "get"]
 
@@ -238,7 +239,7 @@ def fit_table_models(
                                             genes=genes, name=name, scale=p.scale, refit=p.refit and base != "ols")
         elif base in glm.FAMILIES:
             X, _, _ = pipeline.inputs(targets, feats)
-            counts = store.counts_by_split(targets)
+            counts = get.counts_by_split(targets)
             res = cached(glm.fit_glm)(X, counts["train"], family=base, genes=genes, n_jobs=n_jobs, name=name,
                                       **glm_kwargs(p, targets))
         elif name == "mlp":

@@ -25,9 +25,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from stlib.im import file_sha256, weights_file
+from stlib.im import weights_file
 from stlib.io.registry import load_dataset
-from stlib.store import project_root, read_config, resolve
+from stlib._utils import project_root, sha256_file
+from stlib.store import read_config, resolve
 
 #: The folders whose state decides what a chapter computes; a change there since the commit
 #: is reported as local changes.
@@ -100,7 +101,7 @@ def collect(results_dir: str | os.PathLike[str], *, now: _dt.datetime | None = N
     if wfile is None:
         w_name, w_sha = None, None
     else:
-        w_name, w_sha = wfile.name, (file_sha256(wfile) if wfile.is_file() else "missing")
+        w_name, w_sha = wfile.name, (sha256_file(wfile) if wfile.is_file() else "missing")
     commit = _git(root, "rev-parse", "HEAD")
     status = _git(root, "status", "--porcelain", "--", *CODE_PATHS) if commit else None
     lock = root / "requirements.lock"
@@ -111,12 +112,12 @@ def collect(results_dir: str | os.PathLike[str], *, now: _dt.datetime | None = N
         executed=when.strftime("%Y-%m-%dT%H:%M:%SZ"),
         dataset=ds.name,
         manifest=_relative(ds.manifest_path, root),
-        manifest_sha256=file_sha256(ds.manifest_path),
+        manifest_sha256=sha256_file(ds.manifest_path),
         backbone=str(backbone) if backbone else None,
         weights="none" if wfile is None else str(weights if weights == "imagenet" else wfile.name),
         weights_file=w_name,
         weights_sha256=w_sha,
-        lock_sha256=file_sha256(lock) if lock.is_file() else "missing",
+        lock_sha256=sha256_file(lock) if lock.is_file() else "missing",
         python=platform.python_version(),
         stlib_version=stlib.__version__,
     )

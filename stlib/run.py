@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from stlib.store import project_root
+from stlib._utils import project_root
 
 DEFAULT_NAME = "default"
 

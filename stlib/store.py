@@ -27,18 +27,9 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from stlib.models._base import SPLITS, ModelResult
-
-
-def project_root() -> Path:
-    """The project folder: ``$STLIB_PROJECT_ROOT``, else the nearest parent holding ``_toc.yml``."""
-    env = os.environ.get("STLIB_PROJECT_ROOT")
-    if env:
-        return Path(env).resolve()
-    for p in [Path.cwd(), *Path.cwd().parents]:
-        if (p / "_toc.yml").is_file():
-            return p
-    return Path(__file__).resolve().parents[1]
+from stlib._utils import project_root
+from stlib.get import full_predictions
+from stlib.models._base import ModelResult
 
 
 def resolve(path: str | os.PathLike[str]) -> Path:
@@ -60,64 +51,6 @@ def write_config(results_dir: Path, config: dict[str, Any], *, fresh: bool = Fal
 def read_config(results_dir: Path) -> dict[str, Any]:
     """The protocol of a run."""
     return json.loads((results_dir / "config.json").read_text())
-
-
-def split_arrays(adata: ad.AnnData, keys: Sequence[str], split_key: str = "split") -> dict[str, np.ndarray]:
-    """Per split, the horizontal concatenation of ``obsm[k]`` for ``k in keys`` (``"X"`` = targets).
-
-    Rows keep the order of ``adata`` within each split. ``"counts"`` reads ``layers["counts"]``.
-    """
-    out = {}
-    for s in SPLITS:
-        mask = (adata.obs[split_key] == s).to_numpy()
-        if not mask.any():
-            continue
-        parts = [_dense(adata.X[mask] if k == "X" else adata.layers[k][mask] if k == "counts" else adata.obsm[k][mask])
-                 for k in keys]
-        out[s] = np.hstack(parts)
-    return out
-
-
-def _dense(a) -> np.ndarray:
-    return np.asarray(a.toarray() if hasattr(a, "toarray") else a, dtype=np.float64)
-
-
-def section_groups(adata: ad.AnnData, splits, split_key: str = "split") -> dict[str, np.ndarray]:
-    """Per split, the section id of each spot (the ``groups`` of :func:`stlib.metrics.evaluate`)."""
-    return {s: adata.obs.loc[(adata.obs[split_key] == s).to_numpy(), "section"].astype(str).to_numpy() for s in splits}
-
-
-def split_arrays_obs(adata: ad.AnnData, column: str, split_key: str = "split") -> dict[str, np.ndarray]:
-    """Per split, one ``obs`` column as an ``(n, 1)`` float array."""
-    out = {}
-    for s in SPLITS:
-        mask = (adata.obs[split_key] == s).to_numpy()
-        if mask.any():
-            out[s] = adata.obs.loc[mask, column].to_numpy(dtype=np.float64)[:, None]
-    return out
-
-
-def counts_by_split(adata: ad.AnnData, split_key: str = "split") -> dict[str, np.ndarray]:
-    """Per split, the raw counts of the target genes (``layers["counts"]``) as dense arrays."""
-    out = {}
-    for s in SPLITS:
-        mask = (adata.obs[split_key] == s).to_numpy()
-        if mask.any():
-            c = adata.layers["counts"][mask]
-            out[s] = np.asarray(c.toarray() if hasattr(c, "toarray") else c, dtype=np.float64)
-    return out
-
-
-def full_predictions(adata: ad.AnnData, by_split: dict[str, np.ndarray], split_key: str = "split") -> np.ndarray:
-    """Per-split arrays (a :class:`~stlib.models._base.ModelResult`'s ``predictions``) as one
-    ``(n_obs, n_vars)`` array in the order of ``adata`` (NaN where a split has none)."""
-    full = np.full(adata.shape, np.nan, dtype=np.float32)
-    for s, arr in by_split.items():
-        mask = (adata.obs[split_key] == s).to_numpy()
-        if arr.shape != (int(mask.sum()), adata.n_vars):
-            raise ValueError(f"{s}: predictions of shape {arr.shape}, expected {(int(mask.sum()), adata.n_vars)}")
-        full[mask] = arr
-    return full
 
 
 def _jsonable(x: Any) -> Any:

@@ -10,9 +10,10 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from stlib import ceiling, metrics, store, uncertainty
+from stlib import ceiling, get, metrics, store, uncertainty
 from stlib.io.paper import read_paper_table1
-from stlib.models._base import SPLITS, ModelResult
+from stlib._utils import SPLITS
+from stlib.models._base import ModelResult
 from stlib.pp import TARGET_SUM
 from stlib.protocol import TABLE_MODELS
 
@@ -28,14 +29,14 @@ REFERENCE_MODELS = ("depth_only", "train_mean")
 
 def metric_table(targets: ad.AnnData, predictions: Mapping[str, ad.AnnData]) -> pd.DataFrame:
     """Long table: one row per (model, split, protocol) with the mean-over-genes metrics."""
-    Y = store.split_arrays(targets, ["X"])
-    C = store.counts_by_split(targets)
-    groups = store.section_groups(targets, Y)
+    Y = get.split_arrays(targets, ["X"])
+    C = get.counts_by_split(targets)
+    groups = get.section_groups(targets, Y)
     rows = []
     for name, pred in predictions.items():
         settings = store.model_settings(pred)
         space = settings.get("score_space", "target")
-        P = store.split_arrays(pred, ["counts" if space == "counts" else "X"])
+        P = get.split_arrays(pred, ["counts" if space == "counts" else "X"])
         t = metrics.evaluate(C if space == "counts" else Y, P, list(targets.var_names), groups=groups).reset_index()
         t.insert(0, "model", name)
         t["space"] = space
@@ -112,14 +113,14 @@ def reference_models(targets: ad.AnnData) -> list[ModelResult]:
     """
     from stlib.models.linear import fit_linear
 
-    Y = store.split_arrays(targets, ["X"])
+    Y = get.split_arrays(targets, ["X"])
     mean = Y["train"].mean(axis=0)
     train_mean = ModelResult(
         name="train_mean",
         predictions={s: np.tile(mean, (len(a), 1)) for s, a in Y.items()},
         settings={"rule": "the train mean of each gene, for every spot"},
     )
-    logdepth = {s: np.log(a) for s, a in store.split_arrays_obs(targets, "total_counts").items()}
+    logdepth = {s: np.log(a) for s, a in get.split_arrays_obs(targets, "total_counts").items()}
     depth = fit_linear(logdepth, Y["train"], Y["valid"], kind="ols", genes=list(targets.var_names), name="depth_only")
     depth.settings["features"] = "log total counts of the spot (all genes)"
     return [train_mean, depth]
@@ -189,7 +190,7 @@ def scored_from_files(predictions: Mapping[str, ad.AnnData]) -> dict[str, Scored
     out = {}
     for name, pred in predictions.items():
         space = store.model_settings(pred).get("score_space", "target")
-        out[name] = (store.split_arrays(pred, ["counts" if space == "counts" else "X"]), space)
+        out[name] = (get.split_arrays(pred, ["counts" if space == "counts" else "X"]), space)
     return out
 
 
@@ -251,7 +252,7 @@ def interval_table(
     missing = tuple(s for s in spaces if s not in thinned)
     if missing:
         thinned.update(thinned_targets(targets, missing, n_draws=n_draws, seed=seed))
-    truth = {"target": store.split_arrays(targets, ["X"]), "counts": store.counts_by_split(targets)}
+    truth = {"target": get.split_arrays(targets, ["X"]), "counts": get.counts_by_split(targets)}
     split_of = targets.obs["split"].to_numpy()
     sections = targets.obs["section"].astype(str).to_numpy()
     rows, boots = [], {}
@@ -375,8 +376,8 @@ def per_gene_table(targets: ad.AnnData, scored: Mapping[str, Scored], split_ceil
     models scored in counts are left out (their PCC is in another space). Sorted by ceiling.
     """
     mask = (targets.obs["split"] == split).to_numpy()
-    C = store.counts_by_split(targets)[split]
-    Y = store.split_arrays(targets, ["X"])[split]
+    C = get.counts_by_split(targets)[split]
+    Y = get.split_arrays(targets, ["X"])[split]
     genes = list(targets.var_names)
     ceil = split_ceilings[split_ceilings["split"] == split].set_index("gene")["ceiling"]
     out = pd.DataFrame({"mean count": C.mean(axis=0), "detected in": (C > 0).mean(axis=0),
@@ -394,8 +395,8 @@ def reliable_genes(targets: ad.AnnData, scored: Mapping[str, Scored], *, split: 
     """Per model (target space only): how many genes it predicts reliably on ``split`` (per-gene
     95% bootstrap interval of the PCC above zero, :func:`stlib.uncertainty.per_gene_intervals`),
     beside the number expected by chance; and each model's per-gene intervals."""
-    Y = store.split_arrays(targets, ["X"])[split]
-    groups = store.section_groups(targets, [split])[split]
+    Y = get.split_arrays(targets, ["X"])[split]
+    groups = get.section_groups(targets, [split])[split]
     genes = list(targets.var_names)
     per_model = {name: uncertainty.per_gene_intervals(Y, P[split], groups=groups, genes=genes, n_boot=n_boot, seed=seed)
                  for name, (P, space) in scored.items() if space == "target" and split in P}

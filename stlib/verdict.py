@@ -27,7 +27,7 @@ import yaml
 
 from stlib import uncertainty
 from stlib.errors import DataError
-from stlib.io.registry import project_data_dir
+from stlib._utils import project_data_dir
 
 __all__ = ["Claim", "Comparison", "CLAIM_OUTCOMES", "against_report", "claim_models", "judge", "load_claims", "verdicts",
            "verdict_sentence"]

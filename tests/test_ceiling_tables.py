@@ -101,7 +101,7 @@ def test_interval_table_points_ceilings_and_spaces(data: ad.AnnData, targets: ad
 def _as_file(r: ModelResult, targets: ad.AnnData) -> ad.AnnData:
     import json
 
-    from stlib.store import full_predictions as _to_full
+    from stlib.get import full_predictions as _to_full
 
     pred = ad.AnnData(X=_to_full(targets, r.predictions, "split"), obs=targets.obs[["section", "split"]].copy(),
                       var=pd.DataFrame(index=targets.var_names.copy()))

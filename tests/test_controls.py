@@ -11,9 +11,9 @@ from tests.test_leakage import _synthetic
 
 def test_random_backbone_is_seeded() -> None:
     from stlib.im import _weights_digest, get_backbone
-    from stlib.models._keras import import_keras
+    from stlib._compat import import_tf
 
-    _, keras = import_keras()
+    _, keras = import_tf()
     keras.utils.set_random_seed(1)
     a, _ = get_backbone("mobilenet_v2", None)
     keras.utils.set_random_seed(2)  # a different global state must not matter

@@ -16,6 +16,8 @@ from PIL import Image, ImageFile
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from stlib import im  # noqa: E402
+from stlib._utils import sha256_file  # noqa: E402
+from stlib.io import images  # noqa: E402
 from stlib.errors import DataError  # noqa: E402
 
 H, W = 500, 600  # synthetic image: 500 rows x 600 columns
@@ -81,13 +83,13 @@ def random_centers(n: int, seed: int, margin: int = 0) -> np.ndarray:
 def test_read_image_and_size(tmp_path: Path) -> None:
     img = synthetic_image()
     p = write_png(tmp_path / "a.png", img)
-    got = im.read_image(p)
+    got = images.read_image(p)
     assert got.dtype == np.uint8 and got.shape == (H, W, 3)
     np.testing.assert_array_equal(got, img)
-    assert im.image_size(p) == (H, W)
+    assert images.image_size(p) == (H, W)
     # grey-scale is converted to RGB
     Image.fromarray(img[..., 0]).save(tmp_path / "g.png")
-    g = im.read_image(tmp_path / "g.png")
+    g = images.read_image(tmp_path / "g.png")
     assert g.shape == (H, W, 3)
     np.testing.assert_array_equal(g[..., 2], img[..., 0])
 
@@ -95,25 +97,25 @@ def test_read_image_and_size(tmp_path: Path) -> None:
 def test_read_image_large_limit_is_local(tmp_path: Path) -> None:
     before = Image.MAX_IMAGE_PIXELS
     p = write_png(tmp_path / "a.png", synthetic_image())
-    im.read_image(p)
+    images.read_image(p)
     assert Image.MAX_IMAGE_PIXELS == before
     assert ImageFile.LOAD_TRUNCATED_IMAGES is False
 
 
 def test_missing_image(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match=r"nope\.jpg: image file not found"):
-        im.read_image(tmp_path / "nope.jpg")
-    with pytest.raises(DataError, match="not found"):
-        im.image_size(tmp_path / "nope.jpg")
+    with pytest.raises(DataError, match=r"nope\.jpg: missing image file"):
+        images.read_image(tmp_path / "nope.jpg")
+    with pytest.raises(DataError, match="missing image file"):
+        images.image_size(tmp_path / "nope.jpg")
 
 
 def test_corrupt_image_names_file(tmp_path: Path) -> None:
     p = tmp_path / "garbage.jpg"
     p.write_bytes(b"this is not a jpeg" * 100)
     with pytest.raises(DataError, match=r"garbage\.jpg: not a readable image"):
-        im.read_image(p)
+        images.read_image(p)
     with pytest.raises(DataError, match=r"garbage\.jpg"):
-        im.image_size(p)
+        images.image_size(p)
 
 
 def test_truncated_jpeg_names_file(tmp_path: Path) -> None:
@@ -122,17 +124,17 @@ def test_truncated_jpeg_names_file(tmp_path: Path) -> None:
     data = full.read_bytes()
     cut = tmp_path / "cut.jpg"
     cut.write_bytes(data[: len(data) // 2])
-    assert im.image_size(cut) == (H, W)  # the header is intact...
+    assert images.image_size(cut) == (H, W)  # the header is intact...
     with pytest.raises(DataError, match=r"cut\.jpg: corrupt or truncated image"):
-        im.read_image(cut)  # ...but the pixels are not
+        images.read_image(cut)  # ...but the pixels are not
     # even when a caller has switched PIL to tolerate truncation globally
     ImageFile.LOAD_TRUNCATED_IMAGES = True
     try:
         with pytest.raises(DataError, match=r"cut\.jpg"):
-            im.read_image(cut)
+            images.read_image(cut)
     finally:
         ImageFile.LOAD_TRUNCATED_IMAGES = False
-    assert im.read_image(full).shape == (H, W, 3)
+    assert images.read_image(full).shape == (H, W, 3)
 
 
 # --------------------------------------------------------------------------- #
@@ -247,7 +249,7 @@ def test_section_features_cache_hit(tmp_path: Path, tiny_model: Any, monkeypatch
     f1, info1 = im.section_features(p, centers, backbone=(counting, tiny_preprocess), size=WIN, cache_dir=cache)
     assert counting.calls > 0 and info1["from_cache"] is False
     assert info1["n_padded"] == 1 and info1["n_spots"] == 12 and info1["size"] == WIN
-    assert info1["sha256"] == im.file_sha256(p) and info1["image_shape"] == [H, W]
+    assert info1["sha256"] == sha256_file(p) and info1["image_shape"] == [H, W]
     expected = im.embed_windows(im.extract_windows(img, centers, WIN)[0], tiny_model, tiny_preprocess)
     np.testing.assert_array_equal(f1, expected)
     assert len(list(cache.glob("*.npy"))) == 1
@@ -296,7 +298,7 @@ def test_section_features_errors(tmp_path: Path, tiny_model: Any) -> None:
     p = write_png(tmp_path / "s.png", synthetic_image())
     with pytest.raises(DataError, match=r"s\.png: 1 spot centre\(s\) lie outside"):
         im.section_features(p, [[10, 10], [W + 5, 10]], backbone=(tiny_model, tiny_preprocess), size=WIN)
-    with pytest.raises(DataError, match=r"missing\.png: image file not found"):
+    with pytest.raises(DataError, match=r"missing\.png: missing (image )?file"):
         im.section_features(tmp_path / "missing.png", [[10, 10]], backbone=(tiny_model, tiny_preprocess))
 
 
@@ -420,7 +422,7 @@ def test_real_c2_mobilenet_features() -> None:
     spots = pd.read_csv(root / "data/ST-spotfiles/C2_selection.tsv", sep="\t")
     spots = spots[spots["selected"] == 1].head(8)
     centers = spots[["pixel_x", "pixel_y"]].to_numpy()
-    h, w = im.image_size(image)
+    h, w = images.image_size(image)
     assert h > 5000 and w > 5000
     # weights="imagenet" when keras finds the file in its cache ($KERAS_HOME/models), else the same file by path
     keras_home = Path(os.environ.get("KERAS_HOME", "~/.keras")).expanduser()

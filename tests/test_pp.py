@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from stlib import pp, store
+from stlib import get, pp, store
 from stlib.errors import DataError
 from stlib.models import ModelResult
 
@@ -159,12 +159,12 @@ def test_leiden_per_section_is_seeded_and_per_section() -> None:
 def test_predictions_round_trip(tmp_path) -> None:
     a = _adata()
     t = pp.make_targets(a, ["g1", "g2"])
-    Y = store.split_arrays(t, ["X"])
+    Y = get.split_arrays(t, ["X"])
     res = ModelResult("m", {s: y + 1 for s, y in Y.items()}, {"alpha": np.float64(0.5)},
                       per_gene=pd.DataFrame({"alpha": [1.0, 2.0]}, index=["g1", "g2"]))
     path = store.save_predictions(res, t, tmp_path)
     back = store.load_predictions(tmp_path)["m"]
-    np.testing.assert_allclose(store.split_arrays(back, ["X"])["test"], Y["test"] + 1, rtol=1e-6)
+    np.testing.assert_allclose(get.split_arrays(back, ["X"])["test"], Y["test"] + 1, rtol=1e-6)
     assert store.model_settings(back) == {"alpha": 0.5}
     assert list(back.var["fit_alpha"]) == [1.0, 2.0] and path.name == "m.h5ad"
     with pytest.raises(ValueError, match="expected"):

@@ -8,7 +8,6 @@ spot or gene that is dropped is counted in a load report instead of vanishing.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import warnings
 import zlib
@@ -28,18 +27,6 @@ PathLikeStr = str | PathLike[str]
 
 #: Tumour annotation dtype: True / False / <NA> (missing or "unknown").
 TUMOR_DTYPE = "boolean"
-
-
-def sha256_file(path: PathLikeStr, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    h = hashlib.sha256()
-    try:
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(chunk), b""):
-                h.update(block)
-    except FileNotFoundError:
-        raise DataError(path, "missing file") from None
-    return h.hexdigest()
 
 
 def read_text(path: PathLikeStr) -> str:
@@ -204,42 +191,6 @@ def check_spots_in_image(xy: np.ndarray, image_shape: tuple[int, int], path: Pat
     if bad.any():
         ex = [f"{i} at ({x:.0f}, {y:.0f})" for i, (x, y) in zip(ids[bad][:3], xy[bad][:3])]
         raise DataError(path, f"{int(bad.sum())} spot centre(s) outside the {w} x {h} px image, e.g. {ex}")
-
-
-def image_shape(path: PathLikeStr) -> tuple[int, int]:
-    """(height, width) of an image, reading only its header."""
-    from PIL import Image, UnidentifiedImageError
-
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(p, "missing image file")
-    try:
-        with warnings.catch_warnings():
-            # these H&E scans are ~92 Mpx, above PIL's decompression-bomb warning threshold
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(p) as im:
-                w, h = im.size
-    except (UnidentifiedImageError, OSError) as exc:
-        raise DataError(p, f"not a readable image ({exc})") from None
-    return int(h), int(w)
-
-
-def check_jpeg(path: PathLikeStr) -> tuple[int, int]:
-    """(height, width) of a JPEG from its header, after checking the file is complete.
-
-    Reads only the header and the last bytes: a missing end-of-image marker (``FF D9``)
-    means a truncated download. Full decoding is left to the image module.
-    """
-    hw = image_shape(path)
-    p = Path(path)
-    size = p.stat().st_size
-    with open(p, "rb") as fh:
-        head = fh.read(2)
-        fh.seek(max(0, size - 4096))
-        tail = fh.read()
-    if head == b"\xff\xd8" and b"\xff\xd9" not in tail:
-        raise DataError(p, "truncated JPEG: no end-of-image marker (FF D9) at the end of the file")
-    return hw
 
 
 def build_section(

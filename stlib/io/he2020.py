@@ -35,11 +35,11 @@ import numpy as np
 import pandas as pd
 
 from stlib.errors import DataError
+from stlib.io.images import check_jpeg
 from stlib.io._common import (
     TUMOR_DTYPE,
     PathLikeStr,
     build_section,
-    check_jpeg,
     check_spots_in_image,
     concat_sections,
     join_counts_and_spots,

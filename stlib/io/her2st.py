@@ -21,21 +21,20 @@ import numpy as np
 import pandas as pd
 
 from stlib.errors import DataError
+from stlib._utils import sha256_file
+from stlib.io.images import check_jpeg
 from stlib.io._common import (
     TUMOR_DTYPE,
     PathLikeStr,
     build_section,
     check_spots_in_image,
-    check_jpeg,
     check_unique,
     concat_sections,
-    image_shape,
     join_counts_and_spots,
     read_counts,
     read_table,
     read_text,
     require_columns,
-    sha256_file,
 )
 
 #: Pathologist labels that count as tumour (``undetermined`` is missing, the rest non-tumour).

@@ -1,13 +1,161 @@
-"""Downscaled H&E images for figures (the full-resolution image is never held for plotting)."""
+"""Every H&E image the package opens goes through this module, with one policy.
+
+PIL keeps two safety settings as module globals: the decompression-bomb limit (its default,
+~89 Mpx, is just below one HER2ST scan, ~92 Mpx) and whether truncated files load (with grey
+pixels). While any call here runs, the limit is :data:`MAX_IMAGE_PIXELS` and truncated loads are
+refused; both are restored afterwards (a thread-safe reference count), so a user's own PIL
+settings are never changed for good.
+
+- :func:`read_image`: a full decode (RGB uint8), for the windows of the CNN;
+- :func:`image_size`: the header only;
+- :func:`check_jpeg`: the header and the end-of-image marker (a truncated download);
+- :func:`add_hires_image`: a downscaled copy for figures (JPEG draft mode), squidpy's
+  ``images["hires"]`` convention.
+
+Every failure is a :class:`~stlib.errors.DataError` naming the file.
+"""
 
 from __future__ import annotations
 
-import warnings
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import anndata as ad
 import numpy as np
+from PIL import Image, ImageFile
 
 from stlib.errors import DataError
+
+__all__ = ["MAX_IMAGE_PIXELS", "add_hires_image", "check_jpeg", "image_size", "read_image"]
+
+#: Largest image (in pixels) this module decodes: 40,000 x 40,000 px.
+MAX_IMAGE_PIXELS = 1_600_000_000
+
+_pil_lock = threading.Lock()
+_pil_users = 0
+_pil_saved: tuple[int | None, bool] = (None, False)
+
+
+@contextmanager
+def _pil_limits() -> Iterator[None]:
+    """Raise PIL's decompression-bomb limit and forbid truncated loads, locally.
+
+    PIL keeps both settings as module globals. They are changed only while at
+    least one :func:`read_image` / :func:`image_size` call is running (a
+    thread-safe reference count) and restored afterwards.
+    """
+    global _pil_users, _pil_saved
+    with _pil_lock:
+        if _pil_users == 0:
+            _pil_saved = (Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES)
+            Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+            ImageFile.LOAD_TRUNCATED_IMAGES = False
+        _pil_users += 1
+    try:
+        yield
+    finally:
+        with _pil_lock:
+            _pil_users -= 1
+            if _pil_users == 0:
+                Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = _pil_saved
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise DataError(path, "missing image file")
+    if not path.is_file():
+        raise DataError(path, "not a file (a folder?)")
+
+
+def read_image(path: str | os.PathLike[str]) -> np.ndarray:
+    """Decode an image file into an RGB uint8 array.
+
+    Parameters
+    ----------
+    path
+        Image file (JPEG, PNG, TIFF: anything PIL reads). Grey-scale, RGBA
+        or palette images are converted to RGB.
+
+    Returns
+    -------
+    ``(H, W, 3)`` uint8 array, rows first (``image[y, x]``).
+
+    Raises
+    ------
+    DataError
+        The file is missing, not an image, corrupt or truncated (PIL's
+        ``LOAD_TRUNCATED_IMAGES`` is forced off, so a cut-off JPEG fails
+        instead of silently loading grey pixels), or larger than
+        :data:`MAX_IMAGE_PIXELS`.
+    """
+    p = Path(path)
+    _check_file(p)
+    with _pil_limits():
+        try:
+            with Image.open(p) as img:
+                img.load()
+                rgb = img if img.mode == "RGB" else img.convert("RGB")
+                arr = np.asarray(rgb, dtype=np.uint8)
+        except Image.DecompressionBombError as e:
+            raise DataError(p, f"image too large to decode safely ({e})") from e
+        except Image.UnidentifiedImageError as e:
+            raise DataError(p, "not a readable image file (unknown format or corrupt header)") from e
+        except (OSError, SyntaxError, ValueError, EOFError) as e:
+            raise DataError(p, f"corrupt or truncated image: {e}") from e
+    if arr.ndim != 3 or arr.shape[2] != 3:  # pragma: no cover - PIL guarantees RGB
+        raise DataError(p, f"decoded image has shape {arr.shape}, expected (H, W, 3)")
+    return arr
+
+
+def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """Height and width of an image, from its header only (no pixel decoding).
+
+    Parameters
+    ----------
+    path
+        Image file.
+
+    Returns
+    -------
+    ``(h, w)`` in pixels.
+
+    Raises
+    ------
+    DataError
+        The file is missing or its header is not a readable image.
+    """
+    p = Path(path)
+    _check_file(p)
+    with _pil_limits():
+        try:
+            with Image.open(p) as img:
+                w, h = img.size
+        except Image.UnidentifiedImageError as e:
+            raise DataError(p, "not a readable image file (unknown format or corrupt header)") from e
+        except (OSError, SyntaxError, ValueError, EOFError) as e:
+            raise DataError(p, f"cannot read image header: {e}") from e
+    return int(h), int(w)
+
+
+def check_jpeg(path: PathLikeStr) -> tuple[int, int]:
+    """(height, width) of a JPEG from its header, after checking the file is complete.
+
+    Reads only the header and the last bytes: a missing end-of-image marker (``FF D9``)
+    means a truncated download. Full decoding is left to the image module.
+    """
+    hw = image_size(path)
+    p = Path(path)
+    size = p.stat().st_size
+    with open(p, "rb") as fh:
+        head = fh.read(2)
+        fh.seek(max(0, size - 4096))
+        tail = fh.read()
+    if head == b"\xff\xd8" and b"\xff\xd9" not in tail:
+        raise DataError(p, "truncated JPEG: no end-of-image marker (FF D9) at the end of the file")
+    return hw
 
 
 def add_hires_image(adata: ad.AnnData, section: str, max_size: int = 2000) -> float:
@@ -18,13 +166,10 @@ def add_hires_image(adata: ad.AnnData, section: str, max_size: int = 2000) -> fl
     ``scalefactors["tissue_hires_scalef"]`` (hires pixels per full-resolution pixel), the
     squidpy convention; returns it.
     """
-    from PIL import Image, UnidentifiedImageError
-
     meta = adata.uns["spatial"][section]
     path = meta["metadata"]["image_path"]
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with _pil_limits():
             with Image.open(path) as im:
                 w, h = im.size
                 scale = min(1.0, max_size / max(w, h))
@@ -33,7 +178,7 @@ def add_hires_image(adata: ad.AnnData, section: str, max_size: int = 2000) -> fl
                 img = im.convert("RGB").resize(target, Image.Resampling.LANCZOS)
     except FileNotFoundError:
         raise DataError(path, "missing image file") from None
-    except (UnidentifiedImageError, OSError) as exc:
+    except (Image.UnidentifiedImageError, OSError) as exc:
         raise DataError(path, f"corrupt or truncated image ({exc})") from None
     meta["images"]["hires"] = np.asarray(img)
     meta["scalefactors"]["tissue_hires_scalef"] = float(target[0] / w)

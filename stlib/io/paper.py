@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from stlib.errors import DataError
-from stlib.io.registry import project_data_dir
+from stlib._utils import project_data_dir
 
 #: Table I's metric columns, as the file names them -> as the book prints them.
 TABLE1_METRICS: dict[str, str] = {"pcc": "PCC", "srcc": "SRCC", "mse": "MSE", "mae": "MAE", "r2": "R2"}

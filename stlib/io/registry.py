@@ -39,21 +39,13 @@ import pandas as pd
 import yaml
 
 from stlib.errors import ChecksumError, DataError, SplitError
-from stlib.io._common import PathLikeStr, sha256_file
+from stlib._utils import SPLITS, project_data_dir, sha256_file
+from stlib.io._common import PathLikeStr
 
 log = logging.getLogger(__name__)
 
 ENV_MIRROR = "STLIB_DATA_MIRROR"
 ENV_DATA_DIR = "STLIB_DATA_DIR"
-SPLITS = ("train", "valid", "test")
-
-
-def project_data_dir() -> Path:
-    """The ``data/`` folder of the project (manifests and splits)."""
-    env = os.environ.get("STLIB_MANIFESTS")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / "data"
 
 
 def available_datasets() -> list[str]:

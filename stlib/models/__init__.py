@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from stlib.models._base import SPLITS, ModelResult
+from stlib.models._base import ModelResult
 
-__all__ = ["SPLITS", "ModelResult"]
+__all__ = ["ModelResult"]

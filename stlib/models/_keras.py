@@ -12,17 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from stlib._compat import import_tf
 from stlib.errors import DataError
-
-
-def import_keras() -> tuple[Any, Any]:
-    """Import and return ``(tensorflow, keras)``, silencing TF's C++ start-up logs.
-
-    See :func:`stlib._tf.import_tf`.
-    """
-    from stlib._tf import import_tf
-
-    return import_tf()
 
 
 def set_seed(seed: int) -> None:
@@ -34,7 +25,7 @@ def set_seed(seed: int) -> None:
     same process and in a new one. Changes global RNG state (python ``random``,
     ``np.random`` and TF's global generator), as every Keras fit does.
     """
-    tf, keras = import_keras()
+    tf, keras = import_tf()
     keras.utils.set_random_seed(int(seed))
     tf.config.experimental.enable_op_determinism()
 
@@ -84,7 +75,7 @@ def train(
         ``best_epoch`` (1-based; 0 if no epoch had a finite valid loss), ``best_val_loss`` (NaN then),
         ``epochs_run``, ``stopped_early``.
     """
-    tf, _ = import_keras()
+    tf, _ = import_tf()
     n, nv = _n_rows(x_train), _n_rows(x_valid)
     if n == 0 or nv == 0:
         raise DataError("train", f"need train and valid rows, got {n} and {nv}")

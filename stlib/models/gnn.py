@@ -36,7 +36,8 @@ from sklearn.preprocessing import StandardScaler
 
 from stlib.errors import DataError
 from stlib.models._base import ModelResult
-from stlib.models._keras import check_matrix, import_keras, label_history, loss_key, predict, set_seed, train
+from stlib._compat import import_tf
+from stlib.models._keras import check_matrix, label_history, loss_key, predict, set_seed, train
 
 PAPER_CONFIG: dict[str, Any] = {"hidden": 32, "lr": 1e-3, "dropout": 0.8, "optimizer": "nadam"}
 """The paper's configuration: Nadam, learning rate 1e-3, dropout 0.8 (Keras rate = fraction dropped), 32 units."""
@@ -176,7 +177,7 @@ def build_gnn(table: np.ndarray, n_genes: int, *, hidden: int = 32, dropout: flo
     layers are ``dense1, bn1, drop1`` (layer 1, shared by node and neighbours), ``dense2, bn2,
     drop2`` (layer 2) and ``out``. Loss MSE, metric MAE; weights follow the current seed.
     """
-    tf, keras = import_keras()
+    tf, keras = import_tf()
     ops, layers = keras.ops, keras.layers
     table_t = tf.constant(np.asarray(table, np.float32))
 

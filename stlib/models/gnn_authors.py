@@ -82,7 +82,8 @@ import scipy.sparse as sp
 
 from stlib.errors import DataError
 from stlib.models._base import ModelResult
-from stlib.models._keras import check_matrix, import_keras, label_history, set_seed
+from stlib._compat import import_tf
+from stlib.models._keras import check_matrix, label_history, set_seed
 
 MAX_EPOCHS = 100
 """``num_epochs = 100`` in the notebook."""
@@ -187,7 +188,7 @@ def build_gnn_authors(n_features: int, n_genes: int, *, hidden: Sequence[int] = 
     ``graph_conv1``/``graph_conv2`` (each with ``ffn_prepare`` and ``update_fn``), ``postprocess``,
     ``output``. Weights follow the current seed (see :func:`stlib.models._keras.set_seed`).
     """
-    tf, keras = import_keras()
+    tf, keras = import_tf()
     layers = keras.layers
     hidden = [int(u) for u in hidden]
     if not hidden or min(hidden) < 1:
@@ -362,7 +363,7 @@ def fit_gnn_authors(
             raise DataError("fit_gnn_authors", f"train_graph_bug reads splits off the first train nodes, but "
                                                f"{too_big} have more nodes than train ({ntr})")
 
-    tf, _ = import_keras()
+    tf, _ = import_tf()
     set_seed(seed)
     hidden = [int(u) for u in hidden]
     model = build_gnn_authors(G["train"].x.shape[1], n_genes, hidden=hidden, dropout=dropout, lr=lr)

@@ -19,7 +19,8 @@ from sklearn.preprocessing import StandardScaler
 
 from stlib.errors import DataError
 from stlib.models._base import ModelResult
-from stlib.models._keras import check_matrix, import_keras, label_history, loss_key, predict, set_seed, train
+from stlib._compat import import_tf
+from stlib.models._keras import check_matrix, label_history, loss_key, predict, set_seed, train
 
 
 PAPER_LR: float = 1e-3
@@ -38,7 +39,7 @@ def build_mlp(n_features: int, n_genes: int, *, hidden: int = 64, dropout: float
 
     Weights follow the current seed.
     """
-    _, keras = import_keras()
+    _, keras = import_tf()
     layers = keras.layers
     model = keras.Sequential([
         keras.Input(shape=(n_features,)),
