@@ -16,14 +16,14 @@ from stlib.io.he2020 import (
     HER2ST_OVERLAP,
     TOP_FOLDER,
     label_is_tumor,
-    make_he2020_split,
     read_he2020,
     read_metadata,
     read_tumor_annotation,
     resolve_root,
     write_he2020_split,
 )
-from stlib.io.registry import load_dataset, read_split
+from stlib.io.registry import load_dataset
+from stlib.io.splits import read_split, stratified_patient_split
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -158,32 +158,32 @@ def _real_patients() -> pd.DataFrame:
 
 
 def test_split_sizes_stratified_and_deterministic() -> None:
-    s = make_he2020_split(_real_patients(), seed=0)
+    s = stratified_patient_split(_real_patients(), seed=0)
     assert list(s.columns) == ["patient", "subtype", "split"]
     assert s["split"].value_counts().to_dict() == {"train": 13, "valid": 5, "test": 5}
     for part in ("valid", "test"):
         assert sorted(s.loc[s["split"] == part, "subtype"]) == sorted(set(HE2020_PATIENTS.values()))
     assert set(s.loc[s["split"] == "train", "subtype"]) == set(HE2020_PATIENTS.values())
-    pd.testing.assert_frame_equal(s, make_he2020_split(_real_patients().iloc[::-1], seed=0))
-    other = make_he2020_split(_real_patients(), seed=1)
+    pd.testing.assert_frame_equal(s, stratified_patient_split(_real_patients().iloc[::-1], seed=0))
+    other = stratified_patient_split(_real_patients(), seed=1)
     assert not other.set_index("patient")["split"].equals(s.set_index("patient").loc[other["patient"], "split"])
 
 
 def test_split_is_patient_level_over_sections(fx) -> None:
-    s = make_he2020_split(fx.metadata, seed=0, n=(1, 1, 1))
+    s = stratified_patient_split(fx.metadata, seed=0, n=(1, 1, 1))
     assert list(s.columns) == ["section", "patient", "subtype", "split"]
     assert sorted(s["section"]) == sorted(fx.sections)
     assert (s.groupby("patient")["split"].nunique() == 1).all()
     assert sorted(s.drop_duplicates("patient")["split"]) == ["test", "train", "valid"]
     with pytest.raises(ValueError, match="do not add up"):
-        make_he2020_split(fx.metadata, n=(13, 5, 5))
+        stratified_patient_split(fx.metadata, n=(13, 5, 5))
 
 
 def test_write_he2020_split_writes_a_fresh_draw(tmp_path: Path) -> None:
     out = write_he2020_split(tmp_path / "sub" / "he2020.tsv", seed=0)
     assert len(out) == 23
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "sub" / "he2020.tsv", sep="\t"), out)
-    pd.testing.assert_frame_equal(out, make_he2020_split(_real_patients(), seed=0))
+    pd.testing.assert_frame_equal(out, stratified_patient_split(_real_patients(), seed=0))
 
 
 # ---- the committed split: the authors' ------------------------------------------------------

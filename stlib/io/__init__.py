@@ -1,25 +1,37 @@
-"""Readers and the data-set registry."""
+"""Readers, the data-set registry, fetching, splits and images.
+
+- :mod:`stlib.io.registry`: manifests (``data/datasets/*.yaml``) -> :class:`Dataset`;
+- :mod:`stlib.io.fetch`: the files of a data set from a mirror, the cache or the origin;
+- :mod:`stlib.io.splits`: split files, and fresh stratified patient splits;
+- :mod:`stlib.io.her2st`, :mod:`stlib.io.he2020`: the readers, each with its folder layout;
+- :mod:`stlib.io.images`: every H&E image opened, one PIL policy;
+- :mod:`stlib.io.paper`: the report's facts shipped in ``data/``.
+"""
 
 from __future__ import annotations
 
-from stlib.io.he2020 import make_he2020_split, read_he2020, read_metadata, write_he2020_split
+from stlib.io.he2020 import read_he2020, read_metadata, write_he2020_split
 from stlib.io.her2st import parse_motivation, read_her2st, read_her2st_section
+from stlib.io.images import add_hires_image, read_image
 from stlib.io.paper import paper_gene_ids, read_paper_genes, read_paper_table1
-from stlib.io.registry import Dataset, available_datasets, load_dataset, read_split
+from stlib.io.registry import Dataset, available_datasets, load_dataset
+from stlib.io.splits import read_split, stratified_patient_split
 
 __all__ = [
     "Dataset",
+    "add_hires_image",
     "available_datasets",
     "load_dataset",
-    "make_he2020_split",
     "paper_gene_ids",
-    "read_paper_genes",
-    "read_paper_table1",
-    "read_he2020",
-    "read_metadata",
-    "write_he2020_split",
     "parse_motivation",
+    "read_he2020",
     "read_her2st",
     "read_her2st_section",
+    "read_image",
+    "read_metadata",
+    "read_paper_genes",
+    "read_paper_table1",
     "read_split",
+    "stratified_patient_split",
+    "write_he2020_split",
 ]

@@ -17,13 +17,12 @@ inconsistent). Section id = ``f"{patient}_{replicate}"``, e.g. ``BC23287_C1``.
 
 The committed split ``data/splits/he2020.tsv`` is the authors' own (recovered from their
 notebooks; see its header). Also here, for users who want a fresh draw instead: a seeded,
-subtype-stratified, patient-level split of the 23 patients (:func:`make_he2020_split`,
+subtype-stratified, patient-level split of the 23 patients (:func:`stratified_patient_split`,
 :func:`write_he2020_split`); neither made the committed file.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -49,6 +48,7 @@ from stlib.io._common import (
 )
 from stlib.io._common import read_counts as _read_wide_counts
 from stlib.io.her2st import spot_diameter_px
+from stlib.io.splits import stratified_patient_split
 
 log = logging.getLogger(__name__)
 
@@ -409,94 +409,10 @@ def read_he2020(
     return adata
 
 
-# ---- a fresh patient-level split (not the committed one) ----------------------------------
-def _rank(seed: int, kind: str, name: str) -> str:
-    return hashlib.sha256(f"{int(seed)}:{kind}:{name}".encode()).hexdigest()
-
-
-def make_he2020_split(
-    metadata: pd.DataFrame, seed: int = 0, n: tuple[int, int, int] = PAPER_SPLIT_SIZES
-) -> pd.DataFrame:
-    """Seeded, patient-level split stratified by subtype: a fresh draw.
-
-    The committed ``data/splits/he2020.tsv`` is the authors' split, not a draw of this
-    function; use this one for a different split of the same sizes (e.g. to see how much the
-    results depend on which patients are held out).
-
-    Rule (exact, independent of numpy versions):
-
-    1. Within each subtype, patients are ordered by ``sha256(f"{seed}:patient:{patient}")``.
-    2. Subtypes are ordered by ``sha256(f"{seed}:subtype:{subtype}")``.
-    3. Round-robin: take the first patient of every subtype (in subtype order), then the
-       second of every subtype, and so on; subtypes that run out are skipped.
-    4. The first ``n[2]`` patients of that sequence are ``test``, the next ``n[1]`` ``valid``,
-       the remaining ``n[0]`` ``train``.
-
-    With the 23 patients and ``n = (13, 5, 5)`` (the paper's sizes) valid and test each hold
-    exactly one patient of every one of the 5 subtypes.
-
-    Parameters
-    ----------
-    metadata
-        Columns ``patient`` and ``type`` (metadata.csv) or ``subtype``; optionally
-        ``section`` or ``replicate`` (one row per section).
-    seed
-        Integer seed.
-    n
-        Patients in (train, valid, test); must sum to the number of patients.
-
-    Returns
-    -------
-    DataFrame with columns ``section, patient, subtype, split`` (one row per section) when
-    sections are known, else ``patient, subtype, split`` (one row per patient).
-    """
-    df = metadata.copy()
-    if "subtype" not in df.columns:
-        if "type" not in df.columns:
-            raise DataError("<metadata>", "needs a 'type' or 'subtype' column")
-        df["subtype"] = df["type"]
-    if "patient" not in df.columns:
-        raise DataError("<metadata>", "needs a 'patient' column")
-    if "section" not in df.columns and "replicate" in df.columns:
-        df["section"] = df["patient"].astype(str) + "_" + df["replicate"].astype(str)
-    df["patient"] = df["patient"].astype(str)
-    df["subtype"] = df["subtype"].astype(str)
-    per_patient = df.groupby("patient")["subtype"].agg(lambda s: sorted(set(s)))
-    mixed = [p for p, s in per_patient.items() if len(s) > 1]
-    if mixed:
-        raise DataError("<metadata>", f"patient(s) {mixed} have more than one subtype")
-    subtype_of = {p: s[0] for p, s in per_patient.items()}
-    n_train, n_valid, n_test = (int(v) for v in n)
-    if min(n_train, n_valid, n_test) < 0 or n_train + n_valid + n_test != len(subtype_of):
-        raise ValueError(f"split sizes {tuple(n)} do not add up to the {len(subtype_of)} patients")
-    by_subtype: dict[str, list[str]] = {}
-    for p, s in subtype_of.items():
-        by_subtype.setdefault(s, []).append(p)
-    for s in by_subtype:
-        by_subtype[s].sort(key=lambda p: _rank(seed, "patient", p))
-    order = sorted(by_subtype, key=lambda s: _rank(seed, "subtype", s))
-    sequence: list[str] = []
-    for r in range(max(len(v) for v in by_subtype.values())):
-        sequence.extend(by_subtype[s][r] for s in order if r < len(by_subtype[s]))
-    split_of = {p: "test" for p in sequence[:n_test]}
-    split_of.update({p: "valid" for p in sequence[n_test : n_test + n_valid]})
-    split_of.update({p: "train" for p in sequence[n_test + n_valid :]})
-    rank = {"train": 0, "valid": 1, "test": 2}
-    if "section" in df.columns:
-        out = df[["section", "patient", "subtype"]].drop_duplicates("section").copy()
-        out["split"] = out["patient"].map(split_of)
-        out = out.sort_values(["split", "subtype", "patient", "section"], key=lambda c: c.map(rank) if c.name == "split" else c)
-    else:
-        out = pd.DataFrame({"patient": list(subtype_of), "subtype": [subtype_of[p] for p in subtype_of]})
-        out["split"] = out["patient"].map(split_of)
-        out = out.sort_values(["split", "subtype", "patient"], key=lambda c: c.map(rank) if c.name == "split" else c)
-    return out.reset_index(drop=True)
-
-
 def write_he2020_split(path: PathLikeStr, seed: int = 0) -> pd.DataFrame:
     """Write a fresh seeded patient-level split of the 23 real patients (``patient, subtype, split``).
 
-    The draw is :func:`make_he2020_split` with the paper's sizes. It is *not* the committed
+    The draw is :func:`stlib.io.splits.stratified_patient_split` with the paper's sizes. It is *not* the committed
     ``data/splits/he2020.tsv`` (the authors' split): write it elsewhere and point a manifest's
     ``split:`` at it to use it.
 
@@ -505,14 +421,14 @@ def write_he2020_split(path: PathLikeStr, seed: int = 0) -> pd.DataFrame:
     path
         Where to write the TSV (parent folders are created).
     seed
-        Integer seed of :func:`make_he2020_split`.
+        Integer seed of :func:`~stlib.io.splits.stratified_patient_split`.
 
     Returns
     -------
     The split as written, one row per patient.
     """
     meta = pd.DataFrame({"patient": list(HE2020_PATIENTS), "subtype": list(HE2020_PATIENTS.values())})
-    split = make_he2020_split(meta, seed=seed, n=PAPER_SPLIT_SIZES)
+    split = stratified_patient_split(meta, seed=seed, n=PAPER_SPLIT_SIZES)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     split.to_csv(path, sep="\t", index=False, lineterminator="\n")
     return split
@@ -525,3 +441,8 @@ def discover_sections(root: PathLikeStr) -> dict[str, dict[str, Any]]:
         s: {"patient": r["patient"], "subtype": r["type"], "replicate": r["replicate"]}
         for s, r in meta.iterrows()
     }
+
+
+def read_from_manifest(ds: Any, root: Path, sections: Sequence[str]) -> ad.AnnData:
+    """The sections of a registered He et al. 2020 data set (the layout is :func:`read_he2020`'s)."""
+    return read_he2020(root, sections)

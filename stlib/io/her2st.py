@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import anndata as ad
 import numpy as np
@@ -272,4 +273,29 @@ def read_her2st(
         if sha is None and verify_images:
             sha = sha256_file(find_image(root, sec))
         out.append(read_her2st_section(root, sec, image_sha256=sha))
+    return concat_sections(out)
+
+
+def read_from_manifest(ds: Any, root: Path, sections: Sequence[str]) -> ad.AnnData:
+    """The sections of a registered HER2ST-layout data set (``ds``: :class:`~stlib.io.registry.Dataset`).
+
+    The layout: ``data/ST-cnts/<section>.tsv.gz``, ``data/ST-spotfiles/<section>_selection.tsv``,
+    ``data/ST-imgs/<patient letter>/<section>/*.jpg``; the patient and subtype of each section
+    come from the manifest. A section without its image is refused with the manifest's
+    ``images_note`` as the reason.
+    """
+    out = []
+    for sec in sections:
+        meta = ds.sections[sec]
+        img = next((f for f in ds.files if f.startswith(f"data/ST-imgs/{sec[0]}/{sec}/")), None)
+        folder = root / "data" / "ST-imgs" / sec[0] / sec
+        note = ds.extra.get("images_note")
+        if img is None and note and not any(folder.glob("*.jpg")):
+            raise DataError(folder, f"no H&E image for section {sec}: {' '.join(str(note).split())}")
+        out.append(
+            read_her2st_section(
+                root, sec, patient=str(meta.get("patient", sec[0])), subtype=str(meta.get("subtype", "HER2+")),
+                image_sha256=ds.files.get(img) if img else None,
+            )
+        )
     return concat_sections(out)

@@ -1,0 +1,186 @@
+"""Where a data set's files come from: a local mirror, the download cache, or the public origin.
+
+In order of precedence:
+
+1. a local mirror: ``$STLIB_DATA_MIRROR/<mirror_subdir>/<path>`` (CI and the developers'
+   machines point this at ``../shared/data``); files are used in place, verified against the
+   manifest's sha256;
+2. the download cache ``$STLIB_DATA_DIR`` (default: pooch's OS cache for ``stlib``), filled
+   from the public origin with :func:`pooch.retrieve` (progress bar, checksum verification).
+
+A data set published as one zip has an ``archive:`` entry (``{url, fname, sha256 (or null),
+marker}``): the mirror may hold the extracted tree (``marker`` present) or the zip itself;
+otherwise the zip is downloaded and unpacked with :class:`pooch.Unzip`.
+
+A checksum mismatch is a :class:`~stlib.errors.ChecksumError` naming the file; a failed
+download a :class:`~stlib.errors.DataError` naming the URL and how to work offline.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from stlib._utils import sha256_file
+from stlib.errors import ChecksumError, DataError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from stlib.io.registry import Dataset
+
+log = logging.getLogger("stlib.io.registry")
+
+ENV_MIRROR = "STLIB_DATA_MIRROR"
+ENV_DATA_DIR = "STLIB_DATA_DIR"
+
+__all__ = ["ENV_DATA_DIR", "ENV_MIRROR", "cache_root", "fetch", "mirror_root", "verify_file"]
+
+def mirror_root(ds: Dataset) -> Path | None:
+    """The mirror folder of this data set, if ``$STLIB_DATA_MIRROR`` is set."""
+    env = os.environ.get(ENV_MIRROR)
+    return Path(env).expanduser() / ds.mirror_subdir if env else None
+
+def cache_root(ds: Dataset) -> Path:
+    """Download cache of this data set."""
+    import pooch
+
+    base = os.environ.get(ENV_DATA_DIR)
+    return (Path(base).expanduser() if base else Path(pooch.os_cache("stlib"))) / ds.name
+
+def fetch(ds: Dataset, *, progress: bool = True, files: Sequence[str] | None = None) -> Path:
+    """Make every file available locally, verified, and return the data-set root.
+
+    Files in the mirror are used in place; others are downloaded into the cache. A
+    checksum mismatch raises :class:`~stlib.errors.ChecksumError` naming the file.
+    ``files`` restricts this to some manifest files (see :meth:`~stlib.io.registry.Dataset.files_for`). A data set with
+    an ``archive`` is fetched as a whole (see :func:`_fetch_archive`).
+    """
+    if ds.archive is not None:
+        return _fetch_archive(ds, progress)
+    wanted = list(files) if files is not None else list(ds.files)
+    mirror = mirror_root(ds)
+    if mirror is not None and mirror.is_dir() and all((mirror / f).is_file() for f in wanted):
+        for f in _progress(wanted, progress, f"verify {ds.name}"):
+            verify_file(mirror / f, ds.files.get(f))
+        return mirror
+    root = cache_root(ds)
+    for f in _progress(wanted, progress, f"fetch {ds.name}"):
+        src = mirror / f if mirror is not None else None
+        if src is not None and src.is_file():
+            verify_file(src, ds.files.get(f))
+            dest = root / f
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if not dest.exists():
+                dest.symlink_to(src.resolve())
+            continue
+        _download(ds, f, root, progress)
+    return root
+
+def _download(ds: Dataset, relpath: str, root: Path, progress: bool) -> Path:
+    import pooch
+
+    dest = root / relpath
+    known = ds.files.get(relpath)
+    if dest.is_file():
+        verify_file(dest, known)
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    url = ds.origin.rstrip("/") + "/" + relpath
+    try:
+        pooch.retrieve(
+            url,
+            known_hash=f"sha256:{known}" if known else None,
+            fname=dest.name,
+            path=dest.parent,
+            progressbar=progress,
+        )
+    except ValueError as exc:  # pooch's hash mismatch
+        raise ChecksumError(url, f"checksum mismatch after download ({exc})") from None
+    except Exception as exc:  # network errors: name the file
+        raise DataError(url, f"download failed ({type(exc).__name__}: {exc}); "
+                        f"set {ENV_MIRROR} to a local copy to work offline") from None
+    return dest
+
+def _archive_marker_root(ds: Dataset, folder: Path) -> Path | None:
+    marker = str((ds.archive or {}).get("marker") or "")
+    if marker and (folder / marker).is_file():
+        return folder
+    name = Path(marker).name if marker else None
+    if name and (folder / name).is_file():
+        return folder
+    return None
+
+def _fetch_archive(ds: Dataset, progress: bool) -> Path:
+    """Mirror (extracted tree, or the zip) first, then the cache, then download + unzip."""
+    import pooch
+
+    arc = ds.archive or {}
+    url = str(arc.get("url") or ds.origin)
+    fname = str(arc.get("fname") or url.rstrip("/").rsplit("/", 1)[-1])
+    known = arc.get("sha256") or None
+    mirror = mirror_root(ds)
+    if mirror is not None and mirror.is_dir():
+        if _archive_marker_root(ds, mirror) is not None:
+            return mirror
+        if (mirror / fname).is_file():
+            verify_file(mirror / fname, known)
+            dest = cache_root(ds) / f"{fname}.unzip"
+            if _archive_marker_root(ds, dest) is None:
+                _unzip(mirror / fname, dest)
+            return dest
+    root = cache_root(ds)
+    dest = root / f"{fname}.unzip"
+    zpath = root / fname
+    if _archive_marker_root(ds, dest) is not None and (zpath.is_file() or not known):
+        if zpath.is_file():
+            verify_file(zpath, known)
+        return dest
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        pooch.retrieve(
+            url,
+            known_hash=f"sha256:{known}" if known else None,
+            fname=fname,
+            path=root,
+            processor=pooch.Unzip(extract_dir=str(dest)),
+            progressbar=progress,
+        )
+    except ValueError as exc:
+        raise ChecksumError(url, f"checksum mismatch after download ({exc})") from None
+    except Exception as exc:
+        raise DataError(url, f"download failed ({type(exc).__name__}: {exc}); "
+                        f"set {ENV_MIRROR} to a folder holding {ds.mirror_subdir}/{fname} "
+                        "or its extracted contents to work offline") from None
+    if not known and zpath.is_file():
+        log.warning("%s: downloaded %s without a known checksum; its sha256 is %s -- record it as "
+                    "archive.sha256 in %s", ds.name, fname, sha256_file(zpath), ds.manifest_path.name)
+    if _archive_marker_root(ds, dest) is None:
+        raise DataError(zpath, f"archive does not contain {arc.get('marker')!r}")
+    return dest
+
+
+def _unzip(zpath: Path, dest: Path) -> None:
+    import pooch
+
+    try:
+        pooch.Unzip(extract_dir=str(dest))(str(zpath), "download", None)
+    except Exception as exc:  # zipfile.BadZipFile, truncated archives
+        raise DataError(zpath, f"cannot unpack the archive ({type(exc).__name__}: {exc})") from None
+
+
+def _progress(items: Sequence[str], show: bool, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, disable=not show, leave=False)
+
+
+def verify_file(path: Path, sha256: str | None) -> None:
+    """Check a file exists and, when a checksum is known, that it matches."""
+    if not path.is_file():
+        raise DataError(path, "missing file")
+    if sha256:
+        got = sha256_file(path)
+        if got != sha256:
+            raise ChecksumError(path, f"checksum mismatch: expected sha256 {sha256}, got {got}")
