@@ -18,9 +18,10 @@ from typing import Any
 import anndata as ad
 import numpy as np
 
-from stlib import features, get
+from stlib import features
 from stlib.errors import DataError
 from stlib._utils import SPLITS
+from stlib.get import counts_by_split
 from stlib.models._base import ModelResult
 
 __all__ = ["LADDER", "PROTOCOLS", "TABLE_MODELS", "Protocol", "build_features", "fit_table_models", "get"]
@@ -239,7 +240,7 @@ def fit_table_models(
                                             genes=genes, name=name, scale=p.scale, refit=p.refit and base != "ols")
         elif base in glm.FAMILIES:
             X, _, _ = pipeline.inputs(targets, feats)
-            counts = get.counts_by_split(targets)
+            counts = counts_by_split(targets)
             res = cached(glm.fit_glm)(X, counts["train"], family=base, genes=genes, n_jobs=n_jobs, name=name,
                                       **glm_kwargs(p, targets))
         elif name == "mlp":

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from stlib._utils import project_root
+from stlib.im._backbones import BACKBONES
 
 DEFAULT_NAME = "default"
 
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", default=DEFAULT_NAME, help="run name; not 'default' writes under runs/<name>/")
     p.add_argument("--only", nargs="*", help="notebook number prefixes to run, e.g. 01 02")
     p.add_argument("--dataset", help="registered data set, e.g. her2st-demo")
-    p.add_argument("--backbone", choices=["mobilenet_v2", "resnet50"])
+    p.add_argument("--backbone", choices=sorted(BACKBONES))
     p.add_argument("--weights", help="'imagenet' or 'none' (random init, for tests)")
     p.add_argument("--protocol", choices=["sound", "paper"],
                    help="'paper': the authors' code's choices, leaks included and labelled (default: sound)")

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import anndata as ad
-import numpy as np
 import pandas as pd
 
 from stlib._utils import project_root

@@ -10,7 +10,8 @@ from tests.test_leakage import _synthetic
 
 
 def test_random_backbone_is_seeded() -> None:
-    from stlib.im import _weights_digest, get_backbone
+    from stlib.im import get_backbone
+    from stlib.im._features import _weights_digest
     from stlib._compat import import_tf
 
     _, keras = import_tf()

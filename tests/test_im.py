@@ -258,7 +258,7 @@ def test_section_features_cache_hit(tmp_path: Path, tiny_model: Any, monkeypatch
 
     # rerun: no decoding, no forward pass
     calls = counting.calls
-    monkeypatch.setattr(im, "read_image", lambda path: pytest.fail("image decoded on a cache hit"))
+    monkeypatch.setattr(im._features, "read_image", lambda path: pytest.fail("image decoded on a cache hit"))
     f2, info2 = im.section_features(p, centers, backbone=(counting, tiny_preprocess), size=WIN, cache_dir=cache)
     assert counting.calls == calls
     assert info2["from_cache"] is True and info2["n_padded"] == 1

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import warnings
 import zlib
 from collections.abc import Mapping
 from os import PathLike

@@ -140,7 +140,7 @@ def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
     return int(h), int(w)
 
 
-def check_jpeg(path: PathLikeStr) -> tuple[int, int]:
+def check_jpeg(path: str | os.PathLike[str]) -> tuple[int, int]:
     """(height, width) of a JPEG from its header, after checking the file is complete.
 
     Reads only the header and the last bytes: a missing end-of-image marker (``FF D9``)

@@ -5,7 +5,6 @@ TensorFlow is imported lazily inside the functions, so ``import stlib`` never im
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 

@@ -1,0 +1,38 @@
+"""Spot windows and CNN features (squidpy's ``im`` role); images are read by :mod:`stlib.io.images`.
+
+The image side of the pipeline, in squidpy's ``im`` role:
+
+1. :func:`read_image` decodes one full-resolution H&E JPEG (~9,300 x 9,900 px,
+   ~280 MB as RGB uint8) into a numpy array, with clear errors for missing,
+   corrupt or truncated files.
+2. :func:`extract_windows` cuts a fixed-size window (224 x 224 px by default)
+   centred on every spot, padding windows that cross the image border with
+   white and counting them.
+3. :func:`get_backbone` builds an ImageNet CNN (MobileNetV2 or ResNet50) that
+   maps a window to one pooled feature vector, and :func:`embed_windows`
+   runs it in batches.
+4. :func:`section_features` does 1-3 for one section (decoding the image once)
+   and caches the result on disk; :func:`cnn_features` runs it over all
+   sections of an AnnData in parallel with Dask and writes
+   ``obsm["X_cnn"]``.
+
+TensorFlow is imported lazily, so ``import stlib.im`` is cheap.
+"""
+
+from stlib.im._backbones import BACKBONES, IMAGENET_WEIGHTS_FILES, RANDOM_INIT_SEED, embed_windows, get_backbone, weights_file
+from stlib.im._features import feature_cache_key, section_features
+from stlib.im._runner import cnn_features
+from stlib.im._windows import extract_windows
+
+__all__ = [
+    "BACKBONES",
+    "IMAGENET_WEIGHTS_FILES",
+    "RANDOM_INIT_SEED",
+    "cnn_features",
+    "embed_windows",
+    "extract_windows",
+    "feature_cache_key",
+    "get_backbone",
+    "section_features",
+    "weights_file",
+]

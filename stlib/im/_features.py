@@ -1,0 +1,197 @@
+"""CNN features of one section: decode the image once, cut the windows, embed, cache on disk."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stlib._utils import sha256_file
+from stlib.im._backbones import BACKBONES, Preprocess, _cached_backbone, embed_windows
+from stlib.im._windows import _round_centers, extract_windows
+from stlib.io.images import read_image
+
+#: Version of the cache file layout; bump to invalidate old caches.
+_CACHE_VERSION = 1
+
+def _weights_digest(model: Any) -> str:
+    """sha256 over a Keras model's weight values (identifies a custom model)."""
+    h = hashlib.sha256()
+    for v in model.get_weights():
+        a = np.ascontiguousarray(v)
+        h.update(str(a.dtype).encode() + str(a.shape).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _backbone_identity(backbone: str | tuple[Any, Preprocess], weights: str | None) -> tuple[str, str]:
+    """(name, weights label) that identify a backbone in cache keys and ``uns``."""
+    if isinstance(backbone, str):
+        if backbone not in BACKBONES:
+            raise ValueError(f"unknown backbone {backbone!r}; choose one of {sorted(BACKBONES)}")
+        if weights is None:
+            return backbone, "none"
+        if Path(weights).is_file():  # a weights file: identified by its content
+            return backbone, f"file:{sha256_file(weights)[:16]}"
+        return backbone, str(weights)
+    model, preprocess = backbone
+    prep = f"{getattr(preprocess, '__module__', '?')}.{getattr(preprocess, '__qualname__', repr(preprocess))}"
+    label = hashlib.sha256(f"{_weights_digest(model)}|{prep}".encode()).hexdigest()[:16]
+    return f"custom:{getattr(model, 'name', 'model')}", f"sha:{label}"
+
+
+def feature_cache_key(
+    image_sha256: str,
+    backbone: str,
+    weights: str,
+    size: int,
+    centers_xy: np.ndarray | Sequence[Sequence[float]],
+) -> str:
+    """Hex key of one cached feature matrix.
+
+    Hashes the image sha256, the backbone name and weights label, the window
+    size and the rounded spot centres (their order matters: row ``i`` of the
+    cached matrix belongs to centre ``i``).
+    """
+    c = _round_centers(centers_xy, "centres")
+    h = hashlib.sha256()
+    for part in (f"v{_CACHE_VERSION}", image_sha256.lower(), backbone, weights, str(int(size)), str(c.shape)):
+        h.update(part.encode() + b"\0")
+    h.update(c.astype("<i8").tobytes())
+    return h.hexdigest()
+
+
+def _check_size(backbone: str | tuple[Any, Preprocess], size: int) -> None:
+    if isinstance(backbone, str) and size != 224:
+        raise ValueError(f"the built-in backbone {backbone!r} takes 224 px windows, got size={size}")
+
+
+def _safe(s: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in s)[:40]
+
+
+def _atomic_write(path: Path, write: Callable[[Any], None], binary: bool) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    with tmp.open("wb" if binary else "w") as fh:
+        write(fh)
+    os.replace(tmp, path)
+
+
+def section_features(
+    image_path: str | os.PathLike[str],
+    centers_xy: np.ndarray | Sequence[Sequence[float]],
+    *,
+    backbone: str | tuple[Any, Preprocess] = "mobilenet_v2",
+    weights: str | None = "imagenet",
+    size: int = 224,
+    cache_dir: str | os.PathLike[str] | None = None,
+    image_sha256: str | None = None,
+    batch_size: int = 32,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """CNN features of every spot of one section (image decoded once, cached).
+
+    Parameters
+    ----------
+    image_path
+        The section's full-resolution H&E image.
+    centers_xy
+        ``(n, 2)`` spot centres, ``(x=column, y=row)`` full-resolution pixels.
+    backbone
+        A built-in backbone name (see :func:`get_backbone`; built once per
+        process and shared between threads) or a ready ``(model,
+        preprocess)`` pair, e.g. a tiny model in tests. A custom pair is
+        identified in the cache by its model name and a hash of its weights.
+    weights
+        Weights for a named backbone (ignored for a custom pair).
+    size
+        Window side in pixels; the built-in backbones require 224 (ValueError
+        otherwise), a custom pair may take any size.
+    cache_dir
+        If given, the features are stored there as ``cnn_<backbone>_<key>.npy``
+        plus a ``.json`` with ``info``, keyed by :func:`feature_cache_key`
+        (image sha256, backbone, weights, size, rounded centres). A later call
+        with the same key loads them instead of decoding the image or
+        running the network.
+    image_sha256
+        Hex sha256 of the image file, e.g. from the data manifest
+        (``uns["spatial"][section]["metadata"]["image_sha256"]``); computed
+        from the file when ``None``. It is trusted as given.
+    batch_size
+        Windows per forward pass.
+
+    Returns
+    -------
+    features
+        ``(n, d)`` float32, row ``i`` for centre ``i``.
+    info
+        ``n_spots``, ``n_features``, ``n_padded`` (windows padded with white at
+        the image border), ``backbone``, ``weights``, ``size``, ``sha256``,
+        ``image_shape`` (``[h, w]``), ``seconds`` (time the features took to
+        compute, for a cached result the original time), ``from_cache``
+        (bool) and ``cache_file`` (str or ``None``).
+
+    Raises
+    ------
+    DataError
+        Unreadable image, or a centre outside it (see :func:`read_image`,
+        :func:`extract_windows`).
+    """
+    _check_size(backbone, size)
+    path = Path(image_path)
+    bname, wlabel = _backbone_identity(backbone, weights)
+    sha = (image_sha256 or sha256_file(path)).lower()
+    centers = np.asarray(centers_xy, dtype=np.float64)
+    _round_centers(centers, str(path))  # validate shape / finiteness early
+    npy_file: Path | None = None
+    if cache_dir is not None:
+        cdir = Path(cache_dir)
+        cdir.mkdir(parents=True, exist_ok=True)
+        key = feature_cache_key(sha, bname, wlabel, size, centers)
+        npy_file = cdir / f"cnn_{_safe(bname)}_{key[:32]}.npy"
+        json_file = npy_file.with_suffix(".json")
+        if npy_file.is_file() and json_file.is_file():
+            try:
+                info = json.loads(json_file.read_text())
+                feats = np.load(npy_file, allow_pickle=False)
+                ok = info.get("key") == key and feats.shape == (centers.shape[0], info.get("n_features"))
+            except (OSError, ValueError):
+                ok = False
+            if ok:
+                info.update(from_cache=True, cache_file=str(npy_file))
+                return feats.astype(np.float32, copy=False), info
+
+    t0 = time.perf_counter()
+    image = read_image(path)
+    image_shape = [int(image.shape[0]), int(image.shape[1])]
+    windows, n_padded = extract_windows(image, centers, size, where=str(path))
+    del image  # ~280 MB: do not keep it while the network runs
+    if isinstance(backbone, str):
+        model, preprocess = _cached_backbone(backbone, weights)
+    else:
+        model, preprocess = backbone
+    feats = embed_windows(windows, model, preprocess, batch_size=batch_size)
+    del windows
+    info: dict[str, Any] = {
+        "n_spots": int(centers.shape[0]),
+        "n_features": int(feats.shape[1]),
+        "n_padded": int(n_padded),
+        "backbone": bname,
+        "weights": wlabel,
+        "size": int(size),
+        "sha256": sha,
+        "image_shape": image_shape,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+    if npy_file is not None:
+        info["key"] = key
+        _atomic_write(npy_file, lambda fh: np.save(fh, feats, allow_pickle=False), binary=True)
+        _atomic_write(npy_file.with_suffix(".json"), lambda fh: json.dump(info, fh, indent=1), binary=False)
+    info.update(from_cache=False, cache_file=None if npy_file is None else str(npy_file))
+    return feats, info

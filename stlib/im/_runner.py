@@ -1,0 +1,220 @@
+"""CNN features of every section of an AnnData, in parallel with Dask (local or distributed)."""
+
+from __future__ import annotations
+
+import os
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from stlib.errors import DataError
+from stlib.im._backbones import BACKBONES, Preprocess
+from stlib.im._features import _backbone_identity, _check_size, section_features
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from anndata import AnnData
+
+
+def _section_inputs(adata: AnnData, library_key: str, spatial_key: str) -> list[tuple[str, np.ndarray, str, str | None]]:
+    """(section, obs positions, image path, sha256) per section present in ``adata``."""
+    if library_key not in adata.obs:
+        raise DataError("adata.obs", f"no column {library_key!r} naming each spot's section")
+    if spatial_key not in adata.obsm:
+        raise DataError("adata.obsm", f"no {spatial_key!r} spot coordinates")
+    coords = np.asarray(adata.obsm[spatial_key], dtype=np.float64)
+    if coords.ndim != 2 or coords.shape[1] != 2:
+        raise DataError(f"adata.obsm[{spatial_key!r}]", f"expected shape (n, 2), got {coords.shape}")
+    spatial = adata.uns.get("spatial", {})
+    col = adata.obs[library_key]
+    labels = col.astype(str).to_numpy()
+    present = set(labels)
+    order = [str(c) for c in col.cat.categories] if hasattr(col, "cat") else []
+    order = [s for s in order if s in present] + sorted(present - set(order))
+    out = []
+    for sec in order:
+        meta = spatial.get(sec, {}).get("metadata", {}) if isinstance(spatial, dict) else {}
+        if "image_path" not in meta:
+            raise DataError(sec, f"uns['spatial'][{sec!r}]['metadata'] has no 'image_path'")
+        sha = meta.get("image_sha256") or None
+        out.append((sec, np.flatnonzero(labels == sec), str(meta["image_path"]), sha))
+    return out
+
+
+def _run_local(tasks: list[Any], scheduler: str, progress: bool, desc: str) -> list[Any]:
+    import dask
+    from dask.callbacks import Callback
+
+    workers = min(2, max(1, len(tasks)))
+    bar = _tqdm(len(tasks), desc) if progress else None
+    keys = {t.key for t in tasks}
+
+    class _Done(Callback):
+        def _posttask(self, key: Any, result: Any, dsk: Any, state: Any, id: Any) -> None:  # noqa: A002
+            if bar is not None and key in keys:
+                bar.update(1)
+
+    kwargs: dict[str, Any] = {"scheduler": scheduler}
+    if scheduler in ("threads", "processes"):
+        kwargs["num_workers"] = workers
+    try:
+        with _Done():
+            return list(dask.compute(*tasks, **kwargs))
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _run_distributed(tasks: list[Any], client: Any, progress: bool, desc: str) -> list[Any]:
+    from distributed import as_completed
+
+    futures = client.compute(tasks)
+    bar = _tqdm(len(tasks), desc) if progress else None
+    try:
+        for _ in as_completed(futures):
+            if bar is not None:
+                bar.update(1)
+        return client.gather(futures)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _tqdm(total: int, desc: str) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="section")
+
+
+def cnn_features(
+    adata: AnnData,
+    *,
+    backbone: str | tuple[Any, Preprocess] = "mobilenet_v2",
+    weights: str | None = "imagenet",
+    size: int = 224,
+    cache_dir: str | os.PathLike[str] | None = None,
+    scheduler: Any = None,
+    key_added: str = "X_cnn",
+    progress: bool = True,
+    library_key: str = "section",
+    spatial_key: str = "spatial",
+    batch_size: int = 32,
+    copy: bool = False,
+) -> AnnData | None:
+    """CNN features of every spot, one Dask task per section.
+
+    Reads ``obs[library_key]`` (the section of each spot),
+    ``obsm[spatial_key]`` (spot centres, ``(x=column, y=row)``
+    full-resolution pixels) and, per section,
+    ``uns["spatial"][section]["metadata"]["image_path"]`` and
+    ``["image_sha256"]`` (may be ``None``: then computed).
+
+    Writes ``obsm[key_added]`` (``(n_obs, d)`` float32) and
+    ``uns["cnn_features"] = {"backbone", "weights", "size", "n_features",
+    "key_added", "n_padded": {section: int}, "cached": {section: bool},
+    "seconds": {section: float}}``.
+
+    Parameters
+    ----------
+    adata
+        Spots of one or many sections.
+    backbone, weights, size, cache_dir, batch_size
+        As in :func:`section_features`.
+    scheduler
+        ``None`` or ``"threads"``: Dask's local thread pool (2 workers); the
+        model is built once and shared by the threads, which run one forward
+        pass at a time (TensorFlow already uses every core for one batch) while
+        the JPEG decoding of one section overlaps inference of another. ``"processes"``: local processes, each building its own
+        model (a custom ``(model, preprocess)`` pair must then be picklable).
+        ``"synchronous"``: one at a time, for debugging. A
+        ``distributed.Client`` or a scheduler address such as
+        ``"tcp://127.0.0.1:8786"``: run on that dask.distributed cluster (the
+        workers must see the image files and ``cache_dir``). The features do
+        not depend on the scheduler: each section is embedded with the same
+        windows, batches and weights.
+    key_added
+        ``obsm`` key for the features.
+    progress
+        Show a tqdm bar over completed sections.
+    library_key, spatial_key
+        ``obs`` column of sections, ``obsm`` key of coordinates.
+    copy
+        Return a modified copy instead of writing into ``adata``.
+
+    Returns
+    -------
+    The modified copy if ``copy`` else ``None``.
+    """
+    from dask import delayed
+    from dask.base import tokenize
+
+    _check_size(backbone, size)
+    target = adata.copy() if copy else adata
+    sections = _section_inputs(target, library_key, spatial_key)
+    coords = np.asarray(target.obsm[spatial_key], dtype=np.float64)
+    bname, wlabel = _backbone_identity(backbone, weights)
+
+    # The backbone (maybe a Keras model) goes into a partial, not into the task
+    # arguments, so Dask neither traverses nor tokenizes it.
+    run_section = partial(
+        section_features,
+        backbone=backbone,
+        weights=weights,
+        size=size,
+        cache_dir=None if cache_dir is None else str(cache_dir),
+        batch_size=batch_size,
+    )
+    task_fn = delayed(run_section, pure=False, name="cnn-features")
+    # Keys are a token of everything the result depends on: a distributed
+    # cluster reuses a result held under the same key, so equal keys must mean
+    # equal results (and different settings must never share a key).
+    tasks = [
+        task_fn(
+            path,
+            coords[idx],
+            image_sha256=sha,
+            dask_key_name=f"cnn-features-{sec}-"
+            + tokenize(bname, wlabel, size, batch_size, path, sha, coords[idx], str(cache_dir)),
+        )
+        for sec, idx, path, sha in sections
+    ]
+    desc = f"CNN features ({bname})"
+    client_to_close = None
+    if scheduler is None or scheduler in ("threads", "processes", "synchronous", "sync", "single-threaded"):
+        results = _run_local(tasks, scheduler or "threads", progress, desc)
+    else:
+        if isinstance(scheduler, str):
+            from distributed import Client
+
+            client_to_close = client = Client(scheduler)
+        else:
+            client = scheduler
+        try:
+            results = _run_distributed(tasks, client, progress, desc)
+        finally:
+            if client_to_close is not None:
+                client_to_close.close()
+
+    dims = {int(f.shape[1]) for f, _ in results}
+    if len(dims) > 1:  # pragma: no cover - same backbone for all sections
+        raise RuntimeError(f"sections gave different feature sizes: {sorted(dims)}")
+    d = dims.pop() if dims else BACKBONES.get(bname, 0)
+    X = np.zeros((target.n_obs, d), dtype=np.float32)
+    meta: dict[str, Any] = {
+        "backbone": bname,
+        "weights": wlabel,
+        "size": int(size),
+        "n_features": int(d),
+        "key_added": key_added,
+        "n_padded": {},
+        "cached": {},
+        "seconds": {},
+    }
+    for (sec, idx, _, _), (feats, info) in zip(sections, results, strict=True):
+        X[idx] = feats
+        meta["n_padded"][sec] = int(info["n_padded"])
+        meta["cached"][sec] = bool(info["from_cache"])
+        meta["seconds"][sec] = float(info["seconds"])
+    target.obsm[key_added] = X
+    target.uns["cnn_features"] = meta
+    return target if copy else None

@@ -1,0 +1,91 @@
+"""Fixed-size windows centred on the spots, padded with white where they cross the border."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from stlib.errors import DataError
+
+
+def _round_centers(centers_xy: np.ndarray | Sequence[Sequence[float]], where: str) -> np.ndarray:
+    """Round ``(n, 2)`` x/y centres to the nearest pixel (halves round up)."""
+    c = np.asarray(centers_xy, dtype=np.float64)
+    if c.ndim != 2 or c.shape[1] != 2:
+        raise DataError(where, f"spot centres must have shape (n, 2), got {c.shape}")
+    bad = ~np.isfinite(c).all(axis=1)
+    if bad.any():
+        raise DataError(
+            where, f"{int(bad.sum())} spot centre(s) are NaN or infinite (first at row {int(np.flatnonzero(bad)[0])})"
+        )
+    return np.floor(c + 0.5).astype(np.int64)
+
+
+def extract_windows(
+    image: np.ndarray,
+    centers_xy: np.ndarray | Sequence[Sequence[float]],
+    size: int = 224,
+    *,
+    where: str = "image",
+) -> tuple[np.ndarray, int]:
+    """Cut a square window centred on each spot.
+
+    Parameters
+    ----------
+    image
+        ``(H, W, 3)`` uint8 image (rows first), e.g. from :func:`read_image`.
+    centers_xy
+        ``(n, 2)`` spot centres in full-resolution pixels as ``(x, y)`` =
+        (column, row), like ``obsm["spatial"]``. Rounded to the nearest pixel
+        (``.5`` rounds up).
+    size
+        Window side in pixels. For a rounded centre ``(cx, cy)`` the window
+        covers columns ``[cx - size // 2, cx - size // 2 + size)`` (for even
+        ``size`` that is ``[cx - size // 2, cx + size // 2)``), rows likewise.
+    where
+        Name used in error messages (e.g. the image path or section).
+
+    Returns
+    -------
+    windows
+        ``(n, size, size, 3)`` uint8 array; ``windows[i]`` belongs to spot ``i``.
+    n_padded
+        Number of windows that crossed the image border; their outside part is
+        filled with white (255), the colour of the glass around the tissue.
+
+    Raises
+    ------
+    DataError
+        ``image`` is not ``(H, W, 3)``, ``size`` < 1, a centre is not finite, or
+        a rounded centre lies outside the image (reported with the count and
+        the first offending rows).
+    """
+    img = np.asarray(image)
+    if img.ndim != 3 or img.shape[2] != 3:
+        raise DataError(where, f"image must have shape (H, W, 3), got {img.shape}")
+    if int(size) != size or size < 1:
+        raise DataError(where, f"window size must be a positive integer, got {size!r}")
+    size = int(size)
+    h, w = img.shape[:2]
+    c = _round_centers(centers_xy, where)
+    outside = (c[:, 0] < 0) | (c[:, 0] >= w) | (c[:, 1] < 0) | (c[:, 1] >= h)
+    if outside.any():
+        rows = np.flatnonzero(outside)
+        first = ", ".join(f"row {i}: (x={c[i, 0]}, y={c[i, 1]})" for i in rows[:3])
+        raise DataError(
+            where,
+            f"{rows.size} spot centre(s) lie outside the {w} x {h} (w x h) image: {first}",
+        )
+    n = c.shape[0]
+    out = np.full((n, size, size, 3), 255, dtype=np.uint8)
+    half = size // 2
+    n_padded = 0
+    for i in range(n):
+        x0, y0 = c[i, 0] - half, c[i, 1] - half
+        x1, y1 = x0 + size, y0 + size
+        cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+        if (cx0, cy0, cx1, cy1) != (x0, y0, x1, y1):
+            n_padded += 1
+        out[i, cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0] = img[cy0:cy1, cx0:cx1]
+    return out, n_padded
