@@ -44,9 +44,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from stlib import get, pipeline, store
+from stlib import get, scoring, store
 from stlib import protocol as protocols
-from stlib.models import glm
+from stlib.models import glm, inputs
 
 out = store.resolve(results_dir)
 proto = protocols.get(protocol)
@@ -64,10 +64,10 @@ print("GLM offset:", "log size factors" if kwargs["offset"] else "none", "| scor
 # %%
 results = []
 for features in ("single", "knn"):
-    X, _, _ = pipeline.inputs(targets, features)
+    X, _, _ = inputs.arrays(targets, features)
     for family in glm.FAMILIES:
-        name = pipeline.model_name(family, features)
-        res = pipeline.cached(glm.fit_glm, model_cache)(X, counts["train"], family=family, genes=list(targets.var_names),
+        name = inputs.model_name(family, features)
+        res = inputs.cached(glm.fit_glm, model_cache)(X, counts["train"], family=family, genes=list(targets.var_names),
                                                         n_jobs=n_jobs, maxiter=maxiter, name=name, **kwargs)
         store.save_predictions(protocols.label(res, proto), targets, out)
         results.append(res)
@@ -99,7 +99,7 @@ print({k: s[k] for k in s if k.startswith("n_alpha")})
 # split; the full table is in chapter 8):
 
 # %%
-pipeline.fit_summary(results, targets)
+scoring.fit_summary(results, targets)
 
 # %% [markdown]
 # ## Summary

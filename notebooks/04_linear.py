@@ -38,9 +38,9 @@ import anndata as ad
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from stlib import pipeline, pl, store
+from stlib import pl, scoring, store
 from stlib import protocol as protocols
-from stlib.models import linear, probe
+from stlib.models import inputs, linear, probe
 
 out = store.resolve(results_dir)
 proto = protocols.get(protocol)
@@ -49,11 +49,11 @@ targets = ad.read_h5ad(out / "features.h5ad")
 # %%
 results = []
 for features in ("single", "knn"):
-    X, Y_train, Y_valid = pipeline.inputs(targets, features)
+    X, Y_train, Y_valid = inputs.arrays(targets, features)
     for kind in linear.KINDS:
-        name = pipeline.model_name(kind, features)
+        name = inputs.model_name(kind, features)
         alphas = None if kind == "ols" else protocols.linear_alphas(proto, kind)
-        res = pipeline.cached(linear.fit_linear, model_cache)(X, Y_train, Y_valid, kind=kind, alphas=alphas,
+        res = inputs.cached(linear.fit_linear, model_cache)(X, Y_train, Y_valid, kind=kind, alphas=alphas,
                                                               genes=list(targets.var_names), name=name, scale=proto.scale,
                                                               refit=proto.refit and kind != "ols")
         store.save_predictions(protocols.label(res, proto), targets, out)
@@ -78,11 +78,11 @@ fig = pl.penalty_choices([r for r in results if r.name.endswith(("lasso", "ridge
 # %%
 authors = []
 for features in ("single", "knn"):
-    X, Y_train, Y_valid = pipeline.inputs(targets, features)
+    X, Y_train, Y_valid = inputs.arrays(targets, features)
     for kind in ("lasso", "ridge"):
-        authors.append(pipeline.cached(linear.fit_linear, model_cache)(
+        authors.append(inputs.cached(linear.fit_linear, model_cache)(
             X, Y_train, Y_valid, kind=kind, alphas=linear.PAPER_ALPHAS[kind], genes=list(targets.var_names),
-            name=pipeline.model_name(kind, features), scale=proto.scale))
+            name=inputs.model_name(kind, features), scale=proto.scale))
 edges = pd.concat({
     "the authors' grid": pd.DataFrame({r.name: linear.grid_edges(r) for r in authors}).T,
     "this run's grid": pd.DataFrame({r.name: linear.grid_edges(r) for r in results
@@ -105,9 +105,9 @@ edges
 # %%
 probes = []
 for features in ("single", "knn"):
-    X, Y_train, groups = pipeline.probe_inputs(targets, features)
-    res = pipeline.cached(probe.fit_probe, model_cache)(X, Y_train, groups, genes=list(targets.var_names),
-                                                         name=pipeline.model_name("hest_probe", features))
+    X, Y_train, groups = inputs.probe_inputs(targets, features)
+    res = inputs.cached(probe.fit_probe, model_cache)(X, Y_train, groups, genes=list(targets.var_names),
+                                                         name=inputs.model_name("hest_probe", features))
     store.save_predictions(protocols.label(res, proto), targets, out)
     probes.append(res)
 pd.DataFrame.from_dict({r.name: {"components": r.settings["n_components"],
@@ -115,7 +115,7 @@ pd.DataFrame.from_dict({r.name: {"components": r.settings["n_components"],
                                  **linear.grid_edges(r)} for r in probes}, orient="index")
 
 # %%
-pipeline.fit_summary(results + probes, targets)
+scoring.fit_summary(results + probes, targets)
 
 # %% [markdown]
 # ## Summary

@@ -40,14 +40,14 @@ import anndata as ad
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from stlib import pipeline, pl, store
+from stlib import pl, scoring, store
 from stlib import protocol as protocols
-from stlib.models import nn
+from stlib.models import inputs, nn
 
 out = store.resolve(results_dir)
 proto = protocols.get(protocol)
 targets = ad.read_h5ad(out / "features.h5ad")
-X, Y_train, Y_valid = pipeline.inputs(targets, "single")
+X, Y_train, Y_valid = inputs.arrays(targets, "single")
 print({s: a.shape for s, a in X.items()})
 
 # %%
@@ -85,7 +85,7 @@ axes[0].set_ylabel("MSE (log scale)")
 _ = axes[0].legend()
 
 # %%
-pipeline.fit_summary([res] + ([fixed] if nn.PAPER_LR in fits and len(fits) > 1 else []), targets)
+scoring.fit_summary([res] + ([fixed] if nn.PAPER_LR in fits and len(fits) > 1 else []), targets)
 
 # %% [markdown]
 # ## How much does the seed move it?
@@ -99,7 +99,7 @@ pipeline.fit_summary([res] + ([fixed] if nn.PAPER_LR in fits and len(fits) > 1 e
 by_seed = {s: protocols.mlp_result(protocols.fit_mlp(targets, proto, model_cache=model_cache,
                                                      learning_rates=(res.settings["lr"],), epochs=mlp_epochs,
                                                      seed=s), proto, name="mlp") for s in seeds}
-per_seed, spread = pipeline.seed_spread(by_seed, targets)
+per_seed, spread = scoring.seed_spread(by_seed, targets)
 (out / "tables").mkdir(exist_ok=True)
 spread.to_csv(out / "tables" / "seeds_mlp.csv")
 per_seed

@@ -67,18 +67,18 @@ from dataclasses import replace
 
 from myst_nb import glue
 
-from stlib import pipeline, pl, store
+from stlib import pl, scoring, store
 from stlib import protocol as protocols
-from stlib.models import gnn
+from stlib.models import gnn, inputs
 
 out = store.resolve(results_dir)
 proto = protocols.get(protocol)
 targets = ad.read_h5ad(out / "features.h5ad")
-graphs = pipeline.section_graphs(targets, "X_img_knn_pca", k=15)
+graphs = inputs.section_graphs(targets, "X_img_knn_pca", k=15)
 print({s: [g.section for g in gs] for s, gs in graphs.items()})
 
 # %%
-paper, best = pipeline.cached(gnn.fit_gnn_paper_and_best, model_cache)(
+paper, best = inputs.cached(gnn.fit_gnn_paper_and_best, model_cache)(
     graphs, grid=grid, epochs=gnn_epochs, seed=seed, genes=list(targets.var_names), names=("gnn_paper", "gnn"),
     grid_epochs=gnn_grid_epochs, extend_edges=gnn_extend_edges)
 store.save_predictions(protocols.label(best, proto), targets, out)
@@ -121,7 +121,7 @@ if proto.gnn != "sage":  # the paper protocol: Table I's GNN is the authors' net
 _ = store.save_predictions(protocols.label(paper, proto), targets, out)
 
 # %%
-pipeline.fit_summary([paper, best, authors], targets)
+scoring.fit_summary([paper, best, authors], targets)
 
 # %% [markdown]
 # ## How much does the seed move them?
@@ -134,7 +134,7 @@ table_gnn = {s: protocols.fit_gnn(targets, proto, model_cache=model_cache, seed=
                                   epochs=gnn_epochs if proto.gnn == "sage" else authors_gnn_epochs) for s in seeds}
 authors_gnn = {s: protocols.fit_gnn(targets, authors_proto, model_cache=model_cache, seed=s, epochs=authors_gnn_epochs,
                                     name="gnn_authors") for s in seeds}
-spreads = {name: pipeline.seed_spread(fits, targets) for name, fits in (("gnn_paper", table_gnn),
+spreads = {name: scoring.seed_spread(fits, targets) for name, fits in (("gnn_paper", table_gnn),
                                                                         ("gnn_authors", authors_gnn))}
 (out / "tables").mkdir(exist_ok=True)
 for name, (_, spread) in spreads.items():

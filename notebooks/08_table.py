@@ -37,7 +37,8 @@ import pandas as pd
 
 from myst_nb import glue
 
-from stlib import pipeline, pl, store, tables
+from stlib.models import reference
+from stlib import pl, scoring, store, tables
 
 out = store.resolve(results_dir)
 config = store.read_config(out)
@@ -46,12 +47,12 @@ preds = store.load_predictions(out)
 print(tables.protocol_text(config, targets, metric_protocol))
 
 # %%
-long = tables.metric_table(targets, preds)
+long = scoring.metric_table(targets, preds)
 (out / "tables").mkdir(exist_ok=True)
 long.to_csv(out / "tables" / "all_models.csv")
 table1 = tables.table_one(long, protocol=metric_protocol)
 table1.to_csv(out / "tables" / "table1.csv")
-pipeline.show(table1)
+scoring.show(table1)
 
 # %% [markdown]
 # ## The report's numbers beside ours
@@ -81,7 +82,7 @@ pipeline.show(table1)
 # %%
 paper = tables.paper_table()
 side = tables.beside_paper(table1, paper)
-pipeline.show(side.drop(columns=[("", "leaks / bugs")]), 4)
+scoring.show(side.drop(columns=[("", "leaks / bugs")]), 4)
 
 # %%
 flags = sorted({x for v in table1["leaks / bugs"] for x in v.split("; ") if x != "none"})
@@ -103,13 +104,13 @@ fig = pl.beside_paper(side, "PCC")
 # image encoder; it is also the last rows of Table I above.
 
 # %%
-ref = tables.reference_models(targets)
+ref = reference.reference_models(targets)
 for r in ref:
     store.save_predictions(r, targets, out)
-long = tables.metric_table(targets, store.load_predictions(out))
+long = scoring.metric_table(targets, store.load_predictions(out))
 long.to_csv(out / "tables" / "all_models.csv")
 wide = tables.wide(long, protocol=metric_protocol)
-pipeline.show(wide)
+scoring.show(wide)
 
 # %% [markdown]
 # ## How sure, and how far from what the counts allow
@@ -131,11 +132,11 @@ pipeline.show(wide)
 #   its model is scored in (Table I's "scored in" column).
 
 # %%
-scored = tables.scored_from_files(store.load_predictions(out))
-iv, boots = tables.interval_table(targets, scored, n_boot=n_boot, seed=seed)
+scored = scoring.scored_from_files(store.load_predictions(out))
+iv, boots = scoring.interval_table(targets, scored, n_boot=n_boot, seed=seed)
 iv.to_csv(out / "tables" / "intervals.csv")
 print(tables.ceiling_caption(iv))
-pipeline.show(tables.table_one_intervals(iv))
+scoring.show(tables.table_one_intervals(iv))
 
 # %% [markdown]
 # Every metric of Table I with its interval, on the same replicates (SRCC re-ranks the resampled
@@ -145,11 +146,11 @@ pipeline.show(tables.table_one_intervals(iv))
 
 # %%
 rows = [m for m in {**tables.PAPER_ROWS, **tables.PROBE_ROWS}.values() if m in scored]
-iv_all, _ = tables.interval_table(targets, {m: scored[m] for m in rows}, n_boot=n_boot, seed=seed, rank_stats=True)
+iv_all, _ = scoring.interval_table(targets, {m: scored[m] for m in rows}, n_boot=n_boot, seed=seed, rank_stats=True)
 iv_all.to_csv(out / "tables" / "table1_intervals.csv")
 for m in tables.PROBE_ROWS.values():
     if (m, "test") in iv_all.index:
-        glue(f"{m}_test", tables.with_interval(*iv_all.loc[(m, "test"), ["pcc", "pcc_lo", "pcc_hi"]]), display=False)
+        glue(f"{m}_test", scoring.with_interval(*iv_all.loc[(m, "test"), ["pcc", "pcc_lo", "pcc_hi"]]), display=False)
 tables.table_one_every_metric(iv_all)
 
 # %%
@@ -160,7 +161,7 @@ print(tables.depth_sentence(long, protocol=metric_protocol, boots=boots))
 # marks a model without any correlation (the train mean predicts one constant per gene).
 
 # %%
-pipeline.show(tables.intervals_wide(iv))
+scoring.show(tables.intervals_wide(iv))
 
 # %%
 fig = pl.metric_bars(wide.xs("pearson", axis=1, level=0), "pearson",
@@ -177,7 +178,7 @@ fig = pl.metric_bars(wide.xs("pearson", axis=1, level=0), "pearson",
 side_protocols = tables.protocols_side_by_side(long, "pearson")
 gap = (side_protocols["pooled"] - side_protocols["per_section_mean"]).abs()
 glue("max_protocol_gap", f"{np.nanmax(gap.to_numpy()):.3f}", display=False)
-pipeline.show(side_protocols)
+scoring.show(side_protocols)
 
 # %% [markdown]
 # ## Summary

@@ -53,7 +53,7 @@ import pandas as pd
 
 from myst_nb import glue
 
-from stlib import controls, im, pipeline, store, tables
+from stlib import controls, im, scoring, store, tables
 
 out = store.resolve(results_dir)
 data = ad.read_h5ad(out / "data.h5ad")
@@ -90,7 +90,7 @@ scores.append(controls.score(rand, res_rand, "paper, random-weight features", n_
 # %%
 table = pd.concat(scores, ignore_index=True)
 wide = table.pivot_table(index="model", columns=["control", "split"], values="pearson", sort=False)
-pipeline.show(wide)
+scoring.show(wide)
 
 # %%
 test = table[table["split"] == "test"].pivot(index="model", columns="control", values="pearson")
@@ -123,11 +123,11 @@ glue("log1p_depth_fraction", f"{raw['fraction'].iloc[0]:.2f}", display=False)
 paper_depth = test_rows[(test_rows["control"] == f"paper, {config['weights']} features")
                         & (test_rows["model"] == "depth_only")]
 glue("paper_depth_fraction", f"{paper_depth['fraction'].iloc[0]:.2f}", display=False)
-pipeline.show(controls.fraction_table(table, split="test"))
+scoring.show(controls.fraction_table(table, split="test"))
 
 # %%
 img = test.drop(index="depth_only")
-pipeline.show(pd.DataFrame({"best image model": img.idxmax(), "its test PCC": img.max(),
+scoring.show(pd.DataFrame({"best image model": img.idxmax(), "its test PCC": img.max(),
                             "depth-only oracle": test.loc["depth_only"]}))
 
 # %% [markdown]
@@ -149,11 +149,11 @@ paired
 # interval of the PCC above zero; about six of 250 would by chance), under each target:
 
 # %% tags=["hide-input"]
-reliable = pd.concat({tr: tables.reliable_genes(t, tables.scored_from_results(list(res.values())), split="test",
+reliable = pd.concat({tr: tables.reliable_genes(t, scoring.scored_from_results(list(res.values())), split="test",
                                                 n_boot=n_boot, seed=seed)[0]["reliable genes"]
                       for tr, (t, res) in kept.items()}, axis=1)
 reliable["random-weight features (paper)"] = tables.reliable_genes(
-    rand, tables.scored_from_results(res_rand), split="test", n_boot=n_boot, seed=seed)[0]["reliable genes"]
+    rand, scoring.scored_from_results(res_rand), split="test", n_boot=n_boot, seed=seed)[0]["reliable genes"]
 glue("reliable_depth_log1p", str(int(reliable.loc["depth_only", "log1p"])), display=False)
 glue("reliable_depth_paper", str(int(reliable.loc["depth_only", "paper"])), display=False)
 img_rel = reliable.drop(index="depth_only")
@@ -180,13 +180,13 @@ reliable
 # %%
 run_targets = ad.read_h5ad(out / "features.h5ad")
 depth_img = controls.depth_from_image(run_targets, seed=seed)
-pipeline.show(depth_img)
+scoring.show(depth_img)
 
 # %%
 partial = controls.depth_partial(run_targets, store.load_predictions(out))
 (out / "tables").mkdir(exist_ok=True)
 partial.to_csv(out / "tables" / "depth_partial.csv")
-pipeline.show(partial)
+scoring.show(partial)
 
 # %% tags=["hide-input"]
 image_models = partial.drop(index=[m for m in ("depth_only", "train_mean") if m in partial.index])

@@ -50,7 +50,7 @@ import pandas as pd
 
 from myst_nb import glue
 
-from stlib import ladder, pipeline, protocol, store, tables
+from stlib import ladder, protocol, scoring, store, tables
 
 out = store.resolve(results_dir)
 config = store.read_config(out)
@@ -86,7 +86,7 @@ long.to_csv(out / "tables" / "ladder.csv", index=False)
 # %%
 paper = tables.paper_table()
 pcc = ladder.step_table(long, "pearson", paper=paper)
-pipeline.show(pcc, 3)
+scoring.show(pcc, 3)
 
 # %% [markdown]
 # ## Mean MSE over genes
@@ -94,7 +94,7 @@ pipeline.show(pcc, 3)
 # NB rows are on raw counts (as the report's) until the GLM step, in the target's space after.
 
 # %%
-pipeline.show(ladder.step_table(long, "mse", paper=paper), 3)
+scoring.show(ladder.step_table(long, "mse", paper=paper), 3)
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True, layout="constrained")
@@ -120,7 +120,7 @@ _ = axes[1].legend(fontsize=8, loc="best")
 # clearly moved that model; where they overlap, this table cannot tell.
 
 # %%
-pipeline.show(ladder.step_intervals(long, "fraction", split="test"))
+scoring.show(ladder.step_intervals(long, "fraction", split="test"))
 
 # %% [markdown]
 # ## Which step moved what
@@ -137,7 +137,7 @@ moved = pd.DataFrame({
     "largest |change| of test PCC": delta.xs("Test", axis=1, level=1).abs().max(axis=1),
     "model (test)": delta.xs("Test", axis=1, level=1).abs().idxmax(axis=1),
 })
-pipeline.show(moved, 3)
+scoring.show(moved, 3)
 
 # %% tags=["remove-input"]
 # what the switch from expression to spatial neighbours did, quoted in the reading below

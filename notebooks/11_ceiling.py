@@ -54,7 +54,8 @@ import numpy as np
 import pandas as pd
 from myst_nb import glue
 
-from stlib import markers, pipeline, pl, pp, store, tables
+from stlib.models import reference
+from stlib import markers, pl, pp, scoring, store, tables
 
 out = store.resolve(results_dir)
 config = store.read_config(out)
@@ -91,7 +92,7 @@ by_split = pd.concat({r: tables.ceilings(data, g, transform, by="split", n_draws
 by_section.to_csv(out / "tables" / "ceiling_sections.csv", index=False)
 by_split.to_csv(out / "tables" / "ceiling_splits.csv", index=False)
 summary = tables.ceiling_summary(by_section, by_split)
-pipeline.show(summary, 2)
+scoring.show(summary, 2)
 
 # %% tags=["hide-input"]
 fig = pl.ceiling_by_section(by_section)
@@ -110,7 +111,7 @@ fig = pl.ceiling_vs_depth(tables.depth_summary(depth))
 
 # %% tags=["hide-input"]
 b4_like = tables.depth_match(depth, rule=run_rule)
-pipeline.show(b4_like, 2)
+scoring.show(b4_like, 2)
 
 # %% [markdown]
 # The shallowest section at its own depth, beside each deeper section thinned to about the same
@@ -139,14 +140,14 @@ fig = pl.fraction_of_ceiling(iv, split="test")
 
 # %% tags=["hide-input"]
 preds = store.load_predictions(out)
-scored = tables.scored_from_files(preds)
+scored = scoring.scored_from_files(preds)
 models = [m for m in ("lasso", "knn_ridge", "mlp", "gnn", "depth_only") if m in scored]
 split_ceil = by_split[by_split["rule"] == run_rule]
 per_gene = tables.per_gene_table(targets, scored, split_ceil, split="test")
 per_gene.to_csv(out / "tables" / "per_gene.csv")
 for key, value in tables.per_gene_reading(per_gene, data, split="test").items():
     glue(key, value, display=False)
-pipeline.show(per_gene[["mean count", "detected in", "ceiling", *models]].head(15), 2)
+scoring.show(per_gene[["mean count", "detected in", "ceiling", *models]].head(15), 2)
 
 # %% [markdown]
 # Of the {glue:text}`n_genes_ceiling` genes with a ceiling on the test split,
@@ -173,7 +174,7 @@ fig = pl.per_gene_vs_ceiling(per_gene, models=[m for m in models if m != "depth_
 
 # %% tags=["hide-input"]
 test_iv = iv.xs("test", level="split")
-top_model = test_iv.drop(index=[m for m in tables.REFERENCE_MODELS if m in test_iv.index])["fraction"].idxmax()
+top_model = test_iv.drop(index=[m for m in reference.REFERENCE_MODELS if m in test_iv.index])["fraction"].idxmax()
 top = per_gene[top_model].dropna().sort_values(ascending=False).head(20)
 shares = markers.class_shares(top.index, per_gene.index)
 beyond = per_gene.loc[top.index, "depth_only"].fillna(0) < 0.5 * top
@@ -213,7 +214,7 @@ reliable
 # `tables/per_gene_intervals.csv`):
 
 # %% tags=["hide-input"]
-pipeline.show(per_gene_iv[top_model].loc[top.index[:10], ["pcc", "pcc_lo", "pcc_hi", "reliable"]]
+scoring.show(per_gene_iv[top_model].loc[top.index[:10], ["pcc", "pcc_lo", "pcc_hi", "reliable"]]
               .join(per_gene.loc[top.index[:10], ["mean count", "ceiling", "depth_only"]]), 2)
 
 # %% [markdown]

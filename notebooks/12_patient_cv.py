@@ -41,7 +41,7 @@ import anndata as ad
 import pandas as pd
 from myst_nb import glue
 
-from stlib import cv, pipeline, pl, store, tables
+from stlib import cv, pl, scoring, store, tables
 
 out = store.resolve(results_dir)
 config = store.read_config(out)
@@ -75,11 +75,11 @@ fig = pl.cv_folds(scores)
 
 # %%
 summary = cv.summary(scores)
-pipeline.show(summary)
+scoring.show(summary)
 
 # %% tags=["remove-input"]
 def _pcc(fold: str, model: str) -> str:
-    return f"{fold}: " + tables.with_interval(*scores.loc[(fold, model), ["pcc", "pcc_lo", "pcc_hi"]])
+    return f"{fold}: " + scoring.with_interval(*scores.loc[(fold, model), ["pcc", "pcc_lo", "pcc_hi"]])
 
 
 glue("probe_by_fold", "; ".join(_pcc(f.name, "knn_hest_probe") for f in folds), display=False)

@@ -51,7 +51,7 @@ import pandas as pd
 from IPython.display import HTML, display
 from myst_nb import glue
 
-from stlib import ladder, pl, protocol, store, tables, verdict
+from stlib import ladder, pl, protocol, scoring, store, tables, verdict
 
 out = store.resolve(results_dir)
 config = store.read_config(out)
@@ -80,7 +80,7 @@ if config["target_transform"] != "paper":
     raise ValueError(f"this chapter expects the run's target to be the authors' ('paper'), not {config['target_transform']!r}")
 targets = ad.read_h5ad(out / "targets.h5ad")
 preds = store.load_predictions(out, models)
-_, boots = tables.interval_table(targets, tables.scored_from_files(preds), splits=("valid", "test"),
+_, boots = scoring.interval_table(targets, scoring.scored_from_files(preds), splits=("valid", "test"),
                                  n_boot=n_boot, seed=seed)
 judged = {"paper": verdict.judge(claims, boots)}
 
@@ -96,7 +96,7 @@ feats = ad.read_h5ad(out / "features.h5ad")
 raw = ladder.prepare(data, feats, protocol.get("sound"), n_genes=config["n_genes"], transform="log1p", seed=seed)
 fits = protocol.fit_table_models(raw, "sound", models=tuple(models), model_cache=model_cache, seed=seed,
                                  mlp_epochs=mlp_epochs, gnn_epochs=gnn_epochs, n_jobs=n_jobs)
-_, boots_raw = tables.interval_table(raw, tables.scored_from_results(fits), splits=("valid", "test"),
+_, boots_raw = scoring.interval_table(raw, scoring.scored_from_results(fits), splits=("valid", "test"),
                                      n_boot=n_boot, seed=seed)
 judged["log1p"] = verdict.judge(claims, boots_raw)
 print(f"genes shared by the two targets' selections: {len(set(raw.var_names) & set(targets.var_names))} of {raw.n_vars}")
@@ -149,7 +149,7 @@ glue("mlp_test_paper", f"{j.loc['mlp > gnn_paper (PCC, test)', 'score (better)']
 # interval. Scores are means over genes, pooled over the spots of the split.
 
 # %%
-cell = tables.with_interval(both["claimed difference"], both["lo"], both["hi"]) + ": " + both["outcome"]
+cell = scoring.with_interval(both["claimed difference"], both["lo"], both["hi"]) + ": " + both["outcome"]
 every = both.assign(cell=cell).pivot(index=["claim", "comparison"], columns="target", values="cell")
 every = every.reindex(index=pd.MultiIndex.from_frame(judged["paper"][["claim", "comparison"]]), columns=list(judged))
 every.columns = [TARGETS[t] for t in every.columns]

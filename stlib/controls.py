@@ -17,8 +17,8 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from stlib import features, get, metrics, pipeline, pp, store
-from stlib.models import linear
+from stlib import features, get, metrics, pp, scoring, store
+from stlib.models import inputs, linear
 from stlib.models._base import ModelResult
 
 FEATURE_KEYS = ("X_cnn", "X_img_pca", "X_cnn_knn", "X_img_knn_pca", "X_graph_svd")
@@ -50,14 +50,14 @@ def embed(targets: ad.AnnData, *, n_comps: int = 32, n_neighbors: int = 15, seed
 
 def compact_models(targets: ad.AnnData, model_cache: str | None = None) -> list[ModelResult]:
     """Ridge and Lasso on single-spot and KNN-pooled features, plus the depth-only reference."""
-    from stlib.tables import reference_models
+    from stlib.models.reference import reference_models
 
     out = []
-    fit = pipeline.cached(linear.fit_linear, model_cache)
+    fit = inputs.cached(linear.fit_linear, model_cache)
     for feats in ("single", "knn"):
-        X, Ytr, Yva = pipeline.inputs(targets, feats)
+        X, Ytr, Yva = inputs.arrays(targets, feats)
         for kind in ("ridge", "lasso"):
-            out.append(fit(X, Ytr, Yva, kind=kind, genes=list(targets.var_names), name=pipeline.model_name(kind, feats)))
+            out.append(fit(X, Ytr, Yva, kind=kind, genes=list(targets.var_names), name=inputs.model_name(kind, feats)))
     out.append(reference_models(targets)[1])
     return out
 
@@ -67,9 +67,9 @@ def score(targets: ad.AnnData, results: Sequence[ModelResult], label: str, n_boo
     """Mean PCC over genes per model and split (pooled), tagged with ``label``.
 
     With ``n_boot > 0`` also the noise ceiling of the targets, the fraction of it each model
-    reaches and bootstrap intervals (:func:`stlib.tables.interval_table`).
+    reaches and bootstrap intervals (:func:`stlib.scoring.interval_table`).
     """
-    from stlib.tables import interval_extras, scored_from_results
+    from stlib.scoring import interval_extras, scored_from_results
 
     Y = get.split_arrays(targets, ["X"])
     extras = interval_extras(targets, scored_from_results(list(results)), n_boot=n_boot, seed=seed)
@@ -90,7 +90,7 @@ def per_gene_pcc(targets: ad.AnnData, result: ModelResult, split: str = "test") 
 
 def fraction_table(table: pd.DataFrame, split: str = "test") -> pd.DataFrame:
     """Models x controls: ``"fraction of ceiling [95% CI]"`` on one split (from :func:`score` with ``n_boot``)."""
-    from stlib.tables import with_interval
+    from stlib.scoring import with_interval
 
     sub = table[table["split"] == split].reset_index(drop=True)
     sub["cell"] = with_interval(sub["fraction"], sub["fraction_lo"], sub["fraction_hi"], 2)
@@ -104,7 +104,7 @@ def paired_difference(targets: ad.AnnData, a: Sequence[ModelResult], b: Sequence
                       labels: tuple[str, str], split: str = "test", n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
     """Per model name present in both ``a`` and ``b``: PCC of each and the paired bootstrap
     interval of the difference (``a - b``) on ``split``; "different" only if it excludes 0."""
-    from stlib.tables import interval_table, scored_from_results
+    from stlib.scoring import interval_table, scored_from_results
 
     names = sorted({r.name for r in a} & {r.name for r in b} - {"depth_only"})
     scored = {**{f"{n} | {labels[0]}": v for n, v in scored_from_results(list(a)).items() if n in names},
@@ -118,7 +118,7 @@ def paired_difference(targets: ad.AnnData, a: Sequence[ModelResult], b: Sequence
                      f"PCC, {labels[1]}": bs.point.loc[f"{n} | {labels[1]}", "pcc"],
                      "difference": d["difference"], "95% interval": f"[{d['lo']:+.3f}, {d['hi']:+.3f}]",
                      "verdict": "different" if d["excludes_zero"] else "not distinguishable"})
-    return pipeline.show(pd.DataFrame(rows).set_index("model"))
+    return scoring.show(pd.DataFrame(rows).set_index("model"))
 
 
 def partial_pearson(y: np.ndarray, p: np.ndarray, z: np.ndarray) -> np.ndarray:

@@ -6,7 +6,7 @@ sections are the test set, all other sections train. Everything fitted sees the 
 spots only: the gene rule, the HEST probe's scaler, PCA and penalty (cross-validation over the
 train sections, or over spatial blocks of the section when a fold trains on a single one), and
 the depth-only reference. Scores are pooled over the test spots of the fold, with bootstrap
-intervals and the fraction of the noise ceiling (:func:`stlib.tables.interval_table`).
+intervals and the fraction of the noise ceiling (:func:`stlib.scoring.interval_table`).
 
 Fold models: the HEST probe on single-spot and on KNN-pooled backbone features, and the two
 image-free references (the train mean and the depth-only oracle). The report's models need a
@@ -24,7 +24,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from stlib import get, pp, tables
+from stlib import get, pp, scoring
 from stlib.errors import DataError
 from stlib.models import probe
 from stlib.models._base import ModelResult
@@ -125,7 +125,7 @@ def run_fold(
 
     Returns
     -------
-    The fold's test scores (:func:`stlib.tables.interval_table` rows, one per model) and a
+    The fold's test scores (:func:`stlib.scoring.interval_table` rows, one per model) and a
     record of what the fold fitted on (sections, genes, groups of the probe's CV).
     """
     missing = [k for k in ("X_cnn", "X_cnn_knn", "spatial") if k not in features.obsm]
@@ -152,7 +152,7 @@ def run_fold(
     results.append(fit_linear(logdepth, Y["train"], kind="ols", genes=genes, name="depth_only"))
     mean = Y["train"].mean(axis=0)
     results.append(ModelResult("train_mean", {s: np.tile(mean, (len(y), 1)) for s, y in Y.items()}))
-    iv, _ = tables.interval_table(targets, tables.scored_from_results(results), splits=("test",), n_boot=n_boot,
+    iv, _ = scoring.interval_table(targets, scoring.scored_from_results(results), splits=("test",), n_boot=n_boot,
                                   seed=seed)
     iv = iv.xs("test", level="split")
     record = {"fold": fold.name, "train sections": ", ".join(fold.sections("train")),
@@ -180,8 +180,8 @@ def cross_validate(adata: ad.AnnData, features: ad.AnnData, folds: Sequence[Fold
 def table(scores: pd.DataFrame) -> pd.DataFrame:
     """Per fold and model: test PCC and fraction of the ceiling with their intervals, the ceiling."""
     out = pd.DataFrame({
-        "PCC [95% CI]": tables.with_interval(scores["pcc"], scores["pcc_lo"], scores["pcc_hi"]),
-        "fraction of ceiling [95% CI]": tables.with_interval(scores["fraction"], scores["fraction_lo"],
+        "PCC [95% CI]": scoring.with_interval(scores["pcc"], scores["pcc_lo"], scores["pcc_hi"]),
+        "fraction of ceiling [95% CI]": scoring.with_interval(scores["fraction"], scores["fraction_lo"],
                                                              scores["fraction_hi"]),
         "ceiling": scores["ceiling"].round(3),
     }, index=scores.index)

@@ -19,7 +19,7 @@ import pandas as pd
 from stlib import ceiling, get, metrics, pp, protocol
 from stlib.models._base import ModelResult
 from stlib.protocol import TABLE_MODELS, Protocol
-from stlib.tables import interval_extras, scored_from_results, thinned_targets, with_interval
+from stlib.scoring import interval_extras, scored_from_results, thinned_targets, with_interval
 
 __all__ = ["prepare", "run_ladder", "score_results", "step_intervals", "step_table"]
 
@@ -52,7 +52,7 @@ def score_results(targets: ad.AnnData, results: dict[str, ModelResult], step: st
     """Mean PCC and MSE over genes per model and split (pooled), in each model's scoring space.
 
     With ``n_boot > 0``, also the fraction of the noise ceiling each model reaches and the
-    bootstrap intervals of PCC and fraction (:func:`stlib.tables.interval_table`; ``thinned``
+    bootstrap intervals of PCC and fraction (:func:`stlib.scoring.interval_table`; ``thinned``
     are the thinned targets of ``targets``, built when not given).
     """
 

@@ -19,9 +19,10 @@ import anndata as ad
 import numpy as np
 
 from stlib import features
-from stlib.errors import DataError
 from stlib._utils import SPLITS
+from stlib.errors import DataError
 from stlib.get import counts_by_split
+from stlib.models import inputs
 from stlib.models._base import ModelResult
 
 __all__ = ["LADDER", "PROTOCOLS", "TABLE_MODELS", "Protocol", "build_features", "fit_table_models", "get"]
@@ -197,13 +198,12 @@ def linear_alphas(protocol: Protocol | str, kind: str) -> tuple[float, ...]:
 
 def glm_kwargs(protocol: Protocol | str, targets: ad.AnnData) -> dict[str, Any]:
     """Keyword arguments of :func:`stlib.models.glm.fit_glm` under this protocol."""
-    from stlib import pipeline
 
     p = get(protocol)
     counts = p.glm == "counts"
     return {"scale": p.scale, "apriori": p.apriori, "keep_unconverged": counts,
             "score_space": "counts" if counts else "target",
-            "offset": None if counts else pipeline.glm_offsets(targets)}
+            "offset": None if counts else inputs.glm_offsets(targets)}
 
 
 def fit_table_models(
@@ -224,22 +224,21 @@ def fit_table_models(
     ``targets`` must hold the embeddings of :func:`build_features` for the same protocol.
     Each result's ``settings`` record the protocol, its leaks and bugs.
     """
-    from stlib import pipeline
     from stlib.models import glm, linear, nn
 
     p = get(protocol)
     genes = list(targets.var_names)
-    cached = lambda f: pipeline.cached(f, model_cache)  # noqa: E731
+    cached = lambda f: inputs.cached(f, model_cache)  # noqa: E731
     out: dict[str, ModelResult] = {}
     for name in models:
         feats = "knn" if name.startswith("knn_") or name.startswith("gnn") else "single"
         base = name.removeprefix("knn_")
         if base in ("lasso", "ridge", "ols"):
-            X, Ytr, Yva = pipeline.inputs(targets, feats)
+            X, Ytr, Yva = inputs.arrays(targets, feats)
             res = cached(linear.fit_linear)(X, Ytr, Yva, kind=base, alphas=linear_alphas(p, base) if base != "ols" else None,
                                             genes=genes, name=name, scale=p.scale, refit=p.refit and base != "ols")
         elif base in glm.FAMILIES:
-            X, _, _ = pipeline.inputs(targets, feats)
+            X, _, _ = inputs.arrays(targets, feats)
             counts = counts_by_split(targets)
             res = cached(glm.fit_glm)(X, counts["train"], family=base, genes=genes, n_jobs=n_jobs, name=name,
                                       **glm_kwargs(p, targets))
@@ -271,15 +270,14 @@ def fit_mlp(targets: ad.AnnData, protocol: Protocol | str, *, model_cache: str |
             learning_rates: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1), epochs: int = 1000, seed: int = 0,
             name: str = "mlp") -> dict[float, ModelResult]:
     """The MLP once per learning rate (each memoised on its own); only 1e-3 when the protocol fixes it."""
-    from stlib import pipeline
     from stlib.models import nn
 
     p = get(protocol)
-    X, Ytr, Yva = pipeline.inputs(targets, "single")
+    X, Ytr, Yva = inputs.arrays(targets, "single")
     lrs = (nn.PAPER_LR,) if p.mlp_lr == "fixed" else tuple(float(lr) for lr in learning_rates)
     fits: dict[float, ModelResult] = {}
     for lr in lrs:
-        fits.update(pipeline.cached(nn.fit_mlp_per_lr, model_cache)(
+        fits.update(inputs.cached(nn.fit_mlp_per_lr, model_cache)(
             X, Ytr, Yva, learning_rates=(lr,), epochs=epochs, seed=seed, genes=list(targets.var_names), name=name,
             scale=p.scale))
     return fits
@@ -310,21 +308,20 @@ def _leaks_for(p: Protocol, name: str, refit: bool = False) -> list[str]:
 def fit_gnn(targets: ad.AnnData, protocol: Protocol | str, *, model_cache: str | None = None, seed: int = 0,
             epochs: int = 100, name: str = "gnn_paper") -> ModelResult:
     """The Table I GNN under a protocol: this book's GraphSAGE (paper configuration) or the authors' network."""
-    from stlib import pipeline
 
     p = get(protocol)
     genes = list(targets.var_names)
     if p.gnn == "sage":
         from stlib.models import gnn
 
-        graphs = pipeline.section_graphs(targets, "X_img_knn_pca", k=15)
-        res, _ = pipeline.cached(gnn.fit_gnn_paper_and_best, model_cache)(
+        graphs = inputs.section_graphs(targets, "X_img_knn_pca", k=15)
+        res, _ = inputs.cached(gnn.fit_gnn_paper_and_best, model_cache)(
             graphs, grid={}, epochs=epochs, seed=seed, genes=genes, names=(name, name + "_chosen"))
         return res
     from stlib.models import gnn_authors
 
     graphs = split_graphs(targets, edges_key(p), scale=p.scale)
-    return pipeline.cached(gnn_authors.fit_gnn_authors, model_cache)(
+    return inputs.cached(gnn_authors.fit_gnn_authors, model_cache)(
         graphs, epochs=epochs, seed=seed, train_graph_bug=p.gnn == "authors_bug", genes=genes, name=name)
 
 

@@ -2,7 +2,7 @@
 
 Each claim of the report (``data/paper_claims.yaml``) is read as a set of comparisons
 "``better`` scores above ``worse`` on a split". A comparison is judged on the paired
-bootstrap replicates of :func:`stlib.tables.interval_table` (the same resampled spots for
+bootstrap replicates of :func:`stlib.scoring.interval_table` (the same resampled spots for
 both models, :meth:`stlib.uncertainty.Bootstrap.difference`):
 
 - ``holds``: the 95% interval of the difference excludes zero in the claimed direction;
@@ -98,7 +98,7 @@ def claim_models(claims: Sequence[Claim]) -> list[str]:
 def judge(claims: Sequence[Claim], boots: Mapping[tuple[str, str], uncertainty.Bootstrap]) -> pd.DataFrame:
     """One row per comparison: both scores, the claimed difference with its interval, and the outcome.
 
-    ``boots`` are the bootstraps of :func:`stlib.tables.interval_table`, keyed by
+    ``boots`` are the bootstraps of :func:`stlib.scoring.interval_table`, keyed by
     ``(split, space)``; both models of a comparison must be scored in the same space (a
     count-space score cannot be compared with a target-space one).
     """

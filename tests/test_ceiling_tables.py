@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from stlib import ladder, pp, tables, uncertainty
+from stlib import ladder, pp, scoring, tables, uncertainty
 from stlib.models._base import ModelResult
 
 SECTIONS = {"T1": ("train", 3000), "T2": ("train", 3000), "V1": ("valid", 3000), "S1": ("test", 300)}
@@ -71,11 +71,11 @@ def test_interval_table_points_ceilings_and_spaces(data: ad.AnnData, targets: ad
     targets = targets.copy()
     targets.obsm["lam"] = data.obsm["lam"]
     res = _results(targets)
-    iv, boots = tables.interval_table(targets, tables.scored_from_results(res), n_boot=200, seed=0)
+    iv, boots = scoring.interval_table(targets, scoring.scored_from_results(res), n_boot=200, seed=0)
     assert set(iv.index.get_level_values("split")) == {"train", "valid", "test"}
     assert list(iv.columns[:3]) == ["pcc", "pcc_lo", "pcc_hi"] and "fraction" in iv.columns
     # the point PCC is Table I's pooled mean PCC
-    long = tables.metric_table(targets, {r.name: _as_file(r, targets) for r in res})
+    long = scoring.metric_table(targets, {r.name: _as_file(r, targets) for r in res})
     for m in ("oracle", "noisy"):
         for s in ("valid", "test"):
             assert iv.loc[(m, s), "pcc"] == pytest.approx(long.loc[(m, "pooled", s), "pearson"], abs=1e-6)  # files hold float32
@@ -115,8 +115,8 @@ def test_scored_from_files_matches_results(targets: ad.AnnData, data: ad.AnnData
     targets = targets.copy()
     targets.obsm["lam"] = data.obsm["lam"]
     res = _results(targets)
-    a = tables.scored_from_results(res)
-    b = tables.scored_from_files({r.name: _as_file(r, targets) for r in res})
+    a = scoring.scored_from_results(res)
+    b = scoring.scored_from_files({r.name: _as_file(r, targets) for r in res})
     assert a.keys() == b.keys()
     for k in a:
         assert a[k][1] == b[k][1]
@@ -160,7 +160,7 @@ def test_ladder_and_controls_carry_intervals(targets: ad.AnnData, data: ad.AnnDa
     assert "fraction" not in plain.columns
     with_iv = ladder.score_results(targets, res, "step", n_boot=50)
     pd.testing.assert_series_equal(plain["pearson"], with_iv["pearson"])
-    assert set(tables.INTERVAL_COLUMNS) <= set(with_iv.columns)
+    assert set(scoring.INTERVAL_COLUMNS) <= set(with_iv.columns)
     from stlib import controls
 
     a = list(res.values())[:2]
@@ -196,8 +196,8 @@ def test_every_metric_of_table_one_with_intervals(data: ad.AnnData, targets: ad.
     for r, name in zip(res, ("lasso", "knn_ridge", "hest_probe")):
         r.name = name  # two of Table I's rows and a probe row
     res = res[:3]
-    iv, _ = tables.interval_table(targets, tables.scored_from_results(res), n_boot=50, seed=0, rank_stats=True)
-    long = tables.metric_table(targets, {r.name: _as_file(r, targets) for r in res})
+    iv, _ = scoring.interval_table(targets, scoring.scored_from_results(res), n_boot=50, seed=0, rank_stats=True)
+    long = scoring.metric_table(targets, {r.name: _as_file(r, targets) for r in res})
     for k, col in (("srcc", "spearman"), ("mse", "mse"), ("mae", "mae"), ("r2", "r2")):
         assert iv.loc[("lasso", "test"), k] == pytest.approx(long.loc[("lasso", "pooled", "test"), col], rel=1e-4), k
     t = tables.table_one_every_metric(iv)
@@ -205,14 +205,14 @@ def test_every_metric_of_table_one_with_intervals(data: ad.AnnData, targets: ad.
     assert list(t.index.get_level_values("model").unique()) == [
         "Linear Regression Lasso", "KNN Linear Regression Ridge", "HEST probe (not in the report)"]
     assert t.loc[("Linear Regression Lasso", "Test"), "MSE"].count("[") == 1
-    assert "srcc" not in tables.interval_table(targets, tables.scored_from_results(res[:1]), n_boot=5)[0].columns
+    assert "srcc" not in scoring.interval_table(targets, scoring.scored_from_results(res[:1]), n_boot=5)[0].columns
 
 
 def test_reliable_genes_counts_per_model(data: ad.AnnData, targets: ad.AnnData) -> None:
     targets = targets.copy()
     targets.obsm["lam"] = data.obsm["lam"]
     res = _results(targets)
-    rel, per_model = tables.reliable_genes(targets, tables.scored_from_results(res), split="test", n_boot=100)
+    rel, per_model = tables.reliable_genes(targets, scoring.scored_from_results(res), split="test", n_boot=100)
     assert "glm_counts" not in rel.index  # scored in counts: not a target-space PCC
     assert rel.loc["oracle", "reliable genes"] > rel.loc["noisy", "reliable genes"]
     assert rel.loc["constant", "reliable genes"] == 0 and rel.loc["constant", "with a PCC"] == 0

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from stlib import features, pipeline, pp
-from stlib.models import glm, linear
+from stlib import features, pp
+from stlib.models import glm, inputs, linear
 
 
 def _synthetic(seed: int = 0, test_shift: float = 0.0) -> ad.AnnData:
@@ -49,7 +49,7 @@ def _fit_everything(a: ad.AnnData) -> dict:
     features.pca_fit_transform(t, "X_cnn_knn", n_comps=4, key_added="X_img_knn_pca")
     features.spatial_graph(t, n_neighs=5)
     features.graph_svd(t, n_components=4)
-    X, Ytr, Yva = pipeline.inputs(t, "single")
+    X, Ytr, Yva = inputs.arrays(t, "single")
     ridge = linear.fit_linear(X, Ytr, Yva, kind="ridge")
     counts = {s: np.asarray(t.layers["counts"][(t.obs["split"] == s).to_numpy()].toarray(), float) for s in X}
     nb = glm.fit_glm(X, counts["train"], family="nb_apriori")

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stlib import ceiling, metrics, uncertainty
+from stlib import ceiling, metrics, scoring, uncertainty
 from stlib.errors import DataError
 
 
@@ -121,7 +121,6 @@ def test_seed_spread_mean_sd_and_range() -> None:
     import anndata as ad
     import pandas as pd
 
-    from stlib import pipeline
     from stlib.models._base import ModelResult
 
     rng = np.random.default_rng(0)
@@ -134,7 +133,7 @@ def test_seed_spread_mean_sd_and_range() -> None:
     truth = {s: X[split == s] for s in n}
     fits = {seed: ModelResult("m", {s: y + np.random.default_rng(seed).normal(scale=0.5 + seed, size=y.shape)
                                     for s, y in truth.items()}) for seed in (0, 1, 2)}
-    per_seed, spread = pipeline.seed_spread(fits, targets)
+    per_seed, spread = scoring.seed_spread(fits, targets)
     assert list(per_seed.index) == [0, 1, 2] and list(per_seed.columns) == ["train", "valid", "test"]
     assert (per_seed["test"].diff().dropna() < 0).all()  # more noise, lower PCC
     assert spread.loc["test", "seeds"] == 3
@@ -142,7 +141,7 @@ def test_seed_spread_mean_sd_and_range() -> None:
     np.testing.assert_allclose(spread.loc["test", "sd"], per_seed["test"].std(ddof=1), atol=1e-3)
     assert spread.loc["test", "min"] == per_seed["test"].min()
     with pytest.raises(ValueError, match="at least 2"):
-        pipeline.seed_spread({0: fits[0]}, targets)
+        scoring.seed_spread({0: fits[0]}, targets)
 
 
 def test_every_table_metric_equals_metrics_on_the_spots_and_on_copied_rows() -> None:

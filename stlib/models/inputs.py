@@ -1,16 +1,19 @@
-"""Glue between the stored artifacts and the model functions, so that notebooks stay thin."""
+"""Model inputs: the feature sets of the paper, the arrays each model family reads, the GLM
+offsets, the per-section graphs of the GNNs, and the on-disk memo of fits.
+
+Every function reads the targets and embeddings of an AnnData (``targets.h5ad`` joined with its
+embeddings) and returns per-split arrays; the targets of the test split are never returned.
+"""
 
 from __future__ import annotations
-
-from collections.abc import Mapping, Sequence
 
 import anndata as ad
 import numpy as np
 import pandas as pd
 
-from stlib import get, metrics, store
+from stlib import get, store
 from stlib._utils import SPLITS
-from stlib.models._base import ModelResult
+
 
 #: Feature sets of the paper: single-spot or KNN-pooled image PCA, each with the graph SVD.
 FEATURE_SETS: dict[str, list[str]] = {
@@ -24,7 +27,7 @@ def model_name(base: str, features: str) -> str:
     return base if features == "single" else f"{features}_{base}"
 
 
-def inputs(targets: ad.AnnData, features: str = "single") -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+def arrays(targets: ad.AnnData, features: str = "single") -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """Features of every split, and the targets of train and valid only (never test)."""
     X = get.split_arrays(targets, FEATURE_SETS[features])
     Y = get.split_arrays(targets, ["X"])
@@ -55,44 +58,6 @@ def glm_offsets(targets: ad.AnnData) -> dict[str, np.ndarray] | None:
     if targets.uns["target"]["transform"] == "log1p":
         return None
     return {s: a[:, 0] for s, a in get.split_arrays_obs(targets, "log_size_factor").items()}
-
-
-def scores(targets: ad.AnnData, result: ModelResult | ad.AnnData, *, protocol: str = "pooled") -> pd.DataFrame:
-    """Mean-over-genes metrics per split for one model (rounded for display)."""
-    if isinstance(result, ModelResult):
-        space = result.settings.get("score_space", "target")
-        pred = result.counts if space == "counts" else result.predictions
-    else:
-        space = store.model_settings(result).get("score_space", "target")
-        pred = get.split_arrays(result, ["counts" if space == "counts" else "X"])
-    Y = get.counts_by_split(targets) if space == "counts" else get.split_arrays(targets, ["X"])
-    groups = get.section_groups(targets, pred)
-    table = metrics.evaluate(Y, pred, list(targets.var_names), groups=groups)
-    table = table[table["protocol"] == protocol].drop(columns="protocol")
-    return table.loc[[s for s in SPLITS if s in table.index]]
-
-
-def show(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
-    """Round a metric table for printing (exact-output regression checks compare text)."""
-    out = table.copy()
-    for c in out.columns:
-        if pd.api.types.is_float_dtype(out[c]):
-            out[c] = out[c].astype(float).round(digits)
-    return out
-
-
-def fit_summary(results: Sequence[ModelResult], targets: ad.AnnData) -> pd.DataFrame:
-    """Valid and test mean Pearson / MSE of several models, one row each."""
-    rows = []
-    for r in results:
-        s = scores(targets, r)
-        row = {"model": r.name}
-        for split in ("train", "valid", "test"):
-            if split in s.index:
-                row[f"{split} PCC"] = float(s.loc[split, "pearson"])
-                row[f"{split} MSE"] = float(s.loc[split, "mse"])
-        rows.append(row)
-    return show(pd.DataFrame(rows).set_index("model"))
 
 
 def section_graphs(targets: ad.AnnData, rep: str = "X_img_knn_pca", k: int = 15, split_key: str = "split"):
@@ -135,21 +100,3 @@ def cached(func, cache_dir: str | None):
     from joblib import Memory
 
     return Memory(location=str(store.resolve(cache_dir)), verbose=0).cache(func)
-
-
-def seed_spread(results: Mapping[int, ModelResult], targets: ad.AnnData,
-                metric: str = "pearson") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """One model refitted with several seeds: its mean-over-genes ``metric`` per seed and split,
-    and their mean, standard deviation and range over the seeds (rounded for display).
-
-    ``results`` maps each seed to its fit (same data, same settings, only the seed differs).
-    """
-    if len(results) < 2:
-        raise ValueError(f"a seed spread needs at least 2 seeds, got {len(results)}")
-    per_seed = pd.DataFrame({seed: scores(targets, r)[metric] for seed, r in sorted(results.items())}).T
-    per_seed.index.name = "seed"
-    per_seed = per_seed[[s for s in SPLITS if s in per_seed.columns]]
-    summary = pd.DataFrame({"mean": per_seed.mean(), "sd": per_seed.std(ddof=1),
-                            "min": per_seed.min(), "max": per_seed.max(), "seeds": len(per_seed)})
-    summary.index.name = "split"
-    return show(per_seed), show(summary)

@@ -1,0 +1,219 @@
+"""From predictions to numbers: mean-over-genes scores per split, bootstrap intervals and
+fractions of the noise ceiling, seed spreads, and rounding for display.
+
+A model is scored in the space it predicts (:data:`Scored`: its per-split arrays and
+``"target"`` or ``"counts"``), read from a fitted :class:`~stlib.models._base.ModelResult` or
+from a prediction file (:func:`scored_from_results`, :func:`scored_from_files`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+from stlib import ceiling, get, metrics, store, uncertainty
+from stlib._utils import SPLITS
+from stlib.models._base import ModelResult
+from stlib.pp import TARGET_SUM
+
+
+def scores(targets: ad.AnnData, result: ModelResult | ad.AnnData, *, protocol: str = "pooled") -> pd.DataFrame:
+    """Mean-over-genes metrics per split for one model (rounded for display)."""
+    if isinstance(result, ModelResult):
+        space = result.settings.get("score_space", "target")
+        pred = result.counts if space == "counts" else result.predictions
+    else:
+        space = store.model_settings(result).get("score_space", "target")
+        pred = get.split_arrays(result, ["counts" if space == "counts" else "X"])
+    Y = get.counts_by_split(targets) if space == "counts" else get.split_arrays(targets, ["X"])
+    groups = get.section_groups(targets, pred)
+    table = metrics.evaluate(Y, pred, list(targets.var_names), groups=groups)
+    table = table[table["protocol"] == protocol].drop(columns="protocol")
+    return table.loc[[s for s in SPLITS if s in table.index]]
+
+
+def show(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """Round a metric table for printing (exact-output regression checks compare text)."""
+    out = table.copy()
+    for c in out.columns:
+        if pd.api.types.is_float_dtype(out[c]):
+            out[c] = out[c].astype(float).round(digits)
+    return out
+
+
+def fit_summary(results: Sequence[ModelResult], targets: ad.AnnData) -> pd.DataFrame:
+    """Valid and test mean Pearson / MSE of several models, one row each."""
+    rows = []
+    for r in results:
+        s = scores(targets, r)
+        row = {"model": r.name}
+        for split in ("train", "valid", "test"):
+            if split in s.index:
+                row[f"{split} PCC"] = float(s.loc[split, "pearson"])
+                row[f"{split} MSE"] = float(s.loc[split, "mse"])
+        rows.append(row)
+    return show(pd.DataFrame(rows).set_index("model"))
+
+
+def seed_spread(results: Mapping[int, ModelResult], targets: ad.AnnData,
+                metric: str = "pearson") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One model refitted with several seeds: its mean-over-genes ``metric`` per seed and split,
+    and their mean, standard deviation and range over the seeds (rounded for display).
+
+    ``results`` maps each seed to its fit (same data, same settings, only the seed differs).
+    """
+    if len(results) < 2:
+        raise ValueError(f"a seed spread needs at least 2 seeds, got {len(results)}")
+    per_seed = pd.DataFrame({seed: scores(targets, r)[metric] for seed, r in sorted(results.items())}).T
+    per_seed.index.name = "seed"
+    per_seed = per_seed[[s for s in SPLITS if s in per_seed.columns]]
+    summary = pd.DataFrame({"mean": per_seed.mean(), "sd": per_seed.std(ddof=1),
+                            "min": per_seed.min(), "max": per_seed.max(), "seeds": len(per_seed)})
+    summary.index.name = "split"
+    return show(per_seed), show(summary)
+
+
+def metric_table(targets: ad.AnnData, predictions: Mapping[str, ad.AnnData]) -> pd.DataFrame:
+    """Long table: one row per (model, split, protocol) with the mean-over-genes metrics."""
+    Y = get.split_arrays(targets, ["X"])
+    C = get.counts_by_split(targets)
+    groups = get.section_groups(targets, Y)
+    rows = []
+    for name, pred in predictions.items():
+        settings = store.model_settings(pred)
+        space = settings.get("score_space", "target")
+        P = get.split_arrays(pred, ["counts" if space == "counts" else "X"])
+        t = metrics.evaluate(C if space == "counts" else Y, P, list(targets.var_names), groups=groups).reset_index()
+        t.insert(0, "model", name)
+        t["space"] = space
+        t["leaks"] = "; ".join(settings.get("leaks", []))
+        t["bugs"] = "; ".join(settings.get("bugs", []))
+        rows.append(t)
+    out = pd.concat(rows, ignore_index=True)
+    out["split"] = pd.Categorical(out["split"], categories=list(SPLITS))
+    return out.sort_values(["model", "protocol", "split"]).set_index(["model", "protocol", "split"])
+
+
+#: What :func:`interval_table` adds to a score table (besides the point PCC), as other tables copy it.
+INTERVAL_COLUMNS = ("pcc_lo", "pcc_hi", "ceiling", "fraction", "fraction_lo", "fraction_hi")
+
+
+#: A model's predictions per split and the space it is scored in (``"target"`` or ``"counts"``).
+Scored = tuple[Mapping[str, np.ndarray], str]
+
+
+def scored_from_files(predictions: Mapping[str, ad.AnnData]) -> dict[str, Scored]:
+    """Per model, its per-split predictions in the space it is scored in (from prediction files)."""
+    out = {}
+    for name, pred in predictions.items():
+        space = store.model_settings(pred).get("score_space", "target")
+        out[name] = (get.split_arrays(pred, ["counts" if space == "counts" else "X"]), space)
+    return out
+
+
+def scored_from_results(results: Mapping[str, ModelResult] | list[ModelResult]) -> dict[str, Scored]:
+    """Per model, its per-split predictions in the space it is scored in (from fitted models)."""
+    items = results.items() if isinstance(results, Mapping) else ((r.name, r) for r in results)
+    out = {}
+    for name, r in items:
+        space = r.settings.get("score_space", "target")
+        out[name] = (r.counts if space == "counts" else r.predictions, space)
+    return out
+
+
+def thinned_targets(targets: ad.AnnData, spaces: tuple[str, ...] = ("target",), *, n_draws: int = 5,
+                    seed: int = 0) -> dict[str, ceiling.ThinnedTargets]:
+    """Thinned copies of every spot's target genes, per scoring space (:mod:`stlib.ceiling`).
+
+    Reads ``layers["counts"]`` (target genes), ``obs["total_counts"]`` (all genes),
+    ``obs["section"]`` and ``uns["target"]`` of the targets; ``"target"`` is the run's
+    transform, ``"counts"`` raw counts.
+    """
+    tr = targets.uns["target"]
+    out = {}
+    for space in spaces:
+        out[space] = ceiling.thinned_targets(
+            targets.layers["counts"], tr["transform"] if space == "target" else "counts",
+            sections=targets.obs["section"].astype(str).to_numpy(),
+            all_gene_totals=targets.obs["total_counts"].to_numpy(), n_draws=n_draws, seed=seed,
+            target_sum=tr.get("target_sum") or TARGET_SUM, gene_names=list(targets.var_names))
+    return out
+
+
+def interval_table(
+    targets: ad.AnnData,
+    scored: Mapping[str, Scored],
+    *,
+    splits: tuple[str, ...] = SPLITS,
+    n_boot: int = uncertainty.DEFAULT_N_BOOT,
+    seed: int = 0,
+    n_draws: int = 5,
+    thinned: Mapping[str, ceiling.ThinnedTargets] | None = None,
+    rank_stats: bool = False,
+) -> tuple[pd.DataFrame, dict[tuple[str, str], uncertainty.Bootstrap]]:
+    """Mean PCC, ceiling and fraction of the ceiling with bootstrap intervals, per model and split.
+
+    Pooled over the spots of each split; resampling as :mod:`stlib.uncertainty` says
+    (sections, then spots). Models scored in counts are compared with the ceiling of raw
+    counts, the others with the ceiling of the run's target. The replicates of one split
+    are shared by all models (same seed), so paired differences can be read off the
+    returned :class:`~stlib.uncertainty.Bootstrap` objects, keyed by ``(split, space)``.
+
+    Returns a long table indexed by (model, split) with the columns of
+    :meth:`stlib.uncertainty.Bootstrap.table` plus ``space``: PCC, ceiling, fraction, MSE, MAE
+    and R2, and with ``rank_stats=True`` SRCC (ranks per replicate and gene: slow, so only for
+    the few rows that need it).
+    """
+    spaces = tuple(sorted({space for _, space in scored.values()}))
+    thinned = dict(thinned or {})
+    missing = tuple(s for s in spaces if s not in thinned)
+    if missing:
+        thinned.update(thinned_targets(targets, missing, n_draws=n_draws, seed=seed))
+    truth = {"target": get.split_arrays(targets, ["X"]), "counts": get.counts_by_split(targets)}
+    split_of = targets.obs["split"].to_numpy()
+    sections = targets.obs["section"].astype(str).to_numpy()
+    rows, boots = [], {}
+    for split in splits:
+        idx = np.flatnonzero(split_of == split)
+        if not len(idx):
+            continue
+        for space in spaces:
+            preds = {n: p[split] for n, (p, sp_) in scored.items() if sp_ == space and split in p}
+            if not preds:
+                continue
+            bs = uncertainty.bootstrap_scores(truth[space][split], preds, groups=sections[idx],
+                                              thinned=thinned[space].subset(idx), n_boot=n_boot, seed=seed,
+                                              rank_stats=rank_stats)
+            boots[(split, space)] = bs
+            t = bs.table()
+            t.insert(0, "split", split)
+            t["space"] = space
+            rows.append(t)
+    out = pd.concat(rows).rename_axis("model").reset_index().set_index(["model", "split"]).sort_index()
+    out.attrs.update({"n_boot": n_boot, "level": uncertainty.DEFAULT_LEVEL, "seed": seed, "n_draws": n_draws})
+    return out, boots
+
+
+def interval_extras(targets: ad.AnnData, scored: Mapping[str, Scored], *, n_boot: int, seed: int = 0,
+                    thinned: Mapping[str, ceiling.ThinnedTargets] | None = None) -> dict[tuple[str, str], dict[str, float]]:
+    """Per (model, split), the :data:`INTERVAL_COLUMNS` of :func:`interval_table` (none when ``n_boot == 0``),
+    for score tables that add them to their own rows."""
+    if not n_boot:
+        return {}
+    iv = interval_table(targets, scored, n_boot=n_boot, seed=seed, thinned=thinned)[0]
+    return {key: {k: float(row[k]) for k in INTERVAL_COLUMNS} for key, row in iv.iterrows()}
+
+
+def with_interval(point: pd.Series | float, lo: pd.Series | float, hi: pd.Series | float, digits: int = 3):
+    """``"0.123 [0.100, 0.150]"`` (elementwise for Series): a value and its interval, for reading."""
+    def one(p, a, b):
+        if pd.isna(p):
+            return "n/a"
+        return f"{p:.{digits}f} [{a:.{digits}f}, {b:.{digits}f}]"
+    if isinstance(point, pd.Series):
+        return pd.Series([one(p, a, b) for p, a, b in zip(point, lo, hi)], index=point.index)
+    return one(point, lo, hi)
