@@ -38,7 +38,7 @@ import pandas as pd
 from myst_nb import glue
 
 from stlib.models import reference
-from stlib import pl, scoring, store, tables
+from stlib import ceiling, pl, scoring, store, tables
 
 out = store.resolve(results_dir)
 config = store.read_config(out)
@@ -135,7 +135,7 @@ scoring.show(wide)
 scored = scoring.scored_from_files(store.load_predictions(out))
 iv, boots = scoring.interval_table(targets, scored, n_boot=n_boot, seed=seed)
 iv.to_csv(out / "tables" / "intervals.csv")
-print(tables.ceiling_caption(iv))
+print(ceiling.ceiling_caption(iv))
 scoring.show(tables.table_one_intervals(iv))
 
 # %% [markdown]

@@ -55,7 +55,7 @@ import pandas as pd
 from myst_nb import glue
 
 from stlib.models import reference
-from stlib import markers, pl, pp, scoring, store, tables
+from stlib import ceiling, markers, pl, pp, scoring, store, tables
 
 out = store.resolve(results_dir)
 config = store.read_config(out)
@@ -84,14 +84,14 @@ print(f"genes shared by the two rules: {len(set(genes['paper']) & set(genes['boo
 # ## The ceiling of each section
 
 # %% tags=["hide-input"]
-by_section = pd.concat({r: tables.ceilings(data, g, transform, by="section", n_draws=n_draws, seed=seed)
+by_section = pd.concat({r: ceiling.ceilings(data, g, transform, by="section", n_draws=n_draws, seed=seed)
                         for r, g in genes.items()}, names=["rule"]).reset_index(level=0)
-by_split = pd.concat({r: tables.ceilings(data, g, transform, by="split", n_draws=n_draws, seed=seed)
+by_split = pd.concat({r: ceiling.ceilings(data, g, transform, by="split", n_draws=n_draws, seed=seed)
                       for r, g in genes.items()}, names=["rule"]).reset_index(level=0)
 (out / "tables").mkdir(exist_ok=True)
 by_section.to_csv(out / "tables" / "ceiling_sections.csv", index=False)
 by_split.to_csv(out / "tables" / "ceiling_splits.csv", index=False)
-summary = tables.ceiling_summary(by_section, by_split)
+summary = ceiling.ceiling_summary(by_section, by_split)
 scoring.show(summary, 2)
 
 # %% tags=["hide-input"]
@@ -104,13 +104,13 @@ fig = pl.ceiling_by_section(by_section)
 # one section, the open square its depth as sequenced.
 
 # %% tags=["hide-input"]
-depth = pd.concat({r: tables.ceiling_vs_depth(data, g, transform, seed=seed) for r, g in genes.items()},
+depth = pd.concat({r: ceiling.ceiling_vs_depth(data, g, transform, seed=seed) for r, g in genes.items()},
                   names=["rule"]).reset_index(level=0)
 depth.to_csv(out / "tables" / "ceiling_depth.csv", index=False)
-fig = pl.ceiling_vs_depth(tables.depth_summary(depth))
+fig = pl.ceiling_vs_depth(ceiling.depth_summary(depth))
 
 # %% tags=["hide-input"]
-b4_like = tables.depth_match(depth, rule=run_rule)
+b4_like = ceiling.depth_match(depth, rule=run_rule)
 scoring.show(b4_like, 2)
 
 # %% [markdown]
@@ -145,7 +145,7 @@ models = [m for m in ("lasso", "knn_ridge", "mlp", "gnn", "depth_only") if m in 
 split_ceil = by_split[by_split["rule"] == run_rule]
 per_gene = tables.per_gene_table(targets, scored, split_ceil, split="test")
 per_gene.to_csv(out / "tables" / "per_gene.csv")
-for key, value in tables.per_gene_reading(per_gene, data, split="test").items():
+for key, value in ceiling.per_gene_reading(per_gene, data, split="test").items():
     glue(key, value, display=False)
 scoring.show(per_gene[["mean count", "detected in", "ceiling", *models]].head(15), 2)
 
@@ -234,7 +234,7 @@ scoring.show(per_gene_iv[top_model].loc[top.index[:10], ["pcc", "pcc_lo", "pcc_h
 # ## What the ceiling means for the report's numbers and for ours
 
 # %% tags=["remove-input"]
-reading = tables.ceiling_reading(iv, by_section, depth, tables.paper_table(), rule=run_rule)
+reading = ceiling.ceiling_reading(iv, by_section, depth, tables.paper_table(), rule=run_rule)
 for key, value in reading.items():
     glue(key, value, display=False)
 

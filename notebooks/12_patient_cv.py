@@ -41,7 +41,7 @@ import anndata as ad
 import pandas as pd
 from myst_nb import glue
 
-from stlib import cv, pl, scoring, store, tables
+from stlib import cv, pl, scoring, store
 
 out = store.resolve(results_dir)
 config = store.read_config(out)

@@ -90,7 +90,7 @@ def per_gene_pcc(targets: ad.AnnData, result: ModelResult, split: str = "test") 
 
 def fraction_table(table: pd.DataFrame, split: str = "test") -> pd.DataFrame:
     """Models x controls: ``"fraction of ceiling [95% CI]"`` on one split (from :func:`score` with ``n_boot``)."""
-    from stlib.scoring import with_interval
+    from stlib._format import with_interval
 
     sub = table[table["split"] == split].reset_index(drop=True)
     sub["cell"] = with_interval(sub["fraction"], sub["fraction_lo"], sub["fraction_hi"], 2)

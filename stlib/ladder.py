@@ -19,7 +19,8 @@ import pandas as pd
 from stlib import ceiling, get, metrics, pp, protocol
 from stlib.models._base import ModelResult
 from stlib.protocol import TABLE_MODELS, Protocol
-from stlib.scoring import interval_extras, scored_from_results, thinned_targets, with_interval
+from stlib.scoring import interval_extras, scored_from_results, thinned_targets
+from stlib._format import with_interval
 
 __all__ = ["prepare", "run_ladder", "score_results", "step_intervals", "step_table"]
 

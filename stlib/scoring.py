@@ -16,9 +16,14 @@ import numpy as np
 import pandas as pd
 
 from stlib import ceiling, get, metrics, store, uncertainty
+from stlib._format import show, with_interval
 from stlib._utils import SPLITS
 from stlib.models._base import ModelResult
 from stlib.pp import TARGET_SUM
+
+__all__ = ["INTERVAL_COLUMNS", "Scored", "fit_summary", "interval_extras", "interval_table", "metric_table",
+           "scored_from_files", "scored_from_results", "scores", "seed_spread", "show", "thinned_targets",
+           "with_interval"]
 
 
 def scores(targets: ad.AnnData, result: ModelResult | ad.AnnData, *, protocol: str = "pooled") -> pd.DataFrame:
@@ -34,15 +39,6 @@ def scores(targets: ad.AnnData, result: ModelResult | ad.AnnData, *, protocol: s
     table = metrics.evaluate(Y, pred, list(targets.var_names), groups=groups)
     table = table[table["protocol"] == protocol].drop(columns="protocol")
     return table.loc[[s for s in SPLITS if s in table.index]]
-
-
-def show(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
-    """Round a metric table for printing (exact-output regression checks compare text)."""
-    out = table.copy()
-    for c in out.columns:
-        if pd.api.types.is_float_dtype(out[c]):
-            out[c] = out[c].astype(float).round(digits)
-    return out
 
 
 def fit_summary(results: Sequence[ModelResult], targets: ad.AnnData) -> pd.DataFrame:
@@ -208,12 +204,3 @@ def interval_extras(targets: ad.AnnData, scored: Mapping[str, Scored], *, n_boot
     return {key: {k: float(row[k]) for k in INTERVAL_COLUMNS} for key, row in iv.iterrows()}
 
 
-def with_interval(point: pd.Series | float, lo: pd.Series | float, hi: pd.Series | float, digits: int = 3):
-    """``"0.123 [0.100, 0.150]"`` (elementwise for Series): a value and its interval, for reading."""
-    def one(p, a, b):
-        if pd.isna(p):
-            return "n/a"
-        return f"{p:.{digits}f} [{a:.{digits}f}, {b:.{digits}f}]"
-    if isinstance(point, pd.Series):
-        return pd.Series([one(p, a, b) for p, a, b in zip(point, lo, hi)], index=point.index)
-    return one(point, lo, hi)

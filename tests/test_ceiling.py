@@ -39,6 +39,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
+from stlib.ceiling._estimator import _pearson_columns
 from stlib import ceiling, pp
 from stlib.errors import DataError
 
@@ -76,7 +77,7 @@ def _true_ceiling(lam: np.ndarray, transform: str, seed: int, k: int = 150, n_y:
     rng = np.random.default_rng(seed)
     ys = np.stack([ceiling.transform_counts(rng.poisson(lam), transform, genes_mask=TARGET) for _ in range(k + n_y)])
     f = ys[:k].mean(axis=0)
-    r = np.mean([ceiling._pearson_columns(f, y)[0] for y in ys[k:]], axis=0)
+    r = np.mean([_pearson_columns(f, y)[0] for y in ys[k:]], axis=0)
     # f = E[y|lam] + MC noise of variance Var(y|lam)/k: undo the attenuation it causes
     var_f = f.var(axis=0, ddof=1)
     mc = ys[:k].var(axis=0, ddof=1).mean(axis=0) / k

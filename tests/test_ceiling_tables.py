@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from stlib import ladder, pp, scoring, tables, uncertainty
+from stlib import ceiling, ladder, pp, scoring, tables, uncertainty
 from stlib.models._base import ModelResult
 
 SECTIONS = {"T1": ("train", 3000), "T2": ("train", 3000), "V1": ("valid", 3000), "S1": ("test", 300)}
@@ -90,7 +90,7 @@ def test_interval_table_points_ceilings_and_spaces(data: ad.AnnData, targets: ad
     assert ("test", "counts") in boots and ("test", "target") in boots
     # the shallow test section has a lower ceiling than the deep valid section
     assert test.loc["oracle", "ceiling"] < iv.loc[("oracle", "valid"), "ceiling"] - 0.1
-    caption = tables.ceiling_caption(iv)
+    caption = ceiling.ceiling_caption(iv)
     assert len(caption.splitlines()) == 4 and caption.splitlines()[-1].startswith("  test: ")
     t1 = tables.table_one_intervals(iv)
     assert t1.empty  # no Table I model names among these
@@ -126,17 +126,17 @@ def test_scored_from_files_matches_results(targets: ad.AnnData, data: ad.AnnData
 
 def test_ceilings_by_section_split_and_depth(data: ad.AnnData) -> None:
     genes = [f"g{i}" for i in range(60)]
-    sec = tables.ceilings(data, genes, "paper", by="section", n_draws=2)
+    sec = ceiling.ceilings(data, genes, "paper", by="section", n_draws=2)
     assert set(sec["section"]) == set(SECTIONS) and {"split", "median_total"} <= set(sec.columns)
     means = sec.groupby("section")["ceiling"].mean()
     assert means["S1"] < means[["T1", "T2", "V1"]].min() - 0.1
-    spl = tables.ceilings(data, genes, "paper", by="split", n_draws=2)
+    spl = ceiling.ceilings(data, genes, "paper", by="split", n_draws=2)
     assert set(spl["split"]) == {"train", "valid", "test"}
-    depth = tables.ceiling_vs_depth(data, genes, "paper", fractions=(1.0, 0.1), n_draws=2)
+    depth = ceiling.ceiling_vs_depth(data, genes, "paper", fractions=(1.0, 0.1), n_draws=2)
     # the full-depth rows are the per-section ceilings (same thinning draws)
     full = depth[depth["fraction"] == 1.0]
     np.testing.assert_allclose(full["ceiling"].to_numpy(), sec["ceiling"].to_numpy(), equal_nan=True)
-    summ_d = tables.depth_summary(depth)
+    summ_d = ceiling.depth_summary(depth)
     d = summ_d.set_index(["section", "fraction"])["mean_ceiling"]
     for s in SECTIONS:  # thinning lowers every section's ceiling
         assert d[(s, 0.1)] < d[(s, 1.0)]
@@ -144,11 +144,11 @@ def test_ceilings_by_section_split_and_depth(data: ad.AnnData) -> None:
     # the deep sections thinned to the test section's depth have ceilings like it (same tissue model),
     # compared on the genes defined in every row
     depth["rule"] = "paper"
-    match = tables.depth_match(depth, "paper")
+    match = ceiling.depth_match(depth, "paper")
     assert match.index[0] == "S1" and (match.iloc[1:]["thinned to"] == 0.1).all()
     assert (match["genes compared"] == match["genes compared"].iloc[0]).all() and match["genes compared"].iloc[0] > 20
     assert abs(match.iloc[1:]["mean ceiling"].mean() - match.iloc[0]["mean ceiling"]) < 0.1
-    summ = tables.ceiling_summary(sec.assign(rule="paper"), spl.assign(rule="paper"))
+    summ = ceiling.ceiling_summary(sec.assign(rule="paper"), spl.assign(rule="paper"))
     assert summ.index[0] == "S1" and "test (pooled)" in summ.index
 
 
