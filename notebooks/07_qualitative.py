@@ -46,7 +46,7 @@ import pandas as pd
 
 from myst_nb import glue
 
-from stlib import get, ladder, pl, protocol, store, tl
+from stlib import get, ladder, pl, protocol, qualitative, store
 from stlib.io.images import add_hires_image
 
 warnings.filterwarnings("ignore", category=FutureWarning)
@@ -74,8 +74,8 @@ if gene not in targets.var_names:
     print(f"{gene} is not among the {targets.n_vars} target genes of this run; using {targets.var_names[0]} instead")
     gene = str(targets.var_names[0])
 sec_mask = (targets.obs["section"] == section).to_numpy()
-means = tl.cluster_means(targets, preds, gene, mask=sec_mask)
-errors = tl.cluster_errors(targets, preds, mask=sec_mask)
+means = qualitative.cluster_means(targets, preds, gene, mask=sec_mask)
+errors = qualitative.cluster_errors(targets, preds, mask=sec_mask)
 errors.attrs["n_genes"] = targets.n_vars
 missing = [m for m in preds if means[m].isna().all()]
 if missing:
@@ -89,7 +89,7 @@ fig = pl.cluster_figure(means, errors, gene, section)
 # means the model does not separate the clusters.
 
 # %%
-ref = tl.cluster_errors(targets, store.load_predictions(out, ["train_mean"]), mask=sec_mask)
+ref = qualitative.cluster_errors(targets, store.load_predictions(out, ["train_mean"]), mask=sec_mask)
 summary = pd.concat([errors.drop(columns="n_spots"), ref.drop(columns="n_spots")], axis=1)
 cluster_err = summary.mean().rename("mean over clusters")
 glue("cluster_err_models", ", ".join(f"{m} {v:.2f}" for m, v in cluster_err.drop("train_mean").items()), display=False)
@@ -98,7 +98,7 @@ cluster_err.to_frame().T.round(3)
 
 # %%
 add_hires_image(targets, section)
-expr = tl.expression_adata(targets, targets.X, sec_mask)
+expr = qualitative.expression_adata(targets, targets.X, sec_mask)
 expr.obs["tumour (annotation)"] = expr.obs["tumor"].astype("string").fillna("unknown").astype("category")
 fig = pl.spatial_panels(expr, ["leiden", "tumour (annotation)"], section=section,
                         titles=[f"Leiden clusters, {section}", f"tumour ({expr.obs['tumor_source'].iloc[0]})"])
@@ -114,13 +114,13 @@ fig = pl.spatial_panels(expr, ["leiden", "tumour (annotation)"], section=section
 # Unannotated spots are left out.
 
 # %%
-truth = tl.expression_adata(targets, targets.X, mask)
-tl.tumor_de(truth, n_top=n_top_de)
+truth = qualitative.expression_adata(targets, targets.X, mask)
+qualitative.tumor_de(truth, n_top=n_top_de)
 print(f"annotation: {truth.obs['tumor_source'].iloc[0]}; spots: "
       f"{truth.obs['tumor_group'].value_counts().to_dict()}, left out (no annotation): "
       f"{truth.uns['tumor_de']['n_left_out_unannotated']}")
-scores = tl.de_scores(targets, {"truth": targets.X, **{n: p.X for n, p in preds.items()}}, mask)
-tops = tl.top_genes(scores, n_top_de)
+scores = qualitative.de_scores(targets, {"truth": targets.X, **{n: p.X for n, p in preds.items()}}, mask)
+tops = qualitative.top_genes(scores, n_top_de)
 overlap = {m: len(set(tops[m]) & set(tops["truth"])) for m in preds}
 same_sign = {m: float((np.sign(scores.loc[tops["truth"], m]) == np.sign(scores.loc[tops["truth"], "truth"])).mean())
              for m in preds}
@@ -146,7 +146,7 @@ fig = pl.he_image(expr, section)
 def maps(t_adata, p_X, genes, label):
     """truth / prediction / error panels of ``genes`` for the spots of ``section``."""
     m = (t_adata.obs["section"] == section).to_numpy()
-    e = tl.expression_adata(t_adata, t_adata.X, m)
+    e = qualitative.expression_adata(t_adata, t_adata.X, m)
     e.uns["spatial"] = expr.uns["spatial"]
     keys, titles, cmaps, vlims, cbars = [], [], [], [], []
     for g in genes:
@@ -173,7 +173,7 @@ fig = maps(targets, p_map.X, genes_shown, "log-normalised (authors')")
 # share of each gene's squared error that is its mean offset over the section:
 
 # %%
-off = tl.offset_share(np.asarray(targets.X)[sec_mask], np.asarray(p_map.X)[sec_mask])
+off = qualitative.offset_share(np.asarray(targets.X)[sec_mask], np.asarray(p_map.X)[sec_mask])
 off.index = targets.var_names
 print(off.loc[genes_shown].round(3).to_string())
 print(f"all {targets.n_vars} genes: median offset share {off['offset share'].median():.2f}, "
@@ -194,7 +194,7 @@ dn_genes = [g for g in genes_shown if g in dn.var_names]
 print(f"genes shown that the depth-normalised selection also keeps: {dn_genes}")
 fig = maps(dn, get.full_predictions(dn, fit.predictions), dn_genes, "log1p of counts per 10,000")
 dn_sec = (dn.obs["section"] == section).to_numpy()
-dn_off = tl.offset_share(np.asarray(dn.X)[dn_sec], get.full_predictions(dn, fit.predictions)[dn_sec])
+dn_off = qualitative.offset_share(np.asarray(dn.X)[dn_sec], get.full_predictions(dn, fit.predictions)[dn_sec])
 print(f"depth-normalised target, all {dn.n_vars} genes: median offset share {dn_off['offset share'].median():.2f}")
 glue("offset_share_median_dn", f"{dn_off['offset share'].median():.2f}", display=False)
 
@@ -212,7 +212,7 @@ true_counts = targets.layers["counts"][mask]
 true_counts = true_counts.toarray() if hasattr(true_counts, "toarray") else np.asarray(true_counts)
 pred_counts = np.asarray(cm.layers["counts"])[mask]
 fig = pl.count_histogram(true_counts, pred_counts, title=f"{count_model}, {split} split: all genes and spots")
-tail = tl.count_tail(true_counts, pred_counts)
+tail = qualitative.count_tail(true_counts, pred_counts)
 (100 * tail).round(1).add_prefix("% of pairs, ")
 
 # %% tags=["remove-input"]

@@ -115,7 +115,7 @@ def count_histogram(true_counts: np.ndarray, pred_counts: np.ndarray, *, title: 
 
 def cluster_figure(means: pd.DataFrame, errors: pd.DataFrame, gene: str, section: str) -> Figure:
     """Fig. 1: one gene's mean per Leiden cluster (truth beside each model), and per cluster the
-    error of the cluster means averaged over all genes (:func:`stlib.tl.cluster_errors`)."""
+    error of the cluster means averaged over all genes (:func:`stlib.qualitative.cluster_errors`)."""
     models = [c for c in means.columns if c not in ("n_spots", "truth") and means[c].notna().any()]
     cols = ["truth", *models]
     fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), layout="constrained")

@@ -1,4 +1,6 @@
-"""Tools for the qualitative chapter: cluster means, differential expression, map data."""
+"""The report's qualitative comparisons, computed: cluster means and their errors, tumour vs
+non-tumour differential expression of the truth and of each model, the offset share of a map's
+error, and the tails of predicted against measured counts (chapter 7; figures in :mod:`stlib.pl`)."""
 
 from __future__ import annotations
 

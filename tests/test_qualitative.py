@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stlib import tl
+from stlib import qualitative
 
 
 def _targets(n=60, g=5, seed=0):
@@ -25,7 +25,7 @@ def _targets(n=60, g=5, seed=0):
 def test_cluster_errors_zero_for_truth_and_constant_offset():
     t = _targets()
     preds = {"exact": ad.AnnData(X=t.X.copy()), "shifted": ad.AnnData(X=t.X + 0.5)}
-    e = tl.cluster_errors(t, preds)
+    e = qualitative.cluster_errors(t, preds)
     assert list(e.index) == ["0", "1", "2"] and list(e["n_spots"]) == [20, 20, 20]
     assert np.allclose(e["exact"], 0) and np.allclose(e["shifted"], 0.5, atol=1e-6)
 
@@ -34,18 +34,18 @@ def test_cluster_errors_skips_failed_genes():
     t = _targets()
     P = t.X + 1.0
     P[:, 0] = np.nan
-    e = tl.cluster_errors(t, {"m": ad.AnnData(X=P)})
+    e = qualitative.cluster_errors(t, {"m": ad.AnnData(X=P)})
     assert np.allclose(e["m"], 1.0, atol=1e-6)
 
 
 def test_de_scores_find_the_tumour_gene_and_leave_out_unannotated():
     t = _targets()
     mask = np.ones(t.n_obs, bool)
-    s = tl.de_scores(t, {"truth": t.X, "flat": np.zeros_like(t.X) + np.arange(t.n_obs)[:, None] % 2}, mask)
+    s = qualitative.de_scores(t, {"truth": t.X, "flat": np.zeros_like(t.X) + np.arange(t.n_obs)[:, None] % 2}, mask)
     assert s["truth"].idxmax() == "g0" and s.loc["g0", "truth"] > 3
-    assert tl.top_genes(s, 2)["truth"][0] == "g0"
-    one = tl.expression_adata(t, t.X, mask)
-    tl.tumor_de(one)
+    assert qualitative.top_genes(s, 2)["truth"][0] == "g0"
+    one = qualitative.expression_adata(t, t.X, mask)
+    qualitative.tumor_de(one)
     assert one.uns["tumor_de"]["n_left_out_unannotated"] == 10
 
 
@@ -54,7 +54,7 @@ def test_offset_share():
     pred = truth.copy()
     pred[:, 0] += 2.0  # pure offset
     pred[:, 1] += np.random.default_rng(1).normal(size=500)  # pure noise
-    o = tl.offset_share(truth, pred)
+    o = qualitative.offset_share(truth, pred)
     assert o.loc[0, "offset share"] == pytest.approx(1.0)
     assert o.loc[1, "offset share"] < 0.05
 
@@ -62,6 +62,6 @@ def test_offset_share():
 def test_count_tail():
     t = np.array([[0, 0, 1, 5]])
     p = np.array([[0.2, 0.6, np.nan, 30.0]])
-    tail = tl.count_tail(t, p, thresholds=(0.5, 1, 20))
+    tail = qualitative.count_tail(t, p, thresholds=(0.5, 1, 20))
     assert list(tail["measured counts"]) == [0.5, 0.5, 0.0]
     assert list(tail["predicted means"]) == pytest.approx([2 / 3, 1 / 3, 1 / 3])
