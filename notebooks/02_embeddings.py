@@ -34,7 +34,7 @@
 # **Prerequisites.** Chapter 1. Running time: 1-2 minutes for MobileNetV2 on 2 cores (cold),
 # seconds with the feature cache.
 #
-# **Writes.** `features.h5ad`: the targets with `obsm["X_cnn"]`, `["X_img_pca"]`,
+# **Writes.** `embeddings.h5ad`: the spots' `obsm["X_cnn"]`, `["X_img_pca"]`,
 # `["X_img_knn_pca"]`, `["X_graph_svd"]`.
 
 # %% tags=["parameters", "hide-input"]
@@ -123,7 +123,7 @@ _ = axes[1].legend(markerscale=3)
 # means. We keep the paper's design and discuss it on the deviations page.
 
 # %%
-targets.write_h5ad(out / "features.h5ad")
+store.write_embeddings(targets, out)
 print({k: targets.obsm[k].shape for k in ("X_cnn", "X_img_pca", "X_img_knn_pca", "X_graph_svd")})
 
 # %% [markdown]

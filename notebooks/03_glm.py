@@ -27,7 +27,7 @@
 # -191 come from. Here (sound protocol) the log size factor is the GLM's offset and predictions
 # are scored in the target's space, like every other model.
 #
-# **Prerequisites.** Chapter 2 (`features.h5ad`). Running time: 1-2 minutes on `her2st-demo`.
+# **Prerequisites.** Chapter 2 (`embeddings.h5ad`). Running time: 1-2 minutes on `her2st-demo`.
 #
 # **Writes.** `predictions/{poisson,nb_alpha1,nb_apriori,knn_*}.h5ad`.
 
@@ -50,7 +50,7 @@ from stlib.models import glm, inputs
 
 out = store.resolve(results_dir)
 proto = protocols.get(protocol)
-targets = ad.read_h5ad(out / "features.h5ad")
+targets = store.load_targets(out)
 counts = get.counts_by_split(targets)
 kwargs = protocols.glm_kwargs(proto, targets)
 print(targets.uns["target"]["description"])

@@ -23,7 +23,7 @@
 # refits the chosen penalty on train **and** valid: their Table I "Valid" rows are in-sample.
 # They did not scale the features. `protocol="paper"` runs all of that and labels the leak.
 #
-# **Prerequisites.** Chapter 2 (`features.h5ad`). Running time: well under a minute.
+# **Prerequisites.** Chapter 2 (`embeddings.h5ad`). Running time: well under a minute.
 #
 # **Writes.** `predictions/{ols,lasso,ridge,knn_ols,knn_lasso,knn_ridge}.h5ad` and the probe's
 # `predictions/{hest_probe,knn_hest_probe}.h5ad`.
@@ -44,7 +44,7 @@ from stlib.models import inputs, linear, probe
 
 out = store.resolve(results_dir)
 proto = protocols.get(protocol)
-targets = ad.read_h5ad(out / "features.h5ad")
+targets = store.load_targets(out)
 
 # %%
 results = []

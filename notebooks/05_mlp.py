@@ -46,7 +46,7 @@ from stlib.models import inputs, nn
 
 out = store.resolve(results_dir)
 proto = protocols.get(protocol)
-targets = ad.read_h5ad(out / "features.h5ad")
+targets = store.load_targets(out)
 X, Y_train, Y_valid = inputs.arrays(targets, "single")
 print({s: a.shape for s, a in X.items()})
 

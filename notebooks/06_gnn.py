@@ -73,7 +73,7 @@ from stlib.models import gnn, inputs
 
 out = store.resolve(results_dir)
 proto = protocols.get(protocol)
-targets = ad.read_h5ad(out / "features.h5ad")
+targets = store.load_targets(out)
 graphs = inputs.section_graphs(targets, "X_img_knn_pca", k=15)
 print({s: [g.section for g in gs] for s, gs in graphs.items()})
 

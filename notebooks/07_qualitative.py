@@ -52,7 +52,7 @@ from stlib.io.images import add_hires_image
 warnings.filterwarnings("ignore", category=FutureWarning)
 warnings.filterwarnings("ignore", category=UserWarning)
 out = store.resolve(results_dir)
-targets = ad.read_h5ad(out / "targets.h5ad")
+targets = store.load_targets(out, embeddings=False)
 preds = store.load_predictions(out, models)
 mask = (targets.obs["split"] == split).to_numpy()
 sections = list(pd.unique(targets.obs.loc[mask, "section"].astype(str)))
@@ -187,7 +187,7 @@ glue("offset_share_median", f"{off['offset share'].median():.2f}", display=False
 # everywhere; on a fixed total it does not.
 
 # %%
-dn = ladder.prepare(ad.read_h5ad(out / "data.h5ad"), ad.read_h5ad(out / "features.h5ad"), protocol.get("sound"),
+dn = ladder.prepare(ad.read_h5ad(out / "data.h5ad"), store.load_embeddings(out), protocol.get("sound"),
                     n_genes=targets.n_vars, transform="normalize_log1p", seed=seed)
 fit = protocol.fit_table_models(dn, "sound", models=(map_model,), model_cache=model_cache, seed=seed)[map_model]
 dn_genes = [g for g in genes_shown if g in dn.var_names]

@@ -42,7 +42,7 @@ from stlib import ceiling, pl, scoring, store, tables
 
 out = store.resolve(results_dir)
 config = store.read_config(out)
-targets = ad.read_h5ad(out / "targets.h5ad")
+targets = store.load_targets(out, embeddings=False)
 preds = store.load_predictions(out)
 print(tables.protocol_text(config, targets, metric_protocol))
 

@@ -57,7 +57,7 @@ from stlib import controls, im, scoring, store, tables
 
 out = store.resolve(results_dir)
 data = ad.read_h5ad(out / "data.h5ad")
-feats = ad.read_h5ad(out / "features.h5ad")
+feats = store.load_embeddings(out)
 config = store.read_config(out)
 print(f"data set {config['dataset']}; image features: {config['backbone']} ({config['weights']})")
 
@@ -178,7 +178,7 @@ reliable
 #   predicts as depth alone.
 
 # %%
-run_targets = ad.read_h5ad(out / "features.h5ad")
+run_targets = store.load_targets(out)
 depth_img = controls.depth_from_image(run_targets, seed=seed)
 scoring.show(depth_img)
 

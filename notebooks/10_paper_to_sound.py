@@ -28,7 +28,7 @@
 # table. All numbers are pooled over the spots of a split and averaged over the 250 genes; NB
 # rows are scored on raw counts until the step that moves them to the target's space.
 #
-# **Prerequisites.** Chapters 1-2 (`data.h5ad`, `features.h5ad`). Running time: several
+# **Prerequisites.** Chapters 1-2 (`data.h5ad`, `embeddings.h5ad`). Running time: several
 # minutes (fits are memoised, so a step refits only what its change touches).
 
 # %% tags=["parameters", "hide-input"]
@@ -55,7 +55,7 @@ from stlib import ladder, protocol, scoring, store, tables
 out = store.resolve(results_dir)
 config = store.read_config(out)
 data = ad.read_h5ad(out / "data.h5ad")
-feats = ad.read_h5ad(out / "features.h5ad")
+feats = store.load_embeddings(out)
 print(f"data set {config['dataset']}; backbone {config['backbone']} ({config['weights']}); "
       f"{len(protocol.LADDER)} steps")
 

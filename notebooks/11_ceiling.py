@@ -60,7 +60,7 @@ from stlib import ceiling, markers, pl, pp, scoring, store, tables
 out = store.resolve(results_dir)
 config = store.read_config(out)
 data = ad.read_h5ad(out / "data.h5ad")
-targets = ad.read_h5ad(out / "targets.h5ad")
+targets = store.load_targets(out, embeddings=False)
 transform = targets.uns["target"]["transform"]
 run_rule = targets.uns["gene_selection"].get("rule_name", "paper")
 

@@ -25,7 +25,7 @@
 # patient has none to give without taking spots from the test patient, so they are not refitted
 # here (`stlib.cv`).
 #
-# **Prerequisites.** Chapters 1 and 2 (`data.h5ad`, `features.h5ad`). Running time: a few
+# **Prerequisites.** Chapters 1 and 2 (`data.h5ad`, `embeddings.h5ad`). Running time: a few
 # minutes.
 #
 # **Writes.** `tables/patient_cv.csv`, `tables/patient_cv_folds.csv`.
@@ -46,7 +46,7 @@ from stlib import cv, pl, scoring, store
 out = store.resolve(results_dir)
 config = store.read_config(out)
 data = ad.read_h5ad(out / "data.h5ad")
-features = ad.read_h5ad(out / "features.h5ad")
+features = store.load_embeddings(out)
 folds = cv.leave_one_patient_out(data) if n_folds is None else cv.patient_kfold(data, n_folds)
 print(f"{len(folds)} folds; gene rule {config['gene_rule']!r}, target {config['target_transform']!r}")
 

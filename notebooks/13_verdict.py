@@ -78,7 +78,7 @@ display(HTML(claims_table.to_html(index=False, classes="prose")))
 # %%
 if config["target_transform"] != "paper":
     raise ValueError(f"this chapter expects the run's target to be the authors' ('paper'), not {config['target_transform']!r}")
-targets = ad.read_h5ad(out / "targets.h5ad")
+targets = store.load_targets(out, embeddings=False)
 preds = store.load_predictions(out, models)
 _, boots = scoring.interval_table(targets, scoring.scored_from_files(preds), splits=("valid", "test"),
                                  n_boot=n_boot, seed=seed)
@@ -92,7 +92,7 @@ judged = {"paper": verdict.judge(claims, boots)}
 
 # %%
 data = ad.read_h5ad(out / "data.h5ad")
-feats = ad.read_h5ad(out / "features.h5ad")
+feats = store.load_embeddings(out)
 raw = ladder.prepare(data, feats, protocol.get("sound"), n_genes=config["n_genes"], transform="log1p", seed=seed)
 fits = protocol.fit_table_models(raw, "sound", models=tuple(models), model_cache=model_cache, seed=seed,
                                  mlp_epochs=mlp_epochs, gnn_epochs=gnn_epochs, n_jobs=n_jobs)

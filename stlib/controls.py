@@ -31,10 +31,7 @@ def targets_with_features(data: ad.AnnData, feats: ad.AnnData, transform: str, n
     d = data.copy()
     genes = pp.select_genes(d, n_genes, transform=transform, fit_on="train")
     t = pp.make_targets(d, genes, transform=transform)
-    for k in FEATURE_KEYS:
-        if k in feats.obsm:
-            t.obsm[k] = np.asarray(feats.obsm[k])
-    return t
+    return store.join_embeddings(t, feats, obsm=FEATURE_KEYS, obsp=(), uns=())
 
 
 def embed(targets: ad.AnnData, *, n_comps: int = 32, n_neighbors: int = 15, seed: int = 0) -> None:

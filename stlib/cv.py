@@ -24,7 +24,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from stlib import get, pp, scoring
+from stlib import get, pp, scoring, store
 from stlib.errors import DataError
 from stlib.models import probe
 from stlib.models._base import ModelResult
@@ -119,7 +119,7 @@ def run_fold(
         All sections, raw counts in ``X`` (chapter 1's ``data.h5ad``).
     features
         Any AnnData over the same spots with ``obsm["X_cnn"]``, ``obsm["X_cnn_knn"]`` and
-        ``obsm["spatial"]`` (chapter 2's ``features.h5ad``); the features depend on no fit.
+        ``obsm["spatial"]`` (chapter 2's ``embeddings.h5ad``); the features depend on no fit.
     fold
         From :func:`leave_one_patient_out`.
 
@@ -139,8 +139,7 @@ def run_fold(
         raise DataError("features", f"{len(absent)} spots of the data have no features, e.g. {list(absent[:3])}")
     genes = pp.select_genes(data, n_genes, rule=gene_rule, transform=transform, fit_on="train")
     targets = pp.make_targets(data, genes, transform=transform)
-    for k in ("X_cnn", "X_cnn_knn", "spatial"):
-        targets.obsm[k] = np.asarray(features[targets.obs_names].obsm[k])
+    store.join_embeddings(targets, features, obsm=("X_cnn", "X_cnn_knn"), obsp=(), uns=())
     train = (targets.obs["split"] == "train").to_numpy()
     groups, group_kind = _cv_groups(targets[train], library_key, n_blocks)
     Y = get.split_arrays(targets, ["X"])

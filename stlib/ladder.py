@@ -16,7 +16,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from stlib import ceiling, get, metrics, pp, protocol
+from stlib import ceiling, get, metrics, pp, protocol, store
 from stlib.models._base import ModelResult
 from stlib.protocol import TABLE_MODELS, Protocol
 from stlib.scoring import interval_extras, scored_from_results, thinned_targets
@@ -39,10 +39,8 @@ def prepare(data: ad.AnnData, feats: ad.AnnData, p: Protocol, *, n_genes: int = 
     d = data.copy()
     genes = pp.select_genes(d, n_genes, rule="paper", transform=transform, fit_on=p.gene_fit_on)
     t = pp.make_targets(d, genes, transform=transform)
-    t.obsm["X_cnn"] = np.asarray(feats.obsm["X_cnn"])
-    for key in ("spatial_connectivities", "spatial_distances", "expression_connectivities", "expression_distances"):
-        if key in feats.obsp:
-            t.obsp[key] = feats.obsp[key]
+    store.join_embeddings(t, feats, obsm=("X_cnn",), uns=(), obsp=(
+        "spatial_connectivities", "spatial_distances", "expression_connectivities", "expression_distances"))
     protocol.build_features(t, p, data=data, n_comps=n_comps, n_neighbors=n_neighbors, seed=seed)
     return t
 

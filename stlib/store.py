@@ -5,9 +5,14 @@ A run writes everything under one results folder::
     <results_dir>/
         config.json           the protocol (data set, backbone, target transform, seed, ...)
         data.h5ad             all spots, all genes, raw counts (01)
-        targets.h5ad          the target genes: targets in X, counts layer, features in obsm (01, 02)
+        targets.h5ad          the target genes: targets in X, raw counts in layers["counts"] (01)
+        embeddings.h5ad       spot-level embeddings, no genes: obsm / obsp / uns of chapter 2 (02)
         predictions/<model>.h5ad   one per model (03-06)
-        tables/*.csv          metric tables (08)
+        tables/*.csv          metric tables (08-13)
+
+Embeddings do not depend on the genes: they are stored once per spot and joined to any set of
+targets on load (:func:`load_targets`, :func:`join_embeddings`), so a chapter that selects its
+genes anew (another target transform, a cross-validation fold) reuses them as they are.
 
 Prediction files are AnnData with the same ``obs_names`` and ``var_names`` as
 ``targets.h5ad``: ``X`` = predictions in target space, optional ``layers["counts"]`` (GLMs),
@@ -27,7 +32,11 @@ import anndata as ad
 import pandas as pd
 
 from stlib._utils import project_root
+from stlib.errors import DataError
 from stlib.get import full_predictions
+
+#: ``uns`` entries that belong to a set of target genes, never to the embeddings.
+GENE_UNS: tuple[str, ...] = ("gene_selection", "target")
 from stlib.models._base import ModelResult
 
 
@@ -95,3 +104,72 @@ def load_predictions(results_dir: Path, names: Sequence[str] | None = None) -> d
 def model_settings(pred: ad.AnnData) -> dict[str, Any]:
     """The fitted settings stored with a prediction file."""
     return json.loads(pred.uns["model"]["settings_json"])
+
+
+# --------------------------------------------------------------------------- targets and embeddings
+def write_embeddings(adata: ad.AnnData, results_dir: Path) -> Path:
+    """Write the spot-level embeddings of ``adata`` (``obsm``, ``obsp``, and ``uns`` except
+    :data:`GENE_UNS`) to ``embeddings.h5ad``, without genes; ``obs`` keeps ``section`` and ``split``."""
+    keep = [c for c in ("section", "spot_id", "split") if c in adata.obs]
+    emb = ad.AnnData(obs=adata.obs[keep].copy(), obsm={k: adata.obsm[k] for k in adata.obsm},
+                     obsp={k: adata.obsp[k] for k in adata.obsp},
+                     uns={k: v for k, v in adata.uns.items() if k not in GENE_UNS})
+    path = results_dir / "embeddings.h5ad"
+    emb.write_h5ad(path)
+    return path
+
+
+def load_embeddings(results_dir: Path) -> ad.AnnData:
+    """The run's spot-level embeddings (``embeddings.h5ad``, chapter 2)."""
+    path = results_dir / "embeddings.h5ad"
+    if not path.is_file():
+        raise DataError(path, "missing file: run chapter 2 (the embeddings) first")
+    return ad.read_h5ad(path)
+
+
+def _reorder(mapping: Any, keys: Sequence[str]) -> None:
+    items = [(k, mapping[k]) for k in keys]
+    for k in list(mapping.keys()):
+        del mapping[k]
+    for k, v in items:
+        mapping[k] = v
+
+
+def join_embeddings(targets: ad.AnnData, embeddings: ad.AnnData, *, obsm: Sequence[str] | None = None,
+                    obsp: Sequence[str] | None = None, uns: Sequence[str] | None = None) -> ad.AnnData:
+    """``targets`` with the embeddings of its spots added in place (and returned).
+
+    ``obsm`` / ``obsp`` / ``uns`` name the entries to add (default: all of ``embeddings``;
+    entries ``targets`` already has are kept as they are; absent names are skipped). Rows are
+    matched by ``obs_names``: a target spot without embeddings is a :class:`DataError`. The
+    entries end in name order, as :func:`anndata.read_h5ad` returns them.
+    """
+    absent = targets.obs_names.difference(embeddings.obs_names)
+    if len(absent):
+        raise DataError("embeddings", f"{len(absent)} spots of the targets have no embeddings, e.g. {list(absent[:3])}")
+    same = embeddings.obs_names.equals(targets.obs_names)
+    rows = None if same else embeddings.obs_names.get_indexer(targets.obs_names)
+    for k in (list(embeddings.obsm) if obsm is None else [k for k in obsm if k in embeddings.obsm]):
+        if k not in targets.obsm:
+            v = embeddings.obsm[k]
+            targets.obsm[k] = v if same else v[rows]
+    for k in (list(embeddings.obsp) if obsp is None else [k for k in obsp if k in embeddings.obsp]):
+        if k not in targets.obsp:
+            v = embeddings.obsp[k]
+            targets.obsp[k] = v if same else v[rows][:, rows]
+    for k in (list(embeddings.uns) if uns is None else [k for k in uns if k in embeddings.uns]):
+        if k not in targets.uns and k not in GENE_UNS:
+            targets.uns[k] = embeddings.uns[k]
+    _reorder(targets.obsm, sorted(targets.obsm.keys()))
+    _reorder(targets.obsp, sorted(targets.obsp.keys()))
+    targets.uns = {k: targets.uns[k] for k in sorted(targets.uns)}
+    return targets
+
+
+def load_targets(results_dir: Path, *, embeddings: bool = True) -> ad.AnnData:
+    """The run's targets (``targets.h5ad``), with the spot-level embeddings joined when asked."""
+    path = results_dir / "targets.h5ad"
+    if not path.is_file():
+        raise DataError(path, "missing file: run chapter 1 (the targets) first")
+    t = ad.read_h5ad(path)
+    return join_embeddings(t, load_embeddings(results_dir)) if embeddings else t
