@@ -137,3 +137,13 @@ def test_ch10_mlp_learning_rate_on_valid_is_lower_on_test(ladder):
     steps = list(test.index)
     i = steps.index("MLP: learning rate chosen on valid")
     assert test.iloc[i] < test.iloc[i - 1]
+
+
+def test_ch07_depth_explains_most_of_the_count_gap():
+    """"the depth explains most of the gap, not all": the predicted/measured mean ratio exceeds the
+    depth ratio's upper end but not by more than a factor of two."""
+    text = _text("book/notebooks/07_qualitative")
+    m = re.search(r"a ratio of (\d+) to (\d+) ; the predicted mean is (\d+) times", text)
+    assert m, "chapter 7's depth-ratio sentence not found"
+    lo, hi, mean_ratio = (int(g) for g in m.groups())
+    assert hi < mean_ratio < 2 * hi
