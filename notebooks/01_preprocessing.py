@@ -44,6 +44,8 @@ import pandas as pd
 import scanpy as sc
 
 import stlib
+from myst_nb import glue
+
 from stlib import pl, pp, store
 from stlib import protocol as protocols
 from stlib.io import load_dataset
@@ -85,12 +87,22 @@ print(split.to_string(index=False))
 if ds.split_policy:
     print("\nSplit policy:", ds.split_policy.get("reason", ""))
 
+# %% tags=["remove-input"]
+totals = pd.Series(np.asarray(adata.X.sum(axis=1)).ravel(), index=adata.obs_names)
+med = totals.groupby(adata.obs["section"].astype(str)).median()
+test_secs = split.loc[split["split"] == "test", "section"].astype(str)
+others = med.drop(index=test_secs)
+glue("depth_test", ", ".join(f"{s} {med[s]:,.0f}" for s in test_secs), display=False)
+glue("depth_others", f"{others.min():,.0f} to {others.max():,.0f}", display=False)
+glue("depth_fold", f"{others.min() / med[test_secs].max():.0f} to {others.max() / med[test_secs].min():.0f}",
+     display=False)
+
 # %% [markdown]
-# Depth differs a lot between sections (the test section B4 has about a tenth of the counts per
-# spot of the patient-C sections). The authors' target scales every spot to its **section's**
-# median total count: depth differences between the spots of a section are removed, but each
-# section keeps its own scale (B4's spots are scaled to about 650 counts, the C sections' to
-# about 10,000), so the difference between sections stays in the target:
+# Depth differs a lot between sections: the median total count per spot of the test section
+# ({glue:text}`depth_test`) is {glue:text}`depth_fold` times below that of the other sections
+# ({glue:text}`depth_others`). The authors' target scales every spot to its **section's** median
+# total count: depth differences between the spots of a section are removed, but each section
+# keeps its own scale (these medians), so the difference between sections stays in the target:
 
 # %%
 fig = pl.qc_overview(adata)

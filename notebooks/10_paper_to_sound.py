@@ -190,11 +190,11 @@ for i, (step, f) in enumerate(flags.items()):
 #   penalty means something else on unscaled columns); choosing the genes on all sections changes
 #   which 250 genes are scored, and with them every number.
 # - **The MLP's learning rate.** Choosing it on valid picks a faster rate that stops early; on
-#   the test section it does worse than the authors' hand-set 1e-3 (the valid section is the
-#   train patient's, so valid is a poor guide here).
+#   the test section its point estimate is below that of the authors' hand-set 1e-3, though their
+#   intervals overlap (the valid section is the train patient's, so valid is a poor guide here).
 #
-# The GNN bug (valid and test read off train nodes) changes little here because neither version
-# of the authors' GNN predicts much on this data.
+# Fixing the GNN bug (valid and test read off train nodes) moves only the GNN's row; neither
+# version of the authors' GNN predicts much on this data.
 #
 # ## Summary
 #

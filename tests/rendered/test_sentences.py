@@ -86,3 +86,64 @@ def test_ch07_error_maps_are_an_offset_on_the_authors_target_only():
 def test_ch07_predicted_means_too_high_at_every_threshold():
     text = _text("book/notebooks/07_qualitative")
     assert "less often at no threshold" in text
+
+
+@pytest.fixture(scope="module")
+def ladder() -> pd.DataFrame:
+    path = TABLES / "ladder.csv"
+    if not path.is_file():
+        pytest.fail(f"{path} missing: run chapter 10 (./run pipeline --only 10)")
+    return pd.read_csv(path)
+
+
+def _pcc(ladder: pd.DataFrame, split: str) -> pd.DataFrame:
+    w = ladder[ladder["split"] == split].pivot(index="step", columns="model", values="pearson")
+    return w.reindex(list(dict.fromkeys(ladder["step"])))
+
+
+GLM_STEP = "GLMs: size-factor offset, scored in target space"
+
+
+def test_ch10_count_models_on_counts_then_in_target_space(ladder):
+    """"On raw counts (the rows before the GLM step) the NB models have the highest test
+    correlations of the table ... in the target's space their test correlations fall to a few
+    hundredths"."""
+    test = _pcc(ladder, "test")
+    steps = list(test.index)
+    before, after = steps[: steps.index(GLM_STEP)], steps[steps.index(GLM_STEP):]
+    nb = ["nb_apriori", "knn_nb_apriori"]
+    for step in before:
+        assert test.loc[step].idxmax() in nb, step
+    assert (test.loc[after, nb] < 0.05).all().all()
+
+
+def test_ch10_refit_made_valid_look_good(ladder):
+    """"Without it [the refit on train + valid], KNN Ridge loses most of its valid correlation"."""
+    valid = _pcc(ladder, "valid")["knn_ridge"]
+    steps = list(valid.index)
+    i = steps.index("no refit on train + valid")
+    assert valid.iloc[i] < 0.5 * valid.iloc[i - 1]
+
+
+def test_ch10_gnn_bug_moves_only_the_gnn(ladder):
+    for split in ("valid", "test"):
+        w = _pcc(ladder, split)
+        d = (w.iloc[1] - w.iloc[0]).abs()
+        assert (d.drop("gnn_paper") < 1e-9).all(), split
+
+
+def test_ch10_mlp_learning_rate_on_valid_is_lower_on_test(ladder):
+    test = _pcc(ladder, "test")["mlp"]
+    steps = list(test.index)
+    i = steps.index("MLP: learning rate chosen on valid")
+    assert test.iloc[i] < test.iloc[i - 1]
+
+
+def test_ch07_depth_explains_most_of_the_count_gap():
+    """"the depth explains most of the gap, not all": the predicted/measured mean ratio exceeds the
+    depth ratio's upper end but not by more than a factor of two."""
+    text = _text("book/notebooks/07_qualitative")
+    m = re.search(r"a ratio of (\d+) to (\d+) ; the predicted mean is (\d+) times", text)
+    assert m, "chapter 7's depth-ratio sentence not found"
+    lo, hi, mean_ratio = (int(g) for g in m.groups())
+    assert hi < mean_ratio < 2 * hi
