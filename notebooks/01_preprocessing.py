@@ -38,14 +38,13 @@ results_dir = "results/default"
 # %% tags=["hide-input"]
 import warnings
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import scanpy as sc
 
-import stlib
 from myst_nb import glue
 
+import stlib
 from stlib import pl, pp, store
 from stlib import protocol as protocols
 from stlib.io import load_dataset

@@ -51,7 +51,6 @@ scheduler = None  # a dask.distributed scheduler address, e.g. "tcp://127.0.0.1:
 
 # %% tags=["hide-input"]
 import anndata as ad
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
@@ -99,18 +98,7 @@ ev = pd.DataFrame({
 print("variance explained by 32 components (train):", ev.iloc[-1].round(3).to_dict())
 
 # %%
-fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), layout="constrained")
-ev.plot(ax=axes[0])
-axes[0].set_xlabel("components")
-axes[0].set_ylabel("cumulative variance explained (train)")
-for ax, key, title in zip(axes[1:], ["X_img_pca", "X_img_knn_pca"], ["image PCA", "KNN-pooled image PCA"]):
-    for s, c in zip(["train", "valid", "test"], ["tab:blue", "tab:orange", "tab:green"]):
-        m = (targets.obs["split"] == s).to_numpy()
-        ax.scatter(targets.obsm[key][m, 0], targets.obsm[key][m, 1], s=4, c=c, label=s, alpha=0.6)
-    ax.set_xlabel("PC1")
-    ax.set_ylabel("PC2")
-    ax.set_title(title)
-_ = axes[1].legend(markerscale=3)
+fig = pl.embeddings_overview(targets, ev)
 
 # %% [markdown]
 # Where the test spots fall relative to train and valid (green against blue and orange) shows

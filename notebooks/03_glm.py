@@ -39,7 +39,6 @@ maxiter = 100
 model_cache = "cache/models"  # joblib cache of fitted models; None to always refit
 
 # %% tags=["hide-input"]
-import anndata as ad
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd

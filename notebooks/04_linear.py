@@ -34,8 +34,6 @@ results_dir = "results/default"
 model_cache = "cache/models"  # joblib cache of fitted models; None to always refit
 
 # %% tags=["hide-input"]
-import anndata as ad
-import matplotlib.pyplot as plt
 import pandas as pd
 
 from stlib import pl, scoring, store

@@ -36,8 +36,6 @@ seeds = [0, 1, 2, 3, 4]  # seed spread of the chosen network (the first is `seed
 model_cache = "cache/models"  # joblib cache of fitted models; None to always refit
 
 # %% tags=["hide-input"]
-import anndata as ad
-import matplotlib.pyplot as plt
 import pandas as pd
 
 from stlib import pl, scoring, store
@@ -69,20 +67,7 @@ pd.DataFrame({k: res.settings[k] for k in ("best_val_loss", "best_epoch", "epoch
 # Learning curves (train and valid MSE) for each learning rate; the dot marks the restored epoch.
 
 # %%
-h = res.history
-fig, axes = plt.subplots(1, len(learning_rates), figsize=(3.2 * len(learning_rates), 3), sharey=True,
-                         layout="constrained", squeeze=False)
-axes = axes[0]
-for ax, lr, best in zip(axes, res.settings["learning_rates"], res.settings["best_epoch"]):
-    d = h[h["lr"] == lr]
-    ax.plot(d["epoch"], d["loss"], label="train")
-    ax.plot(d["epoch"], d["val_loss"], label="valid")
-    ax.scatter([best], [d.loc[d["epoch"] == best, "val_loss"].iloc[0]], color="k", zorder=3)
-    ax.set_title(f"lr = {lr:g}")
-    ax.set_xlabel("epoch")
-pl.log_axis(axes[0])  # the panels share their y axis
-axes[0].set_ylabel("MSE (log scale)")
-_ = axes[0].legend()
+fig = pl.learning_curves(res.history, res.settings["learning_rates"], res.settings["best_epoch"])
 
 # %%
 scoring.fit_summary([res] + ([fixed] if nn.PAPER_LR in fits and len(fits) > 1 else []), targets)

@@ -59,12 +59,9 @@ seeds = [0, 1, 2, 3, 4]  # seed spread of Table I's GNN and of the authors' netw
 model_cache = "cache/models"  # joblib cache of fitted models; None to always refit
 
 # %% tags=["hide-input"]
-import anndata as ad
-import matplotlib.pyplot as plt
-import pandas as pd
-
 from dataclasses import replace
 
+import pandas as pd
 from myst_nb import glue
 
 from stlib import pl, scoring, store
@@ -96,14 +93,8 @@ configs[["hidden", "lr", "dropout", "best_val_loss", "best_epoch", "epochs_run",
          "round"]].round(4)
 
 # %%
-h = best.history
-fig, ax = plt.subplots(figsize=(6, 3.2), layout="constrained")
-for cfg, d in h.groupby("config", sort=True):
-    ax.plot(d["epoch"], d["val_loss"], lw=1, alpha=0.7, color="tab:red" if cfg == gnn.config_id(gnn.PAPER_CONFIG) else "grey")
-ax.set_xlabel("epoch")
-ax.set_ylabel("valid MSE (log scale)")
-pl.log_axis(ax)
-_ = ax.set_title("valid loss of each configuration (red: the paper's)")
+fig = pl.config_losses(best.history, highlight=gnn.config_id(gnn.PAPER_CONFIG),
+                        title="valid loss of each configuration (red: the paper's)")
 
 # %% [markdown]
 # ## The authors' network

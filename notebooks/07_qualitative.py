@@ -40,14 +40,13 @@ seed = 0
 import warnings
 
 import anndata as ad
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from myst_nb import glue
 
 from stlib import get, ladder, pl, protocol, qualitative, store
-from stlib.io.images import add_hires_image
+from stlib.io import add_hires_image
 
 warnings.filterwarnings("ignore", category=FutureWarning)
 warnings.filterwarnings("ignore", category=UserWarning)
@@ -142,30 +141,10 @@ genes_shown = [g for g in map_genes if g in targets.var_names] or list(targets.v
 fig = pl.he_image(expr, section)
 
 
-# %% tags=["hide-input"]
-def maps(t_adata, p_X, genes, label):
-    """truth / prediction / error panels of ``genes`` for the spots of ``section``."""
-    m = (t_adata.obs["section"] == section).to_numpy()
-    e = qualitative.expression_adata(t_adata, t_adata.X, m)
-    e.uns["spatial"] = expr.uns["spatial"]
-    keys, titles, cmaps, vlims, cbars = [], [], [], [], []
-    for g in genes:
-        j = t_adata.var_names.get_loc(g)
-        t, q = np.asarray(t_adata.X)[m, j], np.asarray(p_X)[m, j]
-        e.obs[f"{g} truth"], e.obs[f"{g} pred"], e.obs[f"{g} error"] = t, q, q - t
-        lim = float(np.nanmax(np.abs(q - t)))
-        lo, hi = float(min(t.min(), np.nanmin(q))), float(max(t.max(), np.nanmax(q)))
-        keys += [f"{g} truth", f"{g} pred", f"{g} error"]
-        titles += [f"{g}: truth", f"{g}: {map_model}", f"{g}: error"]
-        cmaps += ["viridis", "viridis", "RdBu_r"]
-        vlims += [(lo, hi), (lo, hi), (-lim, lim)]
-        cbars += [label, label, "prediction - truth"]
-    return pl.spatial_panels(e, keys, section=section, titles=titles, cmaps=cmaps, ncols=3, vlims=vlims,
-                             cbar_labels=cbars)
-
-
+# %%
 p_map = store.load_predictions(out, [map_model])[map_model]
-fig = maps(targets, p_map.X, genes_shown, "log-normalised (authors')")
+fig = pl.truth_prediction_maps(targets, p_map.X, genes_shown, section=section, spatial=expr.uns["spatial"],
+                               model=map_model, value_label="log-normalised (authors')")
 
 # %% [markdown]
 # The error maps are almost one colour: the model predicts each gene too high (or too low)
@@ -192,7 +171,8 @@ dn = ladder.prepare(ad.read_h5ad(out / "data.h5ad"), store.load_embeddings(out),
 fit = protocol.fit_table_models(dn, "sound", models=(map_model,), model_cache=model_cache, seed=seed)[map_model]
 dn_genes = [g for g in genes_shown if g in dn.var_names]
 print(f"genes shown that the depth-normalised selection also keeps: {dn_genes}")
-fig = maps(dn, get.full_predictions(dn, fit.predictions), dn_genes, "log1p of counts per 10,000")
+fig = pl.truth_prediction_maps(dn, get.full_predictions(dn, fit.predictions), dn_genes, section=section,
+                               spatial=expr.uns["spatial"], model=map_model, value_label="log1p of counts per 10,000")
 dn_sec = (dn.obs["section"] == section).to_numpy()
 dn_off = qualitative.offset_share(np.asarray(dn.X)[dn_sec], get.full_predictions(dn, fit.predictions)[dn_sec])
 print(f"depth-normalised target, all {dn.n_vars} genes: median offset share {dn_off['offset share'].median():.2f}")

@@ -30,15 +30,12 @@ n_boot = 1000  # bootstrap replicates of the intervals
 seed = 0
 
 # %% tags=["hide-input"]
-import anndata as ad
-import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 
 from myst_nb import glue
 
-from stlib.models import reference
 from stlib import ceiling, pl, scoring, store, tables
+from stlib.models import reference
 
 out = store.resolve(results_dir)
 config = store.read_config(out)

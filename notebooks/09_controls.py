@@ -47,13 +47,11 @@ n_boot = 1000  # bootstrap replicates of the intervals
 
 # %% tags=["hide-input"]
 import anndata as ad
-import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 
 from myst_nb import glue
 
-from stlib import controls, im, scoring, store, tables
+from stlib import controls, im, pl, scoring, store, tables
 
 out = store.resolve(results_dir)
 data = ad.read_h5ad(out / "data.h5ad")
@@ -94,20 +92,9 @@ scoring.show(wide)
 
 # %%
 test = table[table["split"] == "test"].pivot(index="model", columns="control", values="pearson")
-fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), layout="constrained")
-test.plot.bar(ax=axes[0])
-axes[0].set_ylabel("test mean PCC over genes")
-axes[0].axhline(0, color="black", lw=0.8)
-axes[0].set_title("test split, pooled")
-axes[0].legend(fontsize=8)
 a = controls.per_gene_pcc(*kept["log1p"][:1], kept["log1p"][1]["knn_ridge"])
 b = controls.per_gene_pcc(*kept["paper"][:1], kept["paper"][1]["knn_ridge"])
-both = pd.concat({"log1p": a, "paper": b}, axis=1).dropna()
-axes[1].scatter(both["log1p"], both["paper"], s=8)
-axes[1].plot([-1, 1], [-1, 1], color="grey", lw=0.8)
-axes[1].set_xlabel("per-gene test PCC, raw log1p target")
-axes[1].set_ylabel("per-gene test PCC, the authors' target")
-_ = axes[1].set_title(f"knn_ridge, the {len(both)} genes")
+fig = pl.controls_overview(test, pd.concat({"log1p": a, "paper": b}, axis=1).dropna(), "knn_ridge")
 
 # %% [markdown]
 # Each control against its own noise ceiling (the ceiling depends on the transform: the same

@@ -44,13 +44,12 @@ n_boot = 1000  # bootstrap replicates of the intervals
 
 # %% tags=["hide-input"]
 import anndata as ad
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from myst_nb import glue
 
-from stlib import ladder, protocol, scoring, store, tables
+from stlib import ladder, pl, protocol, scoring, store, tables
 
 out = store.resolve(results_dir)
 config = store.read_config(out)
@@ -97,18 +96,7 @@ scoring.show(pcc, 3)
 scoring.show(ladder.step_table(long, "mse", paper=paper), 3)
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True, layout="constrained")
-labels = [s for s, _ in protocol.LADDER]
-for ax, split in zip(axes, ("Valid", "Test")):
-    sub = pcc.drop(index=pcc.index[0]).xs(split, axis=1, level=1)
-    for model in sub.columns:
-        ax.plot(np.arange(len(sub)), sub[model], marker="o", lw=1.2, label=model)
-    ax.axhline(0, color="black", lw=0.8)
-    ax.set_xticks(np.arange(len(sub)), [f"{i}" for i in range(len(sub))])
-    ax.set_xlabel("step (see the table above; 0 = the authors' code)")
-    ax.set_title(f"{split}: mean PCC over genes")
-axes[0].set_ylabel("mean PCC")
-_ = axes[1].legend(fontsize=8, loc="best")
+fig = pl.ladder_lines(pcc.drop(index=pcc.index[0]))
 
 # %% [markdown]
 # ## Against the noise ceiling, with intervals

@@ -38,7 +38,6 @@ n_folds = None  # None: one fold per patient; an int: that many folds of whole p
 
 # %% tags=["hide-input"]
 import anndata as ad
-import pandas as pd
 from myst_nb import glue
 
 from stlib import cv, pl, scoring, store

@@ -13,7 +13,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import anndata as ad
-import numpy as np
 import pandas as pd
 
 from stlib import ceiling, get, metrics, pp, protocol, store

@@ -1,0 +1,46 @@
+"""Figures of the book. Plotting functions compute nothing a tool function should; each returns
+its matplotlib figure (squidpy's ``pl`` role)."""
+
+from __future__ import annotations
+
+from stlib.pl._data import embeddings_overview, log_axis, qc_overview, target_overview, window_gallery
+from stlib.pl._models import (
+    beside_paper,
+    claim_differences,
+    config_losses,
+    controls_overview,
+    cv_folds,
+    ladder_lines,
+    learning_curves,
+    metric_bars,
+    penalty_choices,
+)
+from stlib.pl._maps import cluster_figure, count_histogram, de_heatmap, he_image, spatial_panels, truth_prediction_maps
+from stlib.pl._ceiling import ceiling_by_section, ceiling_vs_depth, fraction_of_ceiling, per_gene_vs_ceiling
+
+__all__ = [
+    "beside_paper",
+    "ceiling_by_section",
+    "ceiling_vs_depth",
+    "claim_differences",
+    "cluster_figure",
+    "config_losses",
+    "controls_overview",
+    "count_histogram",
+    "cv_folds",
+    "de_heatmap",
+    "embeddings_overview",
+    "fraction_of_ceiling",
+    "he_image",
+    "ladder_lines",
+    "learning_curves",
+    "log_axis",
+    "metric_bars",
+    "penalty_choices",
+    "per_gene_vs_ceiling",
+    "qc_overview",
+    "spatial_panels",
+    "target_overview",
+    "truth_prediction_maps",
+    "window_gallery",
+]

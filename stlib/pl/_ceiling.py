@@ -1,0 +1,106 @@
+"""Figures of the noise ceiling: by section, against depth, fractions reached, per gene."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+
+def ceiling_by_section(by_section: pd.DataFrame) -> Figure:
+    """Per-gene noise ceilings in each section (ordered by depth), one box per gene rule."""
+    order = (by_section.drop_duplicates("section").sort_values("median_total")[["section", "split", "median_total"]])
+    rules = list(dict.fromkeys(by_section["rule"]))
+    fig, ax = plt.subplots(figsize=(9, 3.6), layout="constrained")
+    width = 0.8 / len(rules)
+    for i, rule in enumerate(rules):
+        sub = by_section[by_section["rule"] == rule]
+        data = [sub.loc[sub["section"] == s, "ceiling"].dropna().to_numpy() for s in order["section"]]
+        pos = np.arange(len(order)) + (i - (len(rules) - 1) / 2) * width
+        bp = ax.boxplot(data, positions=pos, widths=width * 0.9, patch_artist=True, showfliers=False)
+        for patch in bp["boxes"]:
+            patch.set_facecolor(f"C{i}")
+            patch.set_alpha(0.7)
+        ax.plot([], [], color=f"C{i}", lw=6, alpha=0.7, label=f"{rule} genes")
+    ax.set_xticks(np.arange(len(order)))
+    ax.set_xticklabels([f"{s} ({sp})\n{m:,.0f} counts/spot" for s, sp, m in order.itertuples(index=False)],
+                       fontsize=8)
+    ax.set_ylabel("noise ceiling of PCC, per gene")
+    ax.set_ylim(0, 1)
+    ax.legend(loc="upper left", fontsize=8)
+    ax.set_title("How much of each gene's variation over a section's spots any model could predict")
+    return fig
+
+
+def ceiling_vs_depth(depth: pd.DataFrame) -> Figure:
+    """Mean ceiling against median counts per spot, each section thinned to lower depths."""
+    rules = list(dict.fromkeys(depth["rule"]))
+    fig, axes = plt.subplots(1, len(rules), figsize=(5 * len(rules), 3.6), layout="constrained", sharey=True,
+                             squeeze=False)
+    colors = {"train": "tab:blue", "valid": "tab:orange", "test": "tab:green"}
+    for ax, rule in zip(axes[0], rules):
+        sub = depth[depth["rule"] == rule]
+        for sec, g in sub.groupby("section", sort=False):
+            g = g.sort_values("median_total")
+            c = colors.get(g["split"].iloc[0], "grey")
+            ax.plot(g["median_total"], g["mean_ceiling"], "-o", ms=3, color=c, alpha=0.8)
+            top = g[g["fraction"] == 1.0].iloc[0]
+            ax.plot(top["median_total"], top["mean_ceiling"], "s", ms=8, mfc="white", mec=c)
+            if top["median_total"] == sub.loc[sub["fraction"] == 1.0, "median_total"].min():  # the shallowest
+                ax.annotate(sec, (top["median_total"], top["mean_ceiling"]), xytext=(4, 4),
+                            textcoords="offset points", fontsize=8)
+        ax.set_xscale("log")
+        ax.set_xlabel("median counts per spot (after thinning)")
+        ax.set_title(f"{rule} genes")
+        ax.grid(alpha=0.3, which="both")
+    axes[0][0].set_ylabel("mean noise ceiling over genes")
+    handles = [plt.Line2D([], [], color=c, marker="o", ms=3) for c in colors.values()]
+    handles.append(plt.Line2D([], [], ls="", marker="s", mfc="white", mec="black", ms=8))
+    axes[0][-1].legend(handles, [*colors, "as sequenced"], fontsize=8, loc="lower right")
+    return fig
+
+
+def fraction_of_ceiling(iv: pd.DataFrame, split: str = "test") -> Figure:
+    """Forest plot: each model's fraction of the noise ceiling on ``split`` with its 95% interval."""
+    sub = iv.xs(split, level="split")
+    sub = sub[sub["pcc"].notna()].sort_values("fraction")
+    fig, ax = plt.subplots(figsize=(7, 0.28 * len(sub) + 1.2), layout="constrained")
+    y = np.arange(len(sub))
+    colors = ["tab:red" if m == "depth_only" else "tab:blue" for m in sub.index]
+    ax.errorbar(sub["fraction"], y, xerr=[sub["fraction"] - sub["fraction_lo"], sub["fraction_hi"] - sub["fraction"]],
+                fmt="none", ecolor=colors, elinewidth=1.5)
+    ax.scatter(sub["fraction"], y, c=colors, s=18, zorder=3)
+    ax.set_yticks(y)
+    ax.set_yticklabels([f"{m} (oracle)" if m == "depth_only" else m for m in sub.index], fontsize=8)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.axvline(1, color="grey", lw=0.8, ls="--")
+    ax.set_xlabel(f"fraction of the noise ceiling reached, {split} split (95% bootstrap interval)")
+    ax.set_xlim(min(-0.1, float(sub["fraction_lo"].min()) - 0.05), 1.05)
+    return fig
+
+
+def per_gene_vs_ceiling(per_gene: pd.DataFrame, models: Sequence[str], n_labels: int = 8) -> Figure:
+    """Per gene: each model's test PCC against the gene's ceiling (the line y = x is the ceiling)."""
+    ncol = min(2, len(models))
+    nrow = -(-len(models) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.6 * ncol, 3.6 * nrow), layout="constrained", sharey=True,
+                             sharex=True, squeeze=False)
+    for ax in axes.ravel()[len(models):]:
+        ax.set_visible(False)
+    for ax, m in zip(axes.ravel(), models):
+        ok = per_gene[["ceiling", m]].dropna()
+        ax.scatter(ok["ceiling"], ok[m], s=6, alpha=0.6)
+        ax.plot([0, 1], [0, 1], color="grey", lw=0.8)
+        ax.axhline(0, color="black", lw=0.6)
+        for g, row in ok.sort_values(m, ascending=False).head(n_labels // 2).iterrows():
+            ax.annotate(g, (row["ceiling"], row[m]), fontsize=7, xytext=(2, 2), textcoords="offset points")
+        ax.set_xlim(0, 1)
+        ax.set_title(f"{m} ({len(ok)} genes with a correlation)", fontsize=9)
+    for ax in axes[-1]:
+        ax.set_xlabel("gene's noise ceiling (test)")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("gene's test PCC")
+    return fig

@@ -1,0 +1,104 @@
+"""Figures of the data: quality, targets, windows, embeddings; readable log axes."""
+
+from __future__ import annotations
+
+
+from collections.abc import Sequence
+
+import anndata as ad
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+
+def qc_overview(adata: ad.AnnData) -> Figure:
+    """Counts per spot and genes per spot, by section (log scale), coloured by split."""
+    totals = np.asarray(adata.X.sum(axis=1)).ravel()
+    ngenes = np.asarray((adata.X > 0).sum(axis=1)).ravel()
+    df = pd.DataFrame({"section": adata.obs["section"].astype(str).to_numpy(), "counts": totals,
+                       "genes": ngenes, "split": adata.obs.get("split", "all").astype(str).to_numpy()})
+    order = list(dict.fromkeys(df.sort_values(["split", "section"])["section"]))
+    colors = {"train": "tab:blue", "valid": "tab:orange", "test": "tab:green"}
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2), layout="constrained")
+    for ax, col, label in zip(axes, ["counts", "genes"], ["total counts per spot", "genes detected per spot"]):
+        data = [df.loc[df.section == s, col].to_numpy() for s in order]
+        bp = ax.boxplot(data, tick_labels=order, patch_artist=True, showfliers=False)
+        for patch, s in zip(bp["boxes"], order):
+            patch.set_facecolor(colors.get(df.loc[df.section == s, "split"].iloc[0], "grey"))
+        ax.set_yscale("log")
+        ax.set_ylabel(label)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in colors.values()]
+    axes[1].legend(handles, list(colors), loc="lower right", fontsize=8)
+    return fig
+
+
+def target_overview(targets: ad.AnnData) -> Figure:
+    """Mean vs variance of the target genes (train spots), and the share of zeros per gene."""
+    tr = (targets.obs["split"] == "train").to_numpy()
+    X = np.asarray(targets.X[tr])
+    counts = targets.layers["counts"][tr]
+    counts = counts.toarray() if hasattr(counts, "toarray") else np.asarray(counts)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2), layout="constrained")
+    axes[0].scatter(X.mean(0), X.var(0), s=6)
+    axes[0].set_xlabel("mean of target (train)")
+    axes[0].set_ylabel("variance of target (train)")
+    axes[1].hist((counts == 0).mean(0), bins=30, color="grey")
+    axes[1].set_xlabel("fraction of train spots with zero counts")
+    axes[1].set_ylabel("genes")
+    return fig
+
+
+def window_gallery(adata: ad.AnnData, section: str, n: int = 6, size: int = 224, seed: int = 0) -> Figure:
+    """A few of the CNN's input windows of one section (random spots, seeded)."""
+    from stlib.im import extract_windows
+    from stlib.io.images import read_image
+
+    idx = np.flatnonzero((adata.obs["section"] == section).to_numpy())
+    pick = np.sort(np.random.default_rng(seed).choice(idx, size=min(n, len(idx)), replace=False))
+    img = read_image(adata.uns["spatial"][section]["metadata"]["image_path"])
+    wins, _ = extract_windows(img, np.asarray(adata.obsm["spatial"])[pick], size=size)
+    del img
+    fig, axes = plt.subplots(1, len(pick), figsize=(2.2 * len(pick), 2.4), layout="constrained")
+    for ax, w, i in zip(np.atleast_1d(axes), wins, pick):
+        ax.imshow(w)
+        ax.set_title(str(adata.obs["spot_id"].iloc[i]), fontsize=8)
+        ax.axis("off")
+    fig.suptitle(f"{size} x {size} px windows, section {section}")
+    return fig
+
+
+def log_axis(ax, axis: str = "y") -> None:
+    """Log scale on ``axis`` with enough labelled ticks: when the data span less than three decades,
+    1, 2 and 5 times each power of ten (every multiple, under one decade) are labelled ticks
+    (matplotlib would label one power of ten, or none)."""
+    from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
+
+    getattr(ax, f"set_{axis}scale")("log")
+    lo, hi = getattr(ax, f"get_{axis}lim")()
+    a = getattr(ax, f"{axis}axis")
+    if lo > 0 and hi / lo < 1000:  # under three decades: label 1, 2, 5 (or every multiple) of each decade
+        subs = tuple(range(1, 10)) if hi / lo < 10 else (1.0, 2.0, 5.0)
+        a.set_major_locator(LogLocator(subs=subs))
+        a.set_major_formatter(FormatStrFormatter("%.2g"))
+        a.set_minor_formatter(NullFormatter())
+
+
+def embeddings_overview(targets: ad.AnnData, explained: pd.DataFrame,
+                        keys: Sequence[tuple[str, str]] = (("X_img_pca", "image PCA"),
+                                                           ("X_img_knn_pca", "KNN-pooled image PCA"))) -> Figure:
+    """Cumulative variance explained by the PCA components (``explained``: components x PCAs), and
+    the first two components of each PCA coloured by split."""
+    fig, axes = plt.subplots(1, 1 + len(keys), figsize=(12, 3.4), layout="constrained")
+    explained.plot(ax=axes[0])
+    axes[0].set_xlabel("components")
+    axes[0].set_ylabel("cumulative variance explained (train)")
+    for ax, (key, title) in zip(axes[1:], keys):
+        for s, c in zip(["train", "valid", "test"], ["tab:blue", "tab:orange", "tab:green"]):
+            m = (targets.obs["split"] == s).to_numpy()
+            ax.scatter(targets.obsm[key][m, 0], targets.obsm[key][m, 1], s=4, c=c, label=s, alpha=0.6)
+        ax.set_xlabel("PC1")
+        ax.set_ylabel("PC2")
+        ax.set_title(title)
+    axes[1].legend(markerscale=3)
+    return fig

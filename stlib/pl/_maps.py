@@ -1,0 +1,181 @@
+"""Figures of the qualitative chapter: spots over the H&E, clusters, tumour genes, maps, counts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import anndata as ad
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+
+def spatial_panels(
+    expr: ad.AnnData,
+    keys: Sequence[str],
+    *,
+    section: str,
+    titles: Sequence[str] | None = None,
+    cmaps: Sequence[str] | None = None,
+    ncols: int | None = None,
+    size: float = 1.3,
+    vlims: Sequence[tuple[float, float] | None] | None = None,
+    cbar_labels: Sequence[str | None] | None = None,
+) -> Figure:
+    """Spots over the section's H&E (``images["hires"]``), one panel per ``obs`` key, via squidpy.
+
+    ``cbar_labels`` label the colour bars of continuous keys (one entry per key, ``None`` for none).
+    """
+    from stlib._compat import import_squidpy
+
+    sq = import_squidpy()
+    ncols = ncols or len(keys)
+    nrows = int(np.ceil(len(keys) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 3.6 * nrows), layout="constrained", squeeze=False)
+    for i, key in enumerate(keys):
+        ax = axes.flat[i]
+        kw = {}
+        if vlims is not None and vlims[i] is not None:
+            kw = {"vmin": vlims[i][0], "vmax": vlims[i][1]}
+        sq.pl.spatial_scatter(
+            expr, color=key, library_id=section, library_key="section", img_res_key="hires", ax=ax,
+            cmap=(cmaps[i] if cmaps else None), size=size, title=(titles[i] if titles else key),
+            frameon=False, **kw,
+        )
+        ax.title.set_fontsize(10)
+        if cbar_labels is not None and cbar_labels[i]:
+            for coll in ax.collections:
+                if getattr(coll, "colorbar", None) is not None:
+                    coll.colorbar.set_label(cbar_labels[i], fontsize=8)
+    for ax in list(axes.flat)[len(keys):]:
+        ax.axis("off")
+    return fig
+
+
+def count_histogram(true_counts: np.ndarray, pred_counts: np.ndarray, *, title: str, bins: int = 60) -> Figure:
+    """Fig. 4: histogram of measured counts and of predicted means (all genes and spots of a split).
+
+    Both on the same bins (up to the 99.5th percentile of the measured counts), log-scaled
+    frequency; a predicted mean is a real number, a count an integer.
+    """
+    t = np.asarray(true_counts).ravel()
+    p = np.asarray(pred_counts).ravel()
+    p = p[np.isfinite(p)]
+    hi = np.quantile(t, 0.995)
+    edges = np.arange(-0.5, max(np.ceil(hi), 2) + 0.5, 1.0) if hi <= bins else np.linspace(0, hi, bins + 1)
+    fig, ax = plt.subplots(figsize=(7, 3.6), layout="constrained")
+    ax.hist(t, bins=edges, alpha=0.6, label="measured counts", color="black")
+    ax.hist(p, bins=edges, alpha=0.6, label="predicted means", color="tab:red")
+    ax.set_yscale("log")
+    ax.set_xlabel("counts per spot and gene (unit-wide bins; the top 0.5% of measured counts cut)")
+    ax.set_ylabel("spot x gene pairs (log scale)")
+    ax.set_title(title, fontsize=10)
+    ax.legend()
+    return fig
+
+
+def cluster_figure(means: pd.DataFrame, errors: pd.DataFrame, gene: str, section: str) -> Figure:
+    """Fig. 1: one gene's mean per Leiden cluster (truth beside each model), and per cluster the
+    error of the cluster means averaged over all genes (:func:`stlib.qualitative.cluster_errors`)."""
+    models = [c for c in means.columns if c not in ("n_spots", "truth") and means[c].notna().any()]
+    cols = ["truth", *models]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), layout="constrained")
+    x = np.arange(len(means))
+    width = 0.8 / len(cols)
+    for i, c in enumerate(cols):
+        axes[0].bar(x + i * width - 0.4 + width / 2, means[c], width, label=c, color="black" if c == "truth" else f"C{i - 1}")
+    ticks = [f"{k}\n(n={n})" for k, n in zip(means.index, means["n_spots"])]
+    axes[0].set_xticks(x, ticks, fontsize=8)
+    axes[0].set_xlabel("Leiden cluster (spots)")
+    axes[0].set_ylabel(f"mean {gene} (log-normalised)")
+    axes[0].set_title(f"(a) {gene} per cluster, section {section}", fontsize=10)
+    width = 0.8 / len(models)
+    for i, c in enumerate(models):
+        axes[1].bar(x + i * width - 0.4 + width / 2, errors[c], width, color=f"C{i}")
+    axes[1].set_xticks(x, ticks, fontsize=8)
+    axes[1].set_xlabel("Leiden cluster (spots)")
+    axes[1].set_ylabel("|predicted - true| cluster mean,\naveraged over genes")
+    axes[1].set_title(f"(b) error of cluster means, all {errors.attrs.get('n_genes', '')} genes".replace("  ", " "),
+                      fontsize=10)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=len(cols), fontsize=9)
+    return fig
+
+
+def de_heatmap(scores: pd.DataFrame, tops: dict[str, list[str]], *, truth: str = "truth") -> Figure:
+    """Fig. 2: tumour vs non-tumour z-scores of the truth's and each model's own top genes.
+
+    Rows: the union of every column's top genes (the truth's first, by its z-score); colour:
+    Wilcoxon z-score in that column's expression (red: higher in tumour); a dot marks the
+    column's own top genes; each model's title says how many of its top genes the truth's top shares.
+    """
+    from matplotlib.colors import TwoSlopeNorm
+
+    rows = list(tops[truth])
+    rest = [g for c in scores.columns for g in tops[c] if g not in rows]
+    rest = list(dict.fromkeys(sorted(rest, key=lambda g: -np.nanmax(scores.loc[g].to_numpy()))))
+    rows += rest
+    M = scores.loc[rows].to_numpy(dtype=float)
+    lim = float(np.nanmax(np.abs(M))) or 1.0
+    fig, ax = plt.subplots(figsize=(1.2 * scores.shape[1] + 3.5, 0.2 * len(rows) + 1.6), layout="constrained")
+    im = ax.imshow(np.ma.masked_invalid(M), aspect="auto", cmap="RdBu_r", norm=TwoSlopeNorm(0, -lim, lim))
+    for j, c in enumerate(scores.columns):
+        for i, g in enumerate(rows):
+            if g in tops[c]:
+                ax.plot(j, i, "o", ms=3, color="black")
+    n = len(tops[truth])
+    labels = [c if c == truth else f"{c}\n{len(set(tops[c]) & set(tops[truth]))} of {n} shared" for c in scores.columns]
+    ax.set_xticks(np.arange(scores.shape[1]), labels, fontsize=8, rotation=30, ha="right")
+    ax.set_yticks(np.arange(len(rows)), rows, fontsize=7)
+    ax.axhline(n - 0.5, color="black", lw=0.8)
+    fig.colorbar(im, ax=ax, label="Wilcoxon z-score, tumour vs non-tumour", shrink=0.6)
+    ax.set_title(f"top {n} tumour genes of each expression (dots); above the line: the truth's", fontsize=10)
+    return fig
+
+
+def he_image(expr: ad.AnnData, section: str, *, margin: float = 0.04) -> Figure:
+    """The plain H&E of a section (``uns["spatial"][section]["images"]["hires"]``), cropped to its spots."""
+    meta = expr.uns["spatial"][section]
+    img = meta["images"]["hires"]
+    s = meta["scalefactors"]["tissue_hires_scalef"]
+    xy = np.asarray(expr.obsm["spatial"], float) * s
+    pad = margin * img.shape[1]
+    x0, y0 = np.maximum(xy.min(0) - pad, 0)
+    x1, y1 = np.minimum(xy.max(0) + pad, [img.shape[1], img.shape[0]])
+    fig, ax = plt.subplots(figsize=(4.2, 4.2), layout="constrained")
+    ax.imshow(img)
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y1, y0)
+    ax.axis("off")
+    ax.set_title(f"H&E, section {section}", fontsize=10)
+    return fig
+
+
+def truth_prediction_maps(targets: ad.AnnData, prediction: np.ndarray, genes: Sequence[str], *, section: str,
+                          spatial: dict, model: str, value_label: str) -> Figure:
+    """Truth, prediction and error (prediction - truth) of ``genes`` over one section's H&E.
+
+    ``prediction`` is ``(n_obs, n_vars)`` in the order of ``targets``; ``spatial`` is the
+    ``uns["spatial"]`` holding the section's downscaled image. Truth and prediction share one
+    colour scale per gene; the error's is symmetric around 0. Colour bars are labelled with
+    ``value_label`` (and "prediction - truth").
+    """
+    from stlib.qualitative import expression_adata
+
+    m = (targets.obs["section"] == section).to_numpy()
+    e = expression_adata(targets, targets.X, m)
+    e.uns["spatial"] = spatial
+    keys, titles, cmaps, vlims, cbars = [], [], [], [], []
+    for g in genes:
+        j = targets.var_names.get_loc(g)
+        t, q = np.asarray(targets.X)[m, j], np.asarray(prediction)[m, j]
+        e.obs[f"{g} truth"], e.obs[f"{g} pred"], e.obs[f"{g} error"] = t, q, q - t
+        lim = float(np.nanmax(np.abs(q - t)))
+        lo, hi = float(min(t.min(), np.nanmin(q))), float(max(t.max(), np.nanmax(q)))
+        keys += [f"{g} truth", f"{g} pred", f"{g} error"]
+        titles += [f"{g}: truth", f"{g}: {model}", f"{g}: error"]
+        cmaps += ["viridis", "viridis", "RdBu_r"]
+        vlims += [(lo, hi), (lo, hi), (-lim, lim)]
+        cbars += [value_label, value_label, "prediction - truth"]
+    return spatial_panels(e, keys, section=section, titles=titles, cmaps=cmaps, ncols=3, vlims=vlims,
+                          cbar_labels=cbars)

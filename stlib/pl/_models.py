@@ -1,0 +1,190 @@
+"""Figures of the models: scores beside the report's, penalties, learning curves, folds, the ladder, the claims."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from stlib.pl._data import log_axis
+
+
+def metric_bars(table: pd.DataFrame, metric: str = "pearson", *, title: str = "") -> Figure:
+    """Mean-over-genes metric per model and split (rows: model; columns: splits)."""
+    fig, ax = plt.subplots(figsize=(8, 3.6), layout="constrained")
+    table.plot.bar(ax=ax)
+    ax.set_ylabel(f"mean {metric} over genes")
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_title(title)
+    return fig
+
+
+def beside_paper(side: pd.DataFrame, metric: str = "PCC") -> Figure:
+    """Grouped bars: the report's value and ours for one metric, per Table I row, one panel per split.
+
+    ``side`` is :func:`stlib.tables.beside_paper`'s output.
+    """
+    splits = list(dict.fromkeys(side.index.get_level_values("split")))
+    fig, axes = plt.subplots(1, len(splits), figsize=(4.2 * len(splits), 3.6), sharey=True, layout="constrained",
+                             squeeze=False)
+    models = list(dict.fromkeys(side.index.get_level_values("model")))
+    y = np.arange(len(models))
+    for ax, split in zip(axes[0], splits):
+        sub = side.xs(split, level="split").reindex(models)
+        ax.barh(y - 0.2, sub[(metric, "report")], height=0.4, color="grey", label="report (He et al. 2020, ResNet50)")
+        ax.barh(y + 0.2, sub[(metric, "ours")], height=0.4, color="tab:blue", label="this run")
+        ax.axvline(0, color="black", lw=0.8)
+        ax.set_title(split)
+        ax.set_xlabel(f"mean {metric} over genes")
+    axes[0][0].set_yticks(y, models)
+    axes[0][0].invert_yaxis()
+    axes[0][-1].legend(fontsize=8, loc="lower right")
+    return fig
+
+
+def penalty_choices(results: Sequence, titles: dict[str, str] | None = None) -> Figure:
+    """Genes per chosen penalty, one panel per model family, one line per model; the grid's
+    first and last values are marked, so a pile-up at an edge shows at once.
+
+    ``results`` are fits with ``settings["alphas"]`` and ``per_gene["alpha"]`` (linear models,
+    the probe). A penalty of 0 (OLS) is drawn one step left of the smallest positive one.
+    """
+    families: dict[str, list] = {}
+    for r in results:
+        families.setdefault(r.name.split("_")[-1] if not r.name.endswith("probe") else "probe", []).append(r)
+    fig, axes = plt.subplots(1, len(families), figsize=(3.6 * len(families), 3.0), layout="constrained",
+                             squeeze=False)
+    for ax, (fam, rs) in zip(axes[0], families.items()):
+        for r in rs:
+            grid = np.asarray(r.settings["alphas"], dtype=float)
+            pos = grid[grid > 0]
+            step = np.log10(pos[1] / pos[0]) if pos.size > 1 else 1.0
+            x = np.where(grid > 0, np.log10(np.where(grid > 0, grid, 1.0)), np.log10(pos.min()) - step)
+            n = [int(np.isclose(r.per_gene["alpha"].to_numpy(dtype=float), a).sum()) for a in grid]
+            ax.plot(x, n, marker="o", ms=3, label=r.name)
+            for edge in (x.min(), x.max()):
+                ax.axvline(edge, color="grey", lw=0.6, ls=":")
+        ax.set_title((titles or {}).get(fam, fam))
+        ax.set_xlabel("log10 penalty chosen" + (" (leftmost: 0)" if any((np.asarray(r.settings["alphas"]) == 0).any()
+                                                                       for r in rs) else ""))
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("genes")
+    return fig
+
+
+def cv_folds(scores: pd.DataFrame, stat: str = "pcc") -> Figure:
+    """Test ``stat`` of each model in each fold with its 95% interval (``scores``:
+    :func:`stlib.cv.cross_validate`), one group of bars per model."""
+    folds = list(dict.fromkeys(scores.index.get_level_values("fold")))
+    models = [m for m in dict.fromkeys(scores.index.get_level_values("model"))
+              if scores.xs(m, level="model")[stat].notna().any()]
+    fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(models), 3.2), layout="constrained")
+    width = 0.8 / len(folds)
+    for i, f in enumerate(folds):
+        sub = scores.xs(f, level="fold").reindex(models)
+        x = np.arange(len(models)) + (i - (len(folds) - 1) / 2) * width
+        err = np.vstack([sub[stat] - sub[f"{stat}_lo"], sub[f"{stat}_hi"] - sub[stat]])
+        ax.bar(x, sub[stat], width=width, yerr=err, capsize=3, label=f)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xticks(np.arange(len(models)), models)
+    ax.set_ylabel({"pcc": "test mean PCC over genes", "fraction": "fraction of the noise ceiling"}.get(stat, stat))
+    ax.legend(fontsize=8, title="held out", title_fontsize=8)
+    return fig
+
+
+def claim_differences(judged: pd.DataFrame, by: str = "target") -> Figure:
+    """Forest plot of the report's claims: each comparison's claimed difference and its 95% interval.
+
+    ``judged`` is :func:`stlib.verdict.judge`'s table with a column ``by`` (one colour per value,
+    e.g. the target transform). A point right of zero is a difference in the claimed direction;
+    a comparison holds when its whole interval is right of zero.
+    """
+    groups = list(dict.fromkeys(judged[by]))
+    rows = list(dict.fromkeys(zip(judged["claim"], judged["comparison"])))
+    fig, ax = plt.subplots(figsize=(9, 0.28 * len(rows) + 1.8), layout="constrained")
+    offset = np.linspace(-0.18, 0.18, len(groups)) if len(groups) > 1 else np.zeros(1)
+    pos = {r: i for i, r in enumerate(rows)}
+    for k, g in enumerate(groups):
+        sub = judged[judged[by] == g]
+        y = np.array([pos[(c, x)] for c, x in zip(sub["claim"], sub["comparison"])]) + offset[k]
+        d = sub["claimed difference"].to_numpy()
+        err = np.vstack([d - sub["lo"].to_numpy(), sub["hi"].to_numpy() - d])
+        ax.errorbar(d, y, xerr=err, fmt="o", ms=3.5, lw=1.2, capsize=2, color=f"C{k}", label=str(g))
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_yticks(np.arange(len(rows)), [x for _, x in rows], fontsize=8)
+    ax.invert_yaxis()
+    bounds = [i for i in range(1, len(rows)) if rows[i][0] != rows[i - 1][0]]
+    for b in bounds:
+        ax.axhline(b - 0.5, color="grey", lw=0.5, ls=":")
+    ax.set_xlabel("claimed difference (better - worse; for MSE, worse - better), mean over genes")
+    fig.legend(*ax.get_legend_handles_labels(), title=by, fontsize=9, loc="outside lower center", ncols=len(groups))
+    ax.set_title("The report's claims: paired 95% bootstrap intervals (right of 0 = as claimed)", fontsize=10)
+    return fig
+
+
+def learning_curves(history: pd.DataFrame, learning_rates: Sequence[float], best_epochs: Sequence[int]) -> Figure:
+    """Train and valid loss per epoch, one panel per learning rate (shared log y axis); a dot marks
+    the restored epoch."""
+    fig, axes = plt.subplots(1, len(learning_rates), figsize=(3.2 * len(learning_rates), 3), sharey=True,
+                             layout="constrained", squeeze=False)
+    axes = axes[0]
+    for ax, lr, best in zip(axes, learning_rates, best_epochs):
+        d = history[history["lr"] == lr]
+        ax.plot(d["epoch"], d["loss"], label="train")
+        ax.plot(d["epoch"], d["val_loss"], label="valid")
+        ax.scatter([best], [d.loc[d["epoch"] == best, "val_loss"].iloc[0]], color="k", zorder=3)
+        ax.set_title(f"lr = {lr:g}")
+        ax.set_xlabel("epoch")
+    log_axis(axes[0])  # the panels share their y axis
+    axes[0].set_ylabel("MSE (log scale)")
+    axes[0].legend()
+    return fig
+
+
+def config_losses(history: pd.DataFrame, highlight: str, title: str) -> Figure:
+    """Valid loss per epoch of every configuration of a grid (``history["config"]``), one in red."""
+    fig, ax = plt.subplots(figsize=(6, 3.2), layout="constrained")
+    for cfg, d in history.groupby("config", sort=True):
+        ax.plot(d["epoch"], d["val_loss"], lw=1, alpha=0.7, color="tab:red" if cfg == highlight else "grey")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("valid MSE (log scale)")
+    log_axis(ax)
+    ax.set_title(title)
+    return fig
+
+
+def controls_overview(test: pd.DataFrame, per_gene: pd.DataFrame, model: str) -> Figure:
+    """Test mean PCC of each model under each control (bars), and one model's per-gene test PCC
+    under the two targets of ``per_gene`` (columns ``log1p``, ``paper``)."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), layout="constrained")
+    test.plot.bar(ax=axes[0])
+    axes[0].set_ylabel("test mean PCC over genes")
+    axes[0].axhline(0, color="black", lw=0.8)
+    axes[0].set_title("test split, pooled")
+    axes[0].legend(fontsize=8)
+    axes[1].scatter(per_gene["log1p"], per_gene["paper"], s=8)
+    axes[1].plot([-1, 1], [-1, 1], color="grey", lw=0.8)
+    axes[1].set_xlabel("per-gene test PCC, raw log1p target")
+    axes[1].set_ylabel("per-gene test PCC, the authors' target")
+    axes[1].set_title(f"{model}, the {len(per_gene)} genes")
+    return fig
+
+
+def ladder_lines(pcc: pd.DataFrame) -> Figure:
+    """Mean PCC of each Table I model at each step of the ladder (``stlib.ladder.step_table``
+    without the report's row), valid and test."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True, layout="constrained")
+    for ax, split in zip(axes, ("Valid", "Test")):
+        sub = pcc.xs(split, axis=1, level=1)
+        for model in sub.columns:
+            ax.plot(np.arange(len(sub)), sub[model], marker="o", lw=1.2, label=model)
+        ax.axhline(0, color="black", lw=0.8)
+        ax.set_xticks(np.arange(len(sub)), [f"{i}" for i in range(len(sub))])
+        ax.set_xlabel("step (see the table above; 0 = the authors' code)")
+        ax.set_title(f"{split}: mean PCC over genes")
+    axes[0].set_ylabel("mean PCC")
+    axes[1].legend(fontsize=8, loc="best")
+    return fig
