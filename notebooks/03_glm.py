@@ -61,15 +61,11 @@ print("GLM offset:", "log size factors" if kwargs["offset"] else "none", "| scor
 # the sound protocol its predictions are missing (NaN), never zeros.
 
 # %%
-results = []
-for features in ("single", "knn"):
-    X, _, _ = inputs.arrays(targets, features)
-    for family in glm.FAMILIES:
-        name = inputs.model_name(family, features)
-        res = inputs.cached(glm.fit_glm, model_cache)(X, counts["train"], family=family, genes=list(targets.var_names),
-                                                        n_jobs=n_jobs, maxiter=maxiter, name=name, **kwargs)
-        store.save_predictions(protocols.label(res, proto), targets, out)
-        results.append(res)
+names = [inputs.model_name(family, features) for features in ("single", "knn") for family in glm.FAMILIES]
+results = list(protocols.fit_table_models(targets, proto, models=tuple(names), model_cache=model_cache,
+                                          n_jobs=n_jobs, glm_maxiter=maxiter).values())
+for res in results:
+    store.save_predictions(res, targets, out)
 
 status = pd.DataFrame({r.name: r.per_gene["status"].value_counts() for r in results}).fillna(0).astype(int).T
 status

@@ -34,6 +34,8 @@ results_dir = "results/default"
 model_cache = "cache/models"  # joblib cache of fitted models; None to always refit
 
 # %% tags=["hide-input"]
+from dataclasses import replace
+
 import pandas as pd
 
 from stlib import pl, scoring, store
@@ -45,17 +47,10 @@ proto = protocols.get(protocol)
 targets = store.load_targets(out)
 
 # %%
-results = []
-for features in ("single", "knn"):
-    X, Y_train, Y_valid = inputs.arrays(targets, features)
-    for kind in linear.KINDS:
-        name = inputs.model_name(kind, features)
-        alphas = None if kind == "ols" else protocols.linear_alphas(proto, kind)
-        res = inputs.cached(linear.fit_linear, model_cache)(X, Y_train, Y_valid, kind=kind, alphas=alphas,
-                                                              genes=list(targets.var_names), name=name, scale=proto.scale,
-                                                              refit=proto.refit and kind != "ols")
-        store.save_predictions(protocols.label(res, proto), targets, out)
-        results.append(res)
+names = [inputs.model_name(kind, features) for features in ("single", "knn") for kind in linear.KINDS]
+results = list(protocols.fit_table_models(targets, proto, models=tuple(names), model_cache=model_cache).values())
+for res in results:
+    store.save_predictions(res, targets, out)
 [r.name for r in results]
 
 # %% [markdown]
@@ -74,13 +69,9 @@ fig = pl.penalty_choices([r for r in results if r.name.endswith(("lasso", "ridge
                          titles={"lasso": "Lasso", "ridge": "Ridge"})
 
 # %%
-authors = []
-for features in ("single", "knn"):
-    X, Y_train, Y_valid = inputs.arrays(targets, features)
-    for kind in ("lasso", "ridge"):
-        authors.append(inputs.cached(linear.fit_linear, model_cache)(
-            X, Y_train, Y_valid, kind=kind, alphas=linear.PAPER_ALPHAS[kind], genes=list(targets.var_names),
-            name=inputs.model_name(kind, features), scale=proto.scale))
+authors = list(protocols.fit_table_models(
+    targets, replace(proto, grids="paper"), model_cache=model_cache,
+    models=tuple(inputs.model_name(kind, features) for features in ("single", "knn") for kind in ("lasso", "ridge"))).values())
 edges = pd.concat({
     "the authors' grid": pd.DataFrame({r.name: linear.grid_edges(r) for r in authors}).T,
     "this run's grid": pd.DataFrame({r.name: linear.grid_edges(r) for r in results

@@ -51,7 +51,7 @@ import pandas as pd
 
 from myst_nb import glue
 
-from stlib import controls, im, pl, scoring, store, tables
+from stlib import controls, im, pl, protocol, scoring, store, tables
 
 out = store.resolve(results_dir)
 data = ad.read_h5ad(out / "data.h5ad")
@@ -81,7 +81,7 @@ print(f"target genes shared by the three selections: {len(shared)} of {kept['pap
 # %%
 rand = kept["paper"][0].copy()
 im.cnn_features(rand, backbone=backbone, weights=None, size=window, cache_dir=store.resolve(cache_dir), progress=False)
-controls.embed(rand, seed=seed)
+protocol.build_features(rand, "sound", seed=seed)
 res_rand = controls.compact_models(rand, model_cache)
 scores.append(controls.score(rand, res_rand, "paper, random-weight features", n_boot=n_boot, seed=seed))
 

@@ -17,8 +17,8 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from stlib import features, get, metrics, pp, scoring, store
-from stlib.models import inputs, linear
+from stlib import features, get, metrics, pp, protocol, scoring, store
+from stlib.models import inputs
 from stlib.models._base import ModelResult
 
 FEATURE_KEYS = ("X_cnn", "X_img_pca", "X_cnn_knn", "X_img_knn_pca", "X_graph_svd")
@@ -34,27 +34,12 @@ def targets_with_features(data: ad.AnnData, feats: ad.AnnData, transform: str, n
     return store.join_embeddings(t, feats, obsm=FEATURE_KEYS, obsp=(), uns=())
 
 
-def embed(targets: ad.AnnData, *, n_comps: int = 32, n_neighbors: int = 15, seed: int = 0) -> None:
-    """Image PCA, KNN-pooled PCA and graph SVD from ``obsm["X_cnn"]`` (all fitted on train)."""
-    features.pca_fit_transform(targets, "X_cnn", n_comps=n_comps, fit_on="train", key_added="X_img_pca", seed=seed)
-    features.knn_pool(targets, "X_cnn", n_neighbors=n_neighbors, key_added="X_cnn_knn")
-    features.pca_fit_transform(targets, "X_cnn_knn", n_comps=n_comps, fit_on="train", key_added="X_img_knn_pca",
-                               seed=seed)
-    if "X_graph_svd" not in targets.obsm:
-        features.spatial_graph(targets, n_neighs=n_neighbors)
-        features.graph_svd(targets, n_components=n_comps, seed=seed)
-
-
 def compact_models(targets: ad.AnnData, model_cache: str | None = None) -> list[ModelResult]:
     """Ridge and Lasso on single-spot and KNN-pooled features, plus the depth-only reference."""
     from stlib.models.reference import reference_models
 
-    out = []
-    fit = inputs.cached(linear.fit_linear, model_cache)
-    for feats in ("single", "knn"):
-        X, Ytr, Yva = inputs.arrays(targets, feats)
-        for kind in ("ridge", "lasso"):
-            out.append(fit(X, Ytr, Yva, kind=kind, genes=list(targets.var_names), name=inputs.model_name(kind, feats)))
+    names = tuple(inputs.model_name(kind, feats) for feats in ("single", "knn") for kind in ("ridge", "lasso"))
+    out = list(protocol.fit_table_models(targets, "sound", models=names, model_cache=model_cache).values())
     out.append(reference_models(targets)[1])
     return out
 

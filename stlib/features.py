@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import scipy.sparse as sp
 
+from stlib._utils import dense
 from stlib.errors import DataError
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -38,8 +39,7 @@ def _get_rep(adata: AnnData, use_rep: str) -> np.ndarray:
         X = adata.obsm[use_rep]
     else:
         raise DataError("adata.obsm", f"no representation {use_rep!r} (have: {sorted(adata.obsm.keys())})")
-    X = X.toarray() if sp.issparse(X) else np.asarray(X)
-    X = np.asarray(X, dtype=np.float64)
+    X = dense(X, np.float64)
     if X.ndim != 2:
         raise DataError(f"obsm[{use_rep!r}]", f"expected a 2-d array, got shape {X.shape}")
     bad = ~np.isfinite(X).all(axis=1)

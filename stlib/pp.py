@@ -41,8 +41,8 @@ import pandas as pd
 import scanpy as sc
 import scipy.sparse as sp
 
+from stlib._utils import SPLITS, dense
 from stlib.errors import DataError
-from stlib._utils import SPLITS
 
 Transform = Literal["paper", "log1p", "normalize_log1p"]
 TRANSFORMS: tuple[str, ...] = ("paper", "log1p", "normalize_log1p")
@@ -348,7 +348,7 @@ def make_targets(
             sc.pp.normalize_total(full, target_sum=target_sum)
         sc.pp.log1p(full)
         out = full[:, list(genes)].copy()
-    out.X = out.X.toarray() if sp.issparse(out.X) else np.asarray(out.X)
+    out.X = dense(out.X)
     out.obs["total_counts"] = totals
     out.obs["log_size_factor"] = np.log(size_factors(adata, transform, library_key=library_key, target_sum=target_sum))
     for key, value in adata.uns.items():

@@ -218,6 +218,7 @@ def fit_table_models(
     gnn_epochs: int = 100,
     authors_gnn_epochs: int = 100,
     n_jobs: int = 2,
+    glm_maxiter: int = 100,
 ) -> dict[str, ModelResult]:
     """Fit the models of Table I (or those named in ``models``) under a protocol.
 
@@ -241,7 +242,7 @@ def fit_table_models(
             X, _, _ = inputs.arrays(targets, feats)
             counts = counts_by_split(targets)
             res = cached(glm.fit_glm)(X, counts["train"], family=base, genes=genes, n_jobs=n_jobs, name=name,
-                                      **glm_kwargs(p, targets))
+                                      maxiter=glm_maxiter, **glm_kwargs(p, targets))
         elif name == "mlp":
             fits = fit_mlp(targets, p, model_cache=model_cache, learning_rates=mlp_learning_rates, epochs=mlp_epochs,
                            seed=seed)

@@ -26,14 +26,9 @@ __all__ = ["INTERVAL_COLUMNS", "Scored", "fit_summary", "interval_extras", "inte
            "with_interval"]
 
 
-def scores(targets: ad.AnnData, result: ModelResult | ad.AnnData, *, protocol: str = "pooled") -> pd.DataFrame:
-    """Mean-over-genes metrics per split for one model (rounded for display)."""
-    if isinstance(result, ModelResult):
-        space = result.settings.get("score_space", "target")
-        pred = result.counts if space == "counts" else result.predictions
-    else:
-        space = store.model_settings(result).get("score_space", "target")
-        pred = get.split_arrays(result, ["counts" if space == "counts" else "X"])
+def scores(targets: ad.AnnData, result: ModelResult, *, protocol: str = "pooled") -> pd.DataFrame:
+    """Mean-over-genes metrics per split for one fitted model, in the space it is scored in."""
+    pred, space = scored_from_results([result])[result.name]
     Y = get.counts_by_split(targets) if space == "counts" else get.split_arrays(targets, ["X"])
     groups = get.section_groups(targets, pred)
     table = metrics.evaluate(Y, pred, list(targets.var_names), groups=groups)

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from stlib._utils import dense
 from stlib.errors import DataError
 from stlib.pp import TARGET_SUM, TRANSFORMS
 
@@ -69,10 +70,6 @@ def _pearson_columns(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarr
     r = np.clip(r, -1.0, 1.0)
     r[const] = np.nan
     return r, const
-
-
-def _dense(X: Counts) -> np.ndarray:
-    return X.toarray() if sp.issparse(X) else np.asarray(X)
 
 
 @dataclass(frozen=True)
@@ -192,8 +189,8 @@ def _with_rest(X: Counts, totals: np.ndarray | None, mask: np.ndarray) -> tuple[
 
 def _transform(parts: Counts, transform: str, secs: np.ndarray, mask: np.ndarray, target_sum: float) -> np.ndarray:
     if transform == "counts":
-        return _dense(parts[:, mask]).astype(np.float64)
-    return _dense(transform_counts(parts, transform, sections=secs, genes_mask=mask, target_sum=target_sum))
+        return dense(parts[:, mask]).astype(np.float64)
+    return dense(transform_counts(parts, transform, sections=secs, genes_mask=mask, target_sum=target_sum))
 
 
 def thinned_targets(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import anndata as ad
 import numpy as np
-import pandas as pd
 
 from stlib import get, store
 from stlib._utils import SPLITS
@@ -73,7 +72,7 @@ def section_graphs(targets: ad.AnnData, rep: str = "X_img_knn_pca", k: int = 15,
         sub = targets[(targets.obs[split_key] == s).to_numpy()]
         if sub.n_obs == 0:
             continue
-        secs = list(pd.unique(sub.obs["section"].astype(str)))
+        secs = get.sections(sub)
         order = np.concatenate([np.flatnonzero((sub.obs["section"] == sec).to_numpy()) for sec in secs])
         if not np.array_equal(order, np.arange(sub.n_obs)):
             raise ValueError(f"{s}: spots of a section are not contiguous; sort the AnnData by section first")

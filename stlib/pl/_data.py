@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from stlib._utils import dense
+
 
 def qc_overview(adata: ad.AnnData) -> Figure:
     """Counts per spot and genes per spot, by section (log scale), coloured by split."""
@@ -38,7 +40,7 @@ def target_overview(targets: ad.AnnData) -> Figure:
     tr = (targets.obs["split"] == "train").to_numpy()
     X = np.asarray(targets.X[tr])
     counts = targets.layers["counts"][tr]
-    counts = counts.toarray() if hasattr(counts, "toarray") else np.asarray(counts)
+    counts = dense(counts)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.2), layout="constrained")
     axes[0].scatter(X.mean(0), X.var(0), s=6)
     axes[0].set_xlabel("mean of target (train)")
