@@ -17,7 +17,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from stlib import features, get, metrics, pp, protocol, scoring, store
+from stlib import get, metrics, pp, protocol, scoring, store
 from stlib.models import inputs
 from stlib.models._base import ModelResult
 
