@@ -90,8 +90,8 @@ fig = pl.cluster_figure(means, errors, gene, section)
 
 # %%
 train_mean = reference.reference_models(targets)[0]
-ref = qualitative.cluster_errors(targets, {"train_mean": ad.AnnData(X=get.full_predictions(targets, train_mean.predictions))},
-                                 mask=sec_mask)
+train_mean_X = get.full_predictions(targets, train_mean.predictions)
+ref = qualitative.cluster_errors(targets, {"train_mean": ad.AnnData(X=train_mean_X)}, mask=sec_mask)
 summary = pd.concat([errors.drop(columns="n_spots"), ref.drop(columns="n_spots")], axis=1)
 cluster_err = summary.mean().rename("mean over clusters")
 glue("cluster_err_models", ", ".join(f"{m} {v:.2f}" for m, v in cluster_err.drop("train_mean").items()), display=False)
