@@ -51,17 +51,13 @@ def score(targets: ad.AnnData, results: Sequence[ModelResult], label: str, n_boo
     With ``n_boot > 0`` also the noise ceiling of the targets, the fraction of it each model
     reaches and bootstrap intervals (:func:`stlib.scoring.interval_table`).
     """
-    from stlib.scoring import interval_extras, scored_from_results
+    from stlib.scoring import interval_extras, mean_scores, scored_from_results
 
-    Y = get.split_arrays(targets, ["X"])
-    extras = interval_extras(targets, scored_from_results(list(results)), n_boot=n_boot, seed=seed)
-    rows = []
-    for r in results:
-        t = metrics.evaluate(Y, r.predictions, list(targets.var_names))
-        for split, row in t.iterrows():
-            rows.append({"control": label, "model": r.name, "split": split, "pearson": float(row["pearson"]),
-                         "n_genes_correlated": int(row["n_genes_correlated"]), **extras.get((r.name, split), {})})
-    return pd.DataFrame(rows)
+    scored = scored_from_results(list(results))
+    extras = interval_extras(targets, scored, n_boot=n_boot, seed=seed)
+    return pd.DataFrame([{"control": label, "model": row.model, "split": row.split, "pearson": float(row.pearson),
+                          "n_genes_correlated": int(row.n_genes_correlated), **extras.get((row.model, row.split), {})}
+                         for row in mean_scores(targets, scored).itertuples()])
 
 
 def per_gene_pcc(targets: ad.AnnData, result: ModelResult, split: str = "test") -> pd.Series:

@@ -15,10 +15,10 @@ from typing import Any
 import anndata as ad
 import pandas as pd
 
-from stlib import ceiling, get, metrics, pp, protocol, store
+from stlib import ceiling, pp, protocol, store
 from stlib.models._base import ModelResult
 from stlib.protocol import TABLE_MODELS, Protocol
-from stlib.scoring import interval_extras, scored_from_results, thinned_targets
+from stlib.scoring import interval_extras, mean_scores, scored_from_results, thinned_targets
 from stlib._format import with_interval
 
 __all__ = ["prepare", "run_ladder", "score_results", "step_intervals", "step_table"]
@@ -54,19 +54,13 @@ def score_results(targets: ad.AnnData, results: dict[str, ModelResult], step: st
     are the thinned targets of ``targets``, built when not given).
     """
 
-    Y = get.split_arrays(targets, ["X"])
-    C = get.counts_by_split(targets)
     scored = scored_from_results(results)
     extras = interval_extras(targets, scored, n_boot=n_boot, seed=seed, thinned=thinned)
-    rows = []
-    for name, r in results.items():
-        P, space = scored[name]
-        t = metrics.evaluate(C if space == "counts" else Y, P, list(targets.var_names))
-        for split, row in t.iterrows():
-            rows.append({"step": step, "model": name, "split": split, "pearson": float(row["pearson"]),
-                         "mse": float(row["mse"]), **extras.get((name, split), {}), "space": space,
-                         "leaks / bugs": "; ".join(r.settings.get("leaks", []) + r.settings.get("bugs", []))})
-    return pd.DataFrame(rows)
+    return pd.DataFrame([{"step": step, "model": row.model, "split": row.split, "pearson": float(row.pearson),
+                          "mse": float(row.mse), **extras.get((row.model, row.split), {}), "space": row.space,
+                          "leaks / bugs": "; ".join(results[row.model].settings.get("leaks", [])
+                                                    + results[row.model].settings.get("bugs", []))}
+                         for row in mean_scores(targets, scored).itertuples()])
 
 
 def run_ladder(

@@ -21,19 +21,36 @@ from stlib._utils import SPLITS
 from stlib.models._base import ModelResult
 from stlib.pp import TARGET_SUM
 
-__all__ = ["INTERVAL_COLUMNS", "Scored", "fit_summary", "interval_extras", "interval_table", "metric_table",
+__all__ = ["INTERVAL_COLUMNS", "Scored", "fit_summary", "interval_extras", "interval_table", "mean_scores", "metric_table",
            "scored_from_files", "scored_from_results", "scores", "seed_spread", "show", "thinned_targets",
            "with_interval"]
 
 
+def mean_scores(targets: ad.AnnData, scored: Mapping[str, Scored], *, by_section: bool = False) -> pd.DataFrame:
+    """The one scoring step: mean-over-genes metrics of each model on each split, in the space
+    the model is scored in (:data:`Scored`), as :func:`stlib.metrics.evaluate` computes them.
+
+    Returns a long table with columns ``model, split, protocol`` (``"pooled"``; with
+    ``by_section`` also ``"per_section_mean"``), the metric columns and ``space``.
+    """
+    spaces = {space for _, space in scored.values()}
+    truth = {s: get.counts_by_split(targets) if s == "counts" else get.split_arrays(targets, ["X"]) for s in spaces}
+    genes = list(targets.var_names)
+    rows = []
+    for name, (pred, space) in scored.items():
+        groups = get.section_groups(targets, pred) if by_section else None
+        t = metrics.evaluate(truth[space], pred, genes, groups=groups).reset_index()
+        t.insert(0, "model", name)
+        t["space"] = space
+        rows.append(t)
+    return pd.concat(rows, ignore_index=True)
+
+
 def scores(targets: ad.AnnData, result: ModelResult, *, protocol: str = "pooled") -> pd.DataFrame:
     """Mean-over-genes metrics per split for one fitted model, in the space it is scored in."""
-    pred, space = scored_from_results([result])[result.name]
-    Y = get.counts_by_split(targets) if space == "counts" else get.split_arrays(targets, ["X"])
-    groups = get.section_groups(targets, pred)
-    table = metrics.evaluate(Y, pred, list(targets.var_names), groups=groups)
-    table = table[table["protocol"] == protocol].drop(columns="protocol")
-    return table.loc[[s for s in SPLITS if s in table.index]]
+    t = mean_scores(targets, scored_from_results([result]), by_section=True)
+    t = t[t["protocol"] == protocol].drop(columns=["model", "protocol", "space"]).set_index("split")
+    return t.loc[[s for s in SPLITS if s in t.index]]
 
 
 def fit_summary(results: Sequence[ModelResult], targets: ad.AnnData) -> pd.DataFrame:
@@ -69,22 +86,12 @@ def seed_spread(results: Mapping[int, ModelResult], targets: ad.AnnData,
 
 
 def metric_table(targets: ad.AnnData, predictions: Mapping[str, ad.AnnData]) -> pd.DataFrame:
-    """Long table: one row per (model, split, protocol) with the mean-over-genes metrics."""
-    Y = get.split_arrays(targets, ["X"])
-    C = get.counts_by_split(targets)
-    groups = get.section_groups(targets, Y)
-    rows = []
-    for name, pred in predictions.items():
-        settings = store.model_settings(pred)
-        space = settings.get("score_space", "target")
-        P = get.split_arrays(pred, ["counts" if space == "counts" else "X"])
-        t = metrics.evaluate(C if space == "counts" else Y, P, list(targets.var_names), groups=groups).reset_index()
-        t.insert(0, "model", name)
-        t["space"] = space
-        t["leaks"] = "; ".join(settings.get("leaks", []))
-        t["bugs"] = "; ".join(settings.get("bugs", []))
-        rows.append(t)
-    out = pd.concat(rows, ignore_index=True)
+    """Long table: one row per (model, split, protocol) with the mean-over-genes metrics of the
+    prediction files, their scoring space, leaks and bugs."""
+    out = mean_scores(targets, scored_from_files(predictions), by_section=True)
+    settings = {name: store.model_settings(pred) for name, pred in predictions.items()}
+    out["leaks"] = out["model"].map(lambda m: "; ".join(settings[m].get("leaks", [])))
+    out["bugs"] = out["model"].map(lambda m: "; ".join(settings[m].get("bugs", [])))
     out["split"] = pd.Categorical(out["split"], categories=list(SPLITS))
     return out.sort_values(["model", "protocol", "split"]).set_index(["model", "protocol", "split"])
 
