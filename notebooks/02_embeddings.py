@@ -35,7 +35,8 @@
 # seconds with the feature cache.
 #
 # **Writes.** `embeddings.h5ad`: the spots' `obsm["X_cnn"]`, `["X_img_pca"]`,
-# `["X_img_knn_pca"]`, `["X_graph_svd"]`.
+# `["X_img_knn_pca"]`, `["X_graph_svd"]` and the spatial graph, without genes; every later
+# chapter joins them to its targets on load (`store.load_targets`).
 
 # %% tags=["parameters", "hide-input"]
 backbone = "mobilenet_v2"  # the paper used "resnet50"; see the deviations page
@@ -60,7 +61,7 @@ from stlib import protocol as protocols
 out = store.resolve(results_dir)
 proto = protocols.get(protocol)
 store.write_config(out, {"backbone": backbone, "weights": weights, "window": window})
-targets = ad.read_h5ad(out / "targets.h5ad")
+targets = store.load_targets(out, embeddings=False)
 w = None if str(weights).lower() == "none" else weights
 
 # %% [markdown]
