@@ -23,12 +23,17 @@ HTML = Path(os.environ.get("STLIB_BOOK_HTML", ROOT / "_build" / "html"))
 TABLES = ROOT / "results" / "default" / "tables"
 
 
+def _stored(name: str, chapter: str) -> pd.DataFrame:
+    """A table the run stored, or a failure naming the chapter that writes it."""
+    path = TABLES / name
+    if not path.is_file():
+        pytest.fail(f"{path} missing: run chapter {chapter} (./run pipeline --only {chapter})")
+    return pd.read_csv(path)
+
+
 @pytest.fixture(scope="module")
 def judged() -> pd.DataFrame:
-    path = TABLES / "verdict.csv"
-    if not path.is_file():
-        pytest.fail(f"{path} missing: run chapter 13 (./run pipeline --only 13)")
-    return pd.read_csv(path)
+    return _stored("verdict.csv", "13")
 
 
 def _text(doc: str) -> str:
@@ -90,10 +95,7 @@ def test_ch07_predicted_means_too_high_at_every_threshold():
 
 @pytest.fixture(scope="module")
 def ladder() -> pd.DataFrame:
-    path = TABLES / "ladder.csv"
-    if not path.is_file():
-        pytest.fail(f"{path} missing: run chapter 10 (./run pipeline --only 10)")
-    return pd.read_csv(path)
+    return _stored("ladder.csv", "10")
 
 
 def _pcc(ladder: pd.DataFrame, split: str) -> pd.DataFrame:
