@@ -16,9 +16,12 @@
 #
 # **Overview.** Every spot gets three 32-dimensional embeddings:
 #
-# 1. **image**: a 224 x 224 px window centred on the spot (about 155 um at ~0.69 um/px: the
-#    100 um spot and a rim of tissue) through an ImageNet CNN without its classifier (global
-#    average pooling), then PCA to 32 fitted on the train spots;
+# 1. **image**: a window centred on the spot through an ImageNet CNN without its classifier
+#    (global average pooling), then PCA to 32 fitted on the train spots. The report cut 224 x 224
+#    px from images at ~0.69 um/px: 155 um, the 100 um spot and a rim of tissue. The book keeps
+#    that physical size: at each section's own resolution (from the manifest, or measured from
+#    the 200 um spot pitch; 0.73 um/px here) the window is 211 px, resampled to the network's
+#    224 px input, so that sections scanned at other resolutions are seen at the same scale;
 # 2. **KNN-pooled image**: the same CNN features averaged over the spot's 15 nearest spots of
 #    its section (the spot included), then PCA to 32 fitted on train;
 # 3. **graph**: the 15-nearest-spot connectivity graph of each section (squidpy), then a
@@ -41,7 +44,8 @@
 # %% tags=["parameters", "hide-input"]
 backbone = "mobilenet_v2"  # the paper used "resnet50"; see the deviations page
 weights = "imagenet"  # "none": random weights (tests only)
-window = 224
+window = 224  # the network's input (px)
+window_um = 154.6  # the window on the slide: the report's 224 px at 0.69 um/px; None: 224 px of any image
 n_comps = 32
 n_neighbors = 15
 seed = 0
@@ -60,7 +64,7 @@ from stlib import protocol as protocols
 
 out = store.resolve(results_dir)
 proto = protocols.get(protocol)
-store.write_config(out, {"backbone": backbone, "weights": weights, "window": window})
+store.write_config(out, {"backbone": backbone, "weights": weights, "window": window, "window_um": window_um})
 targets = store.load_targets(out, embeddings=False)
 w = None if str(weights).lower() == "none" else weights
 
@@ -72,17 +76,21 @@ w = None if str(weights).lower() == "none" else weights
 # backbone, its weights and the window, so a rerun reads them back.
 
 # %%
-im.cnn_features(targets, backbone=backbone, weights=w, size=window, cache_dir=store.resolve(cache_dir),
-                scheduler=scheduler, progress=False)
+im.cnn_features(targets, backbone=backbone, weights=w, size=window, window_um=window_um,
+                cache_dir=store.resolve(cache_dir), scheduler=scheduler, progress=False)
 info = targets.uns["cnn_features"]
 print(f"{backbone} ({weights}): {info['n_features']} features per spot")
+if window_um is not None:
+    um = {s: round(im.section_um_per_px(targets, s), 3) for s in info["window_px"]}
+    print(f"a {window_um:g} um window, per section: um/px {um}; pixels {dict(info['window_px'])} -> {window} px")
 print("windows padded at the image border, per section:", dict(info["n_padded"]))
 
 # %% [markdown]
 # What the CNN sees: a few windows of a training section.
 
 # %%
-fig = pl.window_gallery(targets, section=str(targets.obs["section"].cat.categories[1]), n=6, size=window, seed=seed)
+fig = pl.window_gallery(targets, section=str(targets.obs["section"].cat.categories[1]), n=6, size=window, seed=seed,
+                        window_um=window_um)
 
 # %% [markdown]
 # ## PCA on train, KNN pooling, neighbourhood graph

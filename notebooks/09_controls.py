@@ -39,7 +39,8 @@
 # %% tags=["parameters", "hide-input"]
 results_dir = "results/default"
 backbone = "mobilenet_v2"
-window = 224
+window = 224  # the network's input (px)
+window_um = 154.6  # the window on the slide: the report's 224 px at 0.69 um/px; None: 224 px of any image
 seed = 0
 cache_dir = "cache/features"
 model_cache = "cache/models"
@@ -80,7 +81,8 @@ print(f"target genes shared by the three selections: {len(shared)} of {kept['pap
 
 # %%
 rand = kept["paper"][0].copy()
-im.cnn_features(rand, backbone=backbone, weights=None, size=window, cache_dir=store.resolve(cache_dir), progress=False)
+im.cnn_features(rand, backbone=backbone, weights=None, size=window, window_um=window_um,
+                cache_dir=store.resolve(cache_dir), progress=False)
 protocol.build_features(rand, "sound", seed=seed)
 res_rand = controls.compact_models(rand, model_cache)
 scores.append(controls.score(rand, res_rand, "paper, random-weight features", n_boot=n_boot, seed=seed))

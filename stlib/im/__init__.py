@@ -5,9 +5,12 @@ The image side of the pipeline, in squidpy's ``im`` role:
 1. :func:`read_image` decodes one full-resolution H&E JPEG (~9,300 x 9,900 px,
    ~280 MB as RGB uint8) into a numpy array, with clear errors for missing,
    corrupt or truncated files.
-2. :func:`extract_windows` cuts a fixed-size window (224 x 224 px by default)
-   centred on every spot, padding windows that cross the image border with
-   white and counting them.
+2. :func:`extract_windows` cuts a window centred on every spot, padding
+   windows that cross the image border with white and counting them; with a
+   physical window (``window_um``, default in the book :data:`REPORT_WINDOW_UM`,
+   the report's 224 px at ~0.69 um/px) it is :func:`window_px` pixels at the
+   section's resolution, resampled to the network's 224 px input
+   (:func:`resample_windows`).
 3. :func:`get_backbone` builds an ImageNet CNN (MobileNetV2 or ResNet50) that
    maps a window to one pooled feature vector, and :func:`embed_windows`
    runs it in batches.
@@ -21,18 +24,23 @@ TensorFlow is imported lazily, so ``import stlib.im`` is cheap.
 
 from stlib.im._backbones import BACKBONES, IMAGENET_WEIGHTS_FILES, RANDOM_INIT_SEED, embed_windows, get_backbone, weights_file
 from stlib.im._features import feature_cache_key, section_features
-from stlib.im._runner import cnn_features
-from stlib.im._windows import extract_windows
+from stlib.im._runner import cnn_features, section_um_per_px
+from stlib.im._windows import REPORT_UM_PER_PX, REPORT_WINDOW_UM, extract_windows, resample_windows, window_px
 
 __all__ = [
     "BACKBONES",
     "IMAGENET_WEIGHTS_FILES",
     "RANDOM_INIT_SEED",
+    "REPORT_UM_PER_PX",
+    "REPORT_WINDOW_UM",
     "cnn_features",
     "embed_windows",
     "extract_windows",
     "feature_cache_key",
     "get_backbone",
+    "resample_windows",
+    "section_um_per_px",
     "section_features",
     "weights_file",
+    "window_px",
 ]

@@ -15,7 +15,7 @@ import numpy as np
 
 from stlib._utils import sha256_file
 from stlib.im._backbones import BACKBONES, Preprocess, _cached_backbone, embed_windows
-from stlib.im._windows import _round_centers, extract_windows
+from stlib.im._windows import _round_centers, extract_windows, resample_windows, window_px
 from stlib.io.images import read_image
 
 #: Version of the cache file layout; bump to invalidate old caches.
@@ -53,16 +53,21 @@ def feature_cache_key(
     weights: str,
     size: int,
     centers_xy: np.ndarray | Sequence[Sequence[float]],
+    window: int | None = None,
 ) -> str:
     """Hex key of one cached feature matrix.
 
-    Hashes the image sha256, the backbone name and weights label, the window
-    size and the rounded spot centres (their order matters: row ``i`` of the
-    cached matrix belongs to centre ``i``).
+    Hashes the image sha256, the backbone name and weights label, the input
+    size, the window cut from the image (pixels, when it differs from the
+    input size and is resampled) and the rounded spot centres (their order
+    matters: row ``i`` of the cached matrix belongs to centre ``i``).
     """
     c = _round_centers(centers_xy, "centres")
     h = hashlib.sha256()
-    for part in (f"v{_CACHE_VERSION}", image_sha256.lower(), backbone, weights, str(int(size)), str(c.shape)):
+    parts = [f"v{_CACHE_VERSION}", image_sha256.lower(), backbone, weights, str(int(size)), str(c.shape)]
+    if window is not None and int(window) != int(size):
+        parts.append(f"window{int(window)}")
+    for part in parts:
         h.update(part.encode() + b"\0")
     h.update(c.astype("<i8").tobytes())
     return h.hexdigest()
@@ -94,6 +99,8 @@ def section_features(
     cache_dir: str | os.PathLike[str] | None = None,
     image_sha256: str | None = None,
     batch_size: int = 32,
+    window_um: float | None = None,
+    um_per_px: float | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """CNN features of every spot of one section (image decoded once, cached).
 
@@ -111,8 +118,14 @@ def section_features(
     weights
         Weights for a named backbone (ignored for a custom pair).
     size
-        Window side in pixels; the built-in backbones require 224 (ValueError
-        otherwise), a custom pair may take any size.
+        The network's input side in pixels; the built-in backbones require 224
+        (ValueError otherwise), a custom pair may take any size. Without
+        ``window_um`` the window cut from the image is ``size`` pixels.
+    window_um, um_per_px
+        A physical window: ``window_um`` micrometres, i.e.
+        :func:`window_px` ``(window_um, um_per_px)`` pixels of this image, cut
+        and resampled to ``size`` (e.g. 155 um is 211 px at 0.733 um/px and
+        113 px at 1.37 um/px, both shown to the network as 224 px).
     cache_dir
         If given, the features are stored there as ``cnn_<backbone>_<key>.npy``
         plus a ``.json`` with ``info``, keyed by :func:`feature_cache_key`
@@ -132,7 +145,8 @@ def section_features(
         ``(n, d)`` float32, row ``i`` for centre ``i``.
     info
         ``n_spots``, ``n_features``, ``n_padded`` (windows padded with white at
-        the image border), ``backbone``, ``weights``, ``size``, ``sha256``,
+        the image border), ``backbone``, ``weights``, ``size``, ``window_px``,
+        ``window_um`` and ``um_per_px`` (``None`` without a physical window), ``sha256``,
         ``image_shape`` (``[h, w]``), ``seconds`` (time the features took to
         compute, for a cached result the original time), ``from_cache``
         (bool) and ``cache_file`` (str or ``None``).
@@ -145,6 +159,7 @@ def section_features(
     """
     _check_size(backbone, size)
     path = Path(image_path)
+    win = size if window_um is None else window_px(window_um, um_per_px, where=str(path))
     bname, wlabel = _backbone_identity(backbone, weights)
     sha = (image_sha256 or sha256_file(path)).lower()
     centers = np.asarray(centers_xy, dtype=np.float64)
@@ -153,7 +168,7 @@ def section_features(
     if cache_dir is not None:
         cdir = Path(cache_dir)
         cdir.mkdir(parents=True, exist_ok=True)
-        key = feature_cache_key(sha, bname, wlabel, size, centers)
+        key = feature_cache_key(sha, bname, wlabel, size, centers, window=win)
         npy_file = cdir / f"cnn_{_safe(bname)}_{key[:32]}.npy"
         json_file = npy_file.with_suffix(".json")
         if npy_file.is_file() and json_file.is_file():
@@ -170,8 +185,9 @@ def section_features(
     t0 = time.perf_counter()
     image = read_image(path)
     image_shape = [int(image.shape[0]), int(image.shape[1])]
-    windows, n_padded = extract_windows(image, centers, size, where=str(path))
+    windows, n_padded = extract_windows(image, centers, win, where=str(path))
     del image  # ~280 MB: do not keep it while the network runs
+    windows = resample_windows(windows, size)
     if isinstance(backbone, str):
         model, preprocess = _cached_backbone(backbone, weights)
     else:
@@ -185,6 +201,9 @@ def section_features(
         "backbone": bname,
         "weights": wlabel,
         "size": int(size),
+        "window_px": int(win),
+        "window_um": None if window_um is None else float(window_um),
+        "um_per_px": None if um_per_px is None else float(um_per_px),
         "sha256": sha,
         "image_shape": image_shape,
         "seconds": round(time.perf_counter() - t0, 3),

@@ -18,6 +18,23 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
 def _section_inputs(adata: AnnData, library_key: str, spatial_key: str) -> list[tuple[str, np.ndarray, str, str | None]]:
     """(section, obs positions, image path, sha256) per section present in ``adata``."""
+    return [t[:4] for t in _section_inputs_geo(adata, library_key, spatial_key)]
+
+
+def section_um_per_px(adata: AnnData, section: str) -> float:
+    """A section's resolution, ``uns["spatial"][section]["metadata"]["um_per_px"]`` (the readers
+    record it: from the manifest, or estimated from the spot pitch)."""
+    meta = adata.uns.get("spatial", {}).get(section, {}).get("metadata", {})
+    v = meta.get("um_per_px")
+    if v is None:
+        raise DataError(section, "uns['spatial'][section]['metadata'] has no 'um_per_px': read the data with "
+                                 "stlib.io (it records the resolution) or pass window_um=None for pixel windows")
+    return float(v)
+
+
+def _section_inputs_geo(
+    adata: AnnData, library_key: str, spatial_key: str
+) -> list[tuple[str, np.ndarray, str, str | None, float | None]]:
     if library_key not in adata.obs:
         raise DataError("adata.obs", f"no column {library_key!r} naming each spot's section")
     if spatial_key not in adata.obsm:
@@ -37,7 +54,8 @@ def _section_inputs(adata: AnnData, library_key: str, spatial_key: str) -> list[
         if "image_path" not in meta:
             raise DataError(sec, f"uns['spatial'][{sec!r}]['metadata'] has no 'image_path'")
         sha = meta.get("image_sha256") or None
-        out.append((sec, np.flatnonzero(labels == sec), str(meta["image_path"]), sha))
+        um = meta.get("um_per_px")
+        out.append((sec, np.flatnonzero(labels == sec), str(meta["image_path"]), sha, None if um is None else float(um)))
     return out
 
 
@@ -99,6 +117,7 @@ def cnn_features(
     library_key: str = "section",
     spatial_key: str = "spatial",
     batch_size: int = 32,
+    window_um: float | None = None,
     copy: bool = False,
 ) -> AnnData | None:
     """CNN features of every spot, one Dask task per section.
@@ -120,6 +139,10 @@ def cnn_features(
         Spots of one or many sections.
     backbone, weights, size, cache_dir, batch_size
         As in :func:`section_features`.
+    window_um
+        A physical window (um), cut at each section's own resolution
+        (:func:`section_um_per_px`) and resampled to ``size``; ``None``: ``size``
+        pixels of every image, whatever its resolution.
     scheduler
         ``None`` or ``"threads"``: Dask's local thread pool (2 workers); the
         model is built once and shared by the threads, which run one forward
@@ -150,7 +173,9 @@ def cnn_features(
 
     _check_size(backbone, size)
     target = adata.copy() if copy else adata
-    sections = _section_inputs(target, library_key, spatial_key)
+    sections = _section_inputs_geo(target, library_key, spatial_key)
+    if window_um is not None:
+        sections = [(sec, idx, path, sha, section_um_per_px(target, sec)) for sec, idx, path, sha, _ in sections]
     coords = np.asarray(target.obsm[spatial_key], dtype=np.float64)
     bname, wlabel = _backbone_identity(backbone, weights)
 
@@ -163,6 +188,7 @@ def cnn_features(
         size=size,
         cache_dir=None if cache_dir is None else str(cache_dir),
         batch_size=batch_size,
+        window_um=window_um,
     )
     task_fn = delayed(run_section, pure=False, name="cnn-features")
     # Keys are a token of everything the result depends on: a distributed
@@ -173,10 +199,11 @@ def cnn_features(
             path,
             coords[idx],
             image_sha256=sha,
+            um_per_px=um,
             dask_key_name=f"cnn-features-{sec}-"
-            + tokenize(bname, wlabel, size, batch_size, path, sha, coords[idx], str(cache_dir)),
+            + tokenize(bname, wlabel, size, batch_size, path, sha, coords[idx], str(cache_dir), window_um, um),
         )
-        for sec, idx, path, sha in sections
+        for sec, idx, path, sha, um in sections
     ]
     desc = f"CNN features ({bname})"
     client_to_close = None
@@ -204,14 +231,17 @@ def cnn_features(
         "backbone": bname,
         "weights": wlabel,
         "size": int(size),
+        "window_um": None if window_um is None else float(window_um),
+        "window_px": {},
         "n_features": int(d),
         "key_added": key_added,
         "n_padded": {},
         "cached": {},
         "seconds": {},
     }
-    for (sec, idx, _, _), (feats, info) in zip(sections, results, strict=True):
+    for (sec, idx, *_), (feats, info) in zip(sections, results, strict=True):
         X[idx] = feats
+        meta["window_px"][sec] = int(info.get("window_px", size))
         meta["n_padded"][sec] = int(info["n_padded"])
         meta["cached"][sec] = bool(info["from_cache"])
         meta["seconds"][sec] = float(info["seconds"])

@@ -1,4 +1,10 @@
-"""Fixed-size windows centred on the spots, padded with white where they cross the border."""
+"""Windows centred on the spots, padded with white where they cross the border.
+
+A window has a physical size (``window_um``): at a section's resolution (``um_per_px``) it is
+:func:`window_px` pixels wide, cut from the full-resolution image and resampled to the
+backbone's input (:func:`resample_windows`), so that sections scanned at different
+resolutions show the network the same tissue at the same scale.
+"""
 
 from __future__ import annotations
 
@@ -89,3 +95,37 @@ def extract_windows(
             n_padded += 1
         out[i, cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0] = img[cy0:cy1, cx0:cx1]
     return out, n_padded
+
+
+#: Resolution of the He et al. 2020 images (~0.69 um/px: a 200 um spot pitch is ~291 px), on which
+#: the report cut its 224 px windows.
+REPORT_UM_PER_PX = 0.69
+
+#: The report's window as a physical size: 224 px at :data:`REPORT_UM_PER_PX`, about 155 um (the
+#: 100 um spot and a rim of tissue). The default of the book's chapter 2.
+REPORT_WINDOW_UM = round(224 * REPORT_UM_PER_PX, 1)
+
+
+def window_px(window_um: float, um_per_px: float, *, where: str = "section") -> int:
+    """Side in full-resolution pixels of a ``window_um`` window at ``um_per_px`` (rounded, >= 8)."""
+    for name, v in (("window_um", window_um), ("um_per_px", um_per_px)):
+        if v is None or not np.isfinite(v) or v <= 0:
+            raise DataError(where, f"{name} must be a positive number, got {v!r}")
+    px = int(np.floor(window_um / um_per_px + 0.5))
+    if px < 8:
+        raise DataError(where, f"a {window_um:g} um window is only {px} px at {um_per_px:g} um/px: "
+                               "is um_per_px right (micrometres per pixel of the full-resolution image)?")
+    return px
+
+
+def resample_windows(windows: np.ndarray, size: int) -> np.ndarray:
+    """Resize ``(n, s, s, 3)`` uint8 windows to ``(n, size, size, 3)`` (PIL bicubic, antialiased
+    when shrinking); returned unchanged when ``s == size``."""
+    from PIL import Image
+
+    if windows.shape[1] == size:
+        return windows
+    out = np.empty((windows.shape[0], size, size, 3), dtype=np.uint8)
+    for i, w in enumerate(windows):
+        out[i] = np.asarray(Image.fromarray(w).resize((size, size), Image.Resampling.BICUBIC))
+    return out

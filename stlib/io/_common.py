@@ -180,16 +180,85 @@ def counts_to_sparse(counts: pd.DataFrame, path: PathLikeStr) -> sp.csr_matrix:
     return sp.csr_matrix(values.astype(np.int32))
 
 
+def numeric_column(df: pd.DataFrame, column: str) -> np.ndarray:
+    """``df[column]`` as float64; a value that is not a number becomes NaN (non-numeric text
+    included), so that :func:`check_spots_in_image` reports it instead of pandas failing."""
+    return pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=np.float64)
+
+
+def require_finite(values: np.ndarray, ids: pd.Index | list[str], path: PathLikeStr, what: str) -> None:
+    """Raise a :class:`DataError` naming the rows whose ``values`` are missing, non-numeric or infinite."""
+    v = np.asarray(values, dtype=np.float64)
+    bad = ~np.isfinite(v).reshape(len(v), -1).all(axis=1)
+    if bad.any():
+        ex = [str(i) for i in np.asarray(ids, dtype=object)[bad][:3]]
+        raise DataError(path, f"{int(bad.sum())} row(s) with a missing, non-numeric or infinite {what}, e.g. {ex}")
+
+
 def check_spots_in_image(xy: np.ndarray, image_shape: tuple[int, int], path: PathLikeStr, ids: pd.Index) -> None:
     """Raise a :class:`DataError` if any spot centre lies outside the image.
 
-    ``xy`` holds (column, row) full-resolution pixels; ``image_shape`` is (height, width).
+    ``xy`` holds (column, row) full-resolution pixels; ``image_shape`` is (height, width). A
+    missing, non-numeric or infinite coordinate is treated as outside the image.
     """
     h, w = image_shape
-    bad = (xy[:, 0] < 0) | (xy[:, 0] >= w) | (xy[:, 1] < 0) | (xy[:, 1] >= h)
+    xy = np.asarray(xy, dtype=np.float64)
+    finite = np.isfinite(xy).all(axis=1)
+    with np.errstate(invalid="ignore"):
+        bad = ~finite | (xy[:, 0] < 0) | (xy[:, 0] >= w) | (xy[:, 1] < 0) | (xy[:, 1] >= h)
     if bad.any():
         ex = [f"{i} at ({x:.0f}, {y:.0f})" for i, (x, y) in zip(ids[bad][:3], xy[bad][:3])]
-        raise DataError(path, f"{int(bad.sum())} spot centre(s) outside the {w} x {h} px image, e.g. {ex}")
+        n_nan = int((~finite).sum())
+        why = f" ({n_nan} not a finite number)" if n_nan else ""
+        raise DataError(path, f"{int(bad.sum())} spot centre(s) outside the {w} x {h} px image{why}, e.g. {ex}")
+
+
+#: Legacy Spatial Transcriptomics arrays: 100 um spots on a 200 um centre-to-centre pitch.
+LEGACY_ST_GEOMETRY = {"spot_diameter_um": 100.0, "spot_pitch_um": 200.0}
+
+
+def section_geometry(
+    xy: np.ndarray,
+    *,
+    um_per_px: float | None = None,
+    spot_diameter_um: float = 100.0,
+    spot_pitch_um: float = 200.0,
+    where: PathLikeStr = "section",
+) -> dict[str, Any]:
+    """Physical scale of one section: micrometres per image pixel and the spot size in pixels.
+
+    ``um_per_px`` is taken as given (a manifest's ``um_per_px``) or, when ``None``, estimated
+    from the spot centres: the median distance to the nearest spot is one ``spot_pitch_um``.
+
+    Returns
+    -------
+    ``{"um_per_px", "um_per_px_source" ("manifest" or "spot pitch"), "spot_diameter_um",
+    "spot_pitch_um", "spot_diameter_fullres"}`` (the last in full-resolution pixels).
+    """
+    from sklearn.neighbors import NearestNeighbors
+
+    for name, v in (("spot_diameter_um", spot_diameter_um), ("spot_pitch_um", spot_pitch_um)):
+        if not (isinstance(v, (int, float)) and np.isfinite(v) and v > 0):
+            raise DataError(where, f"{name} must be a positive number, got {v!r}")
+    source = "manifest"
+    if um_per_px is None:
+        if len(xy) < 2:
+            raise DataError(where, "one spot: the resolution cannot be estimated from the spot pitch; "
+                                   "give um_per_px in the manifest")
+        d, _ = NearestNeighbors(n_neighbors=2).fit(xy).kneighbors(xy)
+        pitch_px = float(np.median(d[:, 1]))
+        if pitch_px <= 0:
+            raise DataError(where, "spot centres coincide: the resolution cannot be estimated; give um_per_px")
+        um_per_px, source = spot_pitch_um / pitch_px, "spot pitch"
+    elif not (isinstance(um_per_px, (int, float)) and np.isfinite(um_per_px) and um_per_px > 0):
+        raise DataError(where, f"um_per_px must be a positive number, got {um_per_px!r}")
+    return {
+        "um_per_px": float(um_per_px),
+        "um_per_px_source": source,
+        "spot_diameter_um": float(spot_diameter_um),
+        "spot_pitch_um": float(spot_pitch_um),
+        "spot_diameter_fullres": float(spot_diameter_um / um_per_px),
+    }
 
 
 def build_section(
@@ -202,7 +271,7 @@ def build_section(
     image_path: PathLikeStr,
     image_hw: tuple[int, int],
     image_sha256: str | None,
-    spot_diameter_fullres: float,
+    geometry: Mapping[str, Any],
     report: Mapping[str, Any],
     var: pd.DataFrame | None = None,
 ) -> ad.AnnData:
@@ -210,7 +279,9 @@ def build_section(
 
     Writes ``X`` (raw counts, CSR int32), ``obs`` (given columns plus ``section``),
     ``obsm["spatial"]`` (full-resolution pixel x, y), ``uns["spatial"][section]`` (image
-    location and scale factors, no pixels) and ``uns["load_report"][section]``.
+    location and scale factors, no pixels; ``metadata`` also holds the section's
+    :func:`section_geometry`: ``um_per_px``, its source, spot diameter and pitch in um) and
+    ``uns["load_report"][section]``.
     """
     X = counts_to_sparse(counts, counts_path)
     obs = obs.copy()
@@ -226,13 +297,14 @@ def build_section(
         section: {
             "images": {},
             "scalefactors": {
-                "spot_diameter_fullres": float(spot_diameter_fullres),
+                "spot_diameter_fullres": float(geometry["spot_diameter_fullres"]),
                 "tissue_hires_scalef": 1.0,
             },
             "metadata": {
                 "image_path": str(image_path),
                 "image_sha256": image_sha256,
                 "image_shape": [int(h), int(w)],
+                **{k: v for k, v in geometry.items() if k != "spot_diameter_fullres"},
             },
         }
     }

@@ -1,6 +1,8 @@
 """Where a data set's files come from: a local mirror, the download cache, or the public origin.
 
-In order of precedence:
+A data set whose ``origin`` is local (``local``: the manifest's folder, or a folder path) is
+used in place, each file verified against its sha256 when the manifest gives one. Otherwise, in
+order of precedence:
 
 1. a local mirror: ``$STLIB_DATA_MIRROR/<mirror_subdir>/<path>`` (CI and the developers'
    machines point this at ``../shared/data``); files are used in place, verified against the
@@ -35,12 +37,24 @@ log = logging.getLogger("stlib.io.registry")
 ENV_MIRROR = "STLIB_DATA_MIRROR"
 ENV_DATA_DIR = "STLIB_DATA_DIR"
 
-__all__ = ["ENV_DATA_DIR", "ENV_MIRROR", "cache_root", "fetch", "mirror_root", "verify_file"]
+__all__ = ["ENV_DATA_DIR", "ENV_MIRROR", "cache_root", "fetch", "local_root", "mirror_root", "verify_file"]
 
 def mirror_root(ds: Dataset) -> Path | None:
     """The mirror folder of this data set, if ``$STLIB_DATA_MIRROR`` is set."""
     env = os.environ.get(ENV_MIRROR)
     return Path(env).expanduser() / ds.mirror_subdir if env else None
+
+def local_root(ds: Dataset) -> Path | None:
+    """The folder of a data set whose ``origin`` is local (``local``, ``.`` or a folder path,
+    relative to the manifest): its files are used in place, verified; ``None`` for a URL."""
+    origin = str(ds.origin).strip()
+    if "://" in origin:
+        return None
+    folder = ds.manifest_path.parent if origin in ("local", "") else Path(origin).expanduser()
+    if not folder.is_absolute():
+        folder = ds.manifest_path.parent / folder
+    return folder.resolve()
+
 
 def cache_root(ds: Dataset) -> Path:
     """Download cache of this data set."""
@@ -60,6 +74,11 @@ def fetch(ds: Dataset, *, progress: bool = True, files: Sequence[str] | None = N
     if ds.archive is not None:
         return _fetch_archive(ds, progress)
     wanted = list(files) if files is not None else list(ds.files)
+    local = local_root(ds)
+    if local is not None:
+        for f in _progress(wanted, progress, f"verify {ds.name}"):
+            verify_file(local / f, ds.files.get(f))
+        return local
     mirror = mirror_root(ds)
     if mirror is not None and mirror.is_dir() and all((mirror / f).is_file() for f in wanted):
         for f in _progress(wanted, progress, f"verify {ds.name}"):

@@ -36,6 +36,7 @@ import pandas as pd
 from stlib.errors import DataError
 from stlib.io.images import check_jpeg
 from stlib.io._common import (
+    LEGACY_ST_GEOMETRY,
     TUMOR_DTYPE,
     PathLikeStr,
     build_section,
@@ -45,9 +46,9 @@ from stlib.io._common import (
     read_table,
     read_text,
     require_columns,
+    section_geometry,
 )
 from stlib.io._common import read_counts as _read_wide_counts
-from stlib.io.her2st import spot_diameter_px
 from stlib.io.splits import stratified_patient_split
 
 log = logging.getLogger(__name__)
@@ -281,7 +282,9 @@ def label_is_tumor(label: str | None) -> bool | None:
 
 
 # ---- sections ------------------------------------------------------------------------------
-def read_he2020_section(root: PathLikeStr, row: pd.Series | Mapping[str, Any]) -> ad.AnnData:
+def read_he2020_section(
+    root: PathLikeStr, row: pd.Series | Mapping[str, Any], *, geometry: Mapping[str, Any] | None = None
+) -> ad.AnnData:
     """Read one section described by a row of :func:`read_metadata`.
 
     Parameters
@@ -290,6 +293,9 @@ def read_he2020_section(root: PathLikeStr, row: pd.Series | Mapping[str, Any]) -
         The folder holding ``metadata.csv`` or its parent.
     row
         One metadata row (``patient``, ``replicate``, ``type`` and the four file names).
+    geometry
+        ``um_per_px`` (estimated from the spot pitch when absent), ``spot_diameter_um``,
+        ``spot_pitch_um`` (default: legacy ST); see :func:`~stlib.io._common.section_geometry`.
 
     Returns
     -------
@@ -366,7 +372,7 @@ def read_he2020_section(root: PathLikeStr, row: pd.Series | Mapping[str, Any]) -
         image_path=img_path,
         image_hw=hw,
         image_sha256=None,
-        spot_diameter_fullres=spot_diameter_px(xy),
+        geometry=section_geometry(xy, **{**LEGACY_ST_GEOMETRY, **dict(geometry or {})}, where=spots_path),
         report=report,
     )
 
@@ -376,6 +382,7 @@ def read_he2020(
     sections: Sequence[str] | None = None,
     *,
     gene_symbols: Mapping[str, str] | None = None,
+    geometry: Mapping[str, Any] | None = None,
 ) -> ad.AnnData:
     """Read several He et al. 2020 sections and concatenate them (gene union, zero-filled).
 
@@ -389,6 +396,8 @@ def read_he2020(
         Optional Ensembl id -> symbol mapping. When given, ``var["gene_symbol"]`` holds the
         symbol (``None`` where unmapped). No mapping ships offline, so by default there is no
         such column and ``var_names`` stay Ensembl ids.
+    geometry
+        As in :func:`read_he2020_section`, for every section.
 
     Returns
     -------
@@ -400,7 +409,7 @@ def read_he2020(
     unknown = [s for s in secs if s not in meta.index]
     if unknown:
         raise DataError(resolve_root(root) / METADATA, f"unknown section(s) {unknown}; known e.g. {list(meta.index[:3])}")
-    adata = concat_sections([read_he2020_section(root, meta.loc[s]) for s in secs])
+    adata = concat_sections([read_he2020_section(root, meta.loc[s], geometry=geometry) for s in secs])
     adata.obs["replicate"] = adata.obs["replicate"].astype(str)
     if gene_symbols is not None:
         adata.var["gene_symbol"] = pd.Series(
@@ -410,23 +419,10 @@ def read_he2020(
 
 
 def write_he2020_split(path: PathLikeStr, seed: int = 0) -> pd.DataFrame:
-    """Write a fresh seeded patient-level split of the 23 real patients (``patient, subtype, split``).
-
-    The draw is :func:`stlib.io.splits.stratified_patient_split` with the paper's sizes. It is *not* the committed
-    ``data/splits/he2020.tsv`` (the authors' split): write it elsewhere and point a manifest's
-    ``split:`` at it to use it.
-
-    Parameters
-    ----------
-    path
-        Where to write the TSV (parent folders are created).
-    seed
-        Integer seed of :func:`~stlib.io.splits.stratified_patient_split`.
-
-    Returns
-    -------
-    The split as written, one row per patient.
-    """
+    """Write to ``path`` a fresh seeded patient-level split of the 23 real patients (``patient,
+    subtype, split``; :func:`stlib.io.splits.stratified_patient_split` with the paper's sizes) and
+    return it. It is *not* the committed ``data/splits/he2020.tsv`` (the authors' split): point a
+    manifest's ``split:`` at it to use it."""
     meta = pd.DataFrame({"patient": list(HE2020_PATIENTS), "subtype": list(HE2020_PATIENTS.values())})
     split = stratified_patient_split(meta, seed=seed, n=PAPER_SPLIT_SIZES)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -445,4 +441,4 @@ def discover_sections(root: PathLikeStr) -> dict[str, dict[str, Any]]:
 
 def read_from_manifest(ds: Any, root: Path, sections: Sequence[str]) -> ad.AnnData:
     """The sections of a registered He et al. 2020 data set (the layout is :func:`read_he2020`'s)."""
-    return read_he2020(root, sections)
+    return read_he2020(root, sections, geometry=dict(ds.extra.get("geometry") or {}))

@@ -13,7 +13,7 @@ Layout, relative to the data-set root::
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from stlib.errors import DataError
 from stlib._utils import sha256_file
 from stlib.io.images import check_jpeg
 from stlib.io._common import (
+    LEGACY_ST_GEOMETRY,
     TUMOR_DTYPE,
     PathLikeStr,
     build_section,
@@ -32,10 +33,13 @@ from stlib.io._common import (
     check_unique,
     concat_sections,
     join_counts_and_spots,
+    numeric_column,
     read_counts,
     read_table,
     read_text,
     require_columns,
+    require_finite,
+    section_geometry,
 )
 
 #: Pathologist labels that count as tumour (``undetermined`` is missing, the rest non-tumour).
@@ -169,16 +173,6 @@ def _tumor_annotation(root: Path, section: str, spot_ids: pd.Index) -> tuple[pd.
     return out, SOURCE_CLUSTERS, {}
 
 
-def spot_diameter_px(xy: np.ndarray, pitch_um: float = 200.0, diameter_um: float = 100.0) -> float:
-    """Spot diameter in pixels from the median nearest-spot distance (the 200 um pitch)."""
-    from sklearn.neighbors import NearestNeighbors
-
-    if len(xy) < 2:
-        return float("nan")
-    d, _ = NearestNeighbors(n_neighbors=2).fit(xy).kneighbors(xy)
-    return float(np.median(d[:, 1]) * diameter_um / pitch_um)
-
-
 def read_her2st_section(
     root: PathLikeStr,
     section: str,
@@ -186,6 +180,7 @@ def read_her2st_section(
     patient: str | None = None,
     subtype: str = "HER2+",
     image_sha256: str | None = None,
+    geometry: Mapping[str, Any] | None = None,
 ) -> ad.AnnData:
     """Read one HER2ST section.
 
@@ -197,6 +192,10 @@ def read_her2st_section(
         Section id, e.g. ``"C2"``; the patient is its first letter.
     image_sha256
         Known checksum of the image, recorded in ``uns["spatial"][section]["metadata"]``.
+    geometry
+        ``um_per_px`` (estimated from the spot pitch when absent), ``spot_diameter_um`` and
+        ``spot_pitch_um`` (default: legacy ST, 100 and 200 um); see
+        :func:`~stlib.io._common.section_geometry`.
 
     Returns
     -------
@@ -204,7 +203,9 @@ def read_her2st_section(
     array_x, array_y, tumor, tumor_label, tumor_source`` (+ ``author_cluster``),
     ``obsm["spatial"]``, ``uns["spatial"][section]`` and ``uns["load_report"][section]``.
     Spots without counts, or counts without a selected spot, are dropped and counted in the
-    load report.
+    load report; rows of the selection file whose ``selected`` flag is empty or not 0/1 are
+    dropped and listed as ``dropped_selected_missing`` (not as spots without coordinates). A
+    missing or non-numeric coordinate is a :class:`DataError` naming the rows.
     """
     root = Path(root)
     cnt_path = root / "data" / "ST-cnts" / f"{section}.tsv.gz"
@@ -217,12 +218,21 @@ def read_her2st_section(
     sel = read_table(sel_path, what="spot selection")
     require_columns(sel, ["x", "y", "pixel_x", "pixel_y", "selected"], sel_path, "spot selection")
     n_listed = len(sel)
-    sel = sel[sel["selected"] == 1].copy()
+    require_finite(np.c_[numeric_column(sel, "x"), numeric_column(sel, "y")],
+                   [f"line {i + 2}" for i in range(len(sel))], sel_path, "array coordinate x / y")
     sel.index = _spot_key(sel["x"], sel["y"])
+    flag = numeric_column(sel, "selected")
+    no_flag = ~np.isin(flag, (0.0, 1.0))
+    missing_flag = [str(s) for s in sel.index[no_flag]]
+    sel = sel[flag == 1].copy()
+    for c in ("pixel_x", "pixel_y"):  # non-numeric -> NaN -> "outside the image" below
+        sel[c] = numeric_column(sel, c)
     counts, sel, report = join_counts_and_spots(
         counts, sel, section=section, counts_path=cnt_path, spots_path=sel_path
     )
     report["n_rows_selection_file"] = int(n_listed)
+    report["dropped_selected_missing"] = missing_flag
+    report["dropped_no_coords"] = [s for s in report["dropped_no_coords"] if s not in set(missing_flag)]
     img = find_image(root, section)
     hw = check_jpeg(img)
     xy = sel[["pixel_x", "pixel_y"]].to_numpy(dtype=np.float64)
@@ -250,7 +260,7 @@ def read_her2st_section(
         image_path=img,
         image_hw=hw,
         image_sha256=image_sha256,
-        spot_diameter_fullres=spot_diameter_px(xy),
+        geometry=section_geometry(xy, **{**LEGACY_ST_GEOMETRY, **dict(geometry or {})}, where=sel_path),
         report=report,
     )
 
@@ -276,6 +286,15 @@ def read_her2st(
     return concat_sections(out)
 
 
+def manifest_geometry(ds: Any, section: str) -> dict[str, Any]:
+    """A section's ``um_per_px``, ``spot_diameter_um`` and ``spot_pitch_um`` from a manifest: the
+    data set's ``geometry:`` block, overridden by the same keys under the section."""
+    keys = ("um_per_px", "spot_diameter_um", "spot_pitch_um")
+    out = {k: v for k, v in dict(ds.extra.get("geometry") or {}).items() if k in keys}
+    out.update({k: v for k, v in ds.sections.get(section, {}).items() if k in keys})
+    return out
+
+
 def read_from_manifest(ds: Any, root: Path, sections: Sequence[str]) -> ad.AnnData:
     """The sections of a registered HER2ST-layout data set (``ds``: :class:`~stlib.io.registry.Dataset`).
 
@@ -295,7 +314,7 @@ def read_from_manifest(ds: Any, root: Path, sections: Sequence[str]) -> ad.AnnDa
         out.append(
             read_her2st_section(
                 root, sec, patient=str(meta.get("patient", sec[0])), subtype=str(meta.get("subtype", "HER2+")),
-                image_sha256=ds.files.get(img) if img else None,
+                image_sha256=ds.files.get(img) if img else None, geometry=manifest_geometry(ds, sec),
             )
         )
     return concat_sections(out)

@@ -5,7 +5,8 @@ their patient and subtype, every file with its sha256 where known, and the split
 
 Fetching (mirror, download cache, archives) is :mod:`stlib.io.fetch`; split files are
 :mod:`stlib.io.splits`; each reader module (:mod:`stlib.io.her2st`, :mod:`stlib.io.he2020`)
-knows its own folder layout. A data set may leave ``sections`` empty and name
+knows its own folder layout; :mod:`stlib.io.spots` reads your own sections, each of whose files
+the manifest names (``origin: local``: the files are beside the manifest). A data set may leave ``sections`` empty and name
 ``sections_from`` (e.g. ``metadata.csv``): its sections are then discovered from the fetched
 files at read time, and its ``patients:`` table (patient -> subtype) is checked against them.
 """
@@ -24,7 +25,7 @@ import yaml
 
 from stlib._utils import SPLITS, project_data_dir
 from stlib.errors import DataError, SplitError
-from stlib.io import fetch, he2020, her2st
+from stlib.io import fetch, he2020, her2st, spots
 from stlib.io._common import PathLikeStr
 from stlib.io.splits import read_split
 
@@ -62,6 +63,11 @@ class Dataset:
         ``B4_selection.tsv``, ``B4-cluster-annotation.tsv.gz``); files that belong to no
         section of the data set (``motivation.csv``) are always needed.
         """
+        listed = self.extra.get("section_files")
+        if listed:  # reader "spots": each section names its files
+            wanted_files = {f for s in sections for f in listed.get(s, [])}
+            return [f for f in self.files if f in wanted_files]
+
         def owners(f: str) -> set[str]:
             return {s for s in self.sections if re.search(rf"(^|/){re.escape(s)}([_\-./]|$)", f)}
 
@@ -160,6 +166,10 @@ def load_dataset(name_or_path: str | PathLikeStr) -> Dataset:
         m = yaml.safe_load(p.read_text())
     except yaml.YAMLError as exc:
         raise DataError(p, f"malformed manifest: {exc}") from None
+    if not isinstance(m, dict):
+        raise DataError(p, "a manifest is a YAML mapping (name, reader, origin, sections, ...)")
+    if m.get("reader") == "spots":  # own sections: the files are named per section
+        m.setdefault("files", {})
     for key in ("name", "reader", "origin", "sections", "files"):
         if key not in m:
             raise DataError(p, f"manifest lacks '{key}'")
@@ -173,17 +183,31 @@ def load_dataset(name_or_path: str | PathLikeStr) -> Dataset:
     archive = m.get("archive")
     if archive is not None and not isinstance(archive, dict):
         raise DataError(p, "'archive' must be a mapping {url, fname, sha256, marker}")
+    if not isinstance(m["sections"] or {}, dict) or not isinstance(m["files"] or {}, dict):
+        raise DataError(p, "'sections' and 'files' must be mappings")
+    files = {str(k): (str(v) if v else None) for k, v in (m["files"] or {}).items()}
+    extra = {k: v for k, v in m.items() if k not in known}
+    if m["reader"] == "spots":
+        listed = spots.section_files(p, {str(k): dict(v or {}) for k, v in (m["sections"] or {}).items()})
+        for fs in listed.values():
+            for f in fs:
+                files.setdefault(f, None)
+        extra["section_files"] = listed
+    # a registered manifest (data/datasets/) names its split relative to data/; any other
+    # manifest (a user's own data set) relative to its own folder
+    in_registry = p.resolve().parent == (project_data_dir() / "datasets").resolve()
+    split_base = p.parent.parent if in_registry else p.parent
     return Dataset(
         name=m["name"],
         reader=m["reader"],
         origin=m["origin"],
         sections={str(k): dict(v or {}) for k, v in (m["sections"] or {}).items()},
-        files={str(k): (str(v) if v else None) for k, v in (m["files"] or {}).items()},
-        split_file=(p.parent.parent / split) if split else None,
+        files=files,
+        split_file=(split_base / split) if split else None,
         mirror_subdir=m.get("mirror_subdir", m["name"]),
         manifest_path=p,
         split_policy=dict(m.get("split_policy") or {}),
-        extra={k: v for k, v in m.items() if k not in known},
+        extra=extra,
         archive=dict(archive) if archive else None,
         patients={str(k): dict(v or {}) for k, v in (m.get("patients") or {}).items()},
         sections_from=m.get("sections_from"),
@@ -195,6 +219,7 @@ def load_dataset(name_or_path: str | PathLikeStr) -> Dataset:
 READERS: dict[str, Callable[[Dataset, Path, Sequence[str]], ad.AnnData]] = {
     "her2st": her2st.read_from_manifest,
     "he2020": he2020.read_from_manifest,
+    "spots": spots.read_from_manifest,
 }
 
 

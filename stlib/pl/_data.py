@@ -51,22 +51,28 @@ def target_overview(targets: ad.AnnData) -> Figure:
     return fig
 
 
-def window_gallery(adata: ad.AnnData, section: str, n: int = 6, size: int = 224, seed: int = 0) -> Figure:
-    """A few of the CNN's input windows of one section (random spots, seeded)."""
-    from stlib.im import extract_windows
+def window_gallery(adata: ad.AnnData, section: str, n: int = 6, size: int = 224, seed: int = 0,
+                   window_um: float | None = None) -> Figure:
+    """A few of the CNN's input windows of one section (random spots, seeded): ``size`` px, or a
+    ``window_um`` window at the section's resolution resampled to ``size`` px, as the network sees it."""
+    from stlib.im import extract_windows, resample_windows, section_um_per_px, window_px
     from stlib.io.images import read_image
 
     idx = np.flatnonzero((adata.obs["section"] == section).to_numpy())
     pick = np.sort(np.random.default_rng(seed).choice(idx, size=min(n, len(idx)), replace=False))
     img = read_image(adata.uns["spatial"][section]["metadata"]["image_path"])
-    wins, _ = extract_windows(img, np.asarray(adata.obsm["spatial"])[pick], size=size)
+    win = size if window_um is None else window_px(window_um, section_um_per_px(adata, section))
+    wins, _ = extract_windows(img, np.asarray(adata.obsm["spatial"])[pick], size=win)
     del img
+    wins = resample_windows(wins, size)
     fig, axes = plt.subplots(1, len(pick), figsize=(2.2 * len(pick), 2.4), layout="constrained")
     for ax, w, i in zip(np.atleast_1d(axes), wins, pick):
         ax.imshow(w)
         ax.set_title(str(adata.obs["spot_id"].iloc[i]), fontsize=8)
         ax.axis("off")
-    fig.suptitle(f"{size} x {size} px windows, section {section}")
+    what = (f"{size} x {size} px windows" if window_um is None
+            else f"{window_um:g} um windows ({win} px of the image, shown to the network as {size} px)")
+    fig.suptitle(f"{what}, section {section}")
     return fig
 
 
