@@ -21,6 +21,8 @@ The layers, in the order data flows through them (each imports only the ones abo
 - analyses: :mod:`stlib.tables` (Table I), :mod:`stlib.qualitative` (the report's figures),
   :mod:`stlib.controls`, :mod:`stlib.ladder`, :mod:`stlib.cv`, :mod:`stlib.verdict`,
   :mod:`stlib.markers`
+- :mod:`stlib.model`, :mod:`stlib.predict` -- a saved image-to-expression model, and its
+  prediction for a new H&E image (spots given, or a grid over the tissue)
 - :mod:`stlib.pl` -- figures
 - running the book: :mod:`stlib.store` (a run's artifacts), :mod:`stlib.run` (papermill),
   :mod:`stlib.provenance`, :mod:`stlib.cli`
@@ -46,9 +48,9 @@ __version__ = "0.1.0"
 
 #: The public submodules (``stlib.<name>``), imported lazily.
 SUBMODULES: tuple[str, ...] = (
-    "ceiling", "cli", "controls", "cv", "features", "get", "im", "io", "ladder", "markers", "metrics", "models",
-    "pl", "pp", "protocol", "provenance", "qualitative", "run", "scoring", "store", "tables", "uncertainty",
-    "verdict",
+    "ceiling", "cli", "controls", "cv", "features", "get", "im", "io", "ladder", "markers", "metrics", "model",
+    "models", "pl", "pp", "predict", "protocol", "provenance", "qualitative", "run", "scoring", "store", "tables",
+    "uncertainty", "verdict",
 )
 
 __all__ = ["ChecksumError", "DataError", "SplitError", "__version__", *SUBMODULES]

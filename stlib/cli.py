@@ -1,4 +1,4 @@
-"""Command line: ``stlib datasets``, ``stlib fetch <dataset>``, ``stlib summary <dataset>``.
+"""Command line: ``stlib datasets | fetch | summary | fit-model | predict``.
 
 Examples
 --------
@@ -6,6 +6,13 @@ Examples
 
     $ stlib datasets
     $ STLIB_DATA_MIRROR=../shared/data stlib summary her2st-demo
+    $ stlib summary my-sections.yaml                  # check your own data set (see the Data page)
+    $ stlib fit-model results/default model/          # save the image-only model of a run
+    $ stlib predict model/ he.jpg --out he.h5ad --maps maps/ --genes ERBB2 KRT19
+
+A data problem (a missing, corrupt or inconsistent file; a model that does not fit the image)
+prints ``error: <file>: <problem>`` and exits with status 2, never a traceback (``--debug``
+shows one).
 """
 
 from __future__ import annotations
@@ -27,32 +34,101 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("dataset", help="registered name (see 'stlib datasets') or manifest path")
         p.add_argument("--sections", nargs="*", default=None, help="only these sections")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p = sub.add_parser("fit-model", help="fit the image-only model of a run and save it to a folder")
+    p.add_argument("results", help="a run's results folder (targets.h5ad, embeddings.h5ad), e.g. results/default")
+    p.add_argument("out", help="folder to write model.json and arrays.npz to")
+    p = sub.add_parser("predict", help="predict expression from an H&E image with a saved model")
+    p.add_argument("model", help="a folder written by 'stlib fit-model' (or stlib.model.save_model)")
+    p.add_argument("image", help="the full-resolution H&E image")
+    p.add_argument("--spots", help="spot centres (spot_id, pixel_x, pixel_y); default: a grid over the tissue")
+    p.add_argument("--um-per-px", type=float, help="the image's resolution (default: from the spots' pitch, "
+                                                  "else the training images')")
+    p.add_argument("--out", help="the .h5ad to write (default: <image name>.predicted.h5ad here)")
+    p.add_argument("--maps", help="folder for PNG maps of --genes over the image")
+    p.add_argument("--genes", nargs="*", help="genes to map (default: the 3 best predicted on valid)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    for p in sub.choices.values():
+        p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     args = parser.parse_args(argv)
-
-    from stlib.io.registry import available_datasets, load_dataset
-
     try:
-        if args.cmd == "datasets":
-            for name in available_datasets():
-                ds = load_dataset(name)
-                n = f"{len(ds.sections)} sections" if ds.sections else f"{len(ds.patients)} patients (sections listed in {ds.sections_from})"
-                print(f"{name}\t{n}\treader={ds.reader}\t{ds.origin}")
-            return 0
-        ds = load_dataset(args.dataset)
-        if args.cmd == "fetch":
-            files = ds.files_for(args.sections) if args.sections else None
-            root = ds.fetch(progress=not args.quiet, files=files)
-            print(f"{ds.name}: {len(files) if files is not None else len(ds.files)} files verified in {root}")
-            return 0
-        from stlib.pp import section_summary
-
-        adata = ds.read(args.sections, progress=not args.quiet)
-        table = section_summary(adata)
-        print(table.to_markdown() if _has_tabulate() else table.to_string())
-        return 0
+        return _dispatch(args)
     except (DataError, SplitError) as exc:
+        if args.debug:
+            raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # permissions, a folder where a file should be, a full disk
+        if args.debug:
+            raise
+        print(f"error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except (ValueError, KeyError, TypeError) as exc:  # a problem no check named: still no traceback
+        if args.debug:
+            raise
+        print(f"error: the input could not be used ({type(exc).__name__}: {exc}); run with --debug for the "
+              "traceback and report it if the input looks right", file=sys.stderr)
+        return 2
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from stlib.io.registry import available_datasets, load_dataset
+
+    if args.cmd == "fit-model":
+        return _fit_model(args)
+    if args.cmd == "predict":
+        return _predict(args)
+    if args.cmd == "datasets":
+        for name in available_datasets():
+            ds = load_dataset(name)
+            n = f"{len(ds.sections)} sections" if ds.sections else f"{len(ds.patients)} patients (sections listed in {ds.sections_from})"
+            print(f"{name}\t{n}\treader={ds.reader}\t{ds.origin}")
+        return 0
+    ds = load_dataset(args.dataset)
+    if args.cmd == "fetch":
+        files = ds.files_for(args.sections) if args.sections else None
+        root = ds.fetch(progress=not args.quiet, files=files)
+        print(f"{ds.name}: {len(files) if files is not None else len(ds.files)} files verified in {root}")
+        return 0
+    from stlib.pp import section_summary
+
+    adata = ds.read(args.sections, progress=not args.quiet)
+    table = section_summary(adata)
+    print(table.to_markdown() if _has_tabulate() else table.to_string())
+    return 0
+
+
+def _fit_model(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from stlib import model, store
+
+    targets = store.load_targets(Path(args.results).resolve())
+    fitted, info = model.fit_image_model(targets)
+    out = model.save_model(fitted, args.out)
+    print(info["grid"].round(4).to_string(index=False))
+    print(f"saved {out}: {len(fitted.genes)} genes, alpha {fitted.meta['alpha']:g} (chosen on valid), "
+          f"{fitted.meta['backbone']} features of a {fitted.window_um:g} um window")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from stlib import model, predict
+
+    m = model.load_model(args.model)
+    pred = predict.predict_image(m, args.image, spots=args.spots, um_per_px=args.um_per_px, progress=not args.quiet)
+    out = Path(args.out or f"{Path(args.image).stem}.predicted.h5ad")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pred.write_h5ad(out)
+    info = pred.uns["prediction"]
+    print(f"wrote {out}: {pred.n_obs} spots x {pred.n_vars} genes ({info['spots']}; {info['um_per_px']:.3g} um/px, "
+          f"{info['um_per_px_source']}; {info['seconds']:.0f} s)")
+    if args.maps:
+        genes = args.genes or m.best_genes(3)
+        for f in predict.write_maps(pred, genes, args.maps):
+            print(f"map: {f}")
+    return 0
 
 
 def _has_tabulate() -> bool:

@@ -101,6 +101,7 @@ def section_summary(adata: ad.AnnData) -> pd.DataFrame:
                 "spots kept": int(mask.sum()),
                 "dropped: no counts": len(rep.get("dropped_no_counts", [])),
                 "dropped: no coords": len(rep.get("dropped_no_coords", [])),
+                "dropped: not selected": len(rep.get("dropped_not_in_tissue", [])) + len(rep.get("dropped_selected_missing", [])),
                 "genes": rep.get("n_genes_file", adata.n_vars),
                 "genes detected": detected,
                 "median counts/spot": float(np.median(totals)),

@@ -81,12 +81,14 @@ def run(
     name: str = DEFAULT_NAME,
     only: list[str] | None = None,
     progress: bool = True,
+    out: str | os.PathLike[str] | None = None,
 ) -> list[Path]:
     """Execute the notebooks; return the executed files.
 
     With ``name == "default"`` the executed notebooks go to ``book/notebooks/`` (what the book
     renders) and results to ``results/default``; any other name writes to ``runs/<name>/``
-    so that a rerun never overwrites the committed outputs.
+    so that a rerun never overwrites the committed outputs. ``out`` (a folder anywhere) takes
+    the executed notebooks (``out/notebooks``) and results (``out/results``) instead.
     """
     import jupytext
     import nbformat
@@ -94,7 +96,10 @@ def run(
 
     root = project_root()
     os.environ.setdefault("STLIB_PROJECT_ROOT", str(root))
-    if name == DEFAULT_NAME:
+    if out is not None:
+        base = Path(out).resolve()
+        nb_dir, results_dir = base / "notebooks", str(base / "results")
+    elif name == DEFAULT_NAME:
         nb_dir, results_dir = root / "book" / "notebooks", f"results/{DEFAULT_NAME}"
     else:
         nb_dir, results_dir = root / "runs" / name / "notebooks", f"runs/{name}/results"
@@ -111,24 +116,25 @@ def run(
         declared = declared_parameters(nb)
         unknown = [k for k in params if k not in declared and k != "results_dir"]
         mine = {k: v for k, v in params.items() if k in declared}
-        out = nb_dir / (src.stem + ".ipynb")
-        print(f"[{time.strftime('%H:%M:%S')}] {src.name} -> {out.relative_to(root)} {mine}", flush=True)
+        out_nb = nb_dir / (src.stem + ".ipynb")
+        shown = out_nb.relative_to(root) if out_nb.is_relative_to(root) else out_nb
+        print(f"[{time.strftime('%H:%M:%S')}] {src.name} -> {shown} {mine}", flush=True)
         if unknown:
             print(f"    (not a parameter of this notebook: {unknown})", flush=True)
         nb.metadata["kernelspec"] = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
         t0 = time.time()
         try:
             pm.execute_notebook(
-                nbformat.from_dict(nb), str(out), parameters=mine, cwd=str(root), kernel_name="python3",
+                nbformat.from_dict(nb), str(out_nb), parameters=mine, cwd=str(root), kernel_name="python3",
                 progress_bar=progress, report_mode=False, log_output=False,
             )
         except pm.PapermillExecutionError as exc:
             print(f"\nFAILED: {src.name}, cell {exc.exec_count} (cell index {exc.cell_index}):\n"
-                  f"{exc.ename}: {exc.evalue}\nThe partly executed notebook is {out}", file=sys.stderr)
+                  f"{exc.ename}: {exc.evalue}\nThe partly executed notebook is {out_nb}", file=sys.stderr)
             raise SystemExit(1) from None
-        strip_volatile_metadata(out)
+        strip_volatile_metadata(out_nb)
         print(f"    done in {time.time() - t0:.0f} s", flush=True)
-        done.append(out)
+        done.append(out_nb)
     return done
 
 
@@ -137,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m stlib.run", description=__doc__.splitlines()[0])
     p.add_argument("--name", default=DEFAULT_NAME, help="run name; not 'default' writes under runs/<name>/")
     p.add_argument("--only", nargs="*", help="notebook number prefixes to run, e.g. 01 02")
-    p.add_argument("--dataset", help="registered data set, e.g. her2st-demo")
+    p.add_argument("--out", help="write notebooks and results to this folder (OUT/notebooks, OUT/results)")
+    p.add_argument("--dataset", help="registered data set (e.g. her2st-demo) or the path of a manifest (.yaml)")
     p.add_argument("--backbone", choices=sorted(BACKBONES))
     p.add_argument("--weights", help="'imagenet' or 'none' (random init, for tests)")
     p.add_argument("--protocol", choices=["sound", "paper"],
@@ -162,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         except (ValueError, SyntaxError):
             params[k] = v
     t0 = time.time()
-    run(params, name=a.name, only=a.only, progress=not a.no_progress)
+    run(params, name=a.name, only=a.only, progress=not a.no_progress, out=a.out)
     print(f"all done in {time.time() - t0:.0f} s")
     return 0
 

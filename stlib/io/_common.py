@@ -189,6 +189,8 @@ def numeric_column(df: pd.DataFrame, column: str) -> np.ndarray:
 def require_finite(values: np.ndarray, ids: pd.Index | list[str], path: PathLikeStr, what: str) -> None:
     """Raise a :class:`DataError` naming the rows whose ``values`` are missing, non-numeric or infinite."""
     v = np.asarray(values, dtype=np.float64)
+    if v.size == 0:
+        return
     bad = ~np.isfinite(v).reshape(len(v), -1).all(axis=1)
     if bad.any():
         ex = [str(i) for i in np.asarray(ids, dtype=object)[bad][:3]]

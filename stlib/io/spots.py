@@ -167,7 +167,8 @@ def read_spots_section(
     spots, not_in, no_flag = read_spot_table(spots_path)
     n_rows = len(spots) + len(not_in) + len(no_flag)
     if spots.empty:
-        raise DataError(spots_path, f"empty section {section}: no spot is in tissue")
+        raise DataError(spots_path, f"empty section {section}: none of its {n_rows} spots has in_tissue = 1 "
+                                    f"({len(not_in)} are 0, {len(no_flag)} empty or not 0/1)")
     counts, spots, report = join_counts_and_spots(counts, spots, section=section, counts_path=cnt_path,
                                                   spots_path=spots_path)
     dropped_other = set(not_in) | set(no_flag)

@@ -16,6 +16,7 @@ from stlib.pl._models import (
     penalty_choices,
 )
 from stlib.pl._maps import cluster_figure, count_histogram, de_heatmap, he_image, spatial_panels, truth_prediction_maps
+from stlib.pl._predict import prediction_map, tissue_grid
 from stlib.pl._ceiling import ceiling_by_section, ceiling_vs_depth, fraction_of_ceiling, per_gene_vs_ceiling
 
 __all__ = [
@@ -37,10 +38,12 @@ __all__ = [
     "log_axis",
     "metric_bars",
     "penalty_choices",
+    "prediction_map",
     "per_gene_vs_ceiling",
     "qc_overview",
     "spatial_panels",
     "target_overview",
+    "tissue_grid",
     "truth_prediction_maps",
     "window_gallery",
 ]
