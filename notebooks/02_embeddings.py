@@ -20,8 +20,8 @@
 #    (global average pooling), then PCA to 32 fitted on the train spots. The report cut 224 x 224
 #    px from images at ~0.69 um/px: 155 um, the 100 um spot and a rim of tissue. The book keeps
 #    that physical size: at each section's own resolution (from the manifest, or measured from
-#    the 200 um spot pitch; 0.73 um/px here) the window is 211 px, resampled to the network's
-#    224 px input, so that sections scanned at other resolutions are seen at the same scale;
+#    the 200 um spot pitch; 0.73-0.74 um/px here) the window is 210-212 px, resampled to the
+#    network's 224 px input, so that sections scanned at other resolutions are seen at the same scale;
 # 2. **KNN-pooled image**: the same CNN features averaged over the spot's 15 nearest spots of
 #    its section (the spot included), then PCA to 32 fitted on train;
 # 3. **graph**: the 15-nearest-spot connectivity graph of each section (squidpy), then a

@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--spots", help="spot centres (spot_id, pixel_x, pixel_y); default: a grid over the tissue")
     p.add_argument("--um-per-px", type=float, help="the image's resolution (default: from the spots' pitch, "
                                                   "else the training images')")
+    p.add_argument("--spot-pitch-um", type=float, help="centre-to-centre distance of --spots (default: the "
+                                                      "model's, 200 for legacy ST; 100 for Visium)")
     p.add_argument("--out", help="the .h5ad to write (default: <image name>.predicted.h5ad here)")
     p.add_argument("--maps", help="folder for PNG maps of --genes over the image")
     p.add_argument("--genes", nargs="*", help="genes to map (default: the 3 best predicted on valid)")
@@ -60,9 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # permissions, a folder where a file should be, a full disk
         if args.debug:
             raise
-        print(f"error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
-    except (ValueError, KeyError, TypeError) as exc:  # a problem no check named: still no traceback
+    except Exception as exc:  # a problem no check named: still no traceback  # noqa: BLE001
         if args.debug:
             raise
         print(f"error: the input could not be used ({type(exc).__name__}: {exc}); run with --debug for the "
@@ -117,13 +120,18 @@ def _predict(args: argparse.Namespace) -> int:
     from stlib import model, predict
 
     m = model.load_model(args.model)
-    pred = predict.predict_image(m, args.image, spots=args.spots, um_per_px=args.um_per_px, progress=not args.quiet)
+    pred = predict.predict_image(m, args.image, spots=args.spots, um_per_px=args.um_per_px,
+                                 spot_pitch_um=args.spot_pitch_um, progress=not args.quiet)
     out = Path(args.out or f"{Path(args.image).stem}.predicted.h5ad")
     out.parent.mkdir(parents=True, exist_ok=True)
     pred.write_h5ad(out)
     info = pred.uns["prediction"]
     print(f"wrote {out}: {pred.n_obs} spots x {pred.n_vars} genes ({info['spots']}; {info['um_per_px']:.3g} um/px, "
           f"{info['um_per_px_source']}; {info['seconds']:.0f} s)")
+    if info["spots_file"]:
+        f = info["spots_file"]
+        print(f"spots file: {f['n_rows']} rows; dropped: in_tissue 0: {f['dropped_not_in_tissue']}, "
+              f"in_tissue empty or not 0/1: {f['dropped_selected_missing']}")
     if args.maps:
         genes = args.genes or m.best_genes(3)
         for f in predict.write_maps(pred, genes, args.maps):

@@ -3,8 +3,8 @@
 The model predicts the target genes of a spot from its H&E alone: CNN features of a physical
 window (:mod:`stlib.im`), PCA to 32 fitted on train, the same features averaged over the spot's
 nearest spots and PCA 32 (the sound protocol's image features), standardised, then one ridge
-regression for all genes whose penalty is chosen on valid (mean Pearson over genes). Nothing is
-fitted on test.
+regression for all genes whose penalty is chosen on valid (the lowest mean squared error over
+genes, by default). Nothing is fitted on test.
 
 A saved model is a folder::
 
@@ -105,8 +105,8 @@ def fit_image_model(
     targets: AnnData,
     *,
     alphas: tuple[float, ...] = DEFAULT_ALPHAS,
-    n_comps: int = 32,
-    n_neighbors: int = 15,
+    n_comps: int | None = None,
+    n_neighbors: int | None = None,
     select_on: str = "mse",
     seed: int = 0,
 ) -> tuple[ImageModel, dict[str, Any]]:
@@ -118,6 +118,8 @@ def fit_image_model(
     RidgeCV's criterion) or maximises the valid mean Pearson (``"pearson"``). Pearson ignores
     the predictions' scale, so it can keep rising as the penalty shrinks every prediction to
     the gene's mean; MSE keeps predictions on the target's scale, which maps need.
+    ``n_comps`` and ``n_neighbors`` default to the run's own (``uns["X_img_pca"]["n_comps"]``,
+    ``uns["X_cnn_knn"]["n_neighbors"]``; 32 and 15 when absent).
     Returns the model and ``{"grid": valid Pearson and MSE per penalty}``.
     """
     if select_on not in ("mse", "pearson"):
@@ -131,6 +133,14 @@ def fit_image_model(
     for key in ("X_cnn", "spatial"):
         if key not in targets.obsm:
             raise DataError("targets", f"no obsm[{key!r}]: run chapter 2 (stlib.im.cnn_features) first")
+    if "split" not in targets.obs:
+        raise DataError("targets", "no obs['split']: the image model is fitted on train, its penalty chosen on valid")
+    missing = [s for s in ("train", "valid") if s not in get.split_masks(targets)]
+    if missing:
+        raise DataError("targets", f"no {' and no '.join(missing)} spots: the image model is fitted on train, its "
+                                   "penalty chosen on valid (see the data set's split file)")
+    n_comps = int(n_comps or targets.uns.get("X_img_pca", {}).get("n_comps", 32))
+    n_neighbors = int(n_neighbors or targets.uns.get("X_cnn_knn", {}).get("n_neighbors", 15))
     a = targets.copy()
     features.pca_fit_transform(a, "X_cnn", n_comps=n_comps, fit_on="train", key_added="X_img_pca", seed=seed)
     features.knn_pool(a, "X_cnn", n_neighbors=n_neighbors, key_added="X_cnn_knn")
@@ -156,7 +166,12 @@ def fit_image_model(
     spatial = a.uns.get("spatial", {})
     train_secs = [str(s) for s in get.sections(a, masks["train"])]
     ums = [spatial[s]["metadata"].get("um_per_px") for s in train_secs if s in spatial]
-    meta0 = next(iter(spatial.values()), {}).get("metadata", {}) if spatial else {}
+    geo = {(float(spatial[s]["metadata"].get("spot_pitch_um", 200.0)),
+            float(spatial[s]["metadata"].get("spot_diameter_um", 100.0))) for s in train_secs if s in spatial}
+    if len(geo) > 1:
+        raise DataError("targets", f"the train sections have different spot geometries {sorted(geo)}: one model "
+                                   "predicts spots of one size and pitch")
+    pitch_um, diameter_um = geo.pop() if geo else (200.0, 100.0)
     genes = [str(g) for g in a.var_names]
     from stlib.im import weights_file
 
@@ -173,8 +188,8 @@ def fit_image_model(
         "input_size": int(info.get("size", 224)),
         "window_um": info.get("window_um"),
         "um_per_px_train": float(np.median([u for u in ums if u is not None])) if any(u is not None for u in ums) else None,
-        "spot_pitch_um": float(meta0.get("spot_pitch_um", 200.0)),
-        "spot_diameter_um": float(meta0.get("spot_diameter_um", 100.0)),
+        "spot_pitch_um": pitch_um,
+        "spot_diameter_um": diameter_um,
         "n_comps": int(n_comps),
         "n_neighbors": int(n_neighbors),
         "alpha": best,
@@ -240,6 +255,8 @@ def load_model(folder: str | Path, *, genes: list[str] | None = None) -> ImageMo
         meta = json.loads(mfile.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelError(mfile, f"not a model description ({exc})") from None
+    if not isinstance(meta, dict):
+        raise ModelError(mfile, "not a model description (a JSON object is expected)")
     version = meta.get("format_version")
     if version != FORMAT_VERSION:
         raise ModelError(mfile, f"format version {version!r}; this stlib reads version {FORMAT_VERSION}")

@@ -38,9 +38,8 @@ def tissue_mask(image_path: str | Path, *, max_size: int = TISSUE_THUMB) -> tupl
 
     H&E stains tissue pink to purple; the glass around it is white or grey (low saturation).
     Li's minimum cross-entropy threshold (scikit-image) keeps the pale stroma and fat that
-    Otsu's drops: on the five train and valid sections of ``her2st-demo`` it puts 99-100% of
-    the spots the lab marked as under tissue on the mask, Otsu's 97-98%, for about the same
-    area. The mask is closed and opened with a disc and specks smaller than 0.1% of the
+    Otsu's drops: on the five train and valid sections of ``her2st-demo`` it puts 98-100% of
+    the spots the lab marked as under tissue on the mask, Otsu's 97-98%, for a similar area. The mask is closed and opened with a disc and specks smaller than 0.1% of the
     thumbnail are removed. Returns the mask and the thumbnail pixels per full-resolution pixel.
     """
     from PIL import Image
@@ -106,25 +105,33 @@ def tissue_grid(
     return xy[keep], ids, report
 
 
-def read_spots(path: str | Path) -> tuple[np.ndarray, pd.Index]:
-    """Spot centres from a spots file (``spot_id, pixel_x, pixel_y`` [, ``in_tissue``]; CSV or TSV)."""
+def read_spots(path: str | Path) -> tuple[np.ndarray, pd.Index, dict[str, Any]]:
+    """Spot centres from a spots file (``spot_id, pixel_x, pixel_y`` [, ``in_tissue``]; CSV or TSV)
+    and what was dropped (``in_tissue`` 0, or empty / not 0 or 1), counted."""
     from stlib.io.spots import read_spot_table
 
-    df, _, _ = read_spot_table(Path(path))
-    return df[["pixel_x", "pixel_y"]].to_numpy(dtype=np.float64), df.index
+    df, not_in, no_flag = read_spot_table(Path(path))
+    report = {"n_rows": int(len(df) + len(not_in) + len(no_flag)), "dropped_not_in_tissue": len(not_in),
+              "dropped_selected_missing": len(no_flag)}
+    return df[["pixel_x", "pixel_y"]].to_numpy(dtype=np.float64), df.index, report
 
 
 def resolve_resolution(model: ImageModel, um_per_px: float | None, spots_xy: np.ndarray | None,
-                       where: str | Path) -> tuple[float, str]:
-    """The image's um/px and where it came from; refuses one far from the model's training images."""
+                       where: str | Path, spot_pitch_um: float | None = None) -> tuple[float, str]:
+    """The image's um/px and where it came from; refuses one far from the model's training images.
+
+    From given spots it is measured with ``spot_pitch_um`` (the spots' centre-to-centre distance;
+    default the model's): a Visium file (100 um) measured as legacy ST (200 um) would be off by 2x.
+    """
     from stlib.io._common import section_geometry
 
     train = model.meta.get("um_per_px_train")
     if um_per_px is not None:
         um, source = float(um_per_px), "given"
     elif spots_xy is not None and len(spots_xy) >= 2:
-        um = section_geometry(spots_xy, spot_pitch_um=model.meta["spot_pitch_um"], where=where)["um_per_px"]
-        source = "measured from the spot pitch"
+        pitch = float(spot_pitch_um or model.meta["spot_pitch_um"])
+        um = section_geometry(spots_xy, spot_pitch_um=pitch, where=where)["um_per_px"]
+        source = f"measured from the spots' {pitch:g} um pitch"
     elif train is not None:
         um, source = float(train), "assumed: the training images' resolution"
     else:
@@ -145,6 +152,7 @@ def predict_image(
     spots: str | Path | np.ndarray | None = None,
     spot_ids: list[str] | pd.Index | None = None,
     um_per_px: float | None = None,
+    spot_pitch_um: float | None = None,
     library_id: str | None = None,
     batch_size: int = 32,
     progress: bool = True,
@@ -163,6 +171,9 @@ def predict_image(
         ``None``: a grid at the model's spot pitch over the tissue (:func:`tissue_grid`).
     um_per_px
         The image's resolution; see the module docstring for the default.
+    spot_pitch_um
+        Centre-to-centre distance of the given spots (default: the model's, 200 um for legacy
+        ST; 100 for Visium), used to measure the resolution when ``um_per_px`` is not given.
     progress
         A tqdm bar over the batches of windows.
 
@@ -182,8 +193,9 @@ def predict_image(
     path = Path(image_path)
     lib = library_id or path.stem
     xy: np.ndarray | None
+    spots_report: dict[str, Any] = {}
     if isinstance(spots, (str, Path)):
-        xy, ids = read_spots(spots)
+        xy, ids, spots_report = read_spots(spots)
         where_spots: str | Path = spots
     elif spots is not None:
         xy = np.asarray(spots, dtype=np.float64)
@@ -191,15 +203,21 @@ def predict_image(
         where_spots = "spots"
     else:
         xy, ids, where_spots = None, pd.Index([]), path
-    um, um_source = resolve_resolution(model, um_per_px, xy, where_spots)
+    um, um_source = resolve_resolution(model, um_per_px, xy, where_spots, spot_pitch_um)
     grid_report: dict[str, Any] | None = None
     if xy is None:
         xy, ids, grid_report = tissue_grid(path, um_per_px=um, pitch_um=model.meta["spot_pitch_um"])
     h, w = image_size(path)
     check_spots_in_image(xy, (h, w), where_spots, ids)
-    wfile = im.weights_file(model.meta["backbone"], model.meta["weights"])
-    model.check_backbone(model.meta["backbone"], sha256_file(wfile) if wfile is not None and wfile.is_file() else None)
-    net, preprocess = im.get_backbone(model.meta["backbone"], None if model.meta["weights"] == "none" else model.meta["weights"])
+    weights = model.meta["weights"]
+    if str(weights).startswith(("file:", "sha:")):
+        raise ModelError(model.meta.get("path", "model"), f"the model's features came from a weights file ({weights}) "
+                                                          "that cannot be rebuilt by name; embed with that file")
+    net, preprocess = im.get_backbone(model.meta["backbone"], None if weights == "none" else weights)  # may download
+    wfile = im.weights_file(model.meta["backbone"], None if weights == "none" else weights)
+    if wfile is not None and not wfile.is_file():
+        raise DataError(wfile, "missing weights file: set KERAS_HOME to a Keras cache holding it")
+    model.check_backbone(model.meta["backbone"], sha256_file(wfile) if wfile is not None else None)
     win = im.window_px(model.window_um, um, where=str(path))
     image = read_image(path)
     feats = []
@@ -227,6 +245,7 @@ def predict_image(
         "model": model.meta.get("path", ""), "target": model.meta.get("target"), "backbone": model.meta["backbone"],
         "window_um": model.window_um, "window_px": int(win), "um_per_px": um, "um_per_px_source": um_source,
         "spots": "tissue grid" if grid_report else str(where_spots), "grid": grid_report or {},
+        "spots_file": spots_report,
         "n_spots": int(len(xy)), "seconds": round(time.perf_counter() - t0, 1),
     }
     return out
@@ -256,7 +275,7 @@ def write_maps(pred: ad.AnnData, genes: list[str], folder: str | Path, *, dpi: i
 def match_spots(pred: ad.AnnData, spots_xy: np.ndarray, *, max_distance: float | None = None) -> np.ndarray:
     """For each of ``spots_xy`` (full-resolution x, y), the row of ``pred`` nearest to it, or -1
     when none lies within ``max_distance`` pixels (default: half the diagonal of a grid square,
-    0.71 of the prediction's spot pitch: the grid spot whose square holds the spot)."""
+    0.71 of the prediction's spot pitch)."""
     from sklearn.neighbors import NearestNeighbors
 
     info = pred.uns.get("prediction", {})

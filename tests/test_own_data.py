@@ -52,6 +52,7 @@ def test_summary_of_own_sections(tmp_path: Path) -> None:
     rep = a.uns["load_report"]["S1"]
     assert rep["dropped_not_in_tissue"] == ["0x0"] and rep["dropped_selected_missing"] == ["1x0"]
     assert rep["dropped_no_counts"] == ["2x0"] and rep["n_kept"] == 53
+    assert rep["dropped_no_coords"] == []  # the in_tissue drops are not "counts without coordinates"
     s1 = a.obs[a.obs["section"] == "S1"].set_index("spot_id")
     assert s1.loc["4x0", "tumor"] and not s1.loc["3x0", "tumor"] and pd.isna(s1.loc["6x0", "tumor"])
     assert pd.isna(s1.loc["5x5", "tumor"])  # not annotated
@@ -95,7 +96,8 @@ def test_her2st_nan_coordinate_and_empty_selected_flag(tmp_path: Path) -> None:
 
 
 def test_the_data_page_manifest_is_a_working_manifest(tmp_path: Path) -> None:
-    """The worked manifest of book/data.md loads, and the fixture written to its file names reads."""
+    """The worked manifest of book/data.md uses the reader's keys, and with the fixture's sections
+    and files in place of its example ones it reads."""
     text = (ROOT / "book" / "data.md").read_text()
     block = text.split("```yaml\n# my-sections.yaml", 1)[1].split("```", 1)[0]
     m = yaml.safe_load("# my-sections.yaml" + block)
@@ -247,7 +249,7 @@ def test_predict_cli_on_an_image(own_run, tmp_path: Path) -> None:
     pred = ad.read_h5ad(tmp_path / "s4.h5ad")
     assert pred.n_vars == 20 and pred.obsm["spatial"].shape == (pred.n_obs, 2)
     assert "hires" in pred.uns["spatial"]["he"]["images"] and pred.uns["prediction"]["spots"] == "tissue grid"
-    assert 40 <= pred.n_obs <= 80  # the tissue holds 56 spots of the array's 100 um pitch grid
+    assert 40 <= pred.n_obs <= 80  # the stained region holds about 56 spots of a 200 um (100 px) grid
     assert len(list((tmp_path / "maps").glob("*.png"))) == 3
     # with the measured spots: the pipeline's own features and predictions
     r = _cli("predict", str(model), str(image), "--spots", str(manifest.parent / "S4" / "spots.csv"),

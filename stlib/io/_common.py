@@ -207,7 +207,8 @@ def check_spots_in_image(xy: np.ndarray, image_shape: tuple[int, int], path: Pat
     xy = np.asarray(xy, dtype=np.float64)
     finite = np.isfinite(xy).all(axis=1)
     with np.errstate(invalid="ignore"):
-        bad = ~finite | (xy[:, 0] < 0) | (xy[:, 0] >= w) | (xy[:, 1] < 0) | (xy[:, 1] >= h)
+        r = np.floor(xy + 0.5)  # the windows are centred on the nearest pixel (stlib.im)
+        bad = ~finite | (r[:, 0] < 0) | (r[:, 0] >= w) | (r[:, 1] < 0) | (r[:, 1] >= h)
     if bad.any():
         ex = [f"{i} at ({x:.0f}, {y:.0f})" for i, (x, y) in zip(ids[bad][:3], xy[bad][:3])]
         n_nan = int((~finite).sum())

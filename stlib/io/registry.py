@@ -66,7 +66,8 @@ class Dataset:
         listed = self.extra.get("section_files")
         if listed:  # reader "spots": each section names its files
             wanted_files = {f for s in sections for f in listed.get(s, [])}
-            return [f for f in self.files if f in wanted_files]
+            anyone = {f for fs in listed.values() for f in fs}
+            return [f for f in self.files if f in wanted_files or f not in anyone]
 
         def owners(f: str) -> set[str]:
             return {s for s in self.sections if re.search(rf"(^|/){re.escape(s)}([_\-./]|$)", f)}
@@ -188,6 +189,9 @@ def load_dataset(name_or_path: str | PathLikeStr) -> Dataset:
     files = {str(k): (str(v) if v else None) for k, v in (m["files"] or {}).items()}
     extra = {k: v for k, v in m.items() if k not in known}
     if m["reader"] == "spots":
+        for v in (m["sections"] or {}).values():  # "group" is the spots layout's word for subtype
+            if isinstance(v, dict) and "group" in v:
+                v.setdefault("subtype", v["group"])
         listed = spots.section_files(p, {str(k): dict(v or {}) for k, v in (m["sections"] or {}).items()})
         for fs in listed.values():
             for f in fs:
