@@ -35,6 +35,7 @@
 protocol = "sound"  # "paper": the authors' alpha, no scaling, count-space scores
 results_dir = "results/default"
 n_jobs = 2
+scheduler = None  # a dask.distributed scheduler address: the per-gene GLMs run on that cluster
 maxiter = 100
 model_cache = "cache/models"  # joblib cache of fitted models; None to always refit
 
@@ -63,7 +64,7 @@ print("GLM offset:", "log size factors" if kwargs["offset"] else "none", "| scor
 # %%
 names = [inputs.model_name(family, features) for features in ("single", "knn") for family in glm.FAMILIES]
 results = list(protocols.fit_table_models(targets, proto, models=tuple(names), model_cache=model_cache,
-                                          n_jobs=n_jobs, glm_maxiter=maxiter).values())
+                                          n_jobs=n_jobs, glm_maxiter=maxiter, scheduler=scheduler).values())
 for res in results:
     store.save_predictions(res, targets, out)
 

@@ -49,7 +49,7 @@ __version__ = "0.1.0"
 #: The public submodules (``stlib.<name>``), imported lazily.
 SUBMODULES: tuple[str, ...] = (
     "ceiling", "cli", "controls", "cv", "features", "get", "im", "io", "ladder", "markers", "metrics", "model",
-    "models", "pl", "pp", "predict", "protocol", "provenance", "qualitative", "run", "scoring", "store", "tables",
+    "models", "parallel", "pl", "pp", "predict", "protocol", "provenance", "qualitative", "run", "scoring", "store", "tables",
     "uncertainty", "verdict",
 )
 

@@ -219,10 +219,13 @@ def fit_table_models(
     authors_gnn_epochs: int = 100,
     n_jobs: int = 2,
     glm_maxiter: int = 100,
+    scheduler: Any = None,
 ) -> dict[str, ModelResult]:
     """Fit the models of Table I (or those named in ``models``) under a protocol.
 
-    ``targets`` must hold the embeddings of :func:`build_features` for the same protocol.
+    ``targets`` must hold the embeddings of :func:`build_features` for the same protocol. The
+    per-gene GLMs run on ``n_jobs`` local processes, or on the dask.distributed cluster
+    ``scheduler`` (an address or a ``Client``; :mod:`stlib.parallel`), with the same results.
     Each result's ``settings`` record the protocol, its leaks and bugs.
     """
     from stlib.models import glm, linear, nn
@@ -242,7 +245,7 @@ def fit_table_models(
             X, _, _ = inputs.arrays(targets, feats)
             counts = counts_by_split(targets)
             res = cached(glm.fit_glm)(X, counts["train"], family=base, genes=genes, n_jobs=n_jobs, name=name,
-                                      maxiter=glm_maxiter, **glm_kwargs(p, targets))
+                                      maxiter=glm_maxiter, scheduler=scheduler, **glm_kwargs(p, targets))
         elif name == "mlp":
             fits = fit_mlp(targets, p, model_cache=model_cache, learning_rates=mlp_learning_rates, epochs=mlp_epochs,
                            seed=seed)

@@ -34,6 +34,7 @@ from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparatio
 
 from stlib.errors import DataError
 from stlib.models._base import ModelResult
+from stlib.parallel import joblib_backend
 
 FAMILIES: tuple[str, ...] = ("poisson", "nb_alpha1", "nb_apriori")
 ALPHA_MIN: float = 1e-8
@@ -122,6 +123,7 @@ def fit_glm(
     offset: Mapping[str, np.ndarray] | None = None,
     genes: Sequence[str] | None = None,
     n_jobs: int = 1,
+    scheduler: Any = None,
     maxiter: int = 100,
     name: str | None = None,
     scale: bool = True,
@@ -148,6 +150,9 @@ def fit_glm(
         Gene names (index of ``per_gene``); default ``"0", "1", ...``.
     n_jobs
         Genes are fitted in parallel with joblib; results do not depend on ``n_jobs``.
+    scheduler
+        A dask.distributed scheduler address or ``Client``: the genes are fitted on that
+        cluster's workers (:func:`stlib.parallel.joblib_backend`); results are the same.
     maxiter
         IRLS iteration limit.
     name
@@ -217,11 +222,12 @@ def fit_glm(
     else:
         alpha_raw = alpha = np.full(n_genes, 1.0 if family == "nb_alpha1" else np.nan)
 
-    fits = Parallel(n_jobs=n_jobs)(
-        delayed(_fit_one)(y[:, j], design["train"], None if off is None else off["train"], family, alpha[j], maxiter,
-                          keep_unconverged)
-        for j in range(n_genes)
-    )
+    with joblib_backend(scheduler) as jobs:
+        fits = Parallel(n_jobs=jobs or n_jobs)(
+            delayed(_fit_one)(y[:, j], design["train"], None if off is None else off["train"], family, alpha[j],
+                              maxiter, keep_unconverged)
+            for j in range(n_genes)
+        )
     params = np.vstack([f[0] for f in fits])  # (n_genes, 1 + n_features), NaN rows unless ok
     status = np.array([f[1] for f in fits], dtype=object)
     if not keep_unconverged:

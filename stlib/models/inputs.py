@@ -92,10 +92,15 @@ def cached(func, cache_dir: str | None):
     """``func`` memoised on disk with :class:`joblib.Memory` (keyed by its code and arguments).
 
     A rerun with the same inputs reads the fitted result back instead of refitting; any change
-    of data, parameters or code refits. ``cache_dir=None`` disables the cache.
+    of data, parameters or code refits. Where the work runs (``n_jobs``, ``scheduler``) is not
+    part of the key: it does not change the result. ``cache_dir=None`` disables the cache.
     """
     if not cache_dir:
         return func
+    import inspect
+
     from joblib import Memory
 
-    return Memory(location=str(store.resolve(cache_dir)), verbose=0).cache(func)
+    params = inspect.signature(func).parameters
+    ignore = [k for k in ("n_jobs", "scheduler") if k in params]
+    return Memory(location=str(store.resolve(cache_dir)), verbose=0).cache(func, ignore=ignore)
