@@ -10,7 +10,7 @@ import pytest
 
 from stlib import im
 from stlib.errors import DataError
-from test_im import WIN, make_adata, random_centers, synthetic_image, tiny_model, tiny_preprocess, write_png  # noqa: F401
+from test_im import WIN, make_adata, random_centers, tiny_model, tiny_preprocess, write_png  # noqa: F401
 
 
 def he_like(seed: int, shift: tuple[float, float, float] = (0, 0, 0), h: int = 500, w: int = 600) -> np.ndarray:
