@@ -264,3 +264,39 @@ def cnn_features(
     target.obsm[key_added] = X
     target.uns["cnn_features" if key_added == "X_cnn" else f"cnn_features_{key_added}"] = meta
     return target if copy else None
+
+
+def spot_windows(
+    adata: AnnData,
+    *,
+    window_um: float | None = None,
+    size: int = 224,
+    library_key: str = "section",
+    spatial_key: str = "spatial",
+    progress: bool = False,
+) -> np.ndarray:
+    """The ``(n_obs, size, size, 3)`` uint8 window of every spot, as the network sees it.
+
+    The same windows as :func:`cnn_features` (``window_um`` cut at each section's resolution and
+    resampled to ``size``; ``None``: ``size`` pixels), decoding one image at a time. For a
+    network trained on the pixels themselves (:func:`stlib.models.finetune.finetune_cnn`); at
+    150 kB per spot they are kept in memory.
+    """
+    from stlib.im._windows import extract_windows, resample_windows, window_px
+    from stlib.io.images import read_image
+
+    out = np.zeros((adata.n_obs, size, size, 3), dtype=np.uint8)
+    coords = np.asarray(adata.obsm[spatial_key], dtype=np.float64)
+    sections = _section_inputs_geo(adata, library_key, spatial_key)
+    bar = _tqdm(len(sections), "spot windows") if progress else None
+    for sec, idx, path, _sha, _ in sections:
+        win = size if window_um is None else window_px(window_um, section_um_per_px(adata, sec), where=str(path))
+        image = read_image(path)
+        w, _ = extract_windows(image, coords[idx], win, where=str(path))
+        del image
+        out[idx] = resample_windows(w, size)
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    return out
