@@ -66,6 +66,10 @@ def test_finetune_tta_and_bad_input() -> None:
     assert views.eval["valid"].shape[0] == 8
     r = finetune.finetune_cnn(views, Y, seed=0, **dict(FIT, epochs=1))
     assert r.settings["tta"] is True and np.all(np.isfinite(r.predictions["test"]))
+    head = finetune.finetune_cnn(views, Y, seed=0, train_blocks=False, **dict(FIT, epochs=1))
+    assert head.settings["n_trainable_weights"] == 1280 * 3 + 3  # the linear head alone
+    plain = finetune.prepare_views(windows, seed=0, eval_from=views, **dict(VIEWS, n_views=1))
+    assert plain.eval is views.eval and plain.settings["tta"] is True
     with pytest.raises(DataError, match="no train or no valid"):
         finetune.prepare_views({"train": windows["train"]}, **VIEWS)
     with pytest.raises(DataError, match="224, 224, 3"):

@@ -111,12 +111,15 @@ def prepare_views(
     tta: bool = False,
     batch_size: int = 32,
     seed: int = 0,
+    eval_from: FrozenViews | None = None,
 ) -> FrozenViews:
     """Run the frozen part of the network over the augmented train views and the eval views.
 
     ``windows``: split -> ``(n, 224, 224, 3)`` uint8 spot windows (:func:`stlib.im.spot_windows`),
     with ``"train"`` and ``"valid"``. The views are stored as float16 (half the memory; the
-    trainable blocks read them as float32).
+    trainable blocks read them as float32). ``eval_from``: reuse the eval views of another
+    :class:`FrozenViews` of the same windows, backbone and cut (for an ablation of the train
+    views' augmentation; its ``tta`` is kept).
     """
     from stlib.im import get_backbone
     from stlib.models._keras import set_seed
@@ -134,9 +137,15 @@ def prepare_views(
     frozen, trainable = split_network(model, first_trainable)
     train = _views(windows["train"], frozen, preprocess, n_views=n_views, jitter=jitter, seed=seed,
                    batch_size=batch_size)
-    n_eval = 8 if tta else 1
-    ev = {s: _views(w, frozen, preprocess, n_views=n_eval, jitter=False, seed=seed, batch_size=batch_size)
-          for s, w in windows.items()}
+    if eval_from is not None:
+        same = {k: eval_from.settings.get(k) for k in ("backbone", "weights", "first_trainable")}
+        if same != {"backbone": backbone, "weights": weights, "first_trainable": first_trainable}:
+            raise ValueError(f"eval_from was computed with {same}, not with this backbone and cut")
+        ev, tta = eval_from.eval, bool(eval_from.settings.get("tta"))
+    else:
+        n_eval = 8 if tta else 1
+        ev = {s: _views(w, frozen, preprocess, n_views=n_eval, jitter=False, seed=seed, batch_size=batch_size)
+              for s, w in windows.items()}
     return FrozenViews(train=train, eval=ev, settings={
         "backbone": backbone, "weights": weights, "first_trainable": first_trainable, "n_views": int(n_views),
         "jitter": dict(JITTER) if jitter else None, "tta": bool(tta), "seed": int(seed),
@@ -153,6 +162,7 @@ def finetune_cnn(
     batch_size: int = 32,
     learning_rate: float = 3e-4,
     dropout: float = 0.2,
+    train_blocks: bool = True,
     seed: int = 0,
     genes: Sequence[str] | None = None,
     name: str = "finetuned_cnn",
@@ -172,6 +182,9 @@ def finetune_cnn(
         Training: at most ``epochs`` epochs of Adam, stopped after ``patience`` epochs without a
         lower valid loss; the best epoch's weights are restored. Each epoch draws one augmented
         view per train spot.
+    train_blocks
+        ``False`` keeps the network's last blocks frozen and trains the head alone (a linear
+        probe trained on the same augmented views): what fine-tuning the blocks adds.
     seed
         Seeds the head's weights, the views drawn and the batch order
         (:func:`stlib.models._keras.set_seed`: deterministic TensorFlow ops).
@@ -205,7 +218,7 @@ def finetune_cnn(
     sd[sd == 0] = 1.0
     ztr, zva = ((Ytr - mu) / sd).astype(np.float32), ((Yva - mu) / sd).astype(np.float32)
 
-    trainable.trainable = True
+    trainable.trainable = bool(train_blocks)
     inp = keras.Input(train_views.shape[2:])
     x = trainable(inp, training=False)  # batch-norm statistics stay those of ImageNet
     x = keras.layers.Dropout(dropout, seed=seed)(x)
@@ -276,7 +289,7 @@ def finetune_cnn(
         "recipe": "ST-Net scaled: ImageNet MobileNetV2, last blocks fine-tuned, dropout + linear head, MSE on "
                   "standardised targets, Adam, early stopping on valid",
         **{k: v for k, v in cfg.items() if k not in ("seconds", "seed")}, "n_trainable_weights": n_trainable,
-        "epochs": int(epochs), "patience": int(patience), "batch_size": int(batch_size),
+        "train_blocks": bool(train_blocks), "epochs": int(epochs), "patience": int(patience), "batch_size": int(batch_size),
         "learning_rate": float(learning_rate), "dropout": float(dropout), "seed": int(seed),
         "best_epoch": int(history.loc[history["val_loss"].idxmin(), "epoch"]) if len(history) else 0,
         "epochs_run": len(history), "best_val_loss": float(best),
