@@ -49,7 +49,8 @@
 # 2's feature cache). Running time: about 10 minutes on two cores, most of it in the network
 # (8 passes for test-time augmentation, 3 for context, 1 for stain, and the fine-tuning).
 #
-# **Writes.** `tables/beyond.csv` (every variant, both gene rules), `tables/beyond_ablation.csv`.
+# **Writes.** `tables/beyond.csv` (every variant, both gene rules), `tables/beyond_ablation.csv`
+# (and `tables/beyond_finetune_ablation.csv` with `ablate_finetune`).
 
 # %% tags=["parameters", "hide-input"]
 results_dir = "results/default"
@@ -64,12 +65,14 @@ finetune_epochs = 30
 finetune_patience = 4
 finetune_first_trainable = "block_14_expand"  # MobileNetV2 layers from here on are trained
 finetune_learning_rate = 3e-4
+ablate_finetune = False  # also take the fine-tuned CNN apart (about 9 minutes more)
 
 # %% tags=["hide-input"]
 import time
 
 import anndata as ad
 import pandas as pd
+from IPython.display import display
 from myst_nb import glue
 
 import stlib as st
@@ -77,9 +80,9 @@ from stlib import beyond, pl, store
 from stlib.models import finetune, reference
 
 out = store.resolve(results_dir)
-config = store.read_config(out)
 data = ad.read_h5ad(out / "data.h5ad")
 targets = store.load_targets(out)
+config = {k: targets.uns["cnn_features"][k] for k in ("backbone", "weights", "window_um")}  # chapter 2's features
 masks = st.get.split_masks(targets)
 rules = beyond.rule_targets(data, targets, gene_rules)
 print(f"train {st.get.sections(targets, masks['train'])}, valid {st.get.sections(targets, masks['valid'])}, "
@@ -223,36 +226,70 @@ for rule, tab in tables.items():
     glue(f"{rule}_top_test", top, display=False)
 
 # %% [markdown]
-# ## An ablation of the fine-tuned CNN
+# ## The low-rank head taken apart
 #
-# What each part of the recipe does, under the run's gene rule: the recipe as above; the same
-# views with the network's blocks frozen (the head alone, trained on the augmented views); the
-# same flips and rotations without colour jitter; a single unaugmented view per spot. The eval
-# views are shared, so only the train views change. Each row is one fit with the same seed.
+# The report's future work, the low-rank head, taken apart under the run's gene rule: the head
+# as chosen on valid, the same head at other ranks and at full rank (which is the ridge at the
+# same penalty), the same rank on all frozen views together, and smoothed. Every row keeps the
+# chosen penalty; differences are paired against the chosen head.
 
 # %%
 run_rule = gene_rules[0]
 t = rules[run_rule]
-Y = st.get.split_arrays(t, ["X"])
-ablation = {"recipe": tuned[run_rule]}
-ablation["blocks frozen (head only)"] = finetune.finetune_cnn(
-    fviews, Y, epochs=finetune_epochs, patience=finetune_patience, learning_rate=finetune_learning_rate, seed=seed,
-    train_blocks=False, name="blocks frozen (head only)")
-for label, kw in {"no colour jitter": {"n_views": finetune_views, "jitter": False},
-                  "no augmentation (1 view)": {"n_views": 1, "jitter": False}}.items():
-    v = finetune.prepare_views(split_windows, backbone=config["backbone"], first_trainable=finetune_first_trainable,
-                               seed=seed, eval_from=fviews, **kw)
-    ablation[label] = finetune.finetune_cnn(v, Y, epochs=finetune_epochs, patience=finetune_patience,
-                                            learning_rate=finetune_learning_rate, seed=seed, name=label)
-for name, r in ablation.items():
-    r.name = name
-abl, _ = beyond.variant_table(t, list(ablation.values()), reference="recipe", oracle=None, n_boot=n_boot, seed=seed)
-abl = abl.rename(columns={"vs probe": "vs recipe", "vs probe lo": "vs recipe lo", "vs probe hi": "vs recipe hi",
-                          "gain": "better than recipe"})
-abl["best epoch"] = [r.settings["best_epoch"] for r in ablation.values()]
+chosen = next(r for r in results[run_rule] if r.name == "reduced-rank ridge")
+parts = beyond.lowrank_ablation(t, views, chosen, seed=seed)
+abl, _ = beyond.variant_table(t, parts, reference=parts[0].name, oracle=None, n_boot=n_boot, seed=seed)
+abl = abl.rename(columns={"vs probe": "vs chosen", "vs probe lo": "vs chosen lo", "vs probe hi": "vs chosen hi",
+                          "gain": "better than chosen"})
 abl.to_csv(out / "tables" / "beyond_ablation.csv")
-abl[["valid pcc", "pcc", "pcc_lo", "pcc_hi", "fraction", "vs recipe", "vs recipe lo", "vs recipe hi",
-     "best epoch"]].round(3)
+abl[["valid pcc", "pcc", "pcc_lo", "pcc_hi", "fraction", "vs chosen", "vs chosen lo", "vs chosen hi"]].round(3)
+
+# %% [markdown]
+# The fine-tuned CNN can be taken apart the same way (`-p ablate_finetune True`, about 9 more
+# minutes): with its blocks frozen (the head alone on the same augmented views), without colour
+# jitter, and with one unaugmented view per spot.
+
+# %% tags=["hide-input"]
+if ablate_finetune:
+    Y = st.get.split_arrays(t, ["X"])
+    ft = {"recipe": tuned[run_rule]}
+    ft["blocks frozen (head only)"] = finetune.finetune_cnn(
+        fviews, Y, epochs=finetune_epochs, patience=finetune_patience, learning_rate=finetune_learning_rate,
+        seed=seed, train_blocks=False, name="blocks frozen (head only)")
+    for label, kw in {"no colour jitter": {"n_views": finetune_views, "jitter": False},
+                      "no augmentation (1 view)": {"n_views": 1, "jitter": False}}.items():
+        v = finetune.prepare_views(split_windows, backbone=config["backbone"],
+                                   first_trainable=finetune_first_trainable, seed=seed, eval_from=fviews, **kw)
+        ft[label] = finetune.finetune_cnn(v, Y, epochs=finetune_epochs, patience=finetune_patience,
+                                          learning_rate=finetune_learning_rate, seed=seed, name=label)
+    for name, r in ft.items():
+        r.name = name
+    ft_tab, _ = beyond.variant_table(t, list(ft.values()), reference="recipe", oracle=None, n_boot=n_boot, seed=seed)
+    ft_tab["best epoch"] = [r.settings["best_epoch"] for r in ft.values()]
+    ft_tab.to_csv(out / "tables" / "beyond_finetune_ablation.csv")
+    display(ft_tab[["valid pcc", "pcc", "pcc_lo", "pcc_hi", "fraction", "vs probe", "vs probe lo", "vs probe hi",
+                    "best epoch"]].round(3))
+
+# %% tags=["remove-input"]
+def diff(tab, m, ref_col="vs probe"):
+    row = tab.loc[m]
+    return f"{row[ref_col]:+.3f} [{row[ref_col + ' lo']:+.3f}, {row[ref_col + ' hi']:+.3f}]"
+
+
+for rule, tab in tables.items():
+    glue(f"{rule}_tuned_diff", diff(tab, "fine-tuned CNN"), display=False)
+    up_valid = [m for m in ("+ tta", "+ context") if tab.loc[m, "valid pcc"] > tab.loc[beyond.PROBE, "valid pcc"]]
+    not_test = [m for m in up_valid if not bool(tab.loc[m, "gain"])]
+    glue(f"{rule}_valid_only", ", ".join(not_test) if not_test else "none", display=False)
+    glue(f"{rule}_smooth_weight", f"{next(r for r in results[rule] if r.name == '+ smoothing').settings['smoothing']['weight']:g}",
+         display=False)
+full = next(n for n in abl.index if n.startswith("full rank"))
+glue("abl_full", diff(abl, full, "vs chosen"), display=False)
+glue("abl_rank", str(parts[0].settings["rank"]), display=False)
+glue("abl_alpha", f"{parts[0].settings['alpha']:g}", display=False)
+glue("abl_full_reading", "the projection onto a few directions of expression is what helps: the same ridge "
+     "without it is worse, with an interval below zero" if abl.loc[full, "vs chosen hi"] < 0 else
+     "the projection alone does not separate from the same ridge at full rank", display=False)
 
 # %% [markdown]
 # ## What this shows
@@ -261,12 +298,26 @@ abl[["valid pcc", "pcc", "pcc_lo", "pcc_hi", "fraction", "vs recipe", "vs recipe
 #   {glue:text}`paper_best`: test PCC {glue:text}`paper_best_pcc`, {glue:text}`paper_best_fraction`
 #   of the test section's ceiling (95% intervals), against {glue:text}`paper_probe_pcc`
 #   ({glue:text}`paper_probe_fraction`) for the frozen-feature probe and
-#   {glue:text}`paper_oracle_fraction` for the depth-only oracle. Gains over the probe:
-#   {glue:text}`paper_gains`.
+#   {glue:text}`paper_oracle_fraction` for the depth-only oracle. Gains over the probe (paired
+#   interval above zero): {glue:text}`paper_gains`.
 # - **Under the book's rule** the best on valid is {glue:text}`book_best`: test PCC
 #   {glue:text}`book_best_pcc`, {glue:text}`book_best_fraction` of the ceiling, against
-#   {glue:text}`book_probe_pcc` ({glue:text}`book_probe_fraction`) for the probe. Gains:
-#   {glue:text}`book_gains`.
+#   {glue:text}`book_probe_pcc` ({glue:text}`book_probe_fraction`) for the probe and
+#   {glue:text}`book_oracle_fraction` for the oracle. Gains: {glue:text}`book_gains`.
+# - **The low-rank head** (rank {glue:text}`abl_rank`, penalty {glue:text}`abl_alpha`): against
+#   the same ridge at full rank its test PCC differs by {glue:text}`abl_full` (chosen minus full
+#   rank is the negative of this); {glue:text}`abl_full_reading`. A few directions of expression
+#   space carry what the frozen features can say; the other directions add noise.
+# - **The fine-tuned CNN** differs from the probe by {glue:text}`paper_tuned_diff` (authors'
+#   rule) and {glue:text}`book_tuned_diff` (book's rule): trained on 551 spots of three sections
+#   of one patient, with early stopping on two sections of the same patient, it learns that
+#   patient's tissue, not the test patient's.
+# - **Views that help on valid but not on test**: {glue:text}`paper_valid_only` (authors' rule),
+#   {glue:text}`book_valid_only` (book's rule). Valid shares its patient with train, so a
+#   variant that fits patient C better looks better there; only the held-out patient tells.
+# - **Smoothing** the probe over its neighbours was chosen with weight
+#   {glue:text}`paper_smooth_weight` (authors' rule) and {glue:text}`book_smooth_weight` (book's):
+#   the probe's predictions are already smooth, being built from a 15-spot neighbourhood mean.
 # - With one test section of 283 spots, an interval of a few hundredths of a PCC is the
 #   resolution of this comparison: a variant that moves the mean by less cannot be told apart
 #   from the probe here, whatever its point estimate.

@@ -26,7 +26,8 @@ from stlib.errors import DataError
 from stlib.models import heads
 from stlib.models._base import ModelResult
 
-__all__ = ["PROBE", "feature_views", "frozen_variants", "rule_targets", "smoothed", "variant_table"]
+__all__ = ["PROBE", "feature_views", "frozen_variants", "lowrank_ablation", "rule_targets", "smoothed",
+           "variant_table"]
 
 #: The baseline every variant is compared with: a ridge head on chapter 2's frozen features.
 PROBE = "frozen probe"
@@ -74,13 +75,16 @@ def feature_views(
     """Compute the feature variants into ``obsm``: ``X_cnn_tta``, ``X_cnn_context``, ``X_cnn_stain``.
 
     Returns ``{variant: obsm key}`` (``"plain"`` is chapter 2's ``X_cnn``) and the seconds each
-    took to compute (for a cached variant, the time it first took).
+    took: the wall time of computing it, or for a variant read from the cache the sum of its
+    sections' times when they were computed (sections run two at a time, so that sum can exceed
+    the wall time).
     """
     from stlib import im
 
     if "X_cnn" not in targets.obsm:
         raise DataError("targets", "no obsm['X_cnn']: run chapter 2 first")
     keys = {"plain": "X_cnn"}
+    # chapter 2's features: their sections' compute times (they ran two at a time, one forward pass at a time)
     cost = {"plain": float(sum(targets.uns.get("cnn_features", {}).get("seconds", {}).values()))}
     common = {"backbone": backbone, "weights": weights, "window_um": window_um, "cache_dir": cache_dir,
               "progress": progress}
@@ -92,9 +96,13 @@ def feature_views(
         cost["stain fit"] = time.perf_counter() - t0
     for name, kw in options.items():
         key = f"X_cnn_{name}"
+        t0 = time.perf_counter()
         im.cnn_features(targets, key_added=key, **common, **kw)
         keys[name] = key
-        cost[name] = float(sum(targets.uns[f"cnn_features_{key}"]["seconds"].values()))
+        meta = targets.uns[f"cnn_features_{key}"]
+        # wall time when computed now; from the cache, the time its sections took when computed
+        cost[name] = (float(sum(meta["seconds"].values())) if all(meta["cached"].values())
+                      else time.perf_counter() - t0)
     if "stain fit" in cost:
         cost["stain"] += cost.pop("stain fit")
     return keys, cost
@@ -217,3 +225,41 @@ def variant_table(
         tab["seconds"] = [float(cost.get(r.name, np.nan)) for r in results]
     tab.index.name = "model"
     return tab, boot
+
+
+def lowrank_ablation(
+    targets: ad.AnnData,
+    views: Mapping[str, str],
+    chosen: ModelResult,
+    *,
+    ranks: Sequence[int] = (1, 2, 8, 32),
+    n_comps: int = 32,
+    n_neighbors: int = 15,
+    seed: int = 0,
+) -> list[ModelResult]:
+    """The chosen low-rank head taken apart: the same head at other ranks and at full rank (the
+    ridge at its penalty), on all frozen views together, and smoothed. ``chosen`` is a result of
+    :func:`stlib.models.heads.fit_lowrank_head` on ``views["plain"]`` (its method, rank and
+    penalty are kept)."""
+    from stlib import get
+
+    s = chosen.settings
+    if "rank" not in s or "method" not in s:
+        raise DataError("chosen", f"{chosen.name!r} is not a low-rank head")
+    masks = get.split_masks(targets)
+    Y = np.asarray(targets.X, np.float64)
+    Z = {name: heads.image_design(targets, key, n_comps=n_comps, n_neighbors=n_neighbors, seed=seed)
+         for name, key in views.items()}
+    a, r, m = float(s["alpha"]), int(s["rank"]), str(s["method"])
+    out = [ModelResult(name=f"{chosen.name} (rank {r})", predictions=chosen.predictions, settings=s)]
+    for k in ranks:
+        if k != r:
+            out.append(heads.fit_lowrank_head(Z["plain"], Y, masks, ranks=(k,), alphas=(a,), method=m,
+                                              name=f"rank {k}"))
+    out.append(heads.fit_ridge_head(Z["plain"], Y, masks, alphas=(a,), name="full rank (ridge, same penalty)"))
+    if len(views) > 1:
+        every = np.hstack([Z[n] for n in views])
+        out.append(heads.fit_lowrank_head(every, Y, masks, ranks=(r,), alphas=(a,), method=m,
+                                          name=f"on all frozen views (rank {r})"))
+    out.append(smoothed(out[0], targets, name=f"rank {r} + smoothing"))
+    return out

@@ -5,9 +5,11 @@ from __future__ import annotations
 import anndata as ad
 import numpy as np
 import pandas as pd
+import pytest
 import scipy.sparse as sp
 
 from stlib import beyond, pp
+from stlib.errors import DataError
 from stlib.models._base import ModelResult
 
 
@@ -62,3 +64,28 @@ def test_smoothed_chooses_on_valid_and_keeps_the_model() -> None:
     before = np.corrcoef(p[masks["test"]].ravel(), sig.ravel())[0, 1]
     after = np.corrcoef(s.predictions["test"].ravel(), sig.ravel())[0, 1]
     assert after > before + 0.05, (before, after)
+
+
+def test_lowrank_ablation_keeps_the_chosen_head() -> None:
+    from stlib import get
+    from stlib.models import heads
+
+    t = make_targets(4)
+    rng = np.random.default_rng(5)
+    t.obsm["X_cnn"] = np.asarray(t.X) @ rng.normal(size=(8, 20)) + rng.normal(0, 2, (t.n_obs, 20))
+    t.obsm["X_other"] = rng.normal(size=(t.n_obs, 20))
+    masks = get.split_masks(t)
+    Z = heads.image_design(t, "X_cnn", n_comps=6, n_neighbors=4)
+    chosen = heads.fit_lowrank_head(Z, np.asarray(t.X, np.float64), masks, ranks=(2, 4), alphas=(1.0, 10.0),
+                                    method="rrr", name="reduced-rank ridge")
+    parts = beyond.lowrank_ablation(t, {"plain": "X_cnn", "other": "X_other"}, chosen, ranks=(1, 8),
+                                    n_comps=6, n_neighbors=4)
+    names = [p.name for p in parts]
+    r = chosen.settings["rank"]
+    assert names[0] == f"reduced-rank ridge (rank {r})" and parts[0].predictions is chosen.predictions
+    assert "full rank (ridge, same penalty)" in names and f"on all frozen views (rank {r})" in names
+    full = parts[names.index("full rank (ridge, same penalty)")]
+    ridge = heads.fit_ridge_head(Z, np.asarray(t.X, np.float64), masks, alphas=(chosen.settings["alpha"],))
+    np.testing.assert_allclose(full.predictions["test"], ridge.predictions["test"])
+    with pytest.raises(DataError, match="not a low-rank head"):
+        beyond.lowrank_ablation(t, {"plain": "X_cnn"}, ridge)

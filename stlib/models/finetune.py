@@ -223,7 +223,7 @@ def finetune_cnn(
     x = trainable(inp, training=False)  # batch-norm statistics stay those of ImageNet
     x = keras.layers.Dropout(dropout, seed=seed)(x)
     out = keras.layers.Dense(Ytr.shape[1], kernel_initializer=keras.initializers.GlorotUniform(seed=seed))(x)
-    net = keras.Model(inp, out, name=name)
+    net = keras.Model(inp, out, name="finetuned_cnn")  # a Keras-safe name; `name` labels the result
     opt = keras.optimizers.Adam(learning_rate)
     import tensorflow as tf
 
