@@ -102,12 +102,11 @@ def _check(Z: np.ndarray, Y: np.ndarray, masks: Mapping[str, np.ndarray]) -> Non
 
 
 def _ridge_fit(Z: np.ndarray, Y: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
-    """Coefficients ``B`` and intercept ``b`` of ridge with an unpenalised intercept (sklearn's
-    ``Ridge(alpha)``), through one eigendecomposition shared by every penalty."""
-    zm, ym = Z.mean(0), Y.mean(0)
-    Zc = Z - zm
-    B = np.linalg.solve(Zc.T @ Zc + alpha * np.eye(Z.shape[1]), Zc.T @ (Y - ym))
-    return B, ym - zm @ B
+    """Coefficients ``B`` (features x genes) and intercept ``b`` of sklearn's ``Ridge(alpha)``."""
+    from sklearn.linear_model import Ridge
+
+    r = Ridge(alpha=alpha).fit(Z, Y)
+    return np.asarray(r.coef_, np.float64).reshape(Y.shape[1], -1).T, np.asarray(r.intercept_, np.float64)
 
 
 def _mse(Y: np.ndarray, P: np.ndarray) -> float:
