@@ -41,7 +41,8 @@ def build(n_sections: int, out: Path, source: str = "her2st-demo") -> Path:
     out.mkdir(parents=True, exist_ok=True)
     sections, split = {}, []
     for i in range(n_sections):
-        k, sec = divmod(i, len(secs))
+        k, j = divmod(i, len(secs))
+        sec = secs[j]
         part = data[data.obs["section"] == sec]
         meta = part.uns["spatial"][sec]["metadata"]
         new, patient = f"{sec}_{k}", f"{part.obs['patient'].iloc[0]}_{k}"
