@@ -58,6 +58,20 @@ def test_summary_of_own_sections(tmp_path: Path) -> None:
     assert pd.isna(s1.loc["5x5", "tumor"])  # not annotated
 
 
+def test_sections_without_annotations_write_to_h5ad(tmp_path: Path) -> None:
+    """No section annotated: the tumour columns are all missing, and the data still writes."""
+    manifest = make_spots_fixture(tmp_path)
+    m = yaml.safe_load(manifest.read_text())
+    m["sections"]["S1"].pop("annotations")
+    manifest.write_text(yaml.safe_dump(m))
+    a = st.io.load_dataset(manifest).read(progress=False)
+    assert a.obs["tumor"].isna().all() and a.obs["tumor_label"].isna().all()
+    a.write_h5ad(tmp_path / "a.h5ad")
+    import anndata as ad
+
+    assert ad.read_h5ad(tmp_path / "a.h5ad").obs["tumor_label"].isna().all()
+
+
 @pytest.mark.parametrize("bad", BAD)
 def test_bad_own_data_is_one_clear_line(tmp_path: Path, bad: str) -> None:
     manifest = make_spots_fixture(tmp_path, bad=bad)

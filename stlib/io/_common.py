@@ -341,4 +341,8 @@ def concat_sections(sections: list[ad.AnnData]) -> ad.AnnData:
             out.obs[col] = pd.Categorical(out.obs[col].astype(str), categories=list(dict.fromkeys(out.obs[col].astype(str))))
     if "tumor" in out.obs:
         out.obs["tumor"] = out.obs["tumor"].astype(TUMOR_DTYPE)
+    for col in out.obs.columns:  # a text column with no value at all (no section annotated) cannot be
+        # written to .h5ad as objects: store it as an empty categorical (every value missing)
+        if out.obs[col].dtype == object and out.obs[col].isna().all():
+            out.obs[col] = pd.Categorical(out.obs[col])
     return out
