@@ -18,29 +18,44 @@ The image side of the pipeline, in squidpy's ``im`` role:
    and caches the result on disk; :func:`cnn_features` runs it over all
    sections of an AnnData in parallel with Dask and writes
    ``obsm["X_cnn"]``.
+5. Other views for frozen features (:mod:`stlib.im._views`): test-time
+   augmentation (``tta``: the 8 dihedral transforms averaged), context windows
+   (``scales``: 2x and 4x windows around the spot) and Reinhard stain
+   normalisation to a target fitted on the train sections
+   (:func:`fit_stain_target`), each an option of :func:`cnn_features` and part
+   of the feature-cache key.
 
 TensorFlow is imported lazily, so ``import stlib.im`` is cheap.
 """
 
 from stlib.im._backbones import BACKBONES, IMAGENET_WEIGHTS_FILES, RANDOM_INIT_SEED, embed_windows, get_backbone, weights_file
 from stlib.im._features import feature_cache_key, section_features
-from stlib.im._runner import cnn_features, section_um_per_px
+from stlib.im._runner import cnn_features, section_um_per_px, spot_windows
+from stlib.im._views import StainTarget, dihedral, fit_stain_target, lab_stats, reinhard, tta_features, views_label
 from stlib.im._windows import REPORT_UM_PER_PX, REPORT_WINDOW_UM, extract_windows, resample_windows, window_px
 
 __all__ = [
     "BACKBONES",
+    "StainTarget",
     "IMAGENET_WEIGHTS_FILES",
     "RANDOM_INIT_SEED",
     "REPORT_UM_PER_PX",
     "REPORT_WINDOW_UM",
     "cnn_features",
+    "dihedral",
     "embed_windows",
     "extract_windows",
     "feature_cache_key",
+    "fit_stain_target",
     "get_backbone",
+    "lab_stats",
+    "reinhard",
     "resample_windows",
     "section_um_per_px",
     "section_features",
+    "spot_windows",
+    "tta_features",
+    "views_label",
     "weights_file",
     "window_px",
 ]

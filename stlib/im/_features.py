@@ -15,11 +15,14 @@ import numpy as np
 
 from stlib._utils import sha256_file
 from stlib.im._backbones import BACKBONES, Preprocess, _cached_backbone, embed_windows
+from stlib.im._views import StainTarget, lab_stats, reinhard, scale_px, tta_features, views_label
 from stlib.im._windows import _round_centers, extract_windows, resample_windows, window_px
 from stlib.io.images import read_image
 
 #: Version of the cache file layout; bump to invalidate old caches.
 _CACHE_VERSION = 1
+#: Spots cut (and resized) at a time: bounds the memory of large context windows.
+_CHUNK = 128
 
 def _weights_digest(model: Any) -> str:
     """sha256 over a Keras model's weight values (identifies a custom model)."""
@@ -54,6 +57,7 @@ def feature_cache_key(
     size: int,
     centers_xy: np.ndarray | Sequence[Sequence[float]],
     window: int | None = None,
+    views: str = "",
 ) -> str:
     """Hex key of one cached feature matrix.
 
@@ -67,6 +71,8 @@ def feature_cache_key(
     parts = [f"v{_CACHE_VERSION}", image_sha256.lower(), backbone, weights, str(int(size)), str(c.shape)]
     if window is not None and int(window) != int(size):
         parts.append(f"window{int(window)}")
+    if views:
+        parts.append(f"views:{views}")
     for part in parts:
         h.update(part.encode() + b"\0")
     h.update(c.astype("<i8").tobytes())
@@ -101,6 +107,9 @@ def section_features(
     batch_size: int = 32,
     window_um: float | None = None,
     um_per_px: float | None = None,
+    tta: bool = False,
+    scales: Sequence[float] = (1.0,),
+    stain: StainTarget | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """CNN features of every spot of one section (image decoded once, cached).
 
@@ -138,6 +147,18 @@ def section_features(
         from the file when ``None``. It is trusted as given.
     batch_size
         Windows per forward pass.
+    tta
+        Average the features of the window's 8 dihedral transforms
+        (:func:`stlib.im.dihedral`; eight forward passes).
+    scales
+        Window widths as multiples of the spot window, each cut around the spot
+        centre and resized to ``size``; their features are concatenated in this
+        order (``(1, 2, 4)``: ``3 * d`` features). Default ``(1,)``.
+    stain
+        A Reinhard target (:func:`stlib.im.fit_stain_target`, fitted on the
+        train sections): the section's windows are mapped to it, with the
+        section's own Lab statistics over the tissue pixels of its spot
+        windows (scale 1), before the network.
 
     Returns
     -------
@@ -147,7 +168,9 @@ def section_features(
         ``n_spots``, ``n_features``, ``n_padded`` (windows padded with white at
         the image border), ``backbone``, ``weights``, ``size``, ``window_px``,
         ``window_um`` and ``um_per_px`` (``None`` without a physical window), ``sha256``,
-        ``image_shape`` (``[h, w]``), ``seconds`` (time the features took to
+        ``image_shape`` (``[h, w]``), ``tta``, ``scales``, ``n_padded_scales``
+        (padded windows per scale), ``stain`` (the target's label or ``None``)
+        and ``stain_source`` (the section's Lab mean and sd), ``seconds`` (time the features took to
         compute, for a cached result the original time), ``from_cache``
         (bool) and ``cache_file`` (str or ``None``).
 
@@ -160,6 +183,8 @@ def section_features(
     _check_size(backbone, size)
     path = Path(image_path)
     win = size if window_um is None else window_px(window_um, um_per_px, where=str(path))
+    label = views_label(tta, scales, stain)
+    scales = tuple(float(v) for v in scales)
     bname, wlabel = _backbone_identity(backbone, weights)
     sha = (image_sha256 or sha256_file(path)).lower()
     centers = np.asarray(centers_xy, dtype=np.float64)
@@ -168,7 +193,7 @@ def section_features(
     if cache_dir is not None:
         cdir = Path(cache_dir)
         cdir.mkdir(parents=True, exist_ok=True)
-        key = feature_cache_key(sha, bname, wlabel, size, centers, window=win)
+        key = feature_cache_key(sha, bname, wlabel, size, centers, window=win, views=label)
         npy_file = cdir / f"cnn_{_safe(bname)}_{key[:32]}.npy"
         json_file = npy_file.with_suffix(".json")
         if npy_file.is_file() and json_file.is_file():
@@ -185,15 +210,33 @@ def section_features(
     t0 = time.perf_counter()
     image = read_image(path)
     image_shape = [int(image.shape[0]), int(image.shape[1])]
-    windows, n_padded = extract_windows(image, centers, win, where=str(path))
+    views, pads = [], []
+    for sc in scales:  # cut and resize every view in chunks: a 4x window is ~16x the pixels
+        px = scale_px(win, sc)
+        parts, n_pad = [], 0
+        for start in range(0, centers.shape[0], _CHUNK):
+            w, n = extract_windows(image, centers[start : start + _CHUNK], px, where=str(path))
+            parts.append(resample_windows(w, size))
+            n_pad += n
+        views.append(np.concatenate(parts) if parts else np.zeros((0, size, size, 3), np.uint8))
+        pads.append(n_pad)
+    n_padded = pads[scales.index(1.0)] if 1.0 in scales else pads[0]
     del image  # ~280 MB: do not keep it while the network runs
-    windows = resample_windows(windows, size)
+    source = None
+    if stain is not None and centers.shape[0]:
+        mu, sd, _ = lab_stats(views[scales.index(1.0)] if 1.0 in scales else views[0])
+        source = (mu, sd)
+        views = [reinhard(v, stain, source) for v in views]
     if isinstance(backbone, str):
         model, preprocess = _cached_backbone(backbone, weights)
     else:
         model, preprocess = backbone
-    feats = embed_windows(windows, model, preprocess, batch_size=batch_size)
-    del windows
+    blocks = []
+    for v in views:
+        f = tta_features if tta else embed_windows
+        blocks.append(f(v, model, preprocess, batch_size=batch_size))
+    feats = blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=1)
+    del views
     info: dict[str, Any] = {
         "n_spots": int(centers.shape[0]),
         "n_features": int(feats.shape[1]),
@@ -206,6 +249,12 @@ def section_features(
         "um_per_px": None if um_per_px is None else float(um_per_px),
         "sha256": sha,
         "image_shape": image_shape,
+        "tta": bool(tta),
+        "scales": list(scales),
+        "n_padded_scales": {f"{sc:g}": int(n) for sc, n in zip(scales, pads, strict=True)},
+        "stain": None if stain is None else stain.label(),
+        "stain_source": None if source is None else {"mean": [float(v) for v in source[0]],
+                                                     "std": [float(v) for v in source[1]]},
         "seconds": round(time.perf_counter() - t0, 3),
     }
     if npy_file is not None:

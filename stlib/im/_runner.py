@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +12,7 @@ import numpy as np
 from stlib.errors import DataError
 from stlib.im._backbones import BACKBONES, Preprocess
 from stlib.im._features import _backbone_identity, _check_size, section_features
+from stlib.im._views import StainTarget, views_label
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from anndata import AnnData
@@ -118,6 +120,9 @@ def cnn_features(
     spatial_key: str = "spatial",
     batch_size: int = 32,
     window_um: float | None = None,
+    tta: bool = False,
+    scales: Sequence[float] = (1.0,),
+    stain: StainTarget | None = None,
     copy: bool = False,
 ) -> AnnData | None:
     """CNN features of every spot, one Dask task per section.
@@ -130,15 +135,19 @@ def cnn_features(
 
     Writes ``obsm[key_added]`` (``(n_obs, d)`` float32) and
     ``uns["cnn_features"] = {"backbone", "weights", "size", "n_features",
-    "key_added", "n_padded": {section: int}, "cached": {section: bool},
-    "seconds": {section: float}}``.
+    "key_added", "tta", "scales", "stain", "n_padded": {section: int},
+    "cached": {section: bool}, "seconds": {section: float}}``; with another
+    ``key_added`` (e.g. ``"X_cnn_tta"``) the metadata goes to
+    ``uns["cnn_features_<key_added>"]`` instead, so a variant does not
+    overwrite the description of the main features.
 
     Parameters
     ----------
     adata
         Spots of one or many sections.
-    backbone, weights, size, cache_dir, batch_size
-        As in :func:`section_features`.
+    backbone, weights, size, cache_dir, batch_size, tta, scales, stain
+        As in :func:`section_features` (test-time augmentation, context windows,
+        Reinhard stain target; all part of the cache key).
     window_um
         A physical window (um), cut at each section's own resolution
         (:func:`section_um_per_px`) and resampled to ``size``; ``None``: ``size``
@@ -189,6 +198,9 @@ def cnn_features(
         cache_dir=None if cache_dir is None else str(cache_dir),
         batch_size=batch_size,
         window_um=window_um,
+        tta=tta,
+        scales=tuple(scales),
+        stain=stain,
     )
     task_fn = delayed(run_section, pure=False, name="cnn-features")
     # Keys are a token of everything the result depends on: a distributed
@@ -201,7 +213,8 @@ def cnn_features(
             image_sha256=sha,
             um_per_px=um,
             dask_key_name=f"cnn-features-{sec}-"
-            + tokenize(bname, wlabel, size, batch_size, path, sha, coords[idx], str(cache_dir), window_um, um),
+            + tokenize(bname, wlabel, size, batch_size, path, sha, coords[idx], str(cache_dir), window_um, um,
+                       views_label(tta, scales, stain)),
         )
         for sec, idx, path, sha, um in sections
     ]
@@ -233,6 +246,9 @@ def cnn_features(
         "size": int(size),
         "window_um": None if window_um is None else float(window_um),
         "window_px": {},
+        "tta": bool(tta),
+        "scales": [float(v) for v in scales],
+        "stain": None if stain is None else stain.as_dict(),
         "n_features": int(d),
         "key_added": key_added,
         "n_padded": {},
@@ -246,5 +262,41 @@ def cnn_features(
         meta["cached"][sec] = bool(info["from_cache"])
         meta["seconds"][sec] = float(info["seconds"])
     target.obsm[key_added] = X
-    target.uns["cnn_features"] = meta
+    target.uns["cnn_features" if key_added == "X_cnn" else f"cnn_features_{key_added}"] = meta
     return target if copy else None
+
+
+def spot_windows(
+    adata: AnnData,
+    *,
+    window_um: float | None = None,
+    size: int = 224,
+    library_key: str = "section",
+    spatial_key: str = "spatial",
+    progress: bool = False,
+) -> np.ndarray:
+    """The ``(n_obs, size, size, 3)`` uint8 window of every spot, as the network sees it.
+
+    The same windows as :func:`cnn_features` (``window_um`` cut at each section's resolution and
+    resampled to ``size``; ``None``: ``size`` pixels), decoding one image at a time. For a
+    network trained on the pixels themselves (:func:`stlib.models.finetune.finetune_cnn`); at
+    150 kB per spot they are kept in memory.
+    """
+    from stlib.im._windows import extract_windows, resample_windows, window_px
+    from stlib.io.images import read_image
+
+    out = np.zeros((adata.n_obs, size, size, 3), dtype=np.uint8)
+    coords = np.asarray(adata.obsm[spatial_key], dtype=np.float64)
+    sections = _section_inputs_geo(adata, library_key, spatial_key)
+    bar = _tqdm(len(sections), "spot windows") if progress else None
+    for sec, idx, path, _sha, _ in sections:
+        win = size if window_um is None else window_px(window_um, section_um_per_px(adata, sec), where=str(path))
+        image = read_image(path)
+        w, _ = extract_windows(image, coords[idx], win, where=str(path))
+        del image
+        out[idx] = resample_windows(w, size)
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    return out

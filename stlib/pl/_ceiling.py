@@ -104,3 +104,35 @@ def per_gene_vs_ceiling(per_gene: pd.DataFrame, models: Sequence[str], n_labels:
     for ax in axes[:, 0]:
         ax.set_ylabel("gene's test PCC")
     return fig
+
+
+def variants_vs_ceiling(tables: dict[str, pd.DataFrame], reference: str = "frozen probe",
+                        oracle: str = "depth_only") -> Figure:
+    """One panel per gene rule: each variant's fraction of the test ceiling with its 95% interval.
+
+    ``tables``: rule -> :func:`stlib.beyond.variant_table`. Gains over ``reference`` (paired
+    interval above zero) are filled, other variants open; the reference is grey, the oracle red,
+    and the dotted line marks the reference's fraction.
+    """
+    order = list(next(iter(tables.values())).index)
+    fig, axes = plt.subplots(1, len(tables), figsize=(4.4 * len(tables) + 1.6, 0.3 * len(order) + 1.3),
+                             layout="constrained", sharey=True, squeeze=False)
+    y = np.arange(len(order))[::-1]
+    for ax, (rule, tab) in zip(axes[0], tables.items()):
+        tab = tab.reindex(order)
+        for yi, (m, row) in zip(y, tab.iterrows()):
+            color = "tab:red" if m == oracle else "grey" if m == reference else "tab:blue"
+            ax.errorbar(row["fraction"], yi, xerr=[[row["fraction"] - row["fraction_lo"]],
+                                                   [row["fraction_hi"] - row["fraction"]]],
+                        fmt="none", ecolor=color, elinewidth=1.5)
+            filled = bool(row.get("gain", False)) or m in (reference, oracle)
+            ax.scatter(row["fraction"], yi, s=28, zorder=3, edgecolors=color,
+                       facecolors=color if filled else "white")
+        if reference in tab.index:
+            ax.axvline(tab.loc[reference, "fraction"], color="grey", lw=0.8, ls=":")
+        ax.axvline(0, color="black", lw=0.8)
+        ax.set_title(f"{rule} genes", fontsize=10)
+        ax.set_xlabel("fraction of the test ceiling (95% interval)")
+    axes[0, 0].set_yticks(y)
+    axes[0, 0].set_yticklabels([f"{m} (oracle)" if m == oracle else m for m in order], fontsize=8)
+    return fig

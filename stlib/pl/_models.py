@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -125,18 +126,20 @@ def claim_differences(judged: pd.DataFrame, by: str = "target") -> Figure:
     return fig
 
 
-def learning_curves(history: pd.DataFrame, learning_rates: Sequence[float], best_epochs: Sequence[int]) -> Figure:
+def learning_curves(history: pd.DataFrame, learning_rates: Sequence[Any], best_epochs: Sequence[int], *,
+                    by: str = "lr") -> Figure:
     """Train and valid loss per epoch, one panel per learning rate (shared log y axis); a dot marks
-    the restored epoch."""
+    the restored epoch. ``by`` names another column of ``history`` to make the panels of (e.g. a
+    gene rule); ``learning_rates`` are then its values."""
     fig, axes = plt.subplots(1, len(learning_rates), figsize=(3.2 * len(learning_rates), 3), sharey=True,
                              layout="constrained", squeeze=False)
     axes = axes[0]
     for ax, lr, best in zip(axes, learning_rates, best_epochs):
-        d = history[history["lr"] == lr]
+        d = history[history[by] == lr]
         ax.plot(d["epoch"], d["loss"], label="train")
         ax.plot(d["epoch"], d["val_loss"], label="valid")
         ax.scatter([best], [d.loc[d["epoch"] == best, "val_loss"].iloc[0]], color="k", zorder=3)
-        ax.set_title(f"lr = {lr:g}")
+        ax.set_title(f"lr = {lr:g}" if by == "lr" else f"{by}: {lr}")
         ax.set_xlabel("epoch")
     log_axis(axes[0])  # the panels share their y axis
     axes[0].set_ylabel("MSE (log scale)")
