@@ -1,0 +1,166 @@
+"""How the pipeline scales with the number of sections: 6, 12, 24, 68 (the He et al. size).
+
+Builds data sets of N sections from copies of the six real demo sections (own-sections layout,
+``reader: spots``): copy ``k`` of section ``S`` is section ``S_k`` of patient ``<P>_k``, with the
+same image, counts and tumour annotation but every spot centre moved by ``k`` pixels, so that the CNN really runs on
+every copy (the feature cache is keyed by the centres) and every stage does real work on real
+images and counts. Copies keep their original's split (train / valid / test).
+
+Each chapter runs in its own process (``stlib.run --out``); the table gives wall time and peak
+memory (the largest resident set of the chapter's kernel) per chapter and size, and the growth
+exponent per chapter (slope of log time against log sections; the spots grow in proportion). A size whose run would pass
+``--budget`` minutes is not run: its times are extrapolated from the fitted exponents and marked.
+
+    python benchmarks/bench_scale.py [--sizes 6 12 24 68] [--only 01 02 03 04 05 06 07 08 09] [--budget 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+#: Chapter parameters of the benchmark runs: the GNN in the paper's configuration (issue 12; its
+#: hyper-parameter grid stays a parameter of chapter 6). Every other parameter is the book's default.
+CHAPTER_PARAMS: dict[str, dict[str, object]] = {"06": {"grid": {}}}
+CHILD = ("import resource, sys\nfrom stlib.run import main\nrc = main(sys.argv[1:])\n"
+         "print('PEAK_KIB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\nsys.exit(rc)")
+
+
+def build(n_sections: int, out: Path, source: str = "her2st-demo") -> Path:
+    """Write an N-section data set of shifted copies of ``source``; return its manifest."""
+    import numpy as np
+    import pandas as pd
+    import yaml
+
+    import stlib as st
+
+    data = st.io.load_dataset(source).read(progress=False)
+    secs = list(data.obs["section"].cat.categories)
+    out.mkdir(parents=True, exist_ok=True)
+    sections, split = {}, []
+    for i in range(n_sections):
+        k, j = divmod(i, len(secs))
+        sec = secs[j]
+        part = data[data.obs["section"] == sec]
+        meta = part.uns["spatial"][sec]["metadata"]
+        new, patient = f"{sec}_{k}", f"{part.obs['patient'].iloc[0]}_{k}"
+        folder = out / new
+        folder.mkdir(exist_ok=True)
+        counts = pd.DataFrame(part.X.toarray(), index=part.obs["spot_id"].to_numpy(), columns=part.var_names)
+        counts.to_csv(folder / "counts.tsv.gz", sep="\t")
+        xy = np.asarray(part.obsm["spatial"]) + k  # a shift of k pixels: new windows, new cache keys
+        pd.DataFrame({"spot_id": part.obs["spot_id"].to_numpy(), "pixel_x": xy[:, 0], "pixel_y": xy[:, 1]}).to_csv(
+            folder / "spots.csv", index=False)
+        tumor = part.obs["tumor"].astype("boolean")  # the demo's tumour annotation, as labels
+        labels = np.where(tumor.isna().to_numpy(), "undetermined",
+                          np.where(tumor.fillna(False).to_numpy(dtype=bool), "tumour", "non-tumour"))
+        pd.DataFrame({"spot_id": part.obs["spot_id"].to_numpy(), "label": labels}).to_csv(
+            folder / "labels.csv", index=False)
+        img = folder / Path(meta["image_path"]).name
+        if not img.exists():
+            img.symlink_to(Path(meta["image_path"]).resolve())
+        sections[new] = {"patient": patient, "group": str(part.obs["subtype"].iloc[0]), "counts": f"{new}/counts.tsv.gz",
+                         "spots": f"{new}/spots.csv", "image": f"{new}/{img.name}", "annotations": f"{new}/labels.csv",
+                         "um_per_px": meta["um_per_px"]}
+        split.append({"section": new, "patient": patient, "split": str(part.obs["split"].iloc[0])})
+    pd.DataFrame(split).to_csv(out / "split.tsv", sep="\t", index=False)
+    manifest = {"name": f"scale-{n_sections}", "reader": "spots", "origin": "local", "split": "split.tsv",
+                "tumor_labels": ["tumour"], "unknown_labels": ["undetermined"],
+                "split_policy": {"allow_train_valid_patient_overlap": True,
+                                 "reason": "copies of the demo, whose train and valid share patient C"},
+                "sections": sections}
+    path = out / "manifest.yaml"
+    path.write_text(yaml.safe_dump(manifest, sort_keys=False))
+    return path
+
+
+def run_chapter(chapter: str, manifest: Path, out: Path) -> tuple[float, float]:
+    cmd = [sys.executable, "-c", CHILD, "--out", str(out), "--dataset", str(manifest), "--only", chapter,
+           "--no-progress", "-p", "cache_dir", str(out / "cache" / "features"),
+           "-p", "model_cache", str(out / "cache" / "models")]
+    for name, value in CHAPTER_PARAMS.get(chapter, {}).items():
+        cmd += ["-p", name, repr(value)]
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if r.returncode != 0:
+        raise SystemExit(f"chapter {chapter} failed on {manifest}:\n{r.stdout[-2000:]}{r.stderr[-2000:]}")
+    kib = max(int(x.split()[1]) for x in r.stdout.splitlines() if x.startswith("PEAK_KIB"))
+    return wall, kib / 2**20
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", type=int, nargs="*", default=[6, 12, 24, 68])
+    p.add_argument("--only", nargs="*", default=["01", "02", "03", "04", "05", "06", "07", "08", "09"])
+    p.add_argument("--budget", type=float, default=60.0, help="minutes a size may take before it is extrapolated")
+    p.add_argument("--work", default=str(ROOT / "runs" / "bench-scale"))
+    p.add_argument("--fresh", action="store_true", help="forget the sizes measured by earlier runs in --work")
+    p.add_argument("--resume", action="store_true",
+                   help="keep the chapters of --sizes already measured in --work (same data and results) and run the rest")
+    a = p.parse_args()
+
+    import numpy as np
+    import pandas as pd
+
+    work = Path(a.work)
+    work.mkdir(parents=True, exist_ok=True)
+    store = work / "rows.csv"  # measured rows of earlier invocations: sizes can be run one at a time
+    rows = []
+    if store.is_file() and not a.fresh:
+        old = pd.read_csv(store, dtype={"chapter": str})
+        keep = ~old["sections"].isin(a.sizes) | a.resume  # --resume: go on with a size's missing chapters
+        old = old[old["measured"] & old["chapter"].isin(a.only) & keep]
+        rows = old.to_dict("records")
+    for n in sorted(a.sizes):
+        done = [r for r in rows if r["measured"] and r["sections"] < n]
+        sizes = sorted({r["sections"] for r in done})
+        predicted = {}
+        if len(sizes) >= 2:  # extrapolate every chapter from the sizes measured so far
+            for ch in a.only:
+                t = [(r["sections"], r["seconds"]) for r in done if r["chapter"] == ch]
+                b, c = np.polyfit(np.log([x for x, _ in t]), np.log([y for _, y in t]), 1)
+                predicted[ch] = float(np.exp(c) * n ** b)
+        if predicted and sum(predicted.values()) / 60 > a.budget:
+            for ch in a.only:
+                rows.append({"sections": n, "chapter": ch, "seconds": round(predicted[ch], 1), "peak GiB": float("nan"),
+                             "measured": False})
+            print(f"{n} sections: predicted {sum(predicted.values()) / 60:.0f} min > budget; extrapolated", flush=True)
+            continue
+        out = work / f"n{n}"
+        have = {r["chapter"] for r in rows if r["measured"] and r["sections"] == n}
+        manifest = out / "data" / "manifest.yaml"
+        if not (have and manifest.is_file() and a.resume):
+            rows = [r for r in rows if r["sections"] != n]
+            have = set()
+            shutil.rmtree(out, ignore_errors=True)
+            manifest = build(n, out / "data")
+        for ch in a.only:
+            if ch in have:
+                continue
+            wall, peak = run_chapter(ch, manifest, out / "run")
+            rows.append({"sections": n, "chapter": ch, "seconds": round(wall, 1), "peak GiB": round(peak, 2),
+                         "measured": True})
+            print(f"{n} sections, chapter {ch}: {wall:.0f} s, peak {peak:.2f} GiB", flush=True)
+            pd.DataFrame(rows).to_csv(store, index=False)
+    table = pd.DataFrame(rows)
+    wide = table.pivot_table(index="chapter", columns="sections", values="seconds", aggfunc="first")
+    measured = table[table["measured"]]
+    exps = {}
+    for ch, g in measured.groupby("chapter"):
+        if g["sections"].nunique() >= 2:
+            exps[ch] = np.polyfit(np.log(g["sections"]), np.log(g["seconds"]), 1)[0]
+    wide["growth exponent"] = pd.Series(exps).round(2)
+    print(wide.to_string())
+    print("total minutes:", (table.groupby("sections")["seconds"].sum() / 60).round(1).to_dict())
+    print("peak GiB:", measured.groupby("sections")["peak GiB"].max().to_dict())
+    print("extrapolated sizes:", sorted(set(table.loc[~table["measured"], "sections"])) or "none")
+
+
+if __name__ == "__main__":
+    main()
