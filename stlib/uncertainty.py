@@ -125,31 +125,88 @@ def weighted_ranks(W: np.ndarray, x: np.ndarray) -> np.ndarray:
     return out
 
 
-def _weighted_corr_rows(W: np.ndarray, s: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pearson correlation of ``a`` and ``b`` (both ``(n_rep, n)``) under each row of ``W``."""
-    ma, mb = (W * a).sum(axis=1) / s, (W * b).sum(axis=1) / s
-    va = (W * a * a).sum(axis=1) / s - ma * ma
-    vb = (W * b * b).sum(axis=1) / s - mb * mb
-    cab = (W * a * b).sum(axis=1) / s - ma * mb
-    tol = 1e-12
-    bad = (va <= tol * np.maximum(1.0, ma * ma)) | (vb <= tol * np.maximum(1.0, mb * mb))
+def _tie_sum(gw: np.ndarray) -> np.ndarray:
+    """Per row, ``sum_g (g^3 - g)`` over tie groups of (weighted) sizes ``g``: the tie correction
+    of the variance of average ranks, ``s * var = (s^3 - s - tie_sum) / 12``."""
+    return np.einsum("ij,ij,ij->i", gw, gw, gw) - gw.sum(axis=1)
+
+
+class _TruthRanks:
+    """Centred average ranks of one truth column under each row of ``W`` (original spot order),
+    with the sums a Spearman correlation against it needs."""
+
+    def __init__(self, W: np.ndarray, s: np.ndarray, y: np.ndarray) -> None:
+        order = np.argsort(y, kind="stable")
+        ys = y[order]
+        is_start = np.r_[True, ys[1:] != ys[:-1]]
+        starts = np.flatnonzero(is_start)
+        gw = np.add.reduceat(W[:, order], starts, axis=1)
+        rank_group = np.cumsum(gw, axis=1) - gw + (gw + 1.0) / 2.0 - ((s + 1.0) / 2.0)[:, None]
+        self.r = np.empty_like(W)
+        self.r[:, order] = rank_group[:, np.cumsum(is_start) - 1]
+        self.var = (s**3 - s - _tie_sum(gw)) / (12.0 * s)
+        self.wr = np.einsum("ij,ij->i", W, self.r)  # 0 up to rounding: the ranks are centred
+        self.wwr = np.einsum("ij,ij,ij->i", W, W, self.r)
+
+
+def _rank_corr(W: np.ndarray, s: np.ndarray, no_tie_var: np.ndarray, y: _TruthRanks, x: np.ndarray) -> np.ndarray:
+    """Spearman correlation per row of ``W`` between the truth column ``y`` and the column ``x``
+    (NaN where either is constant over the weighted spots).
+
+    The rank of a spot is ``C - (w - 1) / 2`` where ``C`` is the cumulative weight up to and
+    including it in ``x``'s order; without ties in ``x`` (a continuous prediction) its variance
+    depends on the weights only (``no_tie_var``) and the covariance needs one cumulative sum and
+    one weighted product sum; tied values pool their weights first (:func:`weighted_ranks`).
+    """
+    m = (s + 1.0) / 2.0
+    order = np.argsort(x, kind="stable")
+    xs = x[order]
+    Ws = W[:, order]
+    ry = y.r[:, order]
+    if np.all(xs[1:] != xs[:-1]):
+        vx = no_tie_var
+        cov = (np.einsum("ij,ij,ij->i", Ws, np.cumsum(Ws, axis=1), ry) - 0.5 * y.wwr + (0.5 - m) * y.wr) / s
+    else:
+        is_start = np.r_[True, xs[1:] != xs[:-1]]
+        gw = np.add.reduceat(Ws, np.flatnonzero(is_start), axis=1)
+        rank_group = np.cumsum(gw, axis=1) - gw + (gw + 1.0) / 2.0 - m[:, None]
+        vx = (s**3 - s - _tie_sum(gw)) / (12.0 * s)
+        cov = np.einsum("ij,ij,ij->i", Ws, rank_group[:, np.cumsum(is_start) - 1], ry) / s
+    tol = 1e-12 * np.maximum(1.0, m * m)
     with np.errstate(invalid="ignore", divide="ignore"):
-        r = np.clip(cab / np.sqrt(va * vb), -1.0, 1.0)
-    r[bad | np.isnan(r)] = np.nan
+        r = np.clip(cov / np.sqrt(vx * y.var), -1.0, 1.0)
+    r[(vx <= tol) | (y.var <= tol) | np.isnan(r)] = np.nan
     return r
 
 
-def weighted_spearman(W: np.ndarray, y: np.ndarray, preds: Sequence[np.ndarray]) -> list[np.ndarray]:
+def weighted_spearman(W: np.ndarray, y: np.ndarray, preds: Sequence[np.ndarray], n_jobs: int = 2) -> list[np.ndarray]:
     """Column-wise Spearman correlation of ``y`` with each prediction under each row of ``W``:
     one ``(n_rep, n_genes)`` array per prediction (the ranks of ``y`` are computed once per gene).
-    A prediction column holding NaN gives NaN."""
+    A prediction column holding NaN gives NaN.
+
+    Genes are spread over ``n_jobs`` threads (NumPy releases the GIL in the array work); the
+    result does not depend on ``n_jobs``.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    W = np.asarray(W, dtype=np.float64)
     s = W.sum(axis=1)
     out = [np.full((W.shape[0], y.shape[1]), np.nan) for _ in preds]
-    for j in range(y.shape[1]):
-        ry = weighted_ranks(W, y[:, j])
+
+    no_tie_var = (s**3 - s - _tie_sum(W)) / (12.0 * s)
+
+    def gene(j: int) -> None:
+        yr = _TruthRanks(W, s, y[:, j])
         for k, p in enumerate(preds):
             if np.all(np.isfinite(p[:, j])):
-                out[k][:, j] = _weighted_corr_rows(W, s, ry, weighted_ranks(W, p[:, j]))
+                out[k][:, j] = _rank_corr(W, s, no_tie_var, yr, p[:, j])
+
+    if n_jobs <= 1:
+        for j in range(y.shape[1]):
+            gene(j)
+    else:
+        with ThreadPoolExecutor(max_workers=n_jobs) as pool:
+            list(pool.map(gene, range(y.shape[1])))
     return out
 
 
