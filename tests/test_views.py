@@ -89,6 +89,31 @@ def test_context_scales(tmp_path: Path, tiny_model: Any) -> None:
     np.testing.assert_allclose(tta, im.tta_features(windows, tiny_model, tiny_preprocess), rtol=1e-6)
 
 
+def test_variants_reuse_the_cached_plain_features(tmp_path: Path, tiny_model: Any) -> None:
+    """With the plain features of the same windows in the cache, test-time augmentation takes them as
+    its identity view and context as its 1x block, and the numbers are those of a cold run."""
+    p = write_png(tmp_path / "s.png", he_like(2))
+    c = random_centers(9, 5, margin=30)
+    pair = (tiny_model, tiny_preprocess)
+    kws = ({"tta": True}, {"scales": (1, 2)}, {"tta": True, "scales": (1, 2)})
+    cold = [im.section_features(p, c, backbone=pair, size=WIN, cache_dir=tmp_path / "cold", **kw) for kw in kws]
+    assert not any(info["plain_reused"] for _, info in cold)
+    warm_dir = tmp_path / "warm"
+    plain, _ = im.section_features(p, c, backbone=pair, size=WIN, cache_dir=warm_dir)
+    for kw, (f_cold, _) in zip(kws, cold, strict=True):
+        f, info = im.section_features(p, c, backbone=pair, size=WIN, cache_dir=warm_dir, **kw)
+        assert info["plain_reused"] and not info["from_cache"], kw
+        np.testing.assert_array_equal(f, f_cold)
+    # a plain entry that is not the right one (other spots' features) is not taken
+    bad_dir = tmp_path / "bad"
+    im.section_features(p, c, backbone=pair, size=WIN, cache_dir=bad_dir)
+    (npy,) = bad_dir.glob("*.npy")
+    np.save(npy, np.zeros((4, plain.shape[1]), np.float32))
+    f, info = im.section_features(p, c, backbone=pair, size=WIN, cache_dir=bad_dir, tta=True)
+    assert not info["plain_reused"]
+    np.testing.assert_array_equal(f, cold[0][0])
+
+
 def test_reinhard_maps_a_section_to_the_target() -> None:
     w = im.extract_windows(he_like(2, shift=(-30, 10, 25)), random_centers(20, 5, margin=40), WIN)[0]
     target = im.StainTarget(mean=(55.0, 30.0, -15.0), std=(12.0, 8.0, 9.0))

@@ -95,6 +95,21 @@ def _atomic_write(path: Path, write: Callable[[Any], None], binary: bool) -> Non
     os.replace(tmp, path)
 
 
+def _cache_read(npy_file: Path, key: str, n_spots: int) -> tuple[np.ndarray, dict[str, Any]] | None:
+    """A cached feature matrix and its record, or None when absent, unreadable or not ``key``'s."""
+    json_file = npy_file.with_suffix(".json")
+    if not (npy_file.is_file() and json_file.is_file()):
+        return None
+    try:
+        info = json.loads(json_file.read_text())
+        feats = np.load(npy_file, allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    if info.get("key") != key or feats.shape != (n_spots, info.get("n_features")):
+        return None
+    return feats.astype(np.float32, copy=False), info
+
+
 def section_features(
     image_path: str | os.PathLike[str],
     centers_xy: np.ndarray | Sequence[Sequence[float]],
@@ -190,22 +205,23 @@ def section_features(
     centers = np.asarray(centers_xy, dtype=np.float64)
     _round_centers(centers, str(path))  # validate shape / finiteness early
     npy_file: Path | None = None
+    plain: np.ndarray | None = None  # the plain features of the same windows, when cached
     if cache_dir is not None:
         cdir = Path(cache_dir)
         cdir.mkdir(parents=True, exist_ok=True)
         key = feature_cache_key(sha, bname, wlabel, size, centers, window=win, views=label)
         npy_file = cdir / f"cnn_{_safe(bname)}_{key[:32]}.npy"
-        json_file = npy_file.with_suffix(".json")
-        if npy_file.is_file() and json_file.is_file():
-            try:
-                info = json.loads(json_file.read_text())
-                feats = np.load(npy_file, allow_pickle=False)
-                ok = info.get("key") == key and feats.shape == (centers.shape[0], info.get("n_features"))
-            except (OSError, ValueError):
-                ok = False
-            if ok:
-                info.update(from_cache=True, cache_file=str(npy_file))
-                return feats.astype(np.float32, copy=False), info
+        hit = _cache_read(npy_file, key, centers.shape[0])
+        if hit is not None:
+            feats, info = hit
+            info.update(from_cache=True, cache_file=str(npy_file))
+            return feats, info
+        if label and stain is None and 1.0 in scales:
+            # the identity view (test-time augmentation) and the 1x window (context) are the
+            # plain features: same windows, same batches, so the same numbers
+            pkey = feature_cache_key(sha, bname, wlabel, size, centers, window=win)
+            phit = _cache_read(cdir / f"cnn_{_safe(bname)}_{pkey[:32]}.npy", pkey, centers.shape[0])
+            plain = None if phit is None else phit[0]
 
     t0 = time.perf_counter()
     image = read_image(path)
@@ -232,9 +248,12 @@ def section_features(
     else:
         model, preprocess = backbone
     blocks = []
-    for v in views:
-        f = tta_features if tta else embed_windows
-        blocks.append(f(v, model, preprocess, batch_size=batch_size))
+    for sc, v in zip(scales, views, strict=True):
+        known = plain if sc == 1.0 else None
+        if tta:
+            blocks.append(tta_features(v, model, preprocess, batch_size=batch_size, identity=known))
+        else:
+            blocks.append(known if known is not None else embed_windows(v, model, preprocess, batch_size=batch_size))
     feats = blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=1)
     del views
     info: dict[str, Any] = {
@@ -256,6 +275,7 @@ def section_features(
         "stain_source": None if source is None else {"mean": [float(v) for v in source[0]],
                                                      "std": [float(v) for v in source[1]]},
         "seconds": round(time.perf_counter() - t0, 3),
+        "plain_reused": plain is not None,
     }
     if npy_file is not None:
         info["key"] = key

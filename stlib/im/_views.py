@@ -46,13 +46,18 @@ def dihedral(windows: np.ndarray, k: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(w, k % 4, axes=(1, 2)))
 
 
-def tta_features(windows: np.ndarray, model: Any, preprocess: Any, batch_size: int = 32) -> np.ndarray:
+def tta_features(windows: np.ndarray, model: Any, preprocess: Any, batch_size: int = 32,
+                 identity: np.ndarray | None = None) -> np.ndarray:
     """Mean features of the 8 dihedral transforms of each window (:func:`embed_windows` on each,
     summed in float64 in the order ``k = 0..7``): the same for a window and any of its transforms
-    up to float rounding."""
+    up to float rounding. ``identity``: the features of the windows as they are (``k = 0``), when
+    already computed (the plain features of the same windows, from the cache)."""
     from stlib.im._backbones import embed_windows
 
-    f = embed_windows(windows, model, preprocess, batch_size=batch_size).astype(np.float64)
+    if identity is not None and identity.shape[0] != windows.shape[0]:
+        raise ValueError(f"identity features for {identity.shape[0]} windows, got {windows.shape[0]} windows")
+    f = (embed_windows(windows, model, preprocess, batch_size=batch_size) if identity is None
+         else np.asarray(identity, dtype=np.float32)).astype(np.float64)
     for k in range(1, 8):
         f += embed_windows(dihedral(windows, k), model, preprocess, batch_size=batch_size)
     return (f / 8).astype(np.float32)
