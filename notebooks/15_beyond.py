@@ -283,6 +283,19 @@ for rule, tab in tables.items():
     glue(f"{rule}_valid_only", ", ".join(not_test) if not_test else "none", display=False)
     glue(f"{rule}_smooth_weight", f"{next(r for r in results[rule] if r.name == '+ smoothing').settings['smoothing']['weight']:g}",
          display=False)
+def where(split):
+    obs = targets.obs[masks[split]]
+    n_sec, n_pat = obs["section"].nunique(), obs["patient"].nunique()
+    return (f"{len(obs):,} spots of {n_sec} section{'s' if n_sec > 1 else ''} of {n_pat} "
+            f"patient{'s' if n_pat > 1 else ''}")
+
+
+glue("train_where", where("train"), display=False)
+shared = set(targets.obs.loc[masks["valid"], "patient"]) <= set(targets.obs.loc[masks["train"], "patient"])
+glue("valid_where", where("valid") + (", all of them train patients" if shared else ""), display=False)
+glue("valid_reading", "Valid shares its patients with train, so a variant that fits the train patients better "
+     "looks better there; only the held-out patient tells." if shared else "Valid holds other patients than "
+     "train, yet it chose among the settings: only the test patients, used for no choice, tell.", display=False)
 full = next(n for n in abl.index if n.startswith("full rank"))
 glue("abl_full", diff(abl, full, "vs chosen"), display=False)
 glue("abl_rank", str(parts[0].settings["rank"]), display=False)
@@ -309,12 +322,11 @@ glue("abl_full_reading", "the projection onto a few directions of expression is 
 #   rank is the negative of this); {glue:text}`abl_full_reading`. A few directions of expression
 #   space carry what the frozen features can say; the other directions add noise.
 # - **The fine-tuned CNN** differs from the probe by {glue:text}`paper_tuned_diff` (authors'
-#   rule) and {glue:text}`book_tuned_diff` (book's rule): trained on 551 spots of three sections
-#   of one patient, with early stopping on two sections of the same patient, it learns that
-#   patient's tissue, not the test patient's.
+#   rule) and {glue:text}`book_tuned_diff` (book's rule): trained on {glue:text}`train_where`,
+#   with early stopping on {glue:text}`valid_where`, it learns the tissue of the train patients,
+#   not the test patient's.
 # - **Views that help on valid but not on test**: {glue:text}`paper_valid_only` (authors' rule),
-#   {glue:text}`book_valid_only` (book's rule). Valid shares its patient with train, so a
-#   variant that fits patient C better looks better there; only the held-out patient tells.
+#   {glue:text}`book_valid_only` (book's rule). {glue:text}`valid_reading`
 # - **Smoothing** the probe over its neighbours was chosen with weight
 #   {glue:text}`paper_smooth_weight` (authors' rule) and {glue:text}`book_smooth_weight` (book's):
 #   the probe's predictions are already smooth, being built from a 15-spot neighbourhood mean.
