@@ -102,7 +102,9 @@ def main() -> None:
     p.add_argument("--work", default=str(ROOT / "runs" / "bench-scale"))
     p.add_argument("--fresh", action="store_true", help="forget the sizes measured by earlier runs in --work")
     p.add_argument("--resume", action="store_true",
-                   help="keep the chapters of --sizes already measured in --work (same data and results) and run the rest")
+                   help="keep the chapters of --sizes already measured in --work (same data and results) and run "
+                        "the rest; they find the caches the earlier chapters left, as in one run, and also what an "
+                        "interrupted attempt at them left: delete <work>/n<N>/run/cache first to measure them cold")
     a = p.parse_args()
 
     import numpy as np

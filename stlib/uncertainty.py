@@ -57,7 +57,7 @@ DEFAULT_N_BOOT = 1000
 DEFAULT_LEVEL = 0.95
 
 __all__ = ["Bootstrap", "DEFAULT_LEVEL", "DEFAULT_N_BOOT", "STATS", "bootstrap_scores", "bootstrap_weights",
-           "per_gene_intervals", "weighted_pearson", "weighted_ranks"]
+           "per_gene_intervals", "weighted_moments", "weighted_pearson", "weighted_ranks"]
 
 
 def bootstrap_weights(groups: Sequence[str] | np.ndarray, n_boot: int, seed: int) -> np.ndarray:
@@ -85,17 +85,27 @@ def bootstrap_weights(groups: Sequence[str] | np.ndarray, n_boot: int, seed: int
     return W
 
 
-def weighted_pearson(W: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def weighted_moments(W: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Total weight ``(n_rep, 1)``, weighted means and variances ``(n_rep, n_genes)`` of the
+    columns of ``x`` under each row of ``W``: what :func:`weighted_pearson` and the error
+    statistics need of the truth, computed once for every model scored against it."""
+    s = W.sum(axis=1, keepdims=True)
+    mx = (W @ x) / s
+    return s, mx, (W @ (x * x)) / s - mx * mx
+
+
+def weighted_pearson(W: np.ndarray, x: np.ndarray, y: np.ndarray,
+                     x_moments: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+                     y_moments: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Column-wise Pearson correlation of ``x`` and ``y`` under each row of weights ``W``.
 
     ``W`` is ``(n_rep, n)``, ``x`` and ``y`` are ``(n, n_genes)``; returns ``(n_rep, n_genes)``.
     A column that is constant over the weighted spots (variance within rounding of zero)
-    or holds NaN gives NaN.
+    or holds NaN gives NaN. ``x_moments``, ``y_moments``: :func:`weighted_moments` of ``(W, x)``
+    and ``(W, y)``, when known.
     """
-    s = W.sum(axis=1, keepdims=True)
-    mx, my = (W @ x) / s, (W @ y) / s
-    vx = (W @ (x * x)) / s - mx * mx
-    vy = (W @ (y * y)) / s - my * my
+    s, mx, vx = weighted_moments(W, x) if x_moments is None else x_moments
+    _, my, vy = weighted_moments(W, y) if y_moments is None else y_moments
     cxy = (W @ (x * y)) / s - mx * my
     tol = 1e-12
     bad = (vx <= tol * np.maximum(1.0, mx * mx)) | (vy <= tol * np.maximum(1.0, my * my))
@@ -210,15 +220,14 @@ def weighted_spearman(W: np.ndarray, y: np.ndarray, preds: Sequence[np.ndarray],
     return out
 
 
-def _error_stats(W: np.ndarray, y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
+def _error_stats(W: np.ndarray, y: np.ndarray, p: np.ndarray,
+                 y_moments: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Per replicate (rows): means over genes of MSE, MAE and R2 (:mod:`stlib.metrics` conventions)."""
-    s = W.sum(axis=1, keepdims=True)
+    s, my, vy = weighted_moments(W, y) if y_moments is None else y_moments
     missing = ~np.all(np.isfinite(p), axis=0)
     err = np.where(missing[None, :], 0.0, p) - y
     mse = (W @ (err * err)) / s
     mae = (W @ np.abs(err)) / s
-    my = (W @ y) / s
-    vy = (W @ (y * y)) / s - my * my
     const_true = vy <= 1e-12 * np.maximum(1.0, my * my)
     with np.errstate(invalid="ignore", divide="ignore"):
         r2 = 1.0 - mse / vy
@@ -244,9 +253,10 @@ def _ceiling_replicates(thinned: ThinnedTargets, W: np.ndarray) -> np.ndarray:
         bad_half |= np.isnan(r)
         r_half += np.nan_to_num(r)
         if extrapolate:
+            mom = {i: weighted_moments(W, draw[i]) for i in range(2, 6)}  # each quarter is in three pairs
             for i in range(2, 6):
                 for j in range(i + 1, 6):
-                    rij = weighted_pearson(W, draw[i], draw[j])
+                    rij = weighted_pearson(W, draw[i], draw[j], mom[i], mom[j])
                     bad_quarter |= np.isnan(rij)
                     r_quarter += np.nan_to_num(rij) / 6.0
     n = len(thinned.parts)
@@ -357,15 +367,16 @@ def bootstrap_scores(
     point: dict[str, dict[str, float]] = {}
     reps: dict[str, dict[str, np.ndarray]] = {}
     arrays = {}
+    m_one, m_w = (weighted_moments(one, y), weighted_moments(W, y)) if names else (None, None)
     for name in names:
         p = np.asarray(predictions[name], dtype=np.float64)
         if p.shape != y.shape:
             raise DataError(name, f"prediction of shape {p.shape}, truth {y.shape}")
         arrays[name] = p
-        point[name] = {k: float(v[0]) for k, v in _stats(weighted_pearson(one, y, p), ceil_point).items()}
-        reps[name] = _stats(weighted_pearson(W, y, p), ceil_reps)
-        point[name].update({k: float(v[0]) for k, v in _error_stats(one, y, p).items()})
-        reps[name].update(_error_stats(W, y, p))
+        point[name] = {k: float(v[0]) for k, v in _stats(weighted_pearson(one, y, p, m_one), ceil_point).items()}
+        reps[name] = _stats(weighted_pearson(W, y, p, m_w), ceil_reps)
+        point[name].update({k: float(v[0]) for k, v in _error_stats(one, y, p, m_one).items()})
+        reps[name].update(_error_stats(W, y, p, m_w))
     if rank_stats and names:
         both = np.vstack([one, W])
         for name, r in zip(names, weighted_spearman(both, y, [arrays[n] for n in names])):
