@@ -46,8 +46,9 @@
 # head are fitted on train; penalties, ranks, smoothing and early stopping use valid.
 #
 # **Prerequisites.** Chapters 1 and 2 (`data.h5ad`, `targets.h5ad`, `embeddings.h5ad`; chapter
-# 2's feature cache). Running time: about 10 minutes on two cores, most of it in the network
-# (8 passes for test-time augmentation, 3 for context, 1 for stain, and the fine-tuning).
+# 2's feature cache). Running time: about 13 minutes on two cores, most of it in the network:
+# 7 passes for test-time augmentation and 2 for context beyond chapter 2's cached features, 1 for
+# stain, the frozen views of the fine-tuned CNN and its training (about 2.5 minutes per gene rule).
 #
 # **Writes.** `tables/beyond.csv` (every variant, both gene rules), `tables/beyond_ablation.csv`
 # (and `tables/beyond_finetune_ablation.csv` with `ablate_finetune`).
