@@ -168,12 +168,10 @@ for rule, t in rules.items():
     res.append(next(r for r in reference.reference_models(t) if r.name == "depth_only"))
     results[rule] = res
     tables[rule], _ = beyond.variant_table(t, res, cost=cost, n_boot=n_boot, seed=seed)
-cols = ["valid pcc", "pcc", "pcc_lo", "pcc_hi", "fraction", "fraction_lo", "fraction_hi", "vs probe",
-        "vs probe lo", "vs probe hi", "gain"]
 table = pd.concat(tables, names=["rule"])
 (out / "tables").mkdir(exist_ok=True)
-table.to_csv(out / "tables" / "beyond.csv")
-table[cols].round(3)
+table.to_csv(out / "tables" / "beyond.csv")  # every column, unrounded
+beyond.readable(table).rename(index={"depth_only": "depth only (oracle)"}, level="model")
 
 # %% [markdown]
 # The cost of each variant: its features (network passes, image work) and its head, in seconds
@@ -243,7 +241,7 @@ abl, _ = beyond.variant_table(t, parts, reference=parts[0].name, oracle=None, n_
 abl = abl.rename(columns={"vs probe": "vs chosen", "vs probe lo": "vs chosen lo", "vs probe hi": "vs chosen hi",
                           "gain": "better than chosen"})
 abl.to_csv(out / "tables" / "beyond_ablation.csv")
-abl[["valid pcc", "pcc", "pcc_lo", "pcc_hi", "fraction", "vs chosen", "vs chosen lo", "vs chosen hi"]].round(3)
+beyond.readable(abl, reference="vs chosen")
 
 # %% [markdown]
 # The fine-tuned CNN can be taken apart the same way (`-p ablate_finetune True`, about 9 more
@@ -268,8 +266,7 @@ if ablate_finetune:
     ft_tab, _ = beyond.variant_table(t, list(ft.values()), reference="recipe", oracle=None, n_boot=n_boot, seed=seed)
     ft_tab["best epoch"] = [r.settings["best_epoch"] for r in ft.values()]
     ft_tab.to_csv(out / "tables" / "beyond_finetune_ablation.csv")
-    display(ft_tab[["valid pcc", "pcc", "pcc_lo", "pcc_hi", "fraction", "vs probe", "vs probe lo", "vs probe hi",
-                    "best epoch"]].round(3))
+    display(beyond.readable(ft_tab).assign(**{"best epoch": ft_tab["best epoch"]}))
 
 # %% tags=["remove-input"]
 def diff(tab, m, ref_col="vs probe"):

@@ -263,3 +263,21 @@ def lowrank_ablation(
                                           name=f"on all frozen views (rank {r})"))
     out.append(smoothed(out[0], targets, name=f"rank {r} + smoothing"))
     return out
+
+
+def readable(table: pd.DataFrame, reference: str = "vs probe") -> pd.DataFrame:
+    """:func:`variant_table` (or a concatenation of them) as text for reading: valid PCC, test PCC,
+    fraction of the ceiling and the paired difference from ``reference`` each with its 95%
+    interval, and whether the difference is a gain (``"yes"``; the reference row itself: ``"-"``)."""
+    from stlib._format import with_interval
+
+    diff = with_interval(table[reference], table[f"{reference} lo"], table[f"{reference} hi"])
+    diff[table[f"{reference} lo"].isna()] = "-"
+    gain_col = "gain" if "gain" in table.columns else "better than chosen"
+    return pd.DataFrame({
+        "valid PCC": table["valid pcc"].map(lambda v: f"{v:.3f}"),
+        "test PCC [95% CI]": with_interval(table["pcc"], table["pcc_lo"], table["pcc_hi"]),
+        "fraction of ceiling [95% CI]": with_interval(table["fraction"], table["fraction_lo"], table["fraction_hi"], 2),
+        f"{reference} [95% CI]": diff,
+        "gain": ["-" if pd.isna(lo) else "yes" if bool(g) else "" for g, lo in zip(table[gain_col], table[f"{reference} lo"])],
+    }, index=table.index)

@@ -49,6 +49,11 @@ def test_variant_table_calls_gains_only_with_paired_intervals_above_zero() -> No
     assert tab.loc["better", "seconds"] == 2.0 and np.isnan(tab.loc["worse", "seconds"])
     assert (tab["fraction"] <= tab["fraction_hi"] + 1e-12).all() and (tab["ceiling"] > 0).all()
     assert tab.loc["better", "valid pcc"] > tab.loc["worse", "valid pcc"]
+    text = beyond.readable(tab)
+    assert list(text["gain"]) == ["-", "yes", "", ""] and text.loc[beyond.PROBE, "vs probe [95% CI]"] == "-"
+    lo, hi = tab.loc["better", ["vs probe lo", "vs probe hi"]]
+    assert text.loc["better", "vs probe [95% CI]"] == f"{tab.loc['better', 'vs probe']:.3f} [{lo:.3f}, {hi:.3f}]"
+    assert text.loc["worse", "fraction of ceiling [95% CI]"].startswith(f"{tab.loc['worse', 'fraction']:.2f} [")
 
 
 def test_smoothed_chooses_on_valid_and_keeps_the_model() -> None:

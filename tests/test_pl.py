@@ -64,3 +64,22 @@ def test_de_heatmap_marks_each_columns_top_genes():
     assert [t.get_text() for t in ax.get_yticklabels()] == ["g0", "g1", "g7", "g6"]
     assert "0 of 2 shared" in [t.get_text() for t in ax.get_xticklabels()][1]
     plt.close(fig)
+
+
+def test_variants_vs_ceiling_fills_gains_only():
+    import matplotlib.colors as mcolors
+
+    idx = ["frozen probe", "better", "same", "depth_only"]
+    tab = pd.DataFrame({"fraction": [0.2, 0.3, 0.2, 0.4], "fraction_lo": [0.15, 0.25, 0.15, 0.35],
+                        "fraction_hi": [0.25, 0.35, 0.25, 0.45], "gain": [False, True, False, True]}, index=idx)
+    fig = pl.variants_vs_ceiling({"paper": tab, "book": tab})
+    axes = fig.axes
+    assert [a.get_title() for a in axes] == ["paper genes", "book genes"]
+    assert [t.get_text() for t in axes[0].get_yticklabels()] == idx[:3] + ["depth_only (oracle)"]
+    from matplotlib.collections import PathCollection
+
+    faces = [mcolors.to_hex(c.get_facecolors()[0]) for c in axes[0].collections if isinstance(c, PathCollection)]
+    assert len(faces) == 4
+    assert faces[2] == "#ffffff" and faces[1] != "#ffffff"  # "same" is open, "better" filled
+    assert fig.get_size_inches()[0] <= 7.5  # shown at the page's width, not shrunk
+    plt.close(fig)

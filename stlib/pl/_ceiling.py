@@ -115,7 +115,7 @@ def variants_vs_ceiling(tables: dict[str, pd.DataFrame], reference: str = "froze
     and the dotted line marks the reference's fraction.
     """
     order = list(next(iter(tables.values())).index)
-    fig, axes = plt.subplots(1, len(tables), figsize=(4.4 * len(tables) + 1.6, 0.3 * len(order) + 1.3),
+    fig, axes = plt.subplots(1, len(tables), figsize=(2.6 * len(tables) + 1.9, 0.28 * len(order) + 1.2),
                              layout="constrained", sharey=True, squeeze=False)
     y = np.arange(len(order))[::-1]
     for ax, (rule, tab) in zip(axes[0], tables.items()):
@@ -132,7 +132,8 @@ def variants_vs_ceiling(tables: dict[str, pd.DataFrame], reference: str = "froze
             ax.axvline(tab.loc[reference, "fraction"], color="grey", lw=0.8, ls=":")
         ax.axvline(0, color="black", lw=0.8)
         ax.set_title(f"{rule} genes", fontsize=10)
-        ax.set_xlabel("fraction of the test ceiling (95% interval)")
+        ax.set_xlabel("fraction of the ceiling")
     axes[0, 0].set_yticks(y)
-    axes[0, 0].set_yticklabels([f"{m} (oracle)" if m == oracle else m for m in order], fontsize=8)
+    axes[0, 0].set_yticklabels([f"{m} (oracle)" if m == oracle else m for m in order], fontsize=9)
+    fig.suptitle("test section, 95% intervals", fontsize=9)
     return fig
