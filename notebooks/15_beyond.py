@@ -109,7 +109,7 @@ for name, key in views.items():
     meta = targets.uns["cnn_features" if key == "X_cnn" else f"cnn_features_{key}"]
     extra = f", stain target fitted on {meta['stain']['sections']}" if meta.get("stain") else ""
     print(f"{name:8s} obsm[{key!r}]: {targets.obsm[key].shape[1]} features; tta={meta.get('tta', False)}, "
-          f"scales={meta.get('scales', [1.0])}{extra}")
+          f"scales={[float(v) for v in meta.get('scales', [1.0])]}{extra}")
     for rule, t in rules.items():
         t.obsm[key] = targets.obsm[key]
 
