@@ -124,15 +124,18 @@ def weighted_ranks(W: np.ndarray, x: np.ndarray) -> np.ndarray:
     Returns ``(n_rep, n)``: the rank of each spot's copies (any value where ``w = 0``).
     """
     order = np.argsort(x, kind="stable")
-    xs = x[order]
-    is_start = np.r_[True, xs[1:] != xs[:-1]]
-    starts = np.flatnonzero(is_start)
-    group = np.cumsum(is_start) - 1
-    gw = np.add.reduceat(W[:, order], starts, axis=1)
-    rank_group = np.cumsum(gw, axis=1) - gw + (gw + 1.0) / 2.0
+    rank_group, group, _ = _group_ranks(W[:, order], x[order])
     out = np.empty_like(W, dtype=np.float64)
     out[:, order] = rank_group[:, group]
     return out
+
+
+def _group_ranks(Ws: np.ndarray, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Average ranks of the tie groups of the sorted column ``xs`` under the weights ``Ws`` (columns
+    in ``xs``'s order): ``(rank per group, group of each spot, pooled weight per group)``."""
+    is_start = np.r_[True, xs[1:] != xs[:-1]]
+    gw = np.add.reduceat(Ws, np.flatnonzero(is_start), axis=1)
+    return np.cumsum(gw, axis=1) - gw + (gw + 1.0) / 2.0, np.cumsum(is_start) - 1, gw
 
 
 def _tie_sum(gw: np.ndarray) -> np.ndarray:
@@ -147,13 +150,10 @@ class _TruthRanks:
 
     def __init__(self, W: np.ndarray, s: np.ndarray, y: np.ndarray) -> None:
         order = np.argsort(y, kind="stable")
-        ys = y[order]
-        is_start = np.r_[True, ys[1:] != ys[:-1]]
-        starts = np.flatnonzero(is_start)
-        gw = np.add.reduceat(W[:, order], starts, axis=1)
-        rank_group = np.cumsum(gw, axis=1) - gw + (gw + 1.0) / 2.0 - ((s + 1.0) / 2.0)[:, None]
+        rank_group, group, gw = _group_ranks(W[:, order], y[order])
+        rank_group -= ((s + 1.0) / 2.0)[:, None]
         self.r = np.empty_like(W)
-        self.r[:, order] = rank_group[:, np.cumsum(is_start) - 1]
+        self.r[:, order] = rank_group[:, group]
         self.var = (s**3 - s - _tie_sum(gw)) / (12.0 * s)
         self.wr = np.einsum("ij,ij->i", W, self.r)  # 0 up to rounding: the ranks are centred
         self.wwr = np.einsum("ij,ij,ij->i", W, W, self.r)
@@ -177,11 +177,10 @@ def _rank_corr(W: np.ndarray, s: np.ndarray, no_tie_var: np.ndarray, y: _TruthRa
         vx = no_tie_var
         cov = (np.einsum("ij,ij,ij->i", Ws, np.cumsum(Ws, axis=1), ry) - 0.5 * y.wwr + (0.5 - m) * y.wr) / s
     else:
-        is_start = np.r_[True, xs[1:] != xs[:-1]]
-        gw = np.add.reduceat(Ws, np.flatnonzero(is_start), axis=1)
-        rank_group = np.cumsum(gw, axis=1) - gw + (gw + 1.0) / 2.0 - m[:, None]
+        rank_group, group, gw = _group_ranks(Ws, xs)
+        rank_group -= m[:, None]
         vx = (s**3 - s - _tie_sum(gw)) / (12.0 * s)
-        cov = np.einsum("ij,ij,ij->i", Ws, rank_group[:, np.cumsum(is_start) - 1], ry) / s
+        cov = np.einsum("ij,ij,ij->i", Ws, rank_group[:, group], ry) / s
     tol = 1e-12 * np.maximum(1.0, m * m)
     with np.errstate(invalid="ignore", divide="ignore"):
         r = np.clip(cov / np.sqrt(vx * y.var), -1.0, 1.0)
