@@ -265,15 +265,20 @@ def lowrank_ablation(
     return out
 
 
-def readable(table: pd.DataFrame, reference: str = "vs probe") -> pd.DataFrame:
+def readable(table: pd.DataFrame, reference: str = "vs probe", gain: str = "gain") -> pd.DataFrame:
     """:func:`variant_table` (or a concatenation of them) as text for reading: valid PCC, test PCC,
     fraction of the ceiling and the paired difference from ``reference`` each with its 95%
-    interval, and whether the difference is a gain (``"yes"``; the reference row itself: ``"-"``)."""
+    interval, and whether the difference is a gain (column ``gain`` of ``table``; ``"yes"``, the
+    reference row itself: ``"-"``). ``reference`` and ``gain`` name the columns when a table's
+    were renamed for another reference row."""
     from stlib._format import with_interval
 
+    missing = [c for c in (reference, f"{reference} lo", f"{reference} hi", gain) if c not in table.columns]
+    if missing:
+        raise KeyError(f"the table has no column(s) {missing}; its columns are {list(table.columns)}")
     diff = with_interval(table[reference], table[f"{reference} lo"], table[f"{reference} hi"])
     diff[table[f"{reference} lo"].isna()] = "-"
-    gain_col = "gain" if "gain" in table.columns else "better than chosen"
+    gain_col = gain
     return pd.DataFrame({
         "valid PCC": table["valid pcc"].map(lambda v: f"{v:.3f}"),
         "test PCC [95% CI]": with_interval(table["pcc"], table["pcc_lo"], table["pcc_hi"]),

@@ -10,6 +10,7 @@ and scores them.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from typing import Any
 
 import anndata as ad
@@ -21,7 +22,7 @@ from stlib.protocol import TABLE_MODELS, Protocol
 from stlib.scoring import interval_extras, mean_scores, scored_from_results, thinned_targets
 from stlib._format import with_interval
 
-__all__ = ["prepare", "run_ladder", "score_results", "step_intervals", "step_table"]
+__all__ = ["NETWORKS", "prepare", "run_ladder", "score_results", "step_intervals", "step_table"]
 
 FEATURE_KEYS = ("X_cnn",)
 
@@ -63,6 +64,10 @@ def score_results(targets: ad.AnnData, results: dict[str, ModelResult], step: st
                          for row in mean_scores(targets, scored).itertuples()])
 
 
+#: The networks of Table I: under :func:`run_ladder` they train on a worker process beside the rest.
+NETWORKS = ("mlp", "gnn_paper")
+
+
 def run_ladder(
     data: ad.AnnData,
     feats: ad.AnnData,
@@ -71,28 +76,54 @@ def run_ladder(
     n_genes: int = 250,
     seed: int = 0,
     n_boot: int = 0,
+    n_comps: int = 32,
+    n_neighbors: int = 15,
     progress: Callable[[str], Any] | None = print,
+    background: bool = True,
     **fit_kwargs: Any,
 ) -> pd.DataFrame:
     """Fit and score the Table I models at every step; one long table (step, model, split, ...).
 
     ``n_boot > 0`` adds the fraction of the noise ceiling and bootstrap intervals
-    (:func:`score_results`); the thinned targets are built once per set of genes.
+    (:func:`score_results`); the thinned targets are built once per set of genes. ``n_comps``,
+    ``n_neighbors``: the features' components and neighbours (:func:`prepare`).
+    ``background``: each network of :data:`NETWORKS` (each keeps about one core busy) trains on
+    a worker process of its own (:func:`stlib.parallel.worker_pool`), its steps one after another
+    so that a step whose change does not touch it reads the previous fit from ``model_cache``,
+    while this process fits the linear models and GLMs and builds the next step's features. The
+    results are those of fitting everything here (each fit is seeded and memoised on its own).
+    Off when the GLMs run on a dask scheduler.
     """
+    from stlib.parallel import submit, worker_pool
+
+    models = tuple(fit_kwargs.pop("models", tuple(protocol.TABLE_MODELS.values())))
+    networks = tuple(m for m in models if m in NETWORKS) if background and fit_kwargs.get("scheduler") is None else ()
     prepared: dict[tuple[str, str], ad.AnnData] = {}
     thinned: dict[str, dict[str, ceiling.ThinnedTargets]] = {}
-    out = []
-    for i, (label, p) in enumerate(steps):
-        key = (p.gene_fit_on, p.neighbors)
-        if key not in prepared:
-            prepared[key] = prepare(data, feats, p, n_genes=n_genes, seed=seed)
-        t = prepared[key]
-        res = protocol.fit_table_models(t, p, seed=seed, **fit_kwargs)
-        if n_boot and p.gene_fit_on not in thinned:  # the ceiling depends on the genes, not the features
-            thinned[p.gene_fit_on] = thinned_targets(t, ("target", "counts"), seed=seed)
-        out.append(score_results(t, res, label, thinned=thinned.get(p.gene_fit_on), n_boot=n_boot, seed=seed))
-        if progress is not None:
-            progress(f"step {i}: {label}")
+    fitted = []
+    with ExitStack() as stack:
+        pools = {m: stack.enter_context(worker_pool(1)) for m in networks}  # one network's fits in step order
+        for label, p in steps:
+            key = (p.gene_fit_on, p.neighbors)
+            if key not in prepared:
+                prepared[key] = prepare(data, feats, p, n_genes=n_genes, n_comps=n_comps, n_neighbors=n_neighbors,
+                                        seed=seed)
+            t = prepared[key]
+            later = {m: submit(pool, protocol.fit_table_models, t, p, models=(m,), seed=seed, **fit_kwargs)
+                     for m, pool in pools.items()}
+            res = protocol.fit_table_models(t, p, models=tuple(m for m in models if m not in later), seed=seed,
+                                            **fit_kwargs)
+            if n_boot and p.gene_fit_on not in thinned:  # the ceiling depends on the genes, not the features
+                thinned[p.gene_fit_on] = thinned_targets(t, ("target", "counts"), seed=seed)
+            fitted.append((label, p, t, res, later))
+            if progress is not None:  # the step's networks may still be training
+                progress(f"step {len(fitted) - 1}: {label}")
+        out = []
+        for label, p, t, res, later in fitted:
+            for f in later.values():
+                res.update(f.result())
+            res = {m: res[m] for m in models}
+            out.append(score_results(t, res, label, thinned=thinned.get(p.gene_fit_on), n_boot=n_boot, seed=seed))
     table = pd.concat(out, ignore_index=True)
     table["step"] = pd.Categorical(table["step"], categories=[s for s, _ in steps])
     return table

@@ -12,6 +12,7 @@ them so that every table can label its rows.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -25,7 +26,7 @@ from stlib.get import counts_by_split
 from stlib.models import inputs
 from stlib.models._base import ModelResult
 
-__all__ = ["LADDER", "PROTOCOLS", "TABLE_MODELS", "Protocol", "build_features", "fit_table_models", "get"]
+__all__ = ["LADDER", "PROTOCOLS", "TABLE_MODELS", "Protocol", "build_features", "fit_gnn_seeds", "fit_table_models", "get"]
 
 
 @dataclass(frozen=True)
@@ -327,6 +328,26 @@ def fit_gnn(targets: ad.AnnData, protocol: Protocol | str, *, model_cache: str |
     graphs = split_graphs(targets, edges_key(p), scale=p.scale)
     return inputs.cached(gnn_authors.fit_gnn_authors, model_cache)(
         graphs, epochs=epochs, seed=seed, train_graph_bug=p.gnn == "authors_bug", genes=genes, name=name)
+
+
+def fit_gnn_seeds(targets: ad.AnnData, models: Mapping[str, tuple[Protocol | str, int]], seeds: Sequence[int], *,
+                  model_cache: str | None = None, n_jobs: int = 1) -> dict[str, dict[int, ModelResult]]:
+    """:func:`fit_gnn` for every model and seed: ``models`` maps a result name to ``(protocol, epochs)``.
+
+    The fits run side by side on ``n_jobs`` worker processes (:func:`stlib.parallel.map_processes`)
+    and give the same results as one by one; each is memoised in ``model_cache`` as a lone fit is.
+    Returns name -> seed -> result.
+    """
+    from stlib.parallel import map_processes
+
+    runs = [(name, int(s)) for name in models for s in seeds]
+    fits = map_processes(fit_gnn, [{"targets": targets, "protocol": get(models[name][0]), "model_cache": model_cache,
+                                    "seed": s, "epochs": int(models[name][1]), "name": name} for name, s in runs],
+                         n_jobs=n_jobs)
+    out: dict[str, dict[int, ModelResult]] = {name: {} for name in models}
+    for (name, s), res in zip(runs, fits):
+        out[name][s] = res
+    return out
 
 
 def split_graphs(targets: ad.AnnData, connectivity_key: str, rep: str = "X_img_knn_pca",

@@ -173,3 +173,31 @@ def load_targets(results_dir: Path, *, embeddings: bool = True) -> ad.AnnData:
         raise DataError(path, "missing file: run chapter 1 (the targets) first")
     t = ad.read_h5ad(path)
     return join_embeddings(t, load_embeddings(results_dir)) if embeddings else t
+
+
+def read_record(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """A stored run of a script too long for CI: the table ``<name>.csv`` (first column the index)
+    and its provenance ``<name>.json`` beside it (``command``, ``commit``, ``date``, ...).
+
+    Relative paths are resolved against the project (:func:`resolve`). A missing or unreadable
+    file is a :class:`~stlib.errors.DataError` naming it.
+    """
+    csv = resolve(path)
+    meta_path = csv.with_suffix(".json")
+    for f in (csv, meta_path):
+        if not f.is_file():
+            raise DataError(f, "no such stored record (make it with the command in the chapter's text)")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as e:
+        raise DataError(meta_path, f"not valid JSON ({e})") from None
+    missing = [k for k in ("command", "commit", "date") if k not in meta]
+    if missing:
+        raise DataError(meta_path, f"the record's provenance lacks {missing}")
+    try:
+        table = pd.read_csv(csv, index_col=0)
+    except (ValueError, pd.errors.ParserError) as e:
+        raise DataError(csv, f"not a readable table ({e})") from None
+    if table.empty:
+        raise DataError(csv, "the stored table has no rows")
+    return table, meta

@@ -54,6 +54,12 @@ def test_variant_table_calls_gains_only_with_paired_intervals_above_zero() -> No
     lo, hi = tab.loc["better", ["vs probe lo", "vs probe hi"]]
     assert text.loc["better", "vs probe [95% CI]"] == f"{tab.loc['better', 'vs probe']:.3f} [{lo:.3f}, {hi:.3f}]"
     assert text.loc["worse", "fraction of ceiling [95% CI]"].startswith(f"{tab.loc['worse', 'fraction']:.2f} [")
+    renamed = tab.rename(columns={"vs probe": "vs recipe", "vs probe lo": "vs recipe lo", "vs probe hi": "vs recipe hi",
+                                  "gain": "better than the recipe"})
+    again = beyond.readable(renamed, reference="vs recipe", gain="better than the recipe")
+    assert list(again["gain"]) == ["-", "yes", "", ""] and list(again["vs recipe [95% CI]"]) == list(text["vs probe [95% CI]"])
+    with pytest.raises(KeyError, match="'gain'"):
+        beyond.readable(renamed, reference="vs recipe")
 
 
 def test_smoothed_chooses_on_valid_and_keeps_the_model() -> None:

@@ -235,3 +235,17 @@ def test_grid_epochs_flag_and_edge_extension(data) -> None:
     low = {"hidden": 32, "lr": 1e-3, "dropout": 0.5, "optimizer": "nadam"}
     assert _edge_extensions(low, tried) == [{**low, "hidden": 16}, {**low, "lr": 1e-4}]
     assert _edge_extensions({**top, "hidden": 48}, tried + [{**top, "hidden": 48}]) == [{**top, "hidden": 48, "lr": 0.1}]
+
+
+def test_configurations_on_worker_processes_equal_in_process(data, runs) -> None:
+    """The grid's configurations fitted side by side on two worker processes give the in-process fits bit for bit."""
+    import pandas as pd
+
+    paper, chosen, _ = runs
+    paper2, chosen2 = fit_gnn_paper_and_best(data, **KW, n_jobs=2)
+    for a, b in ((paper, paper2), (chosen, chosen2)):
+        assert a.predictions.keys() == b.predictions.keys()
+        for s in a.predictions:
+            np.testing.assert_array_equal(a.predictions[s], b.predictions[s])
+        assert a.settings == b.settings
+        pd.testing.assert_frame_equal(a.history, b.history)

@@ -36,6 +36,7 @@ from sklearn.preprocessing import StandardScaler
 
 from stlib.errors import DataError
 from stlib.models._base import ModelResult
+from stlib.parallel import map_processes
 from stlib._compat import import_tf
 from stlib.models._keras import check_matrix, label_history, loss_key, predict, set_seed, train
 
@@ -304,6 +305,18 @@ def _prepare(graphs: Mapping[str, Sequence[SectionGraph]]) -> tuple[np.ndarray, 
     return table, inputs, targets, info
 
 
+def _fit_config(table: np.ndarray, inputs: dict[str, dict[str, np.ndarray]], targets: dict[str, np.ndarray],
+                config: dict[str, Any], epochs: int, batch_size: int, patience: int, min_delta: float,
+                seed: int) -> tuple[pd.DataFrame, dict[str, Any], dict[str, np.ndarray]]:
+    """One configuration of the grid: seed, build, train, predict every split (history, summary, predictions)."""
+    n_genes = int(targets["train"].shape[1])
+    set_seed(seed)
+    model = build_gnn(table, n_genes, **config)
+    hist, summary = train(model, inputs["train"], targets["train"], inputs["valid"], targets["valid"],
+                          epochs=epochs, batch_size=batch_size, patience=patience, min_delta=min_delta, seed=seed)
+    return hist, summary, {s: predict(model, v, n_genes) for s, v in inputs.items()}
+
+
 def fit_gnn_paper_and_best(
     graphs: Mapping[str, Sequence[SectionGraph]],
     *,
@@ -317,6 +330,7 @@ def fit_gnn_paper_and_best(
     names: tuple[str, str] = ("gnn_paper", "gnn"),
     grid_epochs: int | None = None,
     extend_edges: int = 0,
+    n_jobs: int = 1,
 ) -> tuple[ModelResult, ModelResult]:
     """Fit the paper's configuration and every grid configuration once; return ``(paper, chosen)``.
 
@@ -351,6 +365,9 @@ def fit_gnn_paper_and_best(
         Gene names (only used to check the number of target columns).
     names
         Names of the two returned results.
+    n_jobs
+        Worker processes for a round's configurations (:func:`stlib.parallel.map_processes`); each
+        configuration is seeded on its own, so the results do not depend on ``n_jobs`` (tested).
 
     Returns
     -------
@@ -368,28 +385,23 @@ def fit_gnn_paper_and_best(
     if genes is not None and len(genes) != n_genes:
         raise DataError("fit_gnn", f"{len(genes)} gene names for {n_genes} target columns")
     candidates = _candidates(grid)
-    summaries, histories = [], []
-    preds: dict[int, dict[str, np.ndarray]] = {}
-    best = -1
-    extended: list[dict[str, Any]] = []
-    queue = list(range(len(candidates)))
-    rounds = 0
+    summaries, histories, extended, preds = [], [], [], {}  # preds: only the paper's and the current best
+    best, rounds, queue = -1, 0, list(range(len(candidates)))
     while queue:
-        for i in queue:
-            config = candidates[i]
-            limit = int(epochs if i == 0 or grid_epochs is None else grid_epochs)
-            set_seed(seed)
-            model = build_gnn(table, n_genes, **config)
-            hist, summary = train(model, inputs["train"], targets["train"], inputs["valid"], targets["valid"],
-                                  epochs=limit, batch_size=batch_size, patience=patience, min_delta=min_delta,
-                                  seed=seed)
+        limits = {i: int(epochs if i == 0 or grid_epochs is None else grid_epochs) for i in queue}
+        fits = map_processes(_fit_config, [
+            {"table": table, "inputs": inputs, "targets": targets, "config": candidates[i], "epochs": limits[i],
+             "batch_size": batch_size, "patience": patience, "min_delta": min_delta, "seed": seed} for i in queue],
+            n_jobs=n_jobs)
+        for i, (hist, summary, pred) in zip(queue, fits):
+            config, limit = candidates[i], limits[i]
             summaries.append({"id": config_id(config), **config, **summary, "max_epochs": limit, "round": rounds,
                               "still_improving": bool(summary["epochs_run"] >= limit
                                                       and summary["best_epoch"] > limit - patience)})
             histories.append(label_history(hist, config=config_id(config)))
             if best < 0 or loss_key(summary["best_val_loss"]) < loss_key(summaries[best]["best_val_loss"]):
-                preds = {j: p for j, p in preds.items() if j == 0}  # keep only the paper's and the current best
-                preds[i] = {s: predict(model, v, n_genes) for s, v in inputs.items()}
+                preds = {j: p for j, p in preds.items() if j == 0}
+                preds[i] = pred
                 best = i
         queue = []
         if rounds < extend_edges:

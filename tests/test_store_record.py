@@ -1,0 +1,43 @@
+"""stlib.store.read_record: a stored run of a script too long for CI, with its provenance."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from stlib import store
+from stlib.errors import DataError
+
+
+def _write(tmp_path: Path, meta: dict | str | None, rows: int = 2) -> Path:
+    csv = tmp_path / "rec.csv"
+    pd.DataFrame({"pcc": [0.1, 0.2][:rows]}, index=pd.Index(["a", "b"][:rows], name="model")).to_csv(csv)
+    if meta is not None:
+        csv.with_suffix(".json").write_text(meta if isinstance(meta, str) else json.dumps(meta))
+    return csv
+
+
+def test_reads_table_and_provenance(tmp_path: Path) -> None:
+    csv = _write(tmp_path, {"command": "python x.py", "commit": "abc", "date": "2026-12-01", "cores": 2})
+    table, meta = store.read_record(csv)
+    assert list(table.index) == ["a", "b"] and table.index.name == "model" and table.loc["b", "pcc"] == 0.2
+    assert meta["commit"] == "abc" and meta["cores"] == 2
+
+
+@pytest.mark.parametrize("meta, rows, match", [
+    (None, 2, r"rec\.json: no such stored record"),
+    ("{not json", 2, r"rec\.json: not valid JSON"),
+    ({"command": "x"}, 2, r"lacks \['commit', 'date'\]"),
+    ({"command": "x", "commit": "a", "date": "d"}, 0, r"rec\.csv: the stored table has no rows"),
+])
+def test_bad_records_name_the_file(tmp_path: Path, meta, rows: int, match: str) -> None:
+    with pytest.raises(DataError, match=match):
+        store.read_record(_write(tmp_path, meta, rows))
+
+
+def test_missing_table(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"nothing\.csv: no such stored record"):
+        store.read_record(tmp_path / "nothing.csv")
