@@ -52,6 +52,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--learning-rate", type=float, default=3e-4)
     args = ap.parse_args(argv)
 
+    commit = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"], capture_output=True, text=True,
+                            cwd=Path(st.__file__).parent).stdout.strip() or "unknown"  # the code that runs
     out = store.resolve(args.results)
     targets = store.load_targets(out)
     data = ad.read_h5ad(out / "data.h5ad")
@@ -91,8 +93,6 @@ def main(argv: list[str] | None = None) -> None:
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(path)
-    commit = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"], capture_output=True, text=True,
-                            cwd=Path(st.__file__).parent).stdout.strip() or "unknown"
     record = {"command": "python benchmarks/finetune_settings.py " + " ".join(argv if argv is not None else sys.argv[1:]),
               "commit": commit, "date": time.strftime("%Y-%m-%d"), "cores": os.cpu_count(),
               "machine": platform.processor() or platform.machine(), "gene_rule": rule, "recipe": RECIPE,

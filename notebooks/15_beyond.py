@@ -286,6 +286,8 @@ record_table, record = store.read_record(finetune_record)
 print(f"recorded {record['date']} at commit {record['commit']} on {record['cores']} cores: {record['command']}")
 print(f"{record['backbone']}, {record['gene_rule']} gene rule, test section(s) {record['test_sections']}, "
       f"{record['n_boot']} bootstrap replicates")
+if record.get("note"):
+    print(f"note: {record['note']}")
 if record["test_sections"] != st.get.sections(targets, masks["test"]):
     print("the record was measured on other test sections than this run's: rerun the script on this run")
 record_table = record_table.rename(columns={"vs probe": "vs recipe", "vs probe lo": "vs recipe lo",
