@@ -12,11 +12,18 @@ exponent per chapter (slope of log time against log sections; the spots grow in 
 ``--budget`` minutes is not run: its times are extrapolated from the fitted exponents and marked.
 
     python benchmarks/bench_scale.py [--sizes 6 12 24 68] [--only 01 02 03 04 05 06 07 08 09] [--budget 60]
+        [--record book/records/scale.csv]
+
+``--record`` writes the long table (one row per size and chapter, measured or extrapolated) with a
+JSON record beside it (commit the run started from, command, date, cores, machine, totals).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -100,6 +107,7 @@ def main() -> None:
     p.add_argument("--only", nargs="*", default=["01", "02", "03", "04", "05", "06", "07", "08", "09"])
     p.add_argument("--budget", type=float, default=60.0, help="minutes a size may take before it is extrapolated")
     p.add_argument("--work", default=str(ROOT / "runs" / "bench-scale"))
+    p.add_argument("--record", default=None, help="write the table here (CSV) with a JSON record beside it")
     p.add_argument("--fresh", action="store_true", help="forget the sizes measured by earlier runs in --work")
     p.add_argument("--resume", action="store_true",
                    help="keep the chapters of --sizes already measured in --work (same data and results) and run "
@@ -110,6 +118,9 @@ def main() -> None:
     import numpy as np
     import pandas as pd
 
+    commit = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"], capture_output=True, text=True,
+                            cwd=ROOT).stdout.strip() or "unknown"  # the code that runs
+    started = time.time()
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
     store = work / "rows.csv"  # measured rows of earlier invocations: sizes can be run one at a time
@@ -162,6 +173,20 @@ def main() -> None:
     print("total minutes:", (table.groupby("sections")["seconds"].sum() / 60).round(1).to_dict())
     print("peak GiB:", measured.groupby("sections")["peak GiB"].max().to_dict())
     print("extrapolated sizes:", sorted(set(table.loc[~table["measured"], "sections"])) or "none")
+    if a.record:
+        path = Path(a.record)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        table.sort_values(["sections", "chapter"]).to_csv(path, index=False)
+        record = {"command": "python benchmarks/bench_scale.py " + " ".join(sys.argv[1:]), "commit": commit,
+                  "date": time.strftime("%Y-%m-%d"), "cores": os.cpu_count(),
+                  "machine": platform.processor() or platform.machine(), "budget_minutes": a.budget,
+                  "chapter_params": CHAPTER_PARAMS, "growth_exponents": {k: round(float(v), 3) for k, v in exps.items()},
+                  "total_minutes": {int(k): float(v) for k, v in (table.groupby("sections")["seconds"].sum() / 60)
+                                    .round(1).items()},
+                  "extrapolated_sizes": [int(x) for x in sorted(set(table.loc[~table["measured"], "sections"]))],
+                  "seconds_this_invocation": round(time.time() - started)}
+        path.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
+        print(f"wrote {path} and {path.with_suffix('.json')}")
 
 
 if __name__ == "__main__":
