@@ -14,8 +14,10 @@ exponent per chapter (slope of log time against log sections; the spots grow in 
     python benchmarks/bench_scale.py [--sizes 6 12 24 68] [--only 01 02 03 04 05 06 07 08 09] [--budget 60]
         [--record book/records/scale.csv]
 
-``--record`` writes the long table (one row per size and chapter, measured or extrapolated) with a
-JSON record beside it (commit the run started from, command, date, cores, machine, totals).
+``--record`` writes the long table (one row per size and chapter, measured or extrapolated), the
+three slowest cells of every measured chapter and size (``<record>_cells.csv``: where the time
+goes, from ``stlib.run --timings``) and a JSON record (commit the run started from, command, date,
+cores, machine, totals).
 """
 
 from __future__ import annotations
@@ -88,7 +90,7 @@ def build(n_sections: int, out: Path, source: str = "her2st-demo") -> Path:
 
 def run_chapter(chapter: str, manifest: Path, out: Path) -> tuple[float, float]:
     cmd = [sys.executable, "-c", CHILD, "--out", str(out), "--dataset", str(manifest), "--only", chapter,
-           "--no-progress", "-p", "cache_dir", str(out / "cache" / "features"),
+           "--no-progress", "--timings", "-p", "cache_dir", str(out / "cache" / "features"),
            "-p", "model_cache", str(out / "cache" / "models")]
     for name, value in CHAPTER_PARAMS.get(chapter, {}).items():
         cmd += ["-p", name, repr(value)]
@@ -99,6 +101,18 @@ def run_chapter(chapter: str, manifest: Path, out: Path) -> tuple[float, float]:
         raise SystemExit(f"chapter {chapter} failed on {manifest}:\n{r.stdout[-2000:]}{r.stderr[-2000:]}")
     kib = max(int(x.split()[1]) for x in r.stdout.splitlines() if x.startswith("PEAK_KIB"))
     return wall, kib / 2**20
+
+
+def slowest_cells(chapter: str, out: Path, n: int = 3) -> list[dict[str, object]]:
+    """The chapter's ``n`` slowest cells of the run just made (``stlib.run --timings``)."""
+    import pandas as pd
+
+    found = sorted((out / "notebooks").glob(f"{chapter}_*.timings.csv"))
+    if not found:
+        return []
+    t = pd.read_csv(found[-1]).sort_values("seconds", ascending=False).head(n)
+    return [{"chapter": chapter, "cell": int(r.cell), "seconds": float(r.seconds), "source": str(r.source)}
+            for r in t.itertuples()]
 
 
 def main() -> None:
@@ -124,7 +138,10 @@ def main() -> None:
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
     store = work / "rows.csv"  # measured rows of earlier invocations: sizes can be run one at a time
-    rows = []
+    cells_store = work / "cells.csv"  # the slowest cells of each measured chapter: where the time goes
+    rows, cells = [], []
+    if cells_store.is_file() and not a.fresh:
+        cells = pd.read_csv(cells_store, dtype={"chapter": str}).to_dict("records")
     if store.is_file() and not a.fresh:
         old = pd.read_csv(store, dtype={"chapter": str})
         keep = ~old["sections"].isin(a.sizes) | a.resume  # --resume: go on with a size's missing chapters
@@ -150,6 +167,7 @@ def main() -> None:
         manifest = out / "data" / "manifest.yaml"
         if not (have and manifest.is_file() and a.resume):
             rows = [r for r in rows if r["sections"] != n]
+            cells = [c for c in cells if c["sections"] != n]
             have = set()
             shutil.rmtree(out, ignore_errors=True)
             manifest = build(n, out / "data")
@@ -159,8 +177,14 @@ def main() -> None:
             wall, peak = run_chapter(ch, manifest, out / "run")
             rows.append({"sections": n, "chapter": ch, "seconds": round(wall, 1), "peak GiB": round(peak, 2),
                          "measured": True})
-            print(f"{n} sections, chapter {ch}: {wall:.0f} s, peak {peak:.2f} GiB", flush=True)
+            slow = slowest_cells(ch, out / "run")
+            cells = [c for c in cells if not (c["sections"] == n and c["chapter"] == ch)]
+            cells += [{"sections": n, **c} for c in slow]
+            print(f"{n} sections, chapter {ch}: {wall:.0f} s, peak {peak:.2f} GiB; slowest cells: "
+                  + ", ".join(f"{c['cell']} {c['seconds']:.0f} s" for c in slow), flush=True)
             pd.DataFrame(rows).to_csv(store, index=False)
+            pd.DataFrame(cells, columns=["sections", "chapter", "cell", "seconds", "source"]).to_csv(
+                cells_store, index=False)
     table = pd.DataFrame(rows)
     wide = table.pivot_table(index="chapter", columns="sections", values="seconds", aggfunc="first")
     measured = table[table["measured"]]
@@ -177,6 +201,9 @@ def main() -> None:
         path = Path(a.record)
         path.parent.mkdir(parents=True, exist_ok=True)
         table.sort_values(["sections", "chapter"]).to_csv(path, index=False)
+        cells_path = path.with_name(path.stem + "_cells.csv")  # where the time goes, per chapter and size
+        kept = pd.DataFrame(cells, columns=["sections", "chapter", "cell", "seconds", "source"])
+        kept[kept["sections"].isin(a.sizes)].to_csv(cells_path, index=False)
         record = {"command": "python benchmarks/bench_scale.py " + " ".join(sys.argv[1:]), "commit": commit,
                   "date": time.strftime("%Y-%m-%d"), "cores": os.cpu_count(),
                   "machine": platform.processor() or platform.machine(), "budget_minutes": a.budget,
@@ -186,7 +213,7 @@ def main() -> None:
                   "extrapolated_sizes": [int(x) for x in sorted(set(table.loc[~table["measured"], "sections"]))],
                   "seconds_this_invocation": round(time.time() - started)}
         path.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
-        print(f"wrote {path} and {path.with_suffix('.json')}")
+        print(f"wrote {path}, {cells_path} and {path.with_suffix('.json')}")
 
 
 if __name__ == "__main__":

@@ -49,6 +49,21 @@ def declared_parameters(nb: Any) -> dict[str, Any]:
 VOLATILE_KEYS = ("start_time", "end_time", "duration", "exception")
 
 
+def cell_timings(path: Path) -> list[dict[str, Any]]:
+    """Wall seconds of each code cell of an executed notebook (papermill's ``duration``), with the
+    cell's index and first source line; read before :func:`strip_volatile_metadata` drops them."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    rows = []
+    for i, cell in enumerate(nb.cells):
+        seconds = cell.metadata.get("papermill", {}).get("duration")
+        if cell.cell_type == "code" and seconds is not None:
+            first = next((line for line in cell.source.splitlines() if line.strip()), "")
+            rows.append({"cell": i, "seconds": round(float(seconds), 2), "source": first[:80]})
+    return rows
+
+
 def strip_volatile_metadata(path: Path) -> None:
     """Drop papermill's timestamps and durations so that a rerun gives a clean diff.
 
@@ -82,6 +97,7 @@ def run(
     only: list[str] | None = None,
     progress: bool = True,
     out: str | os.PathLike[str] | None = None,
+    timings: bool = False,
 ) -> list[Path]:
     """Execute the notebooks; return the executed files.
 
@@ -89,6 +105,8 @@ def run(
     renders) and results to ``results/default``; any other name writes to ``runs/<name>/``
     so that a rerun never overwrites the committed outputs. ``out`` (a folder anywhere) takes
     the executed notebooks (``out/notebooks``) and results (``out/results``) instead.
+    ``timings`` writes each notebook's per-cell wall seconds beside it (``NN_name.timings.csv``),
+    which the scale benchmark reads to say where the time goes.
     """
     import jupytext
     import nbformat
@@ -132,6 +150,11 @@ def run(
             print(f"\nFAILED: {src.name}, cell {exc.exec_count} (cell index {exc.cell_index}):\n"
                   f"{exc.ename}: {exc.evalue}\nThe partly executed notebook is {out_nb}", file=sys.stderr)
             raise SystemExit(1) from None
+        if timings:
+            import pandas as pd
+
+            pd.DataFrame(cell_timings(out_nb), columns=["cell", "seconds", "source"]).to_csv(
+                out_nb.with_suffix(".timings.csv"), index=False)
         strip_volatile_metadata(out_nb)
         print(f"    done in {time.time() - t0:.0f} s", flush=True)
         done.append(out_nb)
@@ -157,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"), default=[],
                    help="any other notebook parameter (value parsed as a Python literal when possible)")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--timings", action="store_true", help="write per-cell wall seconds beside each notebook")
     a = p.parse_args(argv)
     params: dict[str, Any] = {}
     for k in ("dataset", "protocol", "backbone", "weights", "target_transform", "gene_rule", "seed"):
@@ -169,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         except (ValueError, SyntaxError):
             params[k] = v
     t0 = time.time()
-    run(params, name=a.name, only=a.only, progress=not a.no_progress, out=a.out)
+    run(params, name=a.name, only=a.only, progress=not a.no_progress, out=a.out, timings=a.timings)
     print(f"all done in {time.time() - t0:.0f} s")
     return 0
 

@@ -76,3 +76,18 @@ def test_strip_volatile_metadata(tmp_path: Path) -> None:
     assert out.cells[1].outputs[0]["text"] == "hi\n"
     strip_volatile_metadata(path)  # idempotent
     assert nbformat.read(path, as_version=4).cells[1].metadata["tags"] == ["injected-parameters", "remove-cell"]
+
+
+def test_cell_timings(tmp_path: Path) -> None:
+    """Per-cell wall seconds come from papermill's durations, code cells only, with their first line."""
+    import nbformat
+
+    from stlib.run import cell_timings
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# t", metadata={"papermill": {"duration": 9.0}}),
+                nbformat.v4.new_code_cell("\n# fit the GLMs\nx = 1", metadata={"papermill": {"duration": 12.345}}),
+                nbformat.v4.new_code_cell("y = 2", metadata={"papermill": {}})]
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, path)
+    assert cell_timings(path) == [{"cell": 1, "seconds": 12.35, "source": "# fit the GLMs"}]
