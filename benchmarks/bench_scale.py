@@ -151,11 +151,8 @@ def main() -> None:
         done = [r for r in rows if r["measured"] and r["sections"] < n]
         sizes = sorted({r["sections"] for r in done})
         predicted = {}
-        if len(sizes) >= 2:  # extrapolate every chapter from the sizes measured so far
-            for ch in a.only:
-                t = [(r["sections"], r["seconds"]) for r in done if r["chapter"] == ch]
-                b, c = np.polyfit(np.log([x for x, _ in t]), np.log([y for _, y in t]), 1)
-                predicted[ch] = float(np.exp(c) * n ** b)
+        if len(sizes) >= 2:  # extrapolate every chapter from the sizes measured so far (stlib.scale)
+            predicted = scale.extrapolate(pd.DataFrame(done), n).reindex(a.only).to_dict()
         if predicted and sum(predicted.values()) / 60 > a.budget:
             for ch in a.only:
                 rows.append({"sections": n, "chapter": ch, "seconds": round(predicted[ch], 1), "peak GiB": float("nan"),
@@ -186,16 +183,11 @@ def main() -> None:
             pd.DataFrame(cells, columns=["sections", "chapter", "cell", "seconds", "source"]).to_csv(
                 cells_store, index=False)
     table = pd.DataFrame(rows)
-    wide = table.pivot_table(index="chapter", columns="sections", values="seconds", aggfunc="first")
-    measured = table[table["measured"]]
-    exps = {}
-    for ch, g in measured.groupby("chapter"):
-        if g["sections"].nunique() >= 2:
-            exps[ch] = np.polyfit(np.log(g["sections"]), np.log(g["seconds"]), 1)[0]
-    wide["growth exponent"] = pd.Series(exps).round(2)
-    print(wide.to_string())
-    print("total minutes:", (table.groupby("sections")["seconds"].sum() / 60).round(1).to_dict())
-    print("peak GiB:", measured.groupby("sections")["peak GiB"].max().to_dict())
+    exps = scale.growth(table)["exponent"].dropna()
+    print(scale.wide(table).to_string())
+    print("peak GiB:", scale.peaks(table).to_dict())
+    print("where the time goes at the largest size:")
+    print(scale.where_time_goes(table).to_string())
     print("extrapolated sizes:", sorted(set(table.loc[~table["measured"], "sections"])) or "none")
     if a.record:
         path = Path(a.record)

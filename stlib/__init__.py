@@ -49,8 +49,8 @@ __version__ = "0.1.0"
 #: The public submodules (``stlib.<name>``), imported lazily.
 SUBMODULES: tuple[str, ...] = (
     "ceiling", "cli", "controls", "cv", "features", "get", "im", "io", "ladder", "markers", "metrics", "model",
-    "models", "parallel", "pl", "pp", "predict", "protocol", "provenance", "qualitative", "run", "scoring", "store", "tables",
-    "uncertainty", "verdict",
+    "models", "parallel", "pl", "pp", "predict", "protocol", "provenance", "qualitative", "run", "scale", "scoring",
+    "store", "tables", "uncertainty", "verdict",
 )
 
 __all__ = ["ChecksumError", "DataError", "SplitError", "__version__", *SUBMODULES]

@@ -236,30 +236,3 @@ def test_step_table_puts_the_report_first() -> None:
     assert w.index[0].startswith("the report") and list(w.index[1:]) == ["a", "b"]
     assert w.loc[w.index[0], ("Linear Regression Lasso", "Test")] == pytest.approx(0.1243)
     assert w.loc["b", ("KNN Pooled GNN", "Valid")] == pytest.approx(0.1)
-
-
-def test_ladder_with_its_networks_on_a_worker_equals_in_process() -> None:
-    """The ladder's networks trained on a worker process beside the other fits give the same long table."""
-    from stlib import ladder
-
-    a = _sections(g=80)
-    steps = protocol.LADDER[8:11]  # the authors' GNN, then the MLP's valid-chosen rate, then the GraphSAGE
-    kw = dict(n_genes=10, models=("lasso", "mlp", "gnn_paper"), mlp_epochs=5, mlp_learning_rates=(1e-3, 1e-2),
-              gnn_epochs=5, authors_gnn_epochs=5, n_jobs=1, progress=None, n_comps=4, n_neighbors=6)
-    here = ladder.run_ladder(a, a.copy(), steps, background=False, **kw)
-    there = ladder.run_ladder(a, a.copy(), steps, background=True, **kw)
-    assert len(here) == 3 * 3 * 3 and set(here["model"]) == {"lasso", "mlp", "gnn_paper"}
-    pd.testing.assert_frame_equal(here, there)
-
-
-def test_gnn_seeds_side_by_side_equal_one_by_one() -> None:
-    t = _modelling_targets("sound")
-    models = {"gnn_paper": ("sound", 3), "gnn_authors": (replace(protocol.get("sound"), gnn="authors"), 3)}
-    both = protocol.fit_gnn_seeds(t, models, [0, 1], n_jobs=2)
-    assert list(both) == ["gnn_paper", "gnn_authors"] and all(list(v) == [0, 1] for v in both.values())
-    for name, (p, epochs) in models.items():
-        for s in (0, 1):
-            alone = protocol.fit_gnn(t, p, seed=s, epochs=epochs, name=name)
-            for split, pred in alone.predictions.items():
-                np.testing.assert_array_equal(pred, both[name][s].predictions[split])
-    assert not np.array_equal(both["gnn_paper"][0].predictions["test"], both["gnn_paper"][1].predictions["test"])

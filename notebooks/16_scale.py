@@ -1,0 +1,130 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 16. Scale: from the six demo sections to the full data set
+#
+# **Overview.** The book runs on six sections. The report's data set (He et al. 2020) has 68
+# sections of 23 patients, 30,612 spots, and a user may bring more. How long do chapters 1-9
+# take at that size on one two-core machine, how much memory do they need, and where does the
+# time go? `benchmarks/bench_scale.py` answers by measurement: it builds data sets of 6, 12, 24
+# and 68 sections from copies of the six real demo sections (each copy a new section of a new
+# patient, its spot centres shifted by a few pixels so that the CNN really runs on every copy;
+# every stage does real work on real images and counts), runs chapters 1-9 on each in a fresh
+# process (the GNN in the paper's configuration; its hyper-parameter grid stays a parameter of
+# chapter 6), and records the wall time and peak memory of every chapter. A size whose predicted
+# time passes the budget is not run: its times are extrapolated from the growth exponents fitted
+# on the measured sizes, and marked as such everywhere below.
+#
+# The run takes hours and the machine to itself, longer than CI allows, so the chapter shows a
+# stored record of it (`book/records/scale.csv`, with the commit it ran at) and reads it here.
+#
+# **Prerequisites.** None (a stored record). Running time: seconds.
+#
+# **Writes.** Nothing.
+
+# %% tags=["parameters", "hide-input"]
+results_dir = "results/default"
+scale_record = "book/records/scale.csv"  # stored run of benchmarks/bench_scale.py --record
+budget_minutes = 60.0  # the target for chapters 1-9 at the largest size
+memory_gib = 8.0  # the peak-memory target
+
+# %% tags=["hide-input"]
+from myst_nb import glue
+
+from stlib import pl, scale
+
+rows, cells, record = scale.read(scale_record)
+print(f"recorded {record['date']} at commit {record['commit']} on {record['cores']} cores: {record['command']}")
+print(f"chapter parameters of the runs: {record['chapter_params']}")
+
+# %% [markdown]
+# ## Minutes per chapter and size
+#
+# One row per chapter (chapter 1: data and targets; 2: CNN features and embeddings; 3: GLMs;
+# 4: linear models; 5: the Keras network with its seed spread; 6: the GNN; 7: the qualitative
+# figures; 8: Table I with its intervals; 9: the controls). Columns are sizes in sections; the
+# growth exponent is the slope of log time against log sections over the measured sizes: 1 is
+# linear in the data, below 1 a fixed cost still dominates, above 1 a stage grows faster than the
+# data.
+
+# %%
+table = scale.wide(rows)
+table
+
+# %% [markdown]
+# The same in a figure. Left: each chapter's time against the number of sections on log axes,
+# with its fitted power law (dashed) and the extrapolated sizes (hollow). Middle: the total per
+# size against the budget. Right: the largest peak memory of any chapter at each measured size.
+
+# %%
+fig = pl.scale_curves(rows, budget_minutes=budget_minutes, memory_gib=memory_gib)
+
+# %% [markdown]
+# ## Against the targets
+#
+# The target of the full data set (68 sections): chapters 1-9 within the budget on two cores, and
+# a peak memory under the memory target.
+
+# %% tags=["hide-input"]
+largest = int(rows["sections"].max())
+measured_sizes = sorted(rows.loc[rows["measured"], "sections"].unique())
+at_largest = rows[rows["sections"] == largest]
+total = float(at_largest["seconds"].sum() / 60)
+how = "measured" if at_largest["measured"].all() else "extrapolated"
+peak = scale.peaks(rows)
+glue("scale_total", f"{total:.0f}", display=False)
+glue("scale_how", how, display=False)
+glue("scale_peak", f"{peak.iloc[-1]:.1f}", display=False)
+glue("scale_peak_at", f"{int(peak.index[-1])}", display=False)
+print(f"{largest} sections: {total:.0f} min ({how}); the budget is {budget_minutes:.0f} min: "
+      + ("met" if total <= budget_minutes else f"missed by {total - budget_minutes:.0f} min"))
+print(f"largest peak memory measured: {peak.iloc[-1]:.2f} GiB at {int(peak.index[-1])} sections "
+      f"(target {memory_gib:.0f} GiB)")
+scale.where_time_goes(rows, largest).assign(
+    exponent=scale.growth(rows)["exponent"].round(2))
+
+# %% [markdown]
+# At the full size the chapters take {glue:text}`scale_total` minutes ({glue:text}`scale_how`);
+# the largest peak memory measured is {glue:text}`scale_peak` GiB (at
+# {glue:text}`scale_peak_at` sections). The table above orders the chapters by their share of
+# that time: the first rows are where a faster implementation would pay.
+#
+# ## Where the time goes inside a chapter
+#
+# Each chapter's three slowest cells at the largest measured size (wall seconds from the
+# executed notebook; `cell` is the cell's index in the chapter, `source` its first line).
+
+# %% tags=["hide-input"]
+last = max(measured_sizes)
+print(f"{last} sections (the largest measured size)")
+cells[cells["sections"] == last].drop(columns="sections").set_index(["chapter", "cell"])
+
+# %% [markdown]
+# ## Running it
+#
+# ```console
+# $ .venv/bin/python benchmarks/bench_scale.py --sizes 6 12 24 68 --budget 60 --record book/records/scale.csv
+# ```
+#
+# Sizes can be run one at a time (`--sizes 24 --resume` keeps what is measured in `--work`); a
+# size whose prediction passes `--budget` minutes is extrapolated, and `--budget 1000` runs it.
+# Past one machine, chapter 2's CNN features and chapter 3's per-gene GLMs run on a
+# `dask.distributed` cluster given by address (`-p scheduler tcp://HOST:8786`, see
+# [Rerunning](../rerun.md)); `tests/test_distributed.py` checks that a `LocalCluster` of worker
+# processes gives the local run's results.
+
+# %% tags=["remove-input", "nbval-ignore-output"]
+from stlib import provenance
+
+provenance.show(results_dir, "16_scale")

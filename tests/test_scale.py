@@ -1,0 +1,81 @@
+"""stlib.scale: growth exponents, extrapolation and the table of the scale benchmark."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stlib import scale
+
+
+def _rows(sizes=(6, 12, 24), unmeasured=(68,)) -> pd.DataFrame:
+    """Chapter 01 linear in sections, chapter 02 quadratic, chapter 03 constant."""
+    rows = []
+    for n in sizes:
+        rows += [{"sections": n, "chapter": "01", "seconds": 10.0 * n, "peak GiB": 1 + n / 10, "measured": True},
+                 {"sections": n, "chapter": "02", "seconds": 0.5 * n**2, "peak GiB": 2.0, "measured": True},
+                 {"sections": n, "chapter": "03", "seconds": 30.0, "peak GiB": 0.5, "measured": True}]
+    for n in unmeasured:
+        rows += [{"sections": n, "chapter": c, "seconds": 1.0, "peak GiB": np.nan, "measured": False}
+                 for c in ("01", "02", "03")]
+    return pd.DataFrame(rows)
+
+
+def test_growth_recovers_the_power_laws_from_measured_rows_only() -> None:
+    g = scale.growth(_rows())
+    np.testing.assert_allclose(g.loc[["01", "02", "03"], "exponent"], [1.0, 2.0, 0.0], atol=1e-9)
+    np.testing.assert_allclose(g.loc[["01", "02", "03"], "a"], [10.0, 0.5, 30.0], rtol=1e-9)
+    assert g["sizes"].tolist() == [3, 3, 3]  # the unmeasured 68 rows (seconds 1.0) are not fitted
+
+
+def test_extrapolate_and_a_chapter_measured_once_has_no_fit() -> None:
+    np.testing.assert_allclose(scale.extrapolate(_rows(), 68).loc[["01", "02", "03"]], [680.0, 0.5 * 68**2, 30.0])
+    one = _rows(sizes=(6,), unmeasured=())
+    assert scale.growth(one)["exponent"].isna().all()
+    assert scale.extrapolate(one, 68).isna().all()
+
+
+def test_wide_table_marks_extrapolated_sizes_and_totals() -> None:
+    rows = _rows()
+    w = scale.wide(rows)
+    assert list(w.columns) == ["6", "12", "24", "68 (extrapolated)", "growth exponent"]
+    assert w.loc["total", "6"] == pytest.approx(round((60 + 18 + 30) / 60, 1))
+    assert w.loc["02", "growth exponent"] == 2.0
+    # sections as the index (as store.read_record gives the CSV) reads the same
+    pd.testing.assert_frame_equal(scale.wide(rows.set_index("sections")), w)
+
+
+def test_peaks_and_where_the_time_goes() -> None:
+    rows = _rows()
+    assert scale.peaks(rows).to_dict() == {6: 2.0, 12: 2.2, 24: 3.4}
+    w = scale.where_time_goes(rows, 24)
+    assert w.index.tolist() == ["02", "01", "03"] and w["share"].sum() == pytest.approx(1, abs=2e-3)
+    assert not scale.where_time_goes(rows)["measured"].any()  # the largest size, 68, was extrapolated
+    with pytest.raises(ValueError, match="no rows for 30 sections"):
+        scale.where_time_goes(rows, 30)
+
+
+def test_rows_without_the_benchmark_columns_are_named() -> None:
+    with pytest.raises(KeyError, match="peak GiB"):
+        scale.growth(_rows().drop(columns="peak GiB"))
+
+
+def test_read_a_stored_record_and_name_what_is_missing(tmp_path) -> None:
+    import json
+
+    from stlib.errors import DataError
+
+    path = tmp_path / "scale.csv"
+    _rows().to_csv(path, index=False)  # as benchmarks/bench_scale.py --record writes it
+    path.with_suffix(".json").write_text(json.dumps({"command": "c", "commit": "abc", "date": "2026-12-01"}))
+    with pytest.raises(DataError, match="scale_cells.csv"):
+        scale.read(path)
+    cells = pd.DataFrame({"sections": [6], "chapter": ["01"], "cell": [3], "seconds": [2.5], "source": ["x = 1"]})
+    cells.to_csv(tmp_path / "scale_cells.csv", index=False)
+    rows, got, meta = scale.read(path)
+    pd.testing.assert_frame_equal(rows, scale.as_rows(_rows()))
+    assert got["chapter"].tolist() == ["01"] and meta["commit"] == "abc"
+    _rows().drop(columns="measured").to_csv(path, index=False)
+    with pytest.raises(DataError, match="not a scale benchmark table"):
+        scale.read(path)
