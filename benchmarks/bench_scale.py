@@ -9,7 +9,8 @@ images and counts. Copies keep their original's split (train / valid / test).
 Each chapter runs in its own process (``stlib.run --out``); the table gives wall time and peak
 memory (the largest resident set of the chapter's kernel) per chapter and size, and the growth
 exponent per chapter (slope of log time against log sections; the spots grow in proportion). A size whose run would pass
-``--budget`` minutes is not run: its times are extrapolated from the fitted exponents and marked.
+``--budget`` minutes is not run: its times are extrapolated from the growth between the two largest
+measured sizes (``stlib.scale.extrapolate``) and marked.
 
     python benchmarks/bench_scale.py [--sizes 6 12 24 68] [--only 01 02 03 04 05 06 07 08 09] [--budget 60]
         [--record book/records/scale.csv]
@@ -153,12 +154,15 @@ def main() -> None:
         predicted = {}
         if len(sizes) >= 2:  # extrapolate every chapter from the sizes measured so far (stlib.scale)
             predicted = scale.extrapolate(pd.DataFrame(done), n).reindex(a.only).to_dict()
-        if predicted and sum(predicted.values()) / 60 > a.budget:
+        complete = {r["chapter"] for r in rows if r["measured"] and r["sections"] == n} >= set(a.only)
+        if predicted and sum(predicted.values()) / 60 > a.budget and not complete:  # measured rows are kept
             for ch in a.only:
                 rows.append({"sections": n, "chapter": ch, "seconds": round(predicted[ch], 1), "peak GiB": float("nan"),
                              "measured": False})
             print(f"{n} sections: predicted {sum(predicted.values()) / 60:.0f} min > budget; extrapolated", flush=True)
             continue
+        if predicted and not complete:
+            print(f"{n} sections: predicted {sum(predicted.values()) / 60:.0f} min, within the budget: running", flush=True)
         out = work / f"n{n}"
         have = {r["chapter"] for r in rows if r["measured"] and r["sections"] == n}
         manifest = out / "data" / "manifest.yaml"

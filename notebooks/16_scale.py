@@ -22,7 +22,9 @@
 # patient, its spot centres shifted by a few pixels so that the CNN really runs on every copy;
 # every stage does real work on real images and counts), runs chapters 1-9 on each in a fresh
 # process (the GNN in the paper's configuration; its hyper-parameter grid stays a parameter of
-# chapter 6), and records the wall time and peak memory of every chapter. A size whose predicted
+# chapter 6), and records the wall time of every chapter and its peak memory (the largest
+# resident set of one process: the chapter's kernel or one of its worker processes; two workers
+# and the kernel can hold memory at the same time). A size whose predicted
 # time passes the budget is not run: its times are extrapolated from the growth exponents fitted
 # on the measured sizes, and marked as such everywhere below.
 #
@@ -52,11 +54,13 @@ print(f"chapter parameters of the runs: {record['chapter_params']}")
 # ## Minutes per chapter and size
 #
 # One row per chapter (chapter 1: data and targets; 2: CNN features and embeddings; 3: GLMs;
-# 4: linear models; 5: the Keras network with its seed spread; 6: the GNN; 7: the qualitative
-# figures; 8: Table I with its intervals; 9: the controls). Columns are sizes in sections; the
-# growth exponent is the slope of log time against log sections over the measured sizes: 1 is
-# linear in the data, below 1 a fixed cost still dominates, above 1 a stage grows faster than the
-# data.
+# 4: linear models; 5: the Keras network with its seed spread; 6: the GNN with its seed spread and
+# the authors' network; 7: the qualitative figures; 8: Table I with its intervals; 9: the
+# controls). Columns are sizes in sections. The growth exponent is the slope of log time against
+# log sections: 1 is linear in the data, below 1 a fixed cost (imports, building a network)
+# still weighs, above 1 a stage grows faster than the data. Over all measured sizes the fixed
+# costs of the small ones pull it down, so a size that was not run is extrapolated with the
+# exponent between the two largest measured sizes (`stlib.scale.extrapolate`).
 
 # %%
 table = scale.wide(rows)
@@ -103,12 +107,22 @@ scale.where_time_goes(rows, largest).assign(
 # ## Where the time goes inside a chapter
 #
 # Each chapter's three slowest cells at the largest measured size (wall seconds from the
-# executed notebook; `cell` is the cell's index in the chapter, `source` its first line).
+# executed notebook; `cell` is the cell's index in the executed chapter, `source` its first
+# line), with the cell's growth exponent from the next smaller size where it was also among the
+# slowest. A cell whose exponent stays well above 1 is a stage that grows faster than the data.
+# One is known by construction: the authors' GNN (chapter 6, `gnn_authors`, trained in the cell
+# that fits it alone and again in the seed spread) runs its whole graph forward at every step of
+# 128 nodes, as their code did, so one epoch costs about spots / 128 whole-graph passes: its time
+# grows with the square of the spots. The book's GNN (GraphSAGE, `gnn_paper`) gathers each
+# batch's 2-hop neighbourhood only and grows with the spots.
 
 # %% tags=["hide-input"]
+import pandas as pd
+
+pd.set_option("display.max_colwidth", 90)  # the cells' first lines in full
 last = max(measured_sizes)
 print(f"{last} sections (the largest measured size)")
-cells[cells["sections"] == last].drop(columns="sections").set_index(["chapter", "cell"])
+scale.slowest_cells(cells, last)
 
 # %% [markdown]
 # ## Running it

@@ -54,15 +54,19 @@ def read(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, pd.DataFrame, dict
     return rows, cells, meta
 
 
-def growth(rows: pd.DataFrame) -> pd.DataFrame:
+def growth(rows: pd.DataFrame, last: int | None = None) -> pd.DataFrame:
     """Per chapter, the power law ``seconds = a * sections ** exponent`` fitted (least squares on
     logs) to its measured sizes: columns ``exponent``, ``a``, ``sizes`` (how many were measured).
-    A chapter measured at fewer than two sizes has no fit (NaN)."""
+    ``last``: fit only the ``last`` largest measured sizes (the local growth, once fixed costs
+    such as imports and model building have faded). A chapter measured at fewer than two sizes
+    has no fit (NaN)."""
     r = as_rows(rows)
     r = r[r["measured"]]
     out = {}
     for ch, g in r.groupby("chapter"):
         g = g.groupby("sections")["seconds"].mean()
+        if last is not None:
+            g = g.iloc[-int(last):]
         if len(g) >= 2:
             b, c = np.polyfit(np.log(g.index.to_numpy(float)), np.log(g.to_numpy(float)), 1)
             out[ch] = {"exponent": float(b), "a": float(np.exp(c)), "sizes": len(g)}
@@ -71,23 +75,35 @@ def growth(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame.from_dict(out, orient="index").rename_axis("chapter")
 
 
-def extrapolate(rows: pd.DataFrame, sections: int) -> pd.Series:
-    """Seconds per chapter at ``sections`` from :func:`growth` of the measured rows (NaN where a
-    chapter has no fit)."""
-    g = growth(rows)
+#: Extrapolation uses the growth between the two largest measured sizes: over all sizes, the fixed
+#: costs of the small ones (imports, model building) pull the exponent down, and a stage that grows
+#: faster than the data (chapter 6's full-graph network) would be underestimated.
+EXTRAPOLATE_FROM = 2
+
+
+def extrapolate(rows: pd.DataFrame, sections: int, last: int | None = EXTRAPOLATE_FROM) -> pd.Series:
+    """Seconds per chapter at ``sections`` from :func:`growth` of the measured rows over the
+    ``last`` largest sizes (``None``: all sizes); NaN where a chapter has no fit."""
+    g = growth(rows, last=last)
     return (g["a"] * float(sections) ** g["exponent"]).rename("seconds")
 
 
 def wide(rows: pd.DataFrame) -> pd.DataFrame:
     """Minutes per chapter (rows) and size (columns, ``"68 (extrapolated)"`` where not run), a
-    ``total`` row, and the growth exponent per chapter."""
+    ``total`` row, and the growth exponents per chapter: over all measured sizes, and between the
+    two largest (the one the extrapolation uses)."""
     r = as_rows(rows)
     labels = {n: f"{n}" if m.all() else f"{n} (extrapolated)" for n, m in r.groupby("sections")["measured"]}
     minutes = (r.pivot_table(index="chapter", columns="sections", values="seconds", aggfunc="first") / 60)
     minutes.loc["total"] = minutes.sum()
     minutes = minutes.rename(columns=labels).round(1)
     minutes.columns.name = "sections"
-    minutes["growth exponent"] = growth(r)["exponent"].round(2)
+    totals = r.groupby("sections").agg(seconds=("seconds", "sum"), measured=("measured", "all")).reset_index()
+    totals = totals.assign(chapter="total", **{"peak GiB": np.nan})
+    for label, last in (("growth exponent", None), ("exponent, largest two", EXTRAPOLATE_FROM)):
+        exponent = growth(r, last=last)["exponent"]
+        exponent.loc["total"] = growth(totals, last=last)["exponent"].iloc[0]
+        minutes[label] = exponent.round(2)
     return minutes
 
 
@@ -109,3 +125,26 @@ def where_time_goes(rows: pd.DataFrame, sections: int | None = None) -> pd.DataF
     out.insert(1, "minutes", (out["seconds"] / 60).round(1))
     out.insert(2, "share", (out["seconds"] / out["seconds"].sum()).round(3))
     return out.drop(columns="seconds")
+
+
+def slowest_cells(cells: pd.DataFrame, sections: int | None = None) -> pd.DataFrame:
+    """The slowest cells of every chapter at ``sections`` (default: the largest measured size),
+    with each cell's growth exponent from the next smaller size where that cell was also among
+    the slowest (NaN otherwise): which cell of a chapter grows faster than the data."""
+    need = {"sections", "chapter", "cell", "seconds", "source"}
+    if not need <= set(cells.columns):
+        raise KeyError(f"slowest cells lack the columns {sorted(need - set(cells.columns))}")
+    c = cells.assign(chapter=cells["chapter"].map(lambda x: f"{int(x):02d}" if str(x).isdigit() else str(x)))
+    sizes = sorted(c["sections"].unique())
+    n = int(sizes[-1]) if sections is None else int(sections)
+    if n not in sizes:
+        raise ValueError(f"no cells for {n} sections; the sizes are {sizes}")
+    at = c[c["sections"] == n].set_index(["chapter", "cell"])
+    smaller = [s for s in sizes if s < n]
+    out = at[["seconds", "source"]].copy()
+    out.insert(1, "exponent", np.nan)
+    if smaller:
+        prev = c[c["sections"] == smaller[-1]].set_index(["chapter", "cell"])["seconds"]
+        both = out.index.intersection(prev.index)
+        out.loc[both, "exponent"] = (np.log(out.loc[both, "seconds"] / prev.loc[both]) / np.log(n / smaller[-1])).round(2)
+    return out.sort_index()

@@ -31,6 +31,14 @@ def test_growth_recovers_the_power_laws_from_measured_rows_only() -> None:
 
 def test_extrapolate_and_a_chapter_measured_once_has_no_fit() -> None:
     np.testing.assert_allclose(scale.extrapolate(_rows(), 68).loc[["01", "02", "03"]], [680.0, 0.5 * 68**2, 30.0])
+    # a fixed cost at the small sizes: the two largest sizes give the local growth, all sizes less
+    rows = _rows()
+    rows.loc[(rows["chapter"] == "01") & rows["measured"], "seconds"] += 100.0
+    local = scale.extrapolate(rows, 68).loc["01"]
+    every = scale.extrapolate(rows, 68, last=None).loc["01"]
+    b = np.log(340 / 220) / np.log(2)
+    assert local == pytest.approx(340 * (68 / 24) ** b) and every < local
+    assert scale.growth(rows, last=2).loc["01", "sizes"] == 2
     one = _rows(sizes=(6,), unmeasured=())
     assert scale.growth(one)["exponent"].isna().all()
     assert scale.extrapolate(one, 68).isna().all()
@@ -39,9 +47,11 @@ def test_extrapolate_and_a_chapter_measured_once_has_no_fit() -> None:
 def test_wide_table_marks_extrapolated_sizes_and_totals() -> None:
     rows = _rows()
     w = scale.wide(rows)
-    assert list(w.columns) == ["6", "12", "24", "68 (extrapolated)", "growth exponent"]
+    assert list(w.columns) == ["6", "12", "24", "68 (extrapolated)", "growth exponent", "exponent, largest two"]
     assert w.loc["total", "6"] == pytest.approx(round((60 + 18 + 30) / 60, 1))
     assert w.loc["02", "growth exponent"] == 2.0
+    tot = [60 + 18 + 30, 120 + 72 + 30, 240 + 288 + 30]  # the total's exponent: fitted to the measured totals
+    assert w.loc["total", "growth exponent"] == round(np.polyfit(np.log([6, 12, 24]), np.log(tot), 1)[0], 2)
     # sections as the index (as store.read_record gives the CSV) reads the same
     pd.testing.assert_frame_equal(scale.wide(rows.set_index("sections")), w)
 
@@ -79,3 +89,15 @@ def test_read_a_stored_record_and_name_what_is_missing(tmp_path) -> None:
     _rows().drop(columns="measured").to_csv(path, index=False)
     with pytest.raises(DataError, match="not a scale benchmark table"):
         scale.read(path)
+
+
+def test_slowest_cells_with_their_growth_from_the_next_smaller_size() -> None:
+    cells = pd.DataFrame({"sections": [12, 12, 24, 24, 24], "chapter": ["6", "06", "06", "06", "08"],
+                          "cell": [9, 12, 9, 12, 14], "seconds": [10.0, 50.0, 40.0, 100.0, 7.0],
+                          "source": ["a", "b", "a", "b", "c"]})
+    got = scale.slowest_cells(cells)
+    assert got.index.tolist() == [("06", 9), ("06", 12), ("08", 14)]
+    assert got["exponent"].tolist()[:2] == [2.0, 1.0] and np.isnan(got.loc[("08", 14), "exponent"])
+    assert scale.slowest_cells(cells, 12)["exponent"].isna().all()
+    with pytest.raises(ValueError, match="no cells for 68"):
+        scale.slowest_cells(cells, 68)
