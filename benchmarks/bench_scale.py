@@ -130,8 +130,9 @@ def main() -> None:
                         "interrupted attempt at them left: delete <work>/n<N>/run/cache first to measure them cold")
     a = p.parse_args()
 
-    import numpy as np
     import pandas as pd
+
+    from stlib import scale
 
     commit = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"], capture_output=True, text=True,
                             cwd=ROOT).stdout.strip() or "unknown"  # the code that runs
