@@ -123,6 +123,7 @@ def main() -> None:
     p.add_argument("--budget", type=float, default=60.0, help="minutes a size may take before it is extrapolated")
     p.add_argument("--work", default=str(ROOT / "runs" / "bench-scale"))
     p.add_argument("--record", default=None, help="write the table here (CSV) with a JSON record beside it")
+    p.add_argument("--note", default=None, help="a note kept in the JSON record (e.g. how the sizes were run)")
     p.add_argument("--fresh", action="store_true", help="forget the sizes measured by earlier runs in --work")
     p.add_argument("--resume", action="store_true",
                    help="keep the chapters of --sizes already measured in --work (same data and results) and run "
@@ -208,7 +209,10 @@ def main() -> None:
                   "total_minutes": {int(k): float(v) for k, v in (table.groupby("sections")["seconds"].sum() / 60)
                                     .round(1).items()},
                   "extrapolated_sizes": [int(x) for x in sorted(set(table.loc[~table["measured"], "sections"]))],
-                  "seconds_this_invocation": round(time.time() - started)}
+                  "measured_minutes": round(float(table.loc[table["measured"], "seconds"].sum()) / 60, 1),
+                  "minutes_this_invocation": round((time.time() - started) / 60, 1)}
+        if a.note:
+            record["note"] = a.note
         path.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
         print(f"wrote {path}, {cells_path} and {path.with_suffix('.json')}")
 
