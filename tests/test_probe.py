@@ -90,3 +90,30 @@ def test_bad_input() -> None:
         probe.fit_probe(bad, Y["train"], groups)
     with pytest.raises(DataError, match="> 0"):
         probe.fit_probe(X, Y["train"], groups, alphas=(0.0, 1.0))
+
+
+def test_cv_has_at_most_max_folds_of_whole_sections() -> None:
+    """Up to MAX_FOLDS sections: one section per fold (leave-one-section-out); beyond, MAX_FOLDS
+    folds that each hold out whole sections, so the cost grows with the spots."""
+    from unittest import mock
+
+    from sklearn.model_selection import GroupKFold
+
+    X, Y, _ = _data(4)
+    n = X["train"].shape[0]
+    seen = []
+    real = GroupKFold.split
+
+    def spy(self, *a, **k):
+        seen.append(self.n_splits)
+        for fit_idx, held_idx in real(self, *a, **k):
+            seen.append(len(set(groups[held_idx])))
+            yield fit_idx, held_idx
+
+    for n_sections, folds in ((3, 3), (probe.MAX_FOLDS, probe.MAX_FOLDS), (12, probe.MAX_FOLDS)):
+        groups = np.array([f"S{i % n_sections}" for i in range(n)])
+        seen.clear()
+        with mock.patch.object(GroupKFold, "split", spy):
+            probe.grouped_cv_mse(X["train"], Y["train"], groups, (1.0,), n_components=5)
+        assert seen[0] == folds and len(seen) == 1 + folds
+        assert sum(seen[1:]) == n_sections  # every section held out once, whole

@@ -3,9 +3,11 @@
 HEST-Benchmark (Jaume et al., 2024) scores a foundation model by a ridge regression on its
 frozen patch embeddings: features standardised, reduced by PCA to 256 components fitted on the
 training data, then ridge. Here the penalty is chosen by cross-validation **on the train
-sections only**, grouped by section (each fold holds out whole sections), so neither the valid
-nor the test spots take part in any choice; every step of the pipeline (scaler, PCA, ridge) is
-refitted inside each fold. The chosen penalty is then refitted on all train spots.
+sections only**, grouped by section (each fold holds out whole sections: one section per fold up
+to :data:`MAX_FOLDS` train sections, then :data:`MAX_FOLDS` folds of several sections, so that
+the cost grows with the spots, not with their square), so neither the valid nor the test spots
+take part in any choice; every step of the pipeline (scaler, PCA, ridge) is refitted inside each
+fold. The chosen penalty is then refitted on all train spots.
 
 The probe works on the full backbone features (``obsm["X_cnn"]``, 1280 dimensions for
 MobileNetV2; ``obsm["X_cnn_knn"]`` for the KNN-pooled ones), not on the 32 PCA components of
@@ -30,8 +32,12 @@ from stlib.models._base import ModelResult
 #: Log-spaced ridge penalties, 10^-1 ... 10^6 every half decade.
 PROBE_ALPHAS: tuple[float, ...] = tuple(float(a) for a in np.logspace(-1, 6, 15))
 N_COMPONENTS = 256
+#: At most this many cross-validation folds (scikit-learn's ``GroupKFold`` default): with more train
+#: sections, each fold holds out several whole sections. Leave-one-section-out on the 38 train
+#: sections of He et al. would refit the scaler, the PCA and every ridge 38 times.
+MAX_FOLDS = 5
 
-__all__ = ["N_COMPONENTS", "PROBE_ALPHAS", "fit_probe", "grouped_cv_mse"]
+__all__ = ["MAX_FOLDS", "N_COMPONENTS", "PROBE_ALPHAS", "fit_probe", "grouped_cv_mse"]
 
 
 def _reduce(X_train: np.ndarray, n_components: int, seed: int) -> tuple[StandardScaler, PCA]:
@@ -50,15 +56,16 @@ def _ridge_path(Z: np.ndarray, Y: np.ndarray, Zeval: np.ndarray, alphas: Sequenc
 
 
 def grouped_cv_mse(X: np.ndarray, Y: np.ndarray, groups: np.ndarray, alphas: Sequence[float], *,
-                   n_components: int = N_COMPONENTS, seed: int = 0) -> np.ndarray:
-    """Cross-validated MSE ``(n_alpha, n_genes)``, folds = whole groups (sections), every step
-    refitted on each fold's training part; the MSE is pooled over all held-out spots."""
+                   n_components: int = N_COMPONENTS, seed: int = 0, max_folds: int = MAX_FOLDS) -> np.ndarray:
+    """Cross-validated MSE ``(n_alpha, n_genes)``, folds of whole groups (sections; one per fold
+    up to ``max_folds`` groups, else ``max_folds`` folds), every step refitted on each fold's
+    training part; the MSE is pooled over all held-out spots."""
     groups = np.asarray(groups)
     n_groups = len(np.unique(groups))
     if n_groups < 2:
         raise DataError("groups", f"grouped cross-validation needs at least 2 train sections, got {n_groups}")
     sse = np.zeros((len(alphas), Y.shape[1]))
-    for fit_idx, held_idx in GroupKFold(n_splits=n_groups).split(X, Y, groups):
+    for fit_idx, held_idx in GroupKFold(n_splits=min(n_groups, int(max_folds))).split(X, Y, groups):
         scaler, pca = _reduce(X[fit_idx], n_components, seed)
         Z, Zh = (pca.transform(scaler.transform(X[i])) for i in (fit_idx, held_idx))
         sse += ((_ridge_path(Z, Y[fit_idx], Zh, alphas) - Y[held_idx][None]) ** 2).sum(axis=1)
