@@ -89,14 +89,15 @@ how = "measured" if at_largest["measured"].all() else "extrapolated"
 peak = scale.peaks(rows)
 glue("scale_total", f"{total:.0f}", display=False)
 glue("scale_how", how, display=False)
-glue("scale_peak", f"{peak.iloc[-1]:.1f}", display=False)
-glue("scale_peak_at", f"{int(peak.index[-1])}", display=False)
+top = int(peak.idxmax())
+glue("scale_peak", f"{peak.max():.1f}", display=False)
+glue("scale_peak_at", f"{top}", display=False)
 print(f"{largest} sections: {total:.0f} min ({how}); the budget is {budget_minutes:.0f} min: "
       + ("met" if total <= budget_minutes else f"missed by {total - budget_minutes:.0f} min"))
-print(f"largest peak memory measured: {peak.iloc[-1]:.2f} GiB at {int(peak.index[-1])} sections "
-      f"(target {memory_gib:.0f} GiB)")
-scale.where_time_goes(rows, largest).assign(
-    exponent=scale.growth(rows)["exponent"].round(2))
+print(f"largest peak memory measured: {peak.max():.2f} GiB at {top} sections (target {memory_gib:.0f} GiB: "
+      + ("met)" if peak.max() <= memory_gib else "missed)"))
+scale.where_time_goes(rows, largest).assign(  # exponent: between the two largest measured sizes
+    exponent=scale.growth(rows, last=scale.EXTRAPOLATE_FROM)["exponent"].round(2))
 
 # %% [markdown]
 # At the full size the chapters take {glue:text}`scale_total` minutes ({glue:text}`scale_how`);

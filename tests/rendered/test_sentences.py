@@ -153,3 +153,16 @@ def test_ch07_depth_explains_most_of_the_count_gap():
     assert m, "chapter 7's depth-ratio sentence not found"
     lo, hi, mean_ratio = (int(g) for g in m.groups())
     assert hi < mean_ratio < 2 * hi
+
+
+def test_ch16_states_the_stored_scale_record():
+    """The scale chapter's sentence carries the record's total at the largest size, and whether
+    that size was measured or extrapolated."""
+    from stlib import scale
+
+    rows, _, _ = scale.read(ROOT / "book" / "records" / "scale.csv")
+    at = rows[rows["sections"] == rows["sections"].max()]
+    how = "measured" if at["measured"].all() else "extrapolated"
+    text = _text("book/notebooks/16_scale")
+    assert f"the chapters take {at['seconds'].sum() / 60:.0f} minutes ( {how} )" in text or \
+        f"the chapters take {at['seconds'].sum() / 60:.0f} minutes ({how})" in text
