@@ -118,12 +118,10 @@ scale.where_time_goes(rows, largest).assign(  # exponent: between the two larges
 # batch's 2-hop neighbourhood only and grows with the spots.
 
 # %% tags=["hide-input"]
-import pandas as pd
-
-pd.set_option("display.max_colwidth", 90)  # the cells' first lines in full
 last = max(measured_sizes)
 print(f"{last} sections (the largest measured size)")
-scale.slowest_cells(cells, last)
+slow = scale.slowest_cells(cells, last)
+slow.assign(source=slow["source"].str.slice(0, 42))  # the start of each cell's first line
 
 # %% [markdown]
 # ## Running it
