@@ -7,7 +7,7 @@ every copy (the feature cache is keyed by the centres) and every stage does real
 images and counts. Copies keep their original's split (train / valid / test).
 
 Each chapter runs in its own process (``stlib.run --out``); the table gives wall time and peak
-memory (the largest resident set of the chapter's kernel) per chapter and size, and the growth
+memory (the largest resident set of one process: the chapter's kernel or a worker of it) per chapter and size, and the growth
 exponent per chapter (slope of log time against log sections; the spots grow in proportion). A size whose run would pass
 ``--budget`` minutes is not run: its times are extrapolated from the growth between the two largest
 measured sizes (``stlib.scale.extrapolate``) and marked.
@@ -104,7 +104,7 @@ def run_chapter(chapter: str, manifest: Path, out: Path) -> tuple[float, float]:
     return wall, kib / 2**20
 
 
-def slowest_cells(chapter: str, out: Path, n: int = 3) -> list[dict[str, object]]:
+def chapter_top_cells(chapter: str, out: Path, n: int = 3) -> list[dict[str, object]]:
     """The chapter's ``n`` slowest cells of the run just made (``stlib.run --timings``)."""
     import pandas as pd
 
@@ -180,7 +180,7 @@ def main() -> None:
             wall, peak = run_chapter(ch, manifest, out / "run")
             rows.append({"sections": n, "chapter": ch, "seconds": round(wall, 1), "peak GiB": round(peak, 2),
                          "measured": True})
-            slow = slowest_cells(ch, out / "run")
+            slow = chapter_top_cells(ch, out / "run")
             cells = [c for c in cells if not (c["sections"] == n and c["chapter"] == ch)]
             cells += [{"sections": n, **c} for c in slow]
             print(f"{n} sections, chapter {ch}: {wall:.0f} s, peak {peak:.2f} GiB; slowest cells: "

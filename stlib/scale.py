@@ -24,6 +24,11 @@ from stlib.store import read_record, resolve
 COLUMNS = ("sections", "chapter", "seconds", "peak GiB", "measured")
 
 
+def _chapter_label(chapter: object) -> str:
+    """``"06"`` for a chapter read back as ``6`` or ``"6"``; other labels unchanged."""
+    return f"{int(chapter):02d}" if str(chapter).isdigit() else str(chapter)
+
+
 def as_rows(rows: pd.DataFrame) -> pd.DataFrame:
     """The rows as a flat table with :data:`COLUMNS` (``sections`` may be the index)."""
     if "sections" not in rows.columns and rows.index.name == "sections":
@@ -32,7 +37,7 @@ def as_rows(rows: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise KeyError(f"scale rows lack the columns {missing}; they have {list(rows.columns)}")
     out = rows.loc[:, list(COLUMNS)].copy()
-    out["chapter"] = out["chapter"].map(lambda c: f"{int(c):02d}" if str(c).isdigit() else str(c))
+    out["chapter"] = out["chapter"].map(_chapter_label)
     out["measured"] = out["measured"].astype(bool)
     return out
 
@@ -134,7 +139,7 @@ def slowest_cells(cells: pd.DataFrame, sections: int | None = None) -> pd.DataFr
     need = {"sections", "chapter", "cell", "seconds", "source"}
     if not need <= set(cells.columns):
         raise KeyError(f"slowest cells lack the columns {sorted(need - set(cells.columns))}")
-    c = cells.assign(chapter=cells["chapter"].map(lambda x: f"{int(x):02d}" if str(x).isdigit() else str(x)))
+    c = cells.assign(chapter=cells["chapter"].map(_chapter_label))
     sizes = sorted(c["sections"].unique())
     n = int(sizes[-1]) if sections is None else int(sections)
     if n not in sizes:
