@@ -34,6 +34,7 @@ learning_rates = [1e-4, 1e-3, 1e-2, 1e-1]
 mlp_epochs = 1000
 seeds = [0, 1, 2, 3, 4]  # seed spread of the chosen network (the first is `seed`'s fit when equal)
 model_cache = "cache/models"  # joblib cache of fitted models; None to always refit
+n_jobs = 2  # worker processes: the learning rates, then the seeds, are fitted side by side (same results)
 
 # %% tags=["hide-input"]
 import pandas as pd
@@ -50,7 +51,7 @@ print({s: a.shape for s, a in X.items()})
 
 # %%
 fits = protocols.fit_mlp(targets, proto, model_cache=model_cache, learning_rates=tuple(learning_rates),
-                         epochs=mlp_epochs, seed=seed)
+                         epochs=mlp_epochs, seed=seed, n_jobs=n_jobs)
 learning_rates = sorted(fits)
 res = protocols.mlp_result(fits, proto, name="mlp")
 store.save_predictions(protocols.label(res, proto), targets, out)
@@ -81,9 +82,8 @@ scoring.fit_summary([res] + ([fixed] if nn.PAPER_LR in fits and len(fits) > 1 el
 # sampling only.
 
 # %%
-by_seed = {s: protocols.mlp_result(protocols.fit_mlp(targets, proto, model_cache=model_cache,
-                                                     learning_rates=(res.settings["lr"],), epochs=mlp_epochs,
-                                                     seed=s), proto, name="mlp") for s in seeds}
+by_seed = protocols.fit_mlp_seeds(targets, proto, lr=res.settings["lr"], seeds=seeds, model_cache=model_cache,
+                                  epochs=mlp_epochs, name="mlp", n_jobs=n_jobs)
 per_seed, spread = scoring.seed_spread(by_seed, targets)
 (out / "tables").mkdir(exist_ok=True)
 spread.to_csv(out / "tables" / "seeds_mlp.csv")

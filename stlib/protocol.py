@@ -271,21 +271,55 @@ def label(result: ModelResult, protocol: Protocol | str) -> ModelResult:
     return result
 
 
+def _fit_mlp_one(X: dict[str, np.ndarray], Ytr: np.ndarray, Yva: np.ndarray, *, lr: float, epochs: int, seed: int,
+                 genes: list[str], name: str, scale: bool, model_cache: str | None) -> dict[float, ModelResult]:
+    """One learning rate and seed of the MLP, memoised in ``model_cache`` (a worker process's unit)."""
+    from stlib.models import nn
+
+    return inputs.cached(nn.fit_mlp_per_lr, model_cache)(
+        X, Ytr, Yva, learning_rates=(lr,), epochs=epochs, seed=seed, genes=genes, name=name, scale=scale)
+
+
+def _fit_mlp_runs(targets: ad.AnnData, p: Protocol, runs: Sequence[tuple[float, int]], *, model_cache: str | None,
+                  epochs: int, name: str, n_jobs: int) -> list[dict[float, ModelResult]]:
+    """The MLP for every ``(learning rate, seed)`` of ``runs``, on ``n_jobs`` worker processes."""
+    from stlib.parallel import map_processes
+
+    X, Ytr, Yva = inputs.arrays(targets, "single")
+    shared = {"X": X, "Ytr": Ytr, "Yva": Yva, "epochs": epochs, "genes": list(targets.var_names), "name": name,
+              "scale": p.scale, "model_cache": model_cache}
+    return map_processes(_fit_mlp_one, [{**shared, "lr": float(lr), "seed": int(s)} for lr, s in runs], n_jobs=n_jobs)
+
+
 def fit_mlp(targets: ad.AnnData, protocol: Protocol | str, *, model_cache: str | None = None,
             learning_rates: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1), epochs: int = 1000, seed: int = 0,
-            name: str = "mlp") -> dict[float, ModelResult]:
-    """The MLP once per learning rate (each memoised on its own); only 1e-3 when the protocol fixes it."""
+            name: str = "mlp", n_jobs: int = 1) -> dict[float, ModelResult]:
+    """The MLP once per learning rate (each memoised on its own); only 1e-3 when the protocol fixes it.
+
+    With ``n_jobs`` > 1 the learning rates are fitted side by side on worker processes
+    (:func:`stlib.parallel.map_processes`), with the same results as one by one.
+    """
     from stlib.models import nn
 
     p = get(protocol)
-    X, Ytr, Yva = inputs.arrays(targets, "single")
     lrs = (nn.PAPER_LR,) if p.mlp_lr == "fixed" else tuple(float(lr) for lr in learning_rates)
     fits: dict[float, ModelResult] = {}
-    for lr in lrs:
-        fits.update(inputs.cached(nn.fit_mlp_per_lr, model_cache)(
-            X, Ytr, Yva, learning_rates=(lr,), epochs=epochs, seed=seed, genes=list(targets.var_names), name=name,
-            scale=p.scale))
+    for one in _fit_mlp_runs(targets, p, [(lr, seed) for lr in lrs], model_cache=model_cache, epochs=epochs,
+                             name=name, n_jobs=n_jobs):
+        fits.update(one)
     return fits
+
+
+def fit_mlp_seeds(targets: ad.AnnData, protocol: Protocol | str, *, lr: float, seeds: Sequence[int],
+                  model_cache: str | None = None, epochs: int = 1000, name: str = "mlp",
+                  n_jobs: int = 1) -> dict[int, ModelResult]:
+    """The MLP at one learning rate refitted with every seed (the seed spread), side by side on
+    ``n_jobs`` worker processes; each result is :func:`mlp_result` of that seed's fit."""
+    seeds = [int(s) for s in seeds]
+    p = get(protocol)
+    fits = _fit_mlp_runs(targets, p, [(lr, s) for s in seeds], model_cache=model_cache, epochs=epochs, name=name,
+                         n_jobs=n_jobs)
+    return {s: mlp_result(f, p, name=name) for s, f in zip(seeds, fits)}
 
 
 def mlp_result(fits: dict[float, ModelResult], protocol: Protocol | str, name: str = "mlp") -> ModelResult:

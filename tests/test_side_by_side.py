@@ -1,5 +1,5 @@
 """Networks fitted side by side on worker processes give the fits made one by one in this process,
-bit for bit: the ladder's networks and the GNN's seed spread.
+bit for bit: the ladder's networks, the GNN's seed spread, the MLP's learning rates and seeds.
 (Their own module, so that pytest-xdist puts these slow tests on another worker than test_protocol.)"""
 
 from __future__ import annotations
@@ -39,3 +39,22 @@ def test_gnn_seeds_side_by_side_equal_one_by_one() -> None:
                 np.testing.assert_array_equal(pred, both[name][s].predictions[split])
     assert not np.array_equal(both["gnn_paper"][0].predictions["test"], both["gnn_paper"][1].predictions["test"])
 
+
+def test_mlp_learning_rates_and_seeds_side_by_side_equal_one_by_one() -> None:
+    from stlib.models import inputs, nn
+
+    t = _modelling_targets("sound")
+    lrs = (1e-3, 1e-2)
+    both = protocol.fit_mlp(t, "sound", learning_rates=lrs, epochs=4, n_jobs=2)
+    assert sorted(both) == sorted(lrs)
+    X, Ytr, Yva = inputs.arrays(t, "single")
+    for lr in lrs:
+        alone = nn.fit_mlp_per_lr(X, Ytr, Yva, learning_rates=(lr,), epochs=4, seed=0, genes=list(t.var_names))[lr]
+        for split, pred in alone.predictions.items():
+            np.testing.assert_array_equal(pred, both[lr].predictions[split])
+    seeds = protocol.fit_mlp_seeds(t, "sound", lr=1e-3, seeds=[0, 1], epochs=4, n_jobs=2)
+    assert list(seeds) == [0, 1] and seeds[0].settings["lr"] == 1e-3
+    np.testing.assert_array_equal(seeds[0].predictions["test"], both[1e-3].predictions["test"])
+    one = protocol.mlp_result(protocol.fit_mlp(t, "sound", learning_rates=(1e-3,), epochs=4, seed=1), "sound")
+    np.testing.assert_array_equal(seeds[1].predictions["test"], one.predictions["test"])
+    assert not np.array_equal(seeds[0].predictions["test"], seeds[1].predictions["test"])
