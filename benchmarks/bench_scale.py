@@ -13,7 +13,7 @@ exponent per chapter (slope of log time against log sections; the spots grow in 
 measured sizes (``stlib.scale.extrapolate``) and marked.
 
     python benchmarks/bench_scale.py [--sizes 6 12 24 68] [--only 01 02 03 04 05 06 07 08 09] [--budget 60]
-        [--record book/records/scale.csv]
+        [--record book/records/scale.csv] [--param CHAPTER NAME VALUE ...]
 
 ``--record`` writes the long table (one row per size and chapter, measured or extrapolated), the
 three slowest cells of every measured chapter and size (``<record>_cells.csv``: where the time
@@ -89,12 +89,13 @@ def build(n_sections: int, out: Path, source: str = "her2st-demo") -> Path:
     return path
 
 
-def run_chapter(chapter: str, manifest: Path, out: Path) -> tuple[float, float]:
+def run_chapter(chapter: str, manifest: Path, out: Path,
+                params: dict[str, dict[str, object]] | None = None) -> tuple[float, float]:
     cmd = [sys.executable, "-c", CHILD, "--out", str(out), "--dataset", str(manifest), "--only", chapter,
            "--no-progress", "--timings", "-p", "cache_dir", str(out / "cache" / "features"),
            "-p", "model_cache", str(out / "cache" / "models")]
-    for name, value in CHAPTER_PARAMS.get(chapter, {}).items():
-        cmd += ["-p", name, repr(value)]
+    for name, value in (CHAPTER_PARAMS if params is None else params).get(chapter, {}).items():
+        cmd += ["-p", name, value if isinstance(value, str) else repr(value)]
     t0 = time.perf_counter()
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - t0
@@ -124,6 +125,9 @@ def main() -> None:
     p.add_argument("--work", default=str(ROOT / "runs" / "bench-scale"))
     p.add_argument("--record", default=None, help="write the table here (CSV) with a JSON record beside it")
     p.add_argument("--note", default=None, help="a note kept in the JSON record (e.g. how the sizes were run)")
+    p.add_argument("--param", nargs=3, action="append", default=[], metavar=("CHAPTER", "NAME", "VALUE"),
+                   help="one more chapter parameter for every size (as stlib.run -p NAME VALUE), e.g. "
+                        "--param 06 seeds '[0]'; kept in the record. Use another --work for other parameters")
     p.add_argument("--fresh", action="store_true", help="forget the sizes measured by earlier runs in --work")
     p.add_argument("--resume", action="store_true",
                    help="keep the chapters of --sizes already measured in --work (same data and results) and run "
@@ -135,6 +139,11 @@ def main() -> None:
 
     from stlib import scale
 
+    params = {ch: dict(v) for ch, v in CHAPTER_PARAMS.items()}
+    for ch, name, value in a.param:
+        if ch not in a.only:
+            p.error(f"--param {ch} {name}: chapter {ch} is not among --only {' '.join(a.only)}")
+        params.setdefault(ch, {})[name] = value
     commit = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"], capture_output=True, text=True,
                             cwd=ROOT).stdout.strip() or "unknown"  # the code that runs
     started = time.time()
@@ -177,7 +186,7 @@ def main() -> None:
         for ch in a.only:
             if ch in have:
                 continue
-            wall, peak = run_chapter(ch, manifest, out / "run")
+            wall, peak = run_chapter(ch, manifest, out / "run", params)
             rows.append({"sections": n, "chapter": ch, "seconds": round(wall, 1), "peak GiB": round(peak, 2),
                          "measured": True})
             slow = chapter_top_cells(ch, out / "run")
@@ -205,7 +214,7 @@ def main() -> None:
         record = {"command": "python benchmarks/bench_scale.py " + " ".join(sys.argv[1:]), "commit": commit,
                   "date": time.strftime("%Y-%m-%d"), "cores": os.cpu_count(),
                   "machine": platform.processor() or platform.machine(), "budget_minutes": a.budget,
-                  "chapter_params": CHAPTER_PARAMS, "growth_exponents": {k: round(float(v), 3) for k, v in exps.items()},
+                  "chapter_params": params, "growth_exponents": {k: round(float(v), 3) for k, v in exps.items()},
                   "total_minutes": {int(k): float(v) for k, v in (table.groupby("sections")["seconds"].sum() / 60)
                                     .round(1).items()},
                   "extrapolated_sizes": [int(x) for x in sorted(set(table.loc[~table["measured"], "sections"]))],
