@@ -153,3 +153,31 @@ def slowest_cells(cells: pd.DataFrame, sections: int | None = None) -> pd.DataFr
         both = out.index.intersection(prev.index)
         out.loc[both, "exponent"] = (np.log(out.loc[both, "seconds"] / prev.loc[both]) / np.log(n / smaller[-1])).round(2)
     return out.sort_index()
+
+
+def compare(records: dict[str, pd.DataFrame], sections: int | None = None) -> pd.DataFrame:
+    """Minutes per chapter at one size in several runs of the benchmark (e.g. with other chapter
+    parameters): one column per record (named by its key; ``" (extrapolated)"`` where that run
+    did not measure the size), a ``total`` row, and, for two records, the second minus the first.
+    ``sections`` defaults to the largest size that every record has."""
+    if not records:
+        raise ValueError("no records to compare")
+    rs = {name: as_rows(r) for name, r in records.items()}
+    common = set.intersection(*(set(r["sections"]) for r in rs.values()))
+    if not common:
+        raise ValueError("the records share no size: " + "; ".join(
+            f"{name}: {sorted(r['sections'].unique())}" for name, r in rs.items()))
+    n = max(common) if sections is None else int(sections)
+    if n not in common:
+        raise ValueError(f"not every record has {n} sections; the sizes they share are {sorted(common)}")
+    cols = {}
+    for name, r in rs.items():
+        at = r[r["sections"] == n].set_index("chapter")
+        label = name if at["measured"].all() else f"{name} (extrapolated)"
+        cols[label] = at["seconds"] / 60
+    out = pd.DataFrame(cols)
+    out.loc["total"] = out.sum()
+    if len(out.columns) == 2:
+        out["difference"] = out.iloc[:, 1] - out.iloc[:, 0]
+    out.columns.name = f"minutes at {n} sections"
+    return out.round(1)

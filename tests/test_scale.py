@@ -101,3 +101,22 @@ def test_slowest_cells_with_their_growth_from_the_next_smaller_size() -> None:
     assert scale.slowest_cells(cells, 12)["exponent"].isna().all()
     with pytest.raises(ValueError, match="no cells for 68"):
         scale.slowest_cells(cells, 68)
+
+
+def test_compare_two_runs_at_a_shared_size() -> None:
+    full = _rows(sizes=(6, 12), unmeasured=(68,))
+    light = _rows(sizes=(68,), unmeasured=())
+    light.loc[light["chapter"] == "02", "seconds"] = 60.0  # one chapter made cheaper
+    c = scale.compare({"full": full, "light": light})
+    assert c.columns.name == "minutes at 68 sections"
+    assert list(c.columns) == ["full (extrapolated)", "light", "difference"]
+    assert c.loc["02", "light"] == 1.0 and c.loc["01", "light"] == pytest.approx(round(680 / 60, 1))
+    assert c.loc["total", "light"] == pytest.approx(round((680 + 60 + 30) / 60, 1), abs=0.051)
+    assert c.loc["total", "difference"] == pytest.approx(c.loc["total", "light"] - c.loc["total", "full (extrapolated)"],
+                                                         abs=0.051)
+    with pytest.raises(ValueError, match="share no size"):
+        scale.compare({"a": _rows(sizes=(6,), unmeasured=()), "b": light})
+    with pytest.raises(ValueError, match="not every record has 12"):
+        scale.compare({"full": full, "light": light}, sections=12)
+    with pytest.raises(ValueError, match="no records"):
+        scale.compare({})
