@@ -28,6 +28,8 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+#: The start of loky's warning when it replaces a worker (see :func:`worker_pool`).
+LOKY_WORKER_RESTART = "A worker stopped while some jobs were given to the executor"
 
 
 @contextmanager
@@ -65,9 +67,15 @@ def worker_pool(n_jobs: int) -> Iterator[Executor | None]:
     if int(n_jobs) == 0:
         yield None
         return
+    import warnings
+
     from joblib.externals.loky import ProcessPoolExecutor as LokyExecutor
 
-    with LokyExecutor(max_workers=n_workers(n_jobs)) as pool:
+    with warnings.catch_warnings(), LokyExecutor(max_workers=n_workers(n_jobs)) as pool:
+        # loky replaces a worker whose memory grew past its leak threshold (Keras fits do) with a fresh
+        # one and warns from its manager thread when that happens while calls wait; a fresh worker gives
+        # the same results, so the warning only adds noise, at moments that vary from run to run.
+        warnings.filterwarnings("ignore", message=LOKY_WORKER_RESTART, category=UserWarning)
         yield pool
 
 

@@ -39,3 +39,33 @@ def test_a_failing_call_raises_here() -> None:
 
 def test_n_workers() -> None:
     assert n_workers(3) == 3 and n_workers(-1) == (os.cpu_count() or 1) and n_workers(0) == (os.cpu_count() or 1)
+
+
+def test_worker_restart_warning_is_loky_s_and_is_silenced_in_the_pool() -> None:
+    """loky warns from its manager thread when it replaces a worker (memory grown past its leak
+    threshold): the text is loky's own, and inside a pool that warning, from any thread, is not
+    shown; other warnings are."""
+    import inspect
+    import re
+    import threading
+    import warnings
+
+    from joblib.externals.loky import process_executor
+
+    from stlib.parallel import LOKY_WORKER_RESTART, worker_pool
+
+    source = re.sub(r'"\s*\n\s*"', "", inspect.getsource(process_executor))  # adjacent literals joined
+    assert LOKY_WORKER_RESTART in source
+
+    def manager_thread() -> None:
+        warnings.warn(LOKY_WORKER_RESTART + ". This can be caused by a too short worker timeout or by a memory leak.",
+                      UserWarning, stacklevel=1)
+        warnings.warn("something else", UserWarning, stacklevel=1)
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with worker_pool(1):
+            t = threading.Thread(target=manager_thread)
+            t.start()
+            t.join()
+    assert [str(w.message) for w in seen] == ["something else"]
