@@ -166,3 +166,17 @@ def test_ch16_states_the_stored_scale_record():
     text = _text("book/notebooks/16_scale")
     assert f"the chapters take {at['seconds'].sum() / 60:.0f} minutes ( {how} )" in text or \
         f"the chapters take {at['seconds'].sum() / 60:.0f} minutes ({how})" in text
+
+
+def test_ch16_states_the_light_record_against_the_budget():
+    """The sentence on the run without the authors' network in the seed spread carries that
+    record's total at its size and says whether it is within the 60-minute budget."""
+    from stlib import scale
+
+    rows, _, _ = scale.read(ROOT / "book" / "records" / "scale_light.csv")
+    n = int(rows["sections"].max())
+    total = rows.loc[rows["sections"] == n, "seconds"].sum() / 60
+    text = " ".join(_text("book/notebooks/16_scale").split())
+    assert f"the {n} sections take {total:.0f} minutes" in text
+    verdict = "within the 60-minute budget" if round(total, 1) <= 60 else "minutes over the budget"
+    assert verdict in text
