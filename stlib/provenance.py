@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from stlib import _kernels
 from stlib.im import weights_file
 from stlib.io.registry import load_dataset
 from stlib._utils import project_root, sha256_file
@@ -59,6 +60,10 @@ class Provenance:
     lock_sha256: str
     python: str
     stlib_version: str
+    machine: dict[str, Any] | None = None
+    """The CPU and the numerical kernels in force (:func:`stlib._kernels.in_force`): CPU model,
+    cores, OpenBLAS kernel and threads, numpy's instruction set, oneDNN's cap, TensorFlow's
+    threads, and whether the book's pins held."""
 
     def as_dict(self) -> dict[str, Any]:
         """Plain dict (for JSON)."""
@@ -120,6 +125,7 @@ def collect(results_dir: str | os.PathLike[str], *, now: _dt.datetime | None = N
         lock_sha256=sha256_file(lock) if lock.is_file() else "missing",
         python=platform.python_version(),
         stlib_version=stlib.__version__,
+        machine={**_kernels.in_force(), "mismatches": _kernels.mismatches()},
     )
 
 
@@ -152,6 +158,8 @@ def to_html(prov: Provenance, chapter: str | None = None) -> str:
         ("Backbone", backbone),
         ("Environment", f"<code>requirements.lock</code> sha256 {_short(prov.lock_sha256)}"),
     ]
+    if prov.machine:
+        rows.append(("Machine", machine_text(prov.machine)))
     if chapter:
         rows.append(("Download", (
             f'<a href="../../_sources/book/notebooks/{html.escape(chapter)}.ipynb" download>{html.escape(chapter)}.ipynb</a> (executed) &middot; '
@@ -163,6 +171,29 @@ def to_html(prov: Provenance, chapter: str | None = None) -> str:
         '<p class="admonition-title">Provenance of this page</p>'
         f'<table class="stlib-provenance-table" style="font-size: 0.85em">{body}</table></div>'
     )
+
+
+def machine_text(m: dict[str, Any]) -> str:
+    """One line (HTML-escaped) of the CPU and the kernels in force, and whether the book's pins held."""
+    blas = "; ".join(f"OpenBLAS {b['kernel']} kernel, {b['threads']} thread{'s' * (b['threads'] != 1)}"
+                     for b in {(b["kernel"], b["threads"]): b for b in m.get("blas", [])}.values())
+    tf = m.get("tf_threads")
+    tf_text = "" if tf is None else (
+        ", TensorFlow " + ("one thread per core" if tf["intra_op"] == 0 else f"{tf['intra_op']} intra-op threads"))
+    onednn = m.get("onednn", {})
+    parts = [
+        f"{m.get('cpu', '?')} ({m.get('machine', '?')}, {m.get('cores', '?')} cores)",
+        blas or "no OpenBLAS loaded",
+        f"numpy up to {m.get('numpy_simd', '?')}",
+        (f"oneDNN {'on' if onednn.get('on') else 'off'}, instruction sets up to {onednn.get('max_isa', '?')}" + tf_text),
+    ]
+    if not m.get("pinned"):
+        parts.append("the machine's own kernels (STLIB_KERNELS=native): the stored outputs may not reproduce")
+    elif m.get("mismatches"):
+        parts.append("kernels differ from the book's pins: " + "; ".join(m["mismatches"]))
+    else:
+        parts.append("the book's pinned kernels (stlib/_kernels.py)")
+    return html.escape(" &middot; ".join(parts)).replace("&amp;middot;", "&middot;")
 
 
 def to_text(prov: Provenance) -> str:

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from stlib import _kernels
 from stlib._utils import project_root
 from stlib.im._backbones import BACKBONES
 
@@ -114,6 +115,7 @@ def run(
 
     root = project_root()
     os.environ.setdefault("STLIB_PROJECT_ROOT", str(root))
+    _kernels.apply()  # the kernels every notebook process inherits (unless STLIB_KERNELS=native)
     if out is not None:
         base = Path(out).resolve()
         nb_dir, results_dir = base / "notebooks", str(base / "results")
