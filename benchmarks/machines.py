@@ -43,9 +43,9 @@ VARIANTS: dict[str, tuple[str, dict[str, str], list[int] | None]] = {
                   {"OPENBLAS_CORETYPE": "Haswell", "ONEDNN_MAX_CPU_ISA": "AVX2",
                    "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR"}, None),
     "one-core": ("a one-core machine: every thread pool sized 1 (CPU affinity)", {}, [0]),
-    "four-threads": ("a larger machine's thread pools: 4 BLAS, OpenMP and TensorFlow threads",
+    "four-threads": ("a larger machine's thread pools: 4 BLAS, OpenMP, numba and TensorFlow threads",
                      {"OPENBLAS_NUM_THREADS": "4", "OMP_NUM_THREADS": "4", "TF_NUM_INTRAOP_THREADS": "4",
-                      "TF_NUM_INTEROP_THREADS": "4"}, None),
+                      "TF_NUM_INTEROP_THREADS": "4", "NUMBA_NUM_THREADS": "4"}, None),
     "no-onednn": ("a TensorFlow without oneDNN (its Eigen kernels, as on ARM and macOS builds)",
                   {"TF_ENABLE_ONEDNN_OPTS": "0"}, None),
 }

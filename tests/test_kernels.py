@@ -87,3 +87,16 @@ def test_provenance_names_the_machine_and_its_kernels() -> None:
     assert "pinned kernels" in text if m["pinned"] else "native" in text
     text2 = provenance.machine_text({**m, "pinned": {"x": "1"}, "mismatches": ["numpy dispatches to X86_V4"]})
     assert "differ from the book" in text2 and "X86_V4" in text2
+
+
+def _worker_mismatches(i: int) -> list[str]:
+    return _kernels.mismatches()
+
+
+def test_worker_processes_inherit_the_pins() -> None:
+    """The fits that run side by side (stlib.parallel) compute with the same kernels as this process."""
+    from stlib.parallel import map_processes
+
+    if not _kernels.pinned():
+        pytest.skip("STLIB_KERNELS=native")
+    assert map_processes(_worker_mismatches, [{"i": 0}, {"i": 1}], n_jobs=2) == [[], []]
