@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
+
 
 def import_squidpy() -> Any:
     """``import squidpy``, without docrep's import-time ``SyntaxWarning``s."""
@@ -43,8 +45,20 @@ def quiet_spatialdata() -> Iterator[None]:
             lg.setLevel(level)
 
 
+#: The floating-point type of every network here (the CNN's features, the MLP, the GNNs, the
+#: fine-tuned CNN): float64. In float32 the training of a small network amplifies round-off until
+#: the early-stopping epoch depends on the last bits of its inputs and of the kernels that ran it:
+#: chapter 5's MLP stopped at epoch 14 on its inputs and at epoch 40 on the same inputs changed by one
+#: part in 10^7, so two CPUs whose convolution kernels round differently stored two different books.
+#: In float64 the same change moves the best valid loss by 3e-6 and no epoch
+#: (``benchmarks/machines.py``). Arrays that only hold values (windows, stored features) may stay float32.
+FLOATX = "float64"
+FLOAT = np.float64
+
+
 def import_tf() -> tuple[Any, Any]:
-    """Return ``(tensorflow, keras)``, imported with TensorFlow's start-up chatter discarded."""
+    """Return ``(tensorflow, keras)``, imported with TensorFlow's start-up chatter discarded, and
+    Keras's float type set to :data:`FLOATX`."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if "tensorflow" not in sys.modules:
         sys.stderr.flush()
@@ -61,4 +75,5 @@ def import_tf() -> tuple[Any, Any]:
     import keras
     import tensorflow as tf
 
+    keras.config.set_floatx(FLOATX)
     return tf, keras

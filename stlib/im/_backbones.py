@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from stlib._compat import FLOAT, FLOATX
+
 
 Preprocess = Callable[[np.ndarray], Any]
 
@@ -135,7 +137,7 @@ def _forward(model: Any, batch: np.ndarray) -> np.ndarray:
             y = model.predict_on_batch(batch)  # compiled graph; no progress bar
         else:
             y = model(batch, training=False)
-    y = np.asarray(y.numpy() if hasattr(y, "numpy") else y, dtype=np.float32)
+    y = np.asarray(y.numpy() if hasattr(y, "numpy") else y, dtype=FLOAT)
     return y.reshape(y.shape[0], -1)
 
 
@@ -153,15 +155,16 @@ def embed_windows(
         i.e. Keras' compiled predict step, without progress bars), or any
         callable ``model(batch, training=False) -> (batch, d)``.
     preprocess
-        Called on each float32 batch (a fresh copy: in-place preprocessing is
-        safe) before the model.
+        Called on each batch, as :data:`stlib._compat.FLOATX` (a fresh copy: in-place
+        preprocessing is safe), before the model.
     batch_size
         Windows per forward pass. Results depend on the batching only through
-        float rounding (~1e-6); the same call always gives the same result.
+        float rounding; the same call always gives the same result.
 
     Returns
     -------
-    ``(n, d)`` float32 features.
+    ``(n, d)`` float32 features, computed in :data:`~stlib._compat.FLOATX` (float64) and rounded
+    once at the end, so that kernels which sum in another order (another CPU's) give the same values.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -169,10 +172,10 @@ def embed_windows(
     if w.ndim != 4 or w.shape[-1] != 3:
         raise ValueError(f"windows must have shape (n, s, s, 3), got {w.shape}")
     outs = [
-        _forward(model, preprocess(w[start : start + batch_size].astype(np.float32)))
+        _forward(model, preprocess(w[start : start + batch_size].astype(FLOAT)))
         for start in range(0, w.shape[0], batch_size)
     ]
     if not outs:
         d = int(getattr(model, "output_shape", (None, 0))[-1] or 0)
         return np.zeros((0, d), dtype=np.float32)
-    return np.concatenate(outs, axis=0)
+    return np.concatenate(outs, axis=0).astype(np.float32)

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stlib._compat import import_tf
+from stlib._compat import FLOAT, FLOATX, import_tf
 from stlib.errors import DataError
 
 
@@ -78,7 +78,7 @@ def train(
     n, nv = _n_rows(x_train), _n_rows(x_valid)
     if n == 0 or nv == 0:
         raise DataError("train", f"need train and valid rows, got {n} and {nv}")
-    y_train, y_valid = np.asarray(y_train, np.float32), np.asarray(y_valid, np.float32)
+    y_train, y_valid = np.asarray(y_train, FLOAT), np.asarray(y_valid, FLOAT)
     model(_rows(x_train, slice(0, 1)))  # build the layers and the optimizer's slots before tracing
     opt, weights = model.optimizer, model.trainable_variables
     opt.build(weights)

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from stlib.errors import DataError
+from stlib._compat import FLOAT, FLOATX, import_tf
 from stlib.models._base import ModelResult
 
 __all__ = ["FIRST_TRAINABLE", "JITTER", "FrozenViews", "finetune_cnn", "prepare_views", "split_network"]
@@ -48,7 +49,7 @@ def split_network(model: Any, first_trainable: str) -> tuple[Any, Any]:
     ``trainable(frozen(x))`` equals ``model(x)``. The cut must be a point every later layer
     depends on only through it (the start of a MobileNetV2 block: ``block_<k>_expand``).
     """
-    import keras
+    _, keras = import_tf()
 
     names = [layer.name for layer in model.layers]
     if first_trainable not in names:
@@ -66,13 +67,13 @@ def split_network(model: Any, first_trainable: str) -> tuple[Any, Any]:
 def _views(windows: np.ndarray, frozen: Any, preprocess: Any, *, n_views: int, jitter: bool, seed: int,
            batch_size: int) -> np.ndarray:
     """``(n_views, n, *map)`` float16 activations of the frozen part for the augmented views."""
-    import keras
+    _, keras = import_tf()
 
     from stlib.im import dihedral
 
     out = None
     for v in range(n_views):
-        w = dihedral(windows, v % 8).astype(np.float32)
+        w = dihedral(windows, v % 8).astype(np.float32)  # pixel values: exact in float32; the network casts to FLOATX
         if jitter:
             layer = keras.layers.RandomColorJitter(value_range=(0, 255), seed=seed * 1000 + v, **JITTER)
             w = np.concatenate([np.asarray(layer(w[s:s + 256], training=True)) for s in range(0, len(w), 256)])
@@ -206,7 +207,7 @@ def finetune_cnn(
         raise DataError("Y", f"{len(Y['train'])} train and {len(Y['valid'])} valid rows of targets for "
                              f"{n_train} and {n_valid} windows")
     set_seed(seed)
-    import keras
+    _, keras = import_tf()
 
     cfg = views.settings
     n_views = views.train.shape[0]
@@ -216,7 +217,7 @@ def finetune_cnn(
     Ytr, Yva = (np.asarray(Y[s], np.float64) for s in ("train", "valid"))
     mu, sd = Ytr.mean(0), Ytr.std(0)
     sd[sd == 0] = 1.0
-    ztr, zva = ((Ytr - mu) / sd).astype(np.float32), ((Yva - mu) / sd).astype(np.float32)
+    ztr, zva = ((Ytr - mu) / sd).astype(FLOAT), ((Yva - mu) / sd).astype(FLOAT)
 
     trainable.trainable = bool(train_blocks)
     inp = keras.Input(train_views.shape[2:])
@@ -225,13 +226,13 @@ def finetune_cnn(
     out = keras.layers.Dense(Ytr.shape[1], kernel_initializer=keras.initializers.GlorotUniform(seed=seed))(x)
     net = keras.Model(inp, out, name="finetuned_cnn")  # a Keras-safe name; `name` labels the result
     opt = keras.optimizers.Adam(learning_rate)
-    import tensorflow as tf
+    tf, _ = import_tf()
 
     weights_t = net.trainable_variables
     opt.build(weights_t)
-    spec = tf.TensorSpec((None, *train_views.shape[2:]), tf.float32)
+    spec = tf.TensorSpec((None, *train_views.shape[2:]), tf.as_dtype(FLOATX))
 
-    @tf.function(input_signature=[spec, tf.TensorSpec((None, Ytr.shape[1]), tf.float32)])
+    @tf.function(input_signature=[spec, tf.TensorSpec((None, Ytr.shape[1]), tf.as_dtype(FLOATX))])
     def step(x: Any, y: Any) -> Any:
         with tf.GradientTape() as tape:
             loss = tf.reduce_mean(tf.square(net(x, training=True) - y))
@@ -245,7 +246,7 @@ def finetune_cnn(
     def predict(views: np.ndarray) -> np.ndarray:
         P = np.zeros((views.shape[1], Ytr.shape[1]))
         for v in range(views.shape[0]):
-            P += np.vstack([np.asarray(infer(views[v, s:s + 256].astype(np.float32)))
+            P += np.vstack([np.asarray(infer(views[v, s:s + 256].astype(FLOAT)))
                             for s in range(0, views.shape[1], 256)])
         return P / views.shape[0]
 
@@ -264,7 +265,7 @@ def finetune_cnn(
         tot = 0.0
         for s in range(0, n, batch_size):
             idx = order[s:s + batch_size]
-            xb = train_views[view[idx], idx].astype(np.float32)
+            xb = train_views[view[idx], idx].astype(FLOAT)
             tot += float(step(xb, ztr[idx])) * idx.size
         val = float(np.mean((predict(eval_views["valid"]) - zva) ** 2))
         rows.append({"epoch": epoch, "loss": tot / n, "val_loss": val})

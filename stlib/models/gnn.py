@@ -37,7 +37,7 @@ from sklearn.preprocessing import StandardScaler
 from stlib.errors import DataError
 from stlib.models._base import ModelResult
 from stlib.parallel import map_processes
-from stlib._compat import import_tf
+from stlib._compat import FLOAT, FLOATX, import_tf
 from stlib.models._keras import check_matrix, label_history, loss_key, predict, set_seed, train
 
 PAPER_CONFIG: dict[str, Any] = {"hidden": 32, "lr": 1e-3, "dropout": 0.8, "optimizer": "nadam"}
@@ -105,7 +105,7 @@ def knn_adjacency(coords: np.ndarray, k: int = 15) -> sp.csr_matrix:
     keep = np.ones_like(idx, dtype=bool)
     keep[np.arange(n), drop] = False
     cols = idx[keep].reshape(n, k)
-    A = sp.csr_matrix((np.ones(n * k, np.float32), cols.ravel(), np.arange(0, n * k + 1, k)), shape=(n, n))
+    A = sp.csr_matrix((np.ones(n * k, FLOAT), cols.ravel(), np.arange(0, n * k + 1, k)), shape=(n, n))
     A.sort_indices()
     return A
 
@@ -121,7 +121,7 @@ def _clean_adjacency(adjacency: Any, n: int, where: str) -> tuple[sp.csr_matrix,
     nz = C.data != 0
     self_loops = int((nz & (C.row == C.col)).sum())
     keep = nz & (C.row != C.col)
-    B = sp.csr_matrix((np.ones(int(keep.sum()), np.float32), (C.row[keep], C.col[keep])), shape=(n, n))
+    B = sp.csr_matrix((np.ones(int(keep.sum()), FLOAT), (C.row[keep], C.col[keep])), shape=(n, n))
     B.sum_duplicates()
     B.data[:] = 1.0
     B.sort_indices()
@@ -159,7 +159,7 @@ def two_hop_index(adjacency: sp.csr_matrix, K: int | None = None, offset: int = 
         raise DataError("two_hop_index", f"K={K} is smaller than the largest degree {kmax}")
     nodes = np.arange(n)
     n1 = np.repeat(nodes[:, None], K, axis=1)
-    m1 = np.zeros((n, K), np.float32)
+    m1 = np.zeros((n, K), FLOAT)
     rows = np.repeat(nodes, deg)
     pos = np.arange(A.indices.size) - np.repeat(A.indptr[:-1], deg)
     n1[rows, pos] = A.indices
@@ -180,7 +180,7 @@ def build_gnn(table: np.ndarray, n_genes: int, *, hidden: int = 32, dropout: flo
     """
     tf, keras = import_tf()
     ops, layers = keras.ops, keras.layers
-    table_t = tf.constant(np.asarray(table, np.float32))
+    table_t = tf.constant(np.asarray(table, FLOAT))
 
     def masked_mean(x: Any, m: Any, axis: int) -> Any:
         m = ops.expand_dims(m, -1)
@@ -281,7 +281,7 @@ def _prepare(graphs: Mapping[str, Sequence[SectionGraph]]) -> tuple[np.ndarray, 
                 n_genes = y.shape[1]
                 ys.append(y)
         if split in ("train", "valid"):
-            targets[split] = np.vstack(ys).astype(np.float32)
+            targets[split] = np.vstack(ys).astype(FLOAT)
     scaler = StandardScaler().fit(np.vstack(xs["train"]))
     table_parts, inputs, offset = [], {}, 0
     info: dict[str, Any] = {"n_sections": {}, "n_nodes": {}, "max_degree": {}, "n_isolated": {}}
@@ -289,19 +289,19 @@ def _prepare(graphs: Mapping[str, Sequence[SectionGraph]]) -> tuple[np.ndarray, 
         K = max(max(int(np.diff(A.indptr).max(initial=0)), 1) for A in adjs[split]) if adjs[split] else 1
         parts = []
         for x, A in zip(xs[split], adjs[split], strict=True):
-            table_parts.append(scaler.transform(x).astype(np.float32))
+            table_parts.append(scaler.transform(x).astype(FLOAT))
             parts.append(two_hop_index(A, K=K, offset=offset))
             offset += x.shape[0]
         inputs[split] = ({k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else
-                         {"self": np.zeros(0, np.int32), "n1": np.zeros((0, 1), np.int32), "m1": np.zeros((0, 1), np.float32),
-                          "n2": np.zeros((0, 1, 1), np.int32), "m2": np.zeros((0, 1, 1), np.float32)})
+                         {"self": np.zeros(0, np.int32), "n1": np.zeros((0, 1), np.int32), "m1": np.zeros((0, 1), FLOAT),
+                          "n2": np.zeros((0, 1, 1), np.int32), "m2": np.zeros((0, 1, 1), FLOAT)})
         info["n_sections"][split] = len(adjs[split])
         info["n_nodes"][split] = int(sum(A.shape[0] for A in adjs[split]))
         info["max_degree"][split] = K
         info["n_isolated"][split] = int(sum((np.diff(A.indptr) == 0).sum() for A in adjs[split]))
     info["n_self_loops_ignored"] = self_loops
     info["n_genes"] = n_genes
-    table = np.vstack(table_parts) if table_parts else np.zeros((0, d), np.float32)
+    table = np.vstack(table_parts) if table_parts else np.zeros((0, d), FLOAT)
     return table, inputs, targets, info
 
 

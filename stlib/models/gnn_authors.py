@@ -82,7 +82,7 @@ import scipy.sparse as sp
 
 from stlib.errors import DataError
 from stlib.models._base import ModelResult
-from stlib._compat import import_tf
+from stlib._compat import FLOAT, FLOATX, import_tf
 from stlib.models._keras import check_matrix, label_history, set_seed
 
 MAX_EPOCHS = 100
@@ -275,14 +275,14 @@ def _prepare(graphs: Mapping[str, SplitGraph], node_id_feature: bool
                                            "batch-norm statistics are undefined)")
         if node_id_feature:  # train_X_.insert(0, 'node_id', ...) mapped to 0..n-1
             x = np.hstack([np.arange(n, dtype=float)[:, None], x])
-        w = np.full(n_edges, 1.0 / n_edges if n_edges else 0.0, np.float32)  # ones / reduce_sum(ones)
-        out[split] = _Graph(x.astype(np.float32), e.astype(np.int32), w)
+        w = np.full(n_edges, 1.0 / n_edges if n_edges else 0.0, FLOAT)  # ones / reduce_sum(ones)
+        out[split] = _Graph(x.astype(FLOAT), e.astype(np.int32), w)
         if split in ("train", "valid"):  # the targets of any other split are never read
             if g.y is None:
                 raise DataError(f"{split}.y", f"the {split} split needs targets")
             y = check_matrix(g.y, f"{split}.y", n_rows=n, n_cols=n_genes)
             n_genes = y.shape[1]
-            targets[split] = y.astype(np.float32)
+            targets[split] = y.astype(FLOAT)
     return out, targets
 
 
@@ -372,11 +372,11 @@ def fit_gnn_authors(
            "nodes": tf.constant([0], tf.int32)})  # build the layers before tracing
     opt, weights = model.optimizer, model.trainable_variables
     opt.build(weights)
-    graph_spec = (tf.TensorSpec((None, G["train"].x.shape[1]), tf.float32), tf.TensorSpec((2, None), tf.int32),
-                  tf.TensorSpec((None,), tf.float32))
+    graph_spec = (tf.TensorSpec((None, G["train"].x.shape[1]), tf.as_dtype(FLOATX)), tf.TensorSpec((2, None), tf.int32),
+                  tf.TensorSpec((None,), tf.as_dtype(FLOATX)))
 
     @tf.function(input_signature=[*graph_spec, tf.TensorSpec((None,), tf.int32),
-                                  tf.TensorSpec((None, n_genes), tf.float32)])
+                                  tf.TensorSpec((None, n_genes), tf.as_dtype(FLOATX))])
     def step(x: Any, e: Any, w: Any, nodes: Any, y: Any) -> tuple[Any, Any]:
         with tf.GradientTape() as tape:
             err = model({"x": x, "edges": e, "weights": w, "nodes": nodes}, training=True) - y

@@ -19,7 +19,7 @@ from sklearn.preprocessing import StandardScaler
 
 from stlib.errors import DataError
 from stlib.models._base import ModelResult
-from stlib._compat import import_tf
+from stlib._compat import FLOAT, FLOATX, import_tf
 from stlib.models._keras import check_matrix, label_history, loss_key, predict, set_seed, train
 
 
@@ -120,10 +120,10 @@ def fit_mlp_per_lr(
 
     if scale:
         scaler = StandardScaler().fit(Xs["train"])
-        Z = {s: scaler.transform(v).astype(np.float32) for s, v in Xs.items()}
+        Z = {s: scaler.transform(v).astype(FLOAT) for s, v in Xs.items()}
     else:
-        Z = {s: v.astype(np.float32) for s, v in Xs.items()}
-    ytr, yva = Ytr.astype(np.float32), Yva.astype(np.float32)
+        Z = {s: v.astype(FLOAT) for s, v in Xs.items()}
+    ytr, yva = Ytr.astype(FLOAT), Yva.astype(FLOAT)
 
     out: dict[float, ModelResult] = {}
     for lr in [float(lr) for lr in learning_rates]:
