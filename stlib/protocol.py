@@ -229,7 +229,7 @@ def fit_table_models(
     ``scheduler`` (an address or a ``Client``; :mod:`stlib.parallel`), with the same results.
     Each result's ``settings`` record the protocol, its leaks and bugs.
     """
-    from stlib.models import glm, linear, nn
+    from stlib.models import glm, linear
 
     p = get(protocol)
     genes = list(targets.var_names)

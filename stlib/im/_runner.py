@@ -18,11 +18,6 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from anndata import AnnData
 
 
-def _section_inputs(adata: AnnData, library_key: str, spatial_key: str) -> list[tuple[str, np.ndarray, str, str | None]]:
-    """(section, obs positions, image path, sha256) per section present in ``adata``."""
-    return [t[:4] for t in _section_inputs_geo(adata, library_key, spatial_key)]
-
-
 def section_um_per_px(adata: AnnData, section: str) -> float:
     """A section's resolution, ``uns["spatial"][section]["metadata"]["um_per_px"]`` (the readers
     record it: from the manifest, or estimated from the spot pitch)."""

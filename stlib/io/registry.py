@@ -232,7 +232,3 @@ SECTION_DISCOVERY: dict[str, Callable[[Path], dict[str, dict[str, Any]]]] = {
     "he2020": he2020.discover_sections,
 }
 
-
-def register_reader(name: str, func: Callable[[Dataset, Path, Sequence[str]], ad.AnnData]) -> None:
-    """Register a reader under ``name`` (used by manifests' ``reader`` field)."""
-    READERS[name] = func
