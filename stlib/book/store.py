@@ -37,7 +37,7 @@ from stlib.get import full_predictions
 
 #: ``uns`` entries that belong to a set of target genes, never to the embeddings.
 GENE_UNS: tuple[str, ...] = ("gene_selection", "target")
-from stlib.models._base import ModelResult
+from stlib.models import ModelResult
 
 
 def write_config(results_dir: Path, config: dict[str, Any], *, fresh: bool = False) -> None:
