@@ -128,9 +128,10 @@ def summarize(per_gene: pd.DataFrame) -> pd.Series:
 
     Returns
     -------
-    Series with ``pearson, spearman, mse, mae, r2`` (NaN-ignoring means; NaN if no gene has
-    a value) and the integer counts ``n_genes, n_constant_pred, n_constant_true,
-    n_missing_pred, n_genes_correlated`` (genes with a defined Pearson).
+    Series
+        With ``pearson, spearman, mse, mae, r2`` (NaN-ignoring means; NaN if no gene has
+        a value) and the integer counts ``n_genes, n_constant_pred, n_constant_true,
+        n_missing_pred, n_genes_correlated`` (genes with a defined Pearson).
     """
     out: dict[str, float | int] = {m: float(per_gene[m].mean(skipna=True)) for m in METRICS}
     out["n_genes"] = len(per_gene)
