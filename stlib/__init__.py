@@ -34,10 +34,9 @@ Submodules are imported on first use (``st.pl`` imports matplotlib only when tou
 
 from __future__ import annotations
 
-import importlib
 import warnings as _warnings
-from typing import Any
 
+from stlib._lazy import lazy_submodules
 from stlib.errors import ChecksumError, DataError, SplitError
 
 with _warnings.catch_warnings():
@@ -55,19 +54,11 @@ SUBMODULES: tuple[str, ...] = ("io", "pp", "im", "tl", "get", "metrics", "models
 #: before it, never one after it (``tests/test_structure.py``). A layer is a top-level name of
 #: ``stlib`` (a module or a package); the first holds the private helpers.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "_utils", "_compat", "_format", "_kernels", "_parallel", "_compare", "_pytest_pins"),
+    ("errors", "_lazy", "_utils", "_compat", "_format", "_kernels", "_parallel", "_compare", "_pytest_pins"),
     *((name,) for name in SUBMODULES),
     ("cli",),
 )
 
 __all__ = ["ChecksumError", "DataError", "SplitError", "__version__", *SUBMODULES]
 
-
-def __getattr__(name: str) -> Any:
-    if name in SUBMODULES:
-        return importlib.import_module(f"stlib.{name}")
-    raise AttributeError(f"module 'stlib' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(SUBMODULES))
+__getattr__, __dir__ = lazy_submodules(__name__, SUBMODULES, globals())

@@ -65,3 +65,4 @@ def resolve(path: str | os.PathLike[str]) -> Path:
     """A path relative to the project root (absolute paths are kept)."""
     p = Path(path).expanduser()
     return p if p.is_absolute() else project_root() / p
+

@@ -26,8 +26,7 @@ Each is imported on first use (``st.book.ladder``).
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from stlib._lazy import lazy_submodules
 
 #: The book's modules, ``stlib.book.<name>``.
 SUBMODULES: tuple[str, ...] = (
@@ -37,12 +36,4 @@ SUBMODULES: tuple[str, ...] = (
 
 __all__ = [*SUBMODULES]
 
-
-def __getattr__(name: str) -> Any:
-    if name in SUBMODULES:
-        return importlib.import_module(f"stlib.book.{name}")
-    raise AttributeError(f"module 'stlib.book' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(SUBMODULES))
+__getattr__, __dir__ = lazy_submodules(__name__, SUBMODULES, globals())

@@ -9,20 +9,11 @@ Each is imported on first use (``st.tl.ceiling``).
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from stlib._lazy import lazy_submodules
 
 #: The tools, ``stlib.tl.<name>``.
 SUBMODULES: tuple[str, ...] = ("features", "ceiling", "uncertainty")
 
 __all__ = [*SUBMODULES]
 
-
-def __getattr__(name: str) -> Any:
-    if name in SUBMODULES:
-        return importlib.import_module(f"stlib.tl.{name}")
-    raise AttributeError(f"module 'stlib.tl' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(SUBMODULES))
+__getattr__, __dir__ = lazy_submodules(__name__, SUBMODULES, globals())
