@@ -46,7 +46,6 @@ light_record = "book/records/scale_light.csv"  # the same benchmark with chapter
 # %% tags=["hide-input"]
 from myst_nb import glue
 
-from stlib import pl
 from stlib.book import scale
 
 rows, cells, record = scale.read(scale_record)
