@@ -4,7 +4,7 @@ Every replicate re-ranks the resampled spots of every gene and model, so this is
 bootstrap that grows fastest with the data. It is timed on synthetic data of the shape of a split
 (log-normalised counts with many ties as truth, continuous predictions, one prediction with tied
 values), for split sizes from the demo's test section to the He et al. train split, and beside it
-the per-column reference (:func:`stlib.uncertainty.weighted_ranks` for both columns, as chapter 8
+the per-column reference (:func:`stlib.tl.uncertainty.weighted_ranks` for both columns, as chapter 8
 computed SRCC before), which must give the same correlations.
 
     python benchmarks/bench_bootstrap.py [--spots 283 1000 3000 6000] [--genes 250] [--models 8]
@@ -24,7 +24,7 @@ import numpy as np
 
 def reference_spearman(W: np.ndarray, y: np.ndarray, preds: list[np.ndarray]) -> list[np.ndarray]:
     """SRCC per replicate and gene from the ranks of both columns (:func:`weighted_ranks`)."""
-    from stlib.uncertainty import weighted_ranks
+    from stlib.tl.uncertainty import weighted_ranks
 
     s = W.sum(axis=1)
     out = [np.full((W.shape[0], y.shape[1]), np.nan) for _ in preds]
@@ -56,7 +56,7 @@ def main() -> None:
     p.add_argument("--reference-max", type=int, default=1000)
     a = p.parse_args()
 
-    from stlib import uncertainty
+    from stlib.tl import uncertainty
 
     print(f"{a.genes} genes, {a.models} models, {a.n_boot} replicates; seconds for SRCC of every replicate")
     print(f"{'spots':>7} {'stlib':>8} {'reference':>10} {'max |diff|':>11} {'peak GiB':>9}")

@@ -37,7 +37,7 @@ def main() -> None:
     import stlib as st
     from stlib.models import glm, inputs
 
-    targets = st.store.load_targets(Path(a.results))
+    targets = st.book.store.load_targets(Path(a.results))
     cluster = None
     address = a.scheduler
     if address is None:

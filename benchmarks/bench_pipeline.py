@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def run(name: str, only: list[str], cache: Path) -> tuple[float, float]:
     """Run the notebooks in a child process; return (seconds, peak RSS of any kernel in GiB)."""
     cmd = [sys.executable, "-c",
-           "import resource, sys; from stlib.run import main; rc = main(sys.argv[1:]); "
+           "import resource, sys; from stlib.book.run import main; rc = main(sys.argv[1:]); "
            "print('PEAK_KIB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(rc)",
            "--name", name, "--no-progress", "-p", "cache_dir", str(cache / "features"),
            "-p", "model_cache", str(cache / "models"), "--only", *only]

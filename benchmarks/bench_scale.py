@@ -6,18 +6,18 @@ same image, counts and tumour annotation but every spot centre moved by ``k`` pi
 every copy (the feature cache is keyed by the centres) and every stage does real work on real
 images and counts. Copies keep their original's split (train / valid / test).
 
-Each chapter runs in its own process (``stlib.run --out``); the table gives wall time and peak
+Each chapter runs in its own process (``stlib.book.run --out``); the table gives wall time and peak
 memory (the largest resident set of one process: the chapter's kernel or a worker of it) per chapter and size, and the growth
 exponent per chapter (slope of log time against log sections; the spots grow in proportion). A size whose run would pass
 ``--budget`` minutes is not run: its times are extrapolated from the growth between the two largest
-measured sizes (``stlib.scale.extrapolate``) and marked.
+measured sizes (``stlib.book.scale.extrapolate``) and marked.
 
     python benchmarks/bench_scale.py [--sizes 6 12 24 68] [--only 01 02 03 04 05 06 07 08 09] [--budget 60]
         [--record book/records/scale.csv] [--param CHAPTER NAME VALUE ...]
 
 ``--record`` writes the long table (one row per size and chapter, measured or extrapolated), the
 three slowest cells of every measured chapter and size (``<record>_cells.csv``: where the time
-goes, from ``stlib.run --timings``) and a JSON record (commit the run started from, command, date,
+goes, from ``stlib.book.run --timings``) and a JSON record (commit the run started from, command, date,
 cores, machine, totals).
 """
 
@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: Chapter parameters of the benchmark runs: the GNN in the paper's configuration (issue 12; its
 #: hyper-parameter grid stays a parameter of chapter 6). Every other parameter is the book's default.
 CHAPTER_PARAMS: dict[str, dict[str, object]] = {"06": {"grid": {}}}
-CHILD = ("import resource, sys\nfrom stlib.run import main\nrc = main(sys.argv[1:])\n"
+CHILD = ("import resource, sys\nfrom stlib.book.run import main\nrc = main(sys.argv[1:])\n"
          "print('PEAK_KIB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\nsys.exit(rc)")
 
 
@@ -106,7 +106,7 @@ def run_chapter(chapter: str, manifest: Path, out: Path, params: dict[str, dict[
 
 
 def chapter_top_cells(chapter: str, out: Path, n: int = 3) -> list[dict[str, object]]:
-    """The chapter's ``n`` slowest cells of the run just made (``stlib.run --timings``)."""
+    """The chapter's ``n`` slowest cells of the run just made (``stlib.book.run --timings``)."""
     import pandas as pd
 
     found = sorted((out / "notebooks").glob(f"{chapter}_*.timings.csv"))
@@ -126,7 +126,7 @@ def main() -> None:
     p.add_argument("--record", default=None, help="write the table here (CSV) with a JSON record beside it")
     p.add_argument("--note", default=None, help="a note kept in the JSON record (e.g. how the sizes were run)")
     p.add_argument("--param", nargs=3, action="append", default=[], metavar=("CHAPTER", "NAME", "VALUE"),
-                   help="one more chapter parameter for every size (as stlib.run -p NAME VALUE), e.g. "
+                   help="one more chapter parameter for every size (as stlib.book.run -p NAME VALUE), e.g. "
                         "--param 06 seeds '[0]'; kept in the record. Use another --work for other parameters")
     p.add_argument("--fresh", action="store_true", help="forget the sizes measured by earlier runs in --work")
     p.add_argument("--resume", action="store_true",
@@ -137,7 +137,7 @@ def main() -> None:
 
     import pandas as pd
 
-    from stlib import scale
+    from stlib.book import scale
 
     params = {ch: dict(v) for ch, v in CHAPTER_PARAMS.items()}
     for ch, name, value in a.param:
@@ -163,7 +163,7 @@ def main() -> None:
         done = [r for r in rows if r["measured"] and r["sections"] < n]
         sizes = sorted({r["sections"] for r in done})
         predicted = {}
-        if len(sizes) >= 2:  # extrapolate every chapter from the sizes measured so far (stlib.scale)
+        if len(sizes) >= 2:  # extrapolate every chapter from the sizes measured so far (stlib.book.scale)
             predicted = scale.extrapolate(pd.DataFrame(done), n).reindex(a.only).to_dict()
         complete = {r["chapter"] for r in rows if r["measured"] and r["sections"] == n} >= set(a.only)
         if predicted and sum(predicted.values()) / 60 > a.budget and not complete:  # measured rows are kept

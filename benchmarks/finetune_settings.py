@@ -31,7 +31,7 @@ from pathlib import Path
 import anndata as ad
 
 import stlib as st
-from stlib import beyond, store
+from stlib.book import beyond, store
 from stlib.models import finetune
 
 RECIPE = {"n_views": 8, "first_trainable": "block_14_expand", "epochs": 30, "patience": 4}

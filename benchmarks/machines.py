@@ -61,7 +61,7 @@ def _run_variant(name: str, work: Path, native: bool, only: list[str] | None) ->
     if native:
         env["STLIB_KERNELS"] = "native"
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    cmd = [sys.executable, "-m", "stlib.run", "--out", str(out), "--no-progress", "--timings",
+    cmd = [sys.executable, "-m", "stlib.book.run", "--out", str(out), "--no-progress", "--timings",
            "-p", "cache_dir", str(out / "cache" / "features"), "-p", "model_cache", str(out / "cache" / "models")]
     if only:
         cmd += ["--only", *only]

@@ -45,8 +45,9 @@ import scanpy as sc
 from myst_nb import glue
 
 import stlib
-from stlib import pl, pp, store
-from stlib import protocol as protocols
+from stlib import pl, pp
+from stlib.book import store
+from stlib.book import protocol as protocols
 from stlib.io import load_dataset
 from stlib.io.paper import paper_gene_ids
 
@@ -168,6 +169,6 @@ print("wrote data.h5ad and targets.h5ad")
 # - Next: [image and graph embeddings](02_embeddings).
 
 # %% tags=["remove-input", "nbval-ignore-output"]
-from stlib import provenance
+from stlib.book import provenance
 
 provenance.show(results_dir, "01_preprocessing")

@@ -59,8 +59,9 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from stlib import im, pl, store
-from stlib import protocol as protocols
+from stlib import im, pl
+from stlib.book import store
+from stlib.book import protocol as protocols
 
 out = store.resolve(results_dir)
 proto = protocols.get(protocol)
@@ -130,6 +131,6 @@ print({k: targets.obsm[k].shape for k in ("X_cnn", "X_img_pca", "X_img_knn_pca",
 # - Next: [count models](03_glm).
 
 # %% tags=["remove-input", "nbval-ignore-output"]
-from stlib import provenance
+from stlib.book import provenance
 
 provenance.show(results_dir, "02_embeddings")

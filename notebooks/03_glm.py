@@ -44,8 +44,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from stlib import get, scoring, store
-from stlib import protocol as protocols
+from stlib import get
+from stlib.book import scoring, store
+from stlib.book import protocol as protocols
 from stlib.models import glm, inputs
 
 out = store.resolve(results_dir)
@@ -104,6 +105,6 @@ scoring.fit_summary(results, targets)
 # - Next: [linear models](04_linear).
 
 # %% tags=["remove-input", "nbval-ignore-output"]
-from stlib import provenance
+from stlib.book import provenance
 
 provenance.show(results_dir, "03_glm")

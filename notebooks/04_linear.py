@@ -38,8 +38,9 @@ from dataclasses import replace
 
 import pandas as pd
 
-from stlib import pl, scoring, store
-from stlib import protocol as protocols
+from stlib import pl
+from stlib.book import scoring, store
+from stlib.book import protocol as protocols
 from stlib.models import inputs, linear, probe
 
 out = store.resolve(results_dir)
@@ -116,6 +117,6 @@ scoring.fit_summary(results + probes, targets)
 # - Next: [a small neural network](05_mlp).
 
 # %% tags=["remove-input", "nbval-ignore-output"]
-from stlib import provenance
+from stlib.book import provenance
 
 provenance.show(results_dir, "04_linear")

@@ -39,8 +39,9 @@ n_jobs = 2  # worker processes: the learning rates, then the seeds, are fitted s
 # %% tags=["hide-input"]
 import pandas as pd
 
-from stlib import pl, scoring, store
-from stlib import protocol as protocols
+from stlib import pl
+from stlib.book import scoring, store
+from stlib.book import protocol as protocols
 from stlib.models import inputs, nn
 
 out = store.resolve(results_dir)
@@ -101,6 +102,6 @@ spread
 # - Next: [the graph neural network](06_gnn).
 
 # %% tags=["remove-input", "nbval-ignore-output"]
-from stlib import provenance
+from stlib.book import provenance
 
 provenance.show(results_dir, "05_mlp")

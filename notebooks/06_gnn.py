@@ -67,8 +67,9 @@ from dataclasses import replace
 import pandas as pd
 from myst_nb import glue
 
-from stlib import pl, scoring, store
-from stlib import protocol as protocols
+from stlib import pl
+from stlib.book import scoring, store
+from stlib.book import protocol as protocols
 from stlib.models import gnn, inputs
 
 out = store.resolve(results_dir)
@@ -163,6 +164,6 @@ for name, (per_seed, spread) in spreads.items():
 # - Next: [qualitative results](07_qualitative).
 
 # %% tags=["remove-input", "nbval-ignore-output"]
-from stlib import provenance
+from stlib.book import provenance
 
 provenance.show(results_dir, "06_gnn")

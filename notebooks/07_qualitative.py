@@ -45,7 +45,8 @@ import pandas as pd
 
 from myst_nb import glue
 
-from stlib import get, ladder, pl, protocol, qualitative, store
+from stlib import get, pl
+from stlib.book import ladder, protocol, qualitative, store
 from stlib.io import add_hires_image
 from stlib.models import reference
 
@@ -251,6 +252,6 @@ glue("mean_ratio", f"{np.nanmean(pred_counts) / true_counts.mean():.0f}", displa
 # - Next: [Table I](08_table).
 
 # %% tags=["remove-input", "nbval-ignore-output"]
-from stlib import provenance
+from stlib.book import provenance
 
 provenance.show(results_dir, "07_qualitative")

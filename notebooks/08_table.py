@@ -34,7 +34,9 @@ import numpy as np
 
 from myst_nb import glue
 
-from stlib import ceiling, pl, scoring, store, tables
+from stlib import pl
+from stlib.tl import ceiling
+from stlib.book import scoring, store, tables
 from stlib.models import reference
 
 out = store.resolve(results_dir)
@@ -122,7 +124,7 @@ scoring.show(wide)
 #   gene's variation over the spots is sampling noise that no model can predict. The ceiling is
 #   the highest mean PCC any prediction could reach on the split's spots, estimated by splitting
 #   each spot's counts into independent halves (binomial thinning; chapter 11 and
-#   `stlib.ceiling`). The **fraction of the ceiling** is a model's summed per-gene PCC over the
+#   `stlib.tl.ceiling`). The **fraction of the ceiling** is a model's summed per-gene PCC over the
 #   summed ceilings, with genes it predicts as a constant counted as 0 (so a model cannot raise
 #   it by giving up on genes). The ceiling is resampled with the spots, so its own uncertainty
 #   is in the interval. Metrics pooled over the spots of a split, as Table I, each in the space
@@ -186,6 +188,6 @@ scoring.show(side_protocols)
 # - [Deviations from the paper](../deviations.md) explains why the numbers differ.
 
 # %% tags=["remove-input", "nbval-ignore-output"]
-from stlib import provenance
+from stlib.book import provenance
 
 provenance.show(results_dir, "08_table")

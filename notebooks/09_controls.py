@@ -52,7 +52,8 @@ import pandas as pd
 
 from myst_nb import glue
 
-from stlib import controls, im, pl, protocol, scoring, store, tables
+from stlib import im, pl
+from stlib.book import controls, protocol, scoring, store, tables
 
 out = store.resolve(results_dir)
 data = ad.read_h5ad(out / "data.h5ad")
@@ -238,6 +239,6 @@ print(f"test: PCC with depth removed / plain PCC over {len(ratio)} image models:
 # - Next: [from the paper's code to a sound protocol](10_paper_to_sound).
 
 # %% tags=["remove-input", "nbval-ignore-output"]
-from stlib import provenance
+from stlib.book import provenance
 
 provenance.show(results_dir, "09_controls")

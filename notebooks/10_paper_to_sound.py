@@ -49,7 +49,8 @@ import pandas as pd
 
 from myst_nb import glue
 
-from stlib import ladder, pl, protocol, scoring, store, tables
+from stlib import pl
+from stlib.book import ladder, protocol, scoring, store, tables
 
 out = store.resolve(results_dir)
 config = store.read_config(out)
@@ -193,6 +194,6 @@ for i, (step, f) in enumerate(flags.items()):
 #   [deviations](../deviations.md) page for each choice.
 
 # %% tags=["remove-input", "nbval-ignore-output"]
-from stlib import provenance
+from stlib.book import provenance
 
 provenance.show(results_dir, "10_paper_to_sound")

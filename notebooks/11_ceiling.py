@@ -23,7 +23,7 @@
 # **ceiling = corr(E[y | λ], y) = √R**, with *y* the target (here the authors' per-section
 # `normalize_total` + `log1p`), *λ* the spot's expected counts and *R* the target's
 # reliability. It is estimated from the data
-# (`stlib.ceiling`): each spot's counts are split into independent halves and quarters by
+# (`stlib.tl.ceiling`): each spot's counts are split into independent halves and quarters by
 # binomial thinning (five seeded draws), each copy goes through the same target transform as
 # the data, the split-half and split-quarter correlations give the reliability at half and
 # quarter depth, and their log-odds are extrapolated to the full depth. On simulated Poisson
@@ -52,7 +52,9 @@ import anndata as ad
 import pandas as pd
 from myst_nb import glue
 
-from stlib import ceiling, markers, pl, pp, scoring, store, tables
+from stlib import pl, pp
+from stlib.tl import ceiling
+from stlib.book import markers, readings, scoring, store, tables
 from stlib.models import reference
 
 out = store.resolve(results_dir)
@@ -143,7 +145,7 @@ models = [m for m in ("lasso", "knn_ridge", "mlp", "gnn", "depth_only") if m in 
 split_ceil = by_split[by_split["rule"] == run_rule]
 per_gene = tables.per_gene_table(targets, scored, split_ceil, split="test")
 per_gene.to_csv(out / "tables" / "per_gene.csv")
-for key, value in ceiling.per_gene_reading(per_gene, data, split="test").items():
+for key, value in readings.per_gene_reading(per_gene, data, split="test").items():
     glue(key, value, display=False)
 scoring.show(per_gene[["mean count", "detected in", "ceiling", *models]].head(15), 2)
 
@@ -166,7 +168,7 @@ fig = pl.per_gene_vs_ceiling(per_gene, models=[m for m in models if m != "depth_
 # ### Which genes an image model predicts
 #
 # The 20 genes that the best image model by fraction of the ceiling predicts best on the test
-# section, and a coarse class of each by its name (`stlib.markers`: antigen presentation,
+# section, and a coarse class of each by its name (`stlib.book.markers`: antigen presentation,
 # complement and immunoglobulins; extracellular matrix; epithelium; adipocytes), against the
 # classes of all target genes:
 
@@ -232,7 +234,7 @@ scoring.show(per_gene_iv[top_model].loc[top.index[:10], ["pcc", "pcc_lo", "pcc_h
 # ## What the ceiling means for the report's numbers and for ours
 
 # %% tags=["remove-input"]
-reading = ceiling.ceiling_reading(iv, by_section, depth, tables.paper_table(), rule=run_rule)
+reading = readings.ceiling_reading(iv, by_section, depth, tables.paper_table(), rule=run_rule)
 for key, value in reading.items():
     glue(key, value, display=False)
 
@@ -273,6 +275,6 @@ for key, value in reading.items():
 # - Next: [which patient is held out](12_patient_cv).
 
 # %% tags=["remove-input", "nbval-ignore-output"]
-from stlib import provenance
+from stlib.book import provenance
 
 provenance.show(results_dir, "11_ceiling")

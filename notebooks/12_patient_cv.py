@@ -23,7 +23,7 @@
 # train (over the train sections, or over spatial blocks when a fold trains on a single
 # section), so it needs no valid split; the report's models do, and a fold that trains on one
 # patient has none to give without taking spots from the test patient, so they are not refitted
-# here (`stlib.cv`).
+# here (`stlib.book.cv`).
 #
 # **Prerequisites.** Chapters 1 and 2 (`data.h5ad`, `embeddings.h5ad`). Running time: a few
 # minutes.
@@ -40,7 +40,8 @@ n_folds = None  # None: one fold per patient; an int: that many folds of whole p
 import anndata as ad
 from myst_nb import glue
 
-from stlib import cv, pl, scoring, store
+from stlib import pl
+from stlib.book import cv, scoring, store
 
 out = store.resolve(results_dir)
 config = store.read_config(out)
@@ -101,6 +102,6 @@ glue("folds_text", "; ".join(f"{f} (train {records.loc[f, 'train sections']})" f
 # - Next: [deviations from the paper](../deviations.md).
 
 # %% tags=["remove-input", "nbval-ignore-output"]
-from stlib import provenance
+from stlib.book import provenance
 
 provenance.show(results_dir, "12_patient_cv")

@@ -51,7 +51,8 @@ import pandas as pd
 from IPython.display import HTML, display
 from myst_nb import glue
 
-from stlib import ladder, pl, protocol, scoring, store, tables, verdict
+from stlib import pl
+from stlib.book import ladder, protocol, scoring, store, tables, verdict
 
 out = store.resolve(results_dir)
 config = store.read_config(out)
@@ -88,7 +89,7 @@ judged = {"paper": verdict.judge(claims, boots)}
 # ## Under the report's text target
 #
 # The same genes rule, features and models, refitted on `log1p` of the raw counts (the
-# sound protocol; `stlib.ladder.prepare`, `stlib.protocol.fit_table_models`).
+# sound protocol; `stlib.book.ladder.prepare`, `stlib.book.protocol.fit_table_models`).
 
 # %%
 data = ad.read_h5ad(out / "data.h5ad")
@@ -181,6 +182,6 @@ every
 # - Back to the [introduction](../intro.md).
 
 # %% tags=["remove-input", "nbval-ignore-output"]
-from stlib import provenance
+from stlib.book import provenance
 
 provenance.show(results_dir, "13_verdict")

@@ -24,12 +24,12 @@
 #    resolution, ImageNet CNN, PCA 32 fitted on train) and the same features averaged over the
 #    15 nearest spots (PCA 32), standardised, then one ridge regression for all genes, its
 #    penalty chosen on valid. Nothing here uses expression as an input, so it needs nothing but
-#    the image. It is saved with everything needed to use it again (`stlib.model`);
+#    the image. It is saved with everything needed to use it again (`stlib.predictor`);
 # 2. **at the measured spots**: the test section's spot centres are given, its counts are not;
 #    the prediction is scored against the measured targets;
 # 3. **from the image alone**: no spot centres either. Tissue is found in the image (Li's
 #    threshold of the stain's saturation) and covered with a grid at the model's 200 um spot
-#    pitch (`stlib.predict`). The grid's spots are not the array's, so the grid prediction is
+#    pitch (`stlib.predictor`). The grid's spots are not the array's, so the grid prediction is
 #    compared with the measured spots nearest to each grid point.
 #
 # The same steps run from the command line (`stlib fit-model`, `stlib predict`; see
@@ -54,7 +54,8 @@ import pandas as pd
 from myst_nb import glue
 
 import stlib as st
-from stlib import pl, store
+from stlib import pl
+from stlib.book import store
 
 out = store.resolve(results_dir)
 targets = store.load_targets(out)
@@ -72,13 +73,13 @@ print(f"train {st.get.sections(targets, masks['train'])}, valid {st.get.sections
 # maps and a larger error.
 
 # %%
-fitted, info = st.model.fit_image_model(targets, seed=seed)
+fitted, info = st.predictor.fit_image_model(targets, seed=seed)
 info["grid"].round(4)
 
 # %%
-folder = st.model.save_model(fitted, out / "model")
-model = st.model.load_model(folder, genes=list(targets.var_names))
-meta = st.model.describe(model)
+folder = st.predictor.save_model(fitted, out / "model")
+model = st.predictor.load_model(folder, genes=list(targets.var_names))
+meta = st.predictor.describe(model)
 print("files:", sorted(p.name for p in folder.iterdir()))
 print(json.dumps({k: meta[k] for k in ("format_version", "kind", "backbone", "weights", "input_size", "window_um",
                                        "spot_pitch_um", "alpha", "alpha_chosen_on", "fitted_on")}, indent=1))
@@ -92,14 +93,14 @@ print(f"training resolution {meta['um_per_px_train']:.3f} um/px; weights sha256 
 
 # %%
 for what, call in {
-    "other genes": lambda: st.model.load_model(folder, genes=[*targets.var_names[:-1], "NOT_A_GENE"]),
-    "same genes, other order": lambda: st.model.load_model(folder, genes=list(targets.var_names[::-1])),
+    "other genes": lambda: st.predictor.load_model(folder, genes=[*targets.var_names[:-1], "NOT_A_GENE"]),
+    "same genes, other order": lambda: st.predictor.load_model(folder, genes=list(targets.var_names[::-1])),
     "other backbone": lambda: model.check_backbone("resnet50", None),
     "other weights": lambda: model.check_backbone(model.meta["backbone"], "0" * 64),
 }.items():
     try:
         call()
-    except st.model.ModelError as exc:
+    except st.predictor.ModelError as exc:
         print(f"{what}: {exc.problem}")
 
 # %% [markdown]
@@ -117,7 +118,7 @@ rows, preds = [], {}
 for sec in test_sections:
     part = test[test.obs["section"].astype(str) == sec]
     image = part.uns["spatial"][sec]["metadata"]["image_path"]
-    pred = st.predict.predict_image(model, image, spots=np.asarray(part.obsm["spatial"]),
+    pred = st.predictor.predict_image(model, image, spots=np.asarray(part.obsm["spatial"]),
                                     spot_ids=list(part.obs["spot_id"]), library_id=sec, progress=False)
     same = np.allclose(pred.obsm["X_cnn"], np.asarray(part.obsm["X_cnn"]), rtol=0, atol=1e-4)
     print(f"{sec}: {pred.n_obs} spots at {pred.uns['prediction']['um_per_px']:.3f} um/px "
@@ -126,8 +127,8 @@ for sec in test_sections:
     preds[sec] = pred
 y = np.asarray(test.X, dtype=np.float64)
 p_spots = np.vstack([np.asarray(preds[s].X) for s in test_sections])
-thinned = st.scoring.thinned_targets(test, ("target",), seed=seed)["target"]
-boot = st.uncertainty.bootstrap_scores(y, {"image alone, measured spots": p_spots}, groups=test.obs["section"].astype(str),
+thinned = st.book.scoring.thinned_targets(test, ("target",), seed=seed)["target"]
+boot = st.tl.uncertainty.bootstrap_scores(y, {"image alone, measured spots": p_spots}, groups=test.obs["section"].astype(str),
                                        thinned=thinned, n_boot=n_boot, seed=seed, rank_stats=False)
 spots_table = boot.table()[["pcc", "pcc_lo", "pcc_hi", "ceiling", "fraction", "fraction_lo", "fraction_hi", "mse"]]
 spots_table.round(3)
@@ -139,7 +140,7 @@ spots_table.round(3)
 grids = {}
 for sec in test_sections:
     image = test.uns["spatial"][sec]["metadata"]["image_path"]
-    grids[sec] = st.predict.predict_image(model, image, library_id=sec, progress=False)
+    grids[sec] = st.predictor.predict_image(model, image, library_id=sec, progress=False)
     g = grids[sec].uns["prediction"]
     print(f"{sec}: a {g['grid']['grid'][0]} x {g['grid']['grid'][1]} grid at {g['grid']['pitch_px']:.0f} px "
           f"({model.meta['spot_pitch_um']:g} um at {g['um_per_px']:.3f} um/px, {g['um_per_px_source']}); "
@@ -157,11 +158,11 @@ fig = pl.tissue_grid(grids[sec0], measured_xy=np.asarray(test[test.obs["section"
 # window (and the neighbourhood it is pooled over) by up to 141 um changes what the model says.
 
 # %%
-match = {sec: st.predict.match_spots(grids[sec], np.asarray(test[test.obs["section"] == sec].obsm["spatial"]))
+match = {sec: st.predictor.match_spots(grids[sec], np.asarray(test[test.obs["section"] == sec].obsm["spatial"]))
          for sec in test_sections}
 have = np.concatenate([match[s] >= 0 for s in test_sections])
 p_grid = np.vstack([np.asarray(grids[s].X)[np.maximum(match[s], 0)] for s in test_sections])[have]
-boot_grid = st.uncertainty.bootstrap_scores(
+boot_grid = st.tl.uncertainty.bootstrap_scores(
     y[have], {"image alone, measured spots": p_spots[have], "image alone, tissue grid": p_grid},
     groups=test.obs["section"].astype(str).to_numpy()[have], n_boot=n_boot, seed=seed, rank_stats=False)
 grid_table = boot_grid.table()[["pcc", "pcc_lo", "pcc_hi", "mse"]]
@@ -238,6 +239,6 @@ glue("depth_rank", f"{sec0}'s median of {depth[sec0]:,.0f} counts per spot is th
 #   `--um-per-px`), or the window would cover the wrong amount of tissue.
 
 # %% tags=["remove-input", "nbval-ignore-output"]
-from stlib import provenance
+from stlib.book import provenance
 
 provenance.show(results_dir, "14_image_alone")

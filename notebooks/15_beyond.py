@@ -78,7 +78,8 @@ from IPython.display import display
 from myst_nb import glue
 
 import stlib as st
-from stlib import beyond, pl, store
+from stlib import pl
+from stlib.book import beyond, store
 from stlib.models import finetune, reference
 
 out = store.resolve(results_dir)
@@ -379,6 +380,6 @@ glue("abl_full_reading", "the projection onto a few directions of expression is 
 #   `-p finetune_first_trainable block_12_expand`, `-p context_scales "[1, 2]"`).
 
 # %% tags=["remove-input", "nbval-ignore-output"]
-from stlib import provenance
+from stlib.book import provenance
 
 provenance.show(results_dir, "15_beyond")

@@ -46,7 +46,7 @@ light_record = "book/records/scale_light.csv"  # the same benchmark with chapter
 # %% tags=["hide-input"]
 from myst_nb import glue
 
-from stlib import pl, scale
+from stlib.book import scale
 
 rows, cells, record = scale.read(scale_record)
 print(f"recorded {record['date']} at commit {record['commit']} on {record['cores']} cores: {record['command']}")
@@ -62,7 +62,7 @@ print(f"chapter parameters of the runs: {record['chapter_params']}")
 # log sections: 1 is linear in the data, below 1 a fixed cost (imports, building a network)
 # still weighs, above 1 a stage grows faster than the data. Over all measured sizes the fixed
 # costs of the small ones pull it down, so a size that was not run is extrapolated with the
-# exponent between the two largest measured sizes (`stlib.scale.extrapolate`).
+# exponent between the two largest measured sizes (`stlib.book.scale.extrapolate`).
 
 # %%
 table = scale.wide(rows)
@@ -74,7 +74,7 @@ table
 # size against the budget. Right: the largest peak memory of any chapter at each measured size.
 
 # %%
-fig = pl.scale_curves(rows, budget_minutes=budget_minutes, memory_gib=memory_gib)
+fig = scale.scale_curves(rows, budget_minutes=budget_minutes, memory_gib=memory_gib)
 
 # %% [markdown]
 # ## Against the targets
@@ -177,6 +177,6 @@ slow.assign(source=slow["source"].str.slice(0, 42))  # the start of each cell's 
 # processes gives the local run's results.
 
 # %% tags=["remove-input", "nbval-ignore-output"]
-from stlib import provenance
+from stlib.book import provenance
 
 provenance.show(results_dir, "16_scale")

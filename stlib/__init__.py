@@ -7,35 +7,36 @@ histology through low-dimensional embeddings. Used as scanpy is::
     adata = st.io.load_dataset("her2st-demo").read()
     targets = st.pp.make_targets(adata, st.pp.select_genes(adata, 250))
 
-The layers, in the order data flows through them (each imports only the ones above it):
+The public face, in the order data flows through it (:data:`LAYERS`: each layer imports only
+the layers below it, ``tests/test_structure.py`` checks it):
 
 - :mod:`stlib.io` -- data sets (manifests, fetching, splits), readers, H&E images
 - :mod:`stlib.pp` -- gene selection, targets, clusters
 - :mod:`stlib.im` -- spot windows and CNN features
-- :mod:`stlib.features` -- PCA, KNN pooling, spatial graph embeddings
+- :mod:`stlib.tl` -- tools: features (PCA, KNN pooling, spatial graph embeddings), the noise
+  ceiling, bootstrap intervals
 - :mod:`stlib.get` -- per-split and per-section views of an AnnData
+- :mod:`stlib.metrics` -- per-gene metrics and their summaries
 - :mod:`stlib.models` -- model inputs, GLMs, linear models, probes, Keras networks, references
-- :mod:`stlib.protocol` -- every choice in which the authors' code and the sound protocol differ
-- :mod:`stlib.metrics`, :mod:`stlib.ceiling`, :mod:`stlib.uncertainty`, :mod:`stlib.scoring` --
-  per-gene metrics, the noise ceiling, bootstrap intervals, and scores of models
-- analyses: :mod:`stlib.tables` (Table I), :mod:`stlib.qualitative` (the report's figures),
-  :mod:`stlib.controls`, :mod:`stlib.ladder`, :mod:`stlib.cv`, :mod:`stlib.verdict`,
-  :mod:`stlib.markers`
-- :mod:`stlib.model`, :mod:`stlib.predict` -- a saved image-to-expression model, and its
-  prediction for a new H&E image (spots given, or a grid over the tissue)
 - :mod:`stlib.pl` -- figures
-- running the book: :mod:`stlib.store` (a run's artifacts), :mod:`stlib.run` (papermill),
-  :mod:`stlib.provenance`, :mod:`stlib.cli`
+- :mod:`stlib.predictor` -- a saved image-to-expression model, and its prediction for a new H&E
+  image (spots given, or a grid over the tissue)
+- :mod:`stlib.book` -- this reproduction: the chapters' analyses (protocol, scoring, tables,
+  ladder, controls, cv, verdict, ...) and the machinery that runs the book (store, run,
+  provenance, scale)
+
+Beside the face: :mod:`stlib.cli` (the ``stlib`` command) on top, and the private helpers at
+the bottom (:mod:`stlib.errors`, ``stlib._utils``, ``stlib._compat``, ``stlib._format``,
+``stlib._parallel``, ``stlib._kernels``).
 
 Submodules are imported on first use (``st.pl`` imports matplotlib only when touched).
 """
 
 from __future__ import annotations
 
-import importlib
 import warnings as _warnings
-from typing import Any
 
+from stlib._lazy import lazy_submodules
 from stlib.errors import ChecksumError, DataError, SplitError
 
 with _warnings.catch_warnings():
@@ -46,21 +47,18 @@ with _warnings.catch_warnings():
 
 __version__ = "0.1.0"
 
-#: The public submodules (``stlib.<name>``), imported lazily.
-SUBMODULES: tuple[str, ...] = (
-    "ceiling", "cli", "controls", "cv", "features", "get", "im", "io", "ladder", "markers", "metrics", "model",
-    "models", "parallel", "pl", "pp", "predict", "protocol", "provenance", "qualitative", "run", "scale", "scoring",
-    "store", "tables", "uncertainty", "verdict",
+#: The public submodules (``stlib.<name>``), imported lazily, in layer order.
+SUBMODULES: tuple[str, ...] = ("io", "pp", "im", "tl", "get", "metrics", "models", "pl", "predictor", "book")
+
+#: The layers of the package, bottom first: a module may import its own layer and the layers
+#: before it, never one after it (``tests/test_structure.py``). A layer is a top-level name of
+#: ``stlib`` (a module or a package); the first holds the private helpers.
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("errors", "_lazy", "_utils", "_compat", "_format", "_kernels", "_parallel", "_compare", "_pytest_pins"),
+    *((name,) for name in SUBMODULES),
+    ("cli",),
 )
 
 __all__ = ["ChecksumError", "DataError", "SplitError", "__version__", *SUBMODULES]
 
-
-def __getattr__(name: str) -> Any:
-    if name in SUBMODULES:
-        return importlib.import_module(f"stlib.{name}")
-    raise AttributeError(f"module 'stlib' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(SUBMODULES))
+__getattr__, __dir__ = lazy_submodules(__name__, SUBMODULES, globals())

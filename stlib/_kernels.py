@@ -23,7 +23,7 @@ switch                        what differs                                      
 :data:`PINS` fixes each at a level every x86-64 CPU since about 2015 has (x86-64-v3: AVX2, FMA),
 with one BLAS and one OpenMP thread; TensorFlow's thread count did not change any result
 (1, 2 and 4 intra-op threads), so TensorFlow keeps every core. ``./run``, ``python -m
-stlib.run`` and the pytest plugin ``stlib._pytest_pins`` (unit tests, nbval) apply the pins before any kernel or
+stlib.book.run`` and the pytest plugin ``stlib._pytest_pins`` (unit tests, nbval) apply the pins before any kernel or
 worker process starts: they must be in the environment before numpy, OpenBLAS and TensorFlow
 load. ``STLIB_KERNELS=native`` leaves the machine's own kernels in force (faster, but the
 stored outputs may then not reproduce).

@@ -59,3 +59,10 @@ def dense(a: Any, dtype: Any = None) -> np.ndarray:
     """A numpy array from a dense or scipy-sparse matrix (``dtype`` optional)."""
     out = a.toarray() if hasattr(a, "toarray") else np.asarray(a)
     return out if dtype is None else np.asarray(out, dtype=dtype)
+
+
+def resolve(path: str | os.PathLike[str]) -> Path:
+    """A path relative to the project root (absolute paths are kept)."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else project_root() / p
+

@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("results", help="a run's results folder (targets.h5ad, embeddings.h5ad), e.g. results/default")
     p.add_argument("out", help="folder to write model.json and arrays.npz to")
     p = sub.add_parser("predict", help="predict expression from an H&E image with a saved model")
-    p.add_argument("model", help="a folder written by 'stlib fit-model' (or stlib.model.save_model)")
+    p.add_argument("model", help="a folder written by 'stlib fit-model' (or stlib.predictor.save_model)")
     p.add_argument("image", help="the full-resolution H&E image")
     p.add_argument("--spots", help="spot centres (spot_id, pixel_x, pixel_y); default: a grid over the tissue")
     p.add_argument("--um-per-px", type=float, help="the image's resolution (default: from the spots' pitch, "
@@ -103,11 +103,12 @@ def _dispatch(args: argparse.Namespace) -> int:
 def _fit_model(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from stlib import model, store
+    from stlib import predictor
+    from stlib.book import store
 
     targets = store.load_targets(Path(args.results).resolve())
-    fitted, info = model.fit_image_model(targets)
-    out = model.save_model(fitted, args.out)
+    fitted, info = predictor.fit_image_model(targets)
+    out = predictor.save_model(fitted, args.out)
     print(info["grid"].round(4).to_string(index=False))
     print(f"saved {out}: {len(fitted.genes)} genes, alpha {fitted.meta['alpha']:g} (chosen on valid), "
           f"{fitted.meta['backbone']} features of a {fitted.window_um:g} um window")
@@ -117,10 +118,10 @@ def _fit_model(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from stlib import model, predict
+    from stlib import predictor
 
-    m = model.load_model(args.model)
-    pred = predict.predict_image(m, args.image, spots=args.spots, um_per_px=args.um_per_px,
+    m = predictor.load_model(args.model)
+    pred = predictor.predict_image(m, args.image, spots=args.spots, um_per_px=args.um_per_px,
                                  spot_pitch_um=args.spot_pitch_um, progress=not args.quiet)
     out = Path(args.out or f"{Path(args.image).stem}.predicted.h5ad")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -134,7 +135,7 @@ def _predict(args: argparse.Namespace) -> int:
               f"in_tissue empty or not 0/1: {f['dropped_selected_missing']}")
     if args.maps:
         genes = args.genes or m.best_genes(3)
-        for f in predict.write_maps(pred, genes, args.maps):
+        for f in predictor.write_maps(pred, genes, args.maps):
             print(f"map: {f}")
     return 0
 

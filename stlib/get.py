@@ -11,10 +11,11 @@ from collections.abc import Iterable, Sequence
 
 import anndata as ad
 import numpy as np
+import pandas as pd
 
 from stlib._utils import SPLITS, dense
 
-__all__ = ["counts_by_split", "full_predictions", "section_groups", "sections", "split_arrays",
+__all__ = ["counts_by_split", "expression_adata", "full_predictions", "section_groups", "sections", "split_arrays",
            "split_arrays_obs", "split_masks"]
 
 
@@ -79,3 +80,13 @@ def full_predictions(adata: ad.AnnData, by_split: dict[str, np.ndarray], split_k
             raise ValueError(f"{s}: predictions of shape {arr.shape}, expected {(int(mask.sum()), adata.n_vars)}")
         full[mask] = arr
     return full
+
+
+def expression_adata(targets: ad.AnnData, X: np.ndarray, mask: np.ndarray | None = None) -> ad.AnnData:
+    """An AnnData with the obs/obsm/uns of ``targets`` (optionally a subset) and ``X`` as data."""
+    m = np.ones(targets.n_obs, bool) if mask is None else np.asarray(mask)
+    out = ad.AnnData(X=np.asarray(X)[m].astype(np.float32), obs=targets.obs.loc[m].copy(),
+                     var=pd.DataFrame(index=targets.var_names.copy()))
+    out.obsm["spatial"] = np.asarray(targets.obsm["spatial"])[m]
+    out.uns["spatial"] = targets.uns.get("spatial", {})
+    return out

@@ -28,7 +28,7 @@ from stlib.errors import DataError
 METRICS: tuple[str, ...] = ("pearson", "spearman", "mse", "mae", "r2")
 PROTOCOLS: tuple[str, ...] = ("pooled", "per_section_mean")
 
-__all__ = ["METRICS", "PROTOCOLS", "evaluate", "per_gene_metrics", "per_split_per_gene", "summarize"]
+__all__ = ["METRICS", "PROTOCOLS", "evaluate", "per_gene_metrics", "summarize"]
 
 
 def _as_2d(a: np.ndarray, what: str) -> np.ndarray:
@@ -128,9 +128,10 @@ def summarize(per_gene: pd.DataFrame) -> pd.Series:
 
     Returns
     -------
-    Series with ``pearson, spearman, mse, mae, r2`` (NaN-ignoring means; NaN if no gene has
-    a value) and the integer counts ``n_genes, n_constant_pred, n_constant_true,
-    n_missing_pred, n_genes_correlated`` (genes with a defined Pearson).
+    Series
+        With ``pearson, spearman, mse, mae, r2`` (NaN-ignoring means; NaN if no gene has
+        a value) and the integer counts ``n_genes, n_constant_pred, n_constant_true,
+        n_missing_pred, n_genes_correlated`` (genes with a defined Pearson).
     """
     out: dict[str, float | int] = {m: float(per_gene[m].mean(skipna=True)) for m in METRICS}
     out["n_genes"] = len(per_gene)
@@ -155,45 +156,6 @@ def _section_ids(groups: Mapping[str, np.ndarray], split: str, n_spots: int) -> 
     if g.shape != (n_spots,):
         raise DataError("groups", f"split {split!r}: {g.shape[0] if g.ndim else 0} section ids for {n_spots} spots")
     return g
-
-
-def per_split_per_gene(
-    y_true: Mapping[str, np.ndarray],
-    predictions: Mapping[str, np.ndarray],
-    genes: Sequence[str] | None = None,
-    groups: Mapping[str, np.ndarray] | None = None,
-) -> pd.DataFrame:
-    """Long per-gene table over splits (and, with ``groups``, over sections).
-
-    Parameters
-    ----------
-    y_true, predictions
-        Split -> ``(n_spots, n_genes)`` arrays; every split of ``predictions`` needs a truth.
-    genes
-        Gene names.
-    groups
-        Optional split -> ``(n_spots,)`` section id per spot.
-
-    Returns
-    -------
-    DataFrame with columns ``split, protocol, section, gene`` followed by the columns of
-    :func:`per_gene_metrics`. Pooled rows have ``protocol == "pooled"`` and ``section``
-    ``"all"``; with ``groups`` there are also rows with ``protocol == "per_section"``, one
-    per (section, gene).
-    """
-    frames = []
-    for split in _splits(y_true, predictions):
-        t, p = _as_2d(y_true[split], split), _as_2d(predictions[split], split)
-        frames.append(per_gene_metrics(t, p, genes).reset_index().assign(split=split, protocol="pooled", section="all"))
-        if groups is not None:
-            g = _section_ids(groups, split, t.shape[0])
-            for sec in pd.unique(g):
-                m = g == sec
-                pg = per_gene_metrics(t[m], p[m], genes).reset_index()
-                frames.append(pg.assign(split=split, protocol="per_section", section=str(sec)))
-    out = pd.concat(frames, ignore_index=True)
-    first = ["split", "protocol", "section", "gene"]
-    return out[first + [c for c in out.columns if c not in first]]
 
 
 def evaluate(

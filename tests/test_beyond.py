@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from stlib import beyond, pp
+from stlib import pp
+from stlib.book import beyond
 from stlib.errors import DataError
 from stlib.models._base import ModelResult
 

@@ -1,4 +1,4 @@
-"""Noise ceiling (stlib.ceiling): thinning, transforms, and the estimator validated on simulation.
+"""Noise ceiling (stlib.tl.ceiling): thinning, transforms, and the estimator validated on simulation.
 
 The simulation knows each spot's rate ``lambda`` (expected counts), so the true ceiling of a
 gene is computable: ``corr(E[y | lambda], y)`` with ``y`` the measured (transformed) target.
@@ -39,8 +39,9 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from stlib.ceiling._estimator import _pearson_columns
-from stlib import ceiling, pp
+from stlib.tl.ceiling._estimator import _pearson_columns
+from stlib import pp
+from stlib.tl import ceiling
 from stlib.errors import DataError
 
 N_SPOTS, N_GENES = 500, 40

@@ -1,4 +1,4 @@
-"""The ceiling and interval tables of chapters 8-11 (stlib.tables, stlib.ladder, stlib.controls)."""
+"""The ceiling and interval tables of chapters 8-11 (stlib.book.tables, stlib.book.ladder, stlib.book.controls)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from stlib import ceiling, ladder, pp, scoring, tables, uncertainty
+from stlib import pp
+from stlib.tl import ceiling, uncertainty
+from stlib.book import ladder, scoring, tables
 from stlib.models._base import ModelResult
 
 SECTIONS = {"T1": ("train", 3000), "T2": ("train", 3000), "V1": ("valid", 3000), "S1": ("test", 300)}
@@ -161,7 +163,7 @@ def test_ladder_and_controls_carry_intervals(targets: ad.AnnData, data: ad.AnnDa
     with_iv = ladder.score_results(targets, res, "step", n_boot=50)
     pd.testing.assert_series_equal(plain["pearson"], with_iv["pearson"])
     assert set(scoring.INTERVAL_COLUMNS) <= set(with_iv.columns)
-    from stlib import controls
+    from stlib.book import controls
 
     a = list(res.values())[:2]
     b = [ModelResult(name=r.name, predictions={s: p + np.random.default_rng(0).normal(0, 2, p.shape)
@@ -179,7 +181,7 @@ def test_bootstrap_point_ceiling_matches_estimate_with_rare_genes() -> None:
     X[:, 0] = 0
     X[:5, 1] = 1  # very rare: some quarters never see it
     X[:, 1][5:] = 0
-    from stlib import ceiling
+    from stlib.tl import ceiling
 
     tt = ceiling.thinned_targets(X, "log1p", sections=None, n_draws=3, seed=1)
     est = tt.ceiling()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stlib import controls
+from stlib.book import controls
 from tests.test_leakage import _synthetic
 
 
@@ -38,7 +38,7 @@ def test_targets_with_features_both_transforms() -> None:
 def test_partial_pearson_removes_a_shared_covariate() -> None:
     """y and p share only depth: their plain correlation is high, the partial one about zero; a
     prediction that is a line in depth (stored as float32) and a constant have none."""
-    from stlib.controls import partial_pearson
+    from stlib.book.controls import partial_pearson
 
     rng = np.random.default_rng(0)
     z = rng.normal(size=2000)

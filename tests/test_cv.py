@@ -1,4 +1,4 @@
-"""Patient-level cross-validation (stlib.cv): folds, spatial blocks, and no leakage from the test patient."""
+"""Patient-level cross-validation (stlib.book.cv): folds, spatial blocks, and no leakage from the test patient."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from stlib import cv
+from stlib.book import cv
 from stlib.errors import DataError
 
 

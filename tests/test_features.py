@@ -1,4 +1,4 @@
-"""Tests for stlib.features: PCA, KNN pooling, spatial graph, graph SVD."""
+"""Tests for stlib.tl.features: PCA, KNN pooling, spatial graph, graph SVD."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import scipy.sparse as sp
 from sklearn.decomposition import PCA, TruncatedSVD
 
 from stlib.errors import DataError
-from stlib.features import graph_svd, knn_pool, pca_fit_transform, spatial_graph
+from stlib.tl.features import graph_svd, knn_pool, pca_fit_transform, spatial_graph
 
 
 def make_adata(n_per_section: tuple[int, ...] = (60, 50), d: int = 40, seed: int = 0) -> ad.AnnData:

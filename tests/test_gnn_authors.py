@@ -95,7 +95,7 @@ def test_model_has_the_notebook_parameter_count() -> None:
     """gnn_model.summary() in GNN.ipynb: 24,798 parameters, 23,900 trainable (33 inputs, [32, 32], 250 genes)."""
     import tensorflow as tf
 
-    model = build_gnn_authors(33, 250)
+    model = build_gnn_authors(250)
     model({"x": tf.zeros((4, 33)), "edges": tf.constant([[1], [0]]), "weights": tf.constant([1.0]),
            "nodes": tf.constant([0])})
     assert model.count_params() == 24798
@@ -106,7 +106,7 @@ def test_model_has_the_notebook_parameter_count() -> None:
 def test_messages_flow_from_edges1_to_edges0() -> None:
     import tensorflow as tf
 
-    model = build_gnn_authors(3, 2, hidden=(4,))
+    model = build_gnn_authors(2, hidden=(4,))
     x = np.random.default_rng(2).normal(size=(3, 3)).astype(np.float32)
     edges = tf.constant([[1], [0]])  # one edge: node 0 sends to node 1
 

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from stlib import _kernels
-from stlib import provenance
+from stlib.book import provenance
 
 
 def _show(env: dict[str, str]) -> dict:
@@ -94,8 +94,8 @@ def _worker_mismatches(i: int) -> list[str]:
 
 
 def test_worker_processes_inherit_the_pins() -> None:
-    """The fits that run side by side (stlib.parallel) compute with the same kernels as this process."""
-    from stlib.parallel import map_processes
+    """The fits that run side by side (stlib._parallel) compute with the same kernels as this process."""
+    from stlib._parallel import map_processes
 
     if not _kernels.pinned():
         pytest.skip("STLIB_KERNELS=native")

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from stlib import features, pp
+from stlib import pp
+from stlib.tl import features
 from stlib.models import glm, inputs, linear
 
 

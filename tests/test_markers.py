@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from stlib import markers
+from stlib.book import markers
 
 
 def test_gene_class_by_symbol_and_prefix() -> None:

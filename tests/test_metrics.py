@@ -8,7 +8,7 @@ from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
 from stlib.errors import DataError
-from stlib.metrics import evaluate, per_gene_metrics, per_split_per_gene, summarize
+from stlib.metrics import evaluate, per_gene_metrics, summarize
 
 
 @pytest.fixture
@@ -118,13 +118,6 @@ def test_evaluate_pooled_and_per_section() -> None:
     assert test.loc["per_section_mean", "n_genes"] == 6  # (section, gene) pairs
     train = both.loc["train"].set_index("protocol")
     assert train.loc["per_section_mean", "n_sections"] == 2  # 40 A + 20 B
-
-    long = per_split_per_gene(y_true, preds, genes, groups=groups)
-    assert len(long) == 2 * 3 + 2 * 2 * 3
-    row = long.query("split == 'test' and section == 'B' and gene == 'c'").iloc[0]
-    assert row.protocol == "per_section"
-    assert row.pearson == pytest.approx(pearsonr(t[sec == "B", 2], p[sec == "B", 2])[0])
-    assert set(per_split_per_gene(y_true, preds, genes)["protocol"]) == {"pooled"}
 
     with pytest.raises(DataError):
         evaluate({"train": t[:60]}, preds, genes)

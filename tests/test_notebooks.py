@@ -8,8 +8,8 @@ from pathlib import Path
 
 import jupytext
 
-from stlib import protocol
-from stlib.run import declared_parameters, notebook_sources
+from stlib.book import protocol
+from stlib.book.run import declared_parameters, notebook_sources
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,7 +57,7 @@ def test_strip_volatile_metadata(tmp_path: Path) -> None:
     parameters cell removed from the book (its outputs untouched)."""
     import nbformat
 
-    from stlib.run import strip_volatile_metadata
+    from stlib.book.run import strip_volatile_metadata
 
     nb = nbformat.v4.new_notebook()
     nb.metadata["papermill"] = {"start_time": "x", "end_time": "y", "duration": 1.0, "parameters": {"a": 1}}
@@ -82,7 +82,7 @@ def test_cell_timings(tmp_path: Path) -> None:
     """Per-cell wall seconds come from papermill's durations, code cells only, with their first line."""
     import nbformat
 
-    from stlib.run import cell_timings
+    from stlib.book.run import cell_timings
 
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_markdown_cell("# t", metadata={"papermill": {"duration": 9.0}}),

@@ -18,7 +18,7 @@ from PIL import Image
 
 import stlib as st
 from stlib.errors import DataError
-from stlib.model import ImageModel, ModelError, load_model, save_model
+from stlib.predictor import ImageModel, ModelError, load_model, save_model
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fixtures import make_her2st_fixture  # noqa: E402
@@ -187,7 +187,7 @@ def _toy_model(genes: list[str]) -> ImageModel:
     arrays = {"img_mean": rng.normal(size=d), "img_components": rng.normal(size=(k, d)), "knn_mean": rng.normal(size=d),
               "knn_components": rng.normal(size=(k, d)), "scale_mean": np.zeros(2 * k), "scale_std": np.ones(2 * k),
               "coef": rng.normal(size=(2 * k, len(genes))), "intercept": rng.normal(size=len(genes))}
-    meta = {"format_version": st.model.FORMAT_VERSION, "genes": genes, "genes_sha256": st.model.genes_digest(genes),
+    meta = {"format_version": st.predictor.FORMAT_VERSION, "genes": genes, "genes_sha256": st.predictor.genes_digest(genes),
             "backbone": "mobilenet_v2", "weights": "imagenet", "weights_sha256": "ab" * 32, "window_um": 154.6,
             "input_size": 224, "um_per_px_train": 0.7, "spot_pitch_um": 200.0, "spot_diameter_um": 100.0,
             "n_neighbors": 15}
@@ -232,7 +232,7 @@ def own_run(tmp_path_factory) -> tuple[Path, Path]:
     manifest = make_spots_fixture(tmp)
     out = tmp / "run"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONHASHSEED": "0"}
-    r = subprocess.run([sys.executable, "-m", "stlib.run", "--out", str(out), "--dataset", str(manifest),
+    r = subprocess.run([sys.executable, "-m", "stlib.book.run", "--out", str(out), "--dataset", str(manifest),
                         "--weights", "none", "--only", "01", "02", "14", "-p", "n_genes", "20",
                         "-p", "cache_dir", str(tmp / "cache"), "-p", "n_boot", "50", "--no-progress"],
                        capture_output=True, text=True, cwd=ROOT, env=env)
@@ -270,7 +270,7 @@ def test_predict_cli_on_an_image(own_run, tmp_path: Path) -> None:
              "--out", str(tmp_path / "s4_spots.h5ad"), "--quiet")
     assert r.returncode == 0, r.stderr
     spots = ad.read_h5ad(tmp_path / "s4_spots.h5ad")
-    emb = st.store.load_targets(out / "results")
+    emb = st.book.store.load_targets(out / "results")
     s4 = emb[emb.obs["section"] == "S4"]
     # every in-tissue spot of the file, the one without counts (2x0) included
     ids = list(spots.obs["spot_id"])

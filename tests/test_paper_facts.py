@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from stlib.io.paper import PENALTY_COLUMNS, paper_gene_ids, read_paper_genes, read_paper_table1
-from stlib.tables import PAPER_ROWS
+from stlib.book.tables import PAPER_ROWS
 
 PROJECT = Path(__file__).resolve().parents[1]
 DATA = PROJECT / "data"
@@ -56,7 +56,7 @@ def test_table1_parses_to_18_finite_rows() -> None:
 
 
 def test_table1_reader_is_a_drop_in_for_paper_table() -> None:
-    from stlib import tables
+    from stlib.book import tables
 
     pd.testing.assert_frame_equal(read_paper_table1(), tables.paper_table())
 

@@ -1,4 +1,4 @@
-"""Tests of stlib.parallel.map_processes (whole fits side by side on fresh worker processes)."""
+"""Tests of stlib._parallel.map_processes (whole fits side by side on fresh worker processes)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from stlib.parallel import map_processes, n_workers
+from stlib._parallel import map_processes, n_workers
 
 
 def _pid_and_square(x: int) -> tuple[int, int]:
@@ -52,7 +52,7 @@ def test_worker_restart_warning_is_loky_s_and_is_silenced_in_the_pool() -> None:
 
     from joblib.externals.loky import process_executor
 
-    from stlib.parallel import LOKY_WORKER_RESTART, worker_pool
+    from stlib._parallel import LOKY_WORKER_RESTART, worker_pool
 
     source = re.sub(r'"\s*\n\s*"', "", inspect.getsource(process_executor))  # adjacent literals joined
     assert LOKY_WORKER_RESTART in source

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from stlib import get, pp, store
+from stlib import get, pp
+from stlib.book import store
 from stlib.errors import DataError
 from stlib.models import ModelResult
 

@@ -13,7 +13,8 @@ import scipy.sparse as sp
 from sklearn.linear_model import Lasso, LinearRegression, Ridge
 from sklearn.model_selection import GridSearchCV, PredefinedSplit
 
-from stlib import features, protocol, tables
+from stlib.tl import features
+from stlib.book import protocol, tables
 from stlib.errors import DataError
 from stlib.models import glm
 from stlib.models.linear import PAPER_ALPHAS, fit_linear
@@ -226,7 +227,7 @@ def test_fit_table_models_label_leaks_and_scoring_space() -> None:
 
 
 def test_step_table_puts_the_report_first() -> None:
-    from stlib import ladder
+    from stlib.book import ladder
 
     rows = [{"step": s, "model": m, "split": sp_, "pearson": 0.1 * i, "mse": 1.0}
             for i, s in enumerate(["a", "b"]) for m in protocol.TABLE_MODELS.values() for sp_ in ("valid", "test")]

@@ -12,8 +12,8 @@ from pathlib import Path
 import jupytext
 import pytest
 
-from stlib import provenance
-from stlib.run import notebook_sources
+from stlib.book import provenance
+from stlib.book.run import notebook_sources
 
 ROOT = Path(__file__).resolve().parents[1]
 NOW = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
@@ -110,7 +110,7 @@ def test_first_chapter_has_no_backbone_yet(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_fresh_config_forgets_an_earlier_run(tmp_path: Path) -> None:
-    from stlib import store
+    from stlib.book import store
 
     store.write_config(tmp_path, {"dataset": "a", "backbone": "resnet50"})
     store.write_config(tmp_path, {"window": 224})

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stlib import qualitative
+from stlib.book import qualitative
 
 
 def _targets(n=60, g=5, seed=0):

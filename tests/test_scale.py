@@ -1,4 +1,4 @@
-"""stlib.scale: growth exponents, extrapolation and the table of the scale benchmark."""
+"""stlib.book.scale: growth exponents, extrapolation and the table of the scale benchmark."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stlib import scale
+from stlib.book import scale
 
 
 def _rows(sizes=(6, 12, 24), unmeasured=(68,)) -> pd.DataFrame:

@@ -9,13 +9,13 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from stlib import protocol
+from stlib.book import protocol
 from tests.test_protocol import _modelling_targets, _sections
 
 
 def test_ladder_with_its_networks_on_a_worker_equals_in_process() -> None:
     """The ladder's networks trained on a worker process beside the other fits give the same long table."""
-    from stlib import ladder
+    from stlib.book import ladder
 
     a = _sections(g=80)
     steps = protocol.LADDER[8:11]  # the authors' GNN, then the MLP's valid-chosen rate, then the GraphSAGE

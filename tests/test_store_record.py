@@ -1,4 +1,4 @@
-"""stlib.store.read_record: a stored run of a script too long for CI, with its provenance."""
+"""stlib.book.store.read_record: a stored run of a script too long for CI, with its provenance."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from stlib import store
+from stlib.book import store
 from stlib.errors import DataError
 
 

@@ -1,4 +1,4 @@
-"""Bootstrap intervals (stlib.uncertainty): resampling, weighted correlations, intervals that cover."""
+"""Bootstrap intervals (stlib.tl.uncertainty): resampling, weighted correlations, intervals that cover."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stlib import ceiling, metrics, scoring, uncertainty
+from stlib import metrics
+from stlib.tl import ceiling, uncertainty
+from stlib.book import scoring
 from stlib.errors import DataError
 
 

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stlib import protocol, tables, verdict
+from stlib.book import protocol, tables, verdict
 from stlib.errors import DataError
-from stlib.uncertainty import Bootstrap
+from stlib.tl.uncertainty import Bootstrap
 
 
 def _boot(reps: dict[str, np.ndarray], stat: str = "pcc") -> Bootstrap:

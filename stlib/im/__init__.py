@@ -30,9 +30,9 @@ TensorFlow is imported lazily, so ``import stlib.im`` is cheap.
 
 from stlib.im._backbones import BACKBONES, IMAGENET_WEIGHTS_FILES, RANDOM_INIT_SEED, embed_windows, get_backbone, weights_file
 from stlib.im._features import feature_cache_key, section_features
-from stlib.im._runner import cnn_features, section_um_per_px, spot_windows
+from stlib.im._runner import cnn_features, spot_windows
 from stlib.im._views import StainTarget, dihedral, fit_stain_target, lab_stats, reinhard, tta_features, views_label
-from stlib.im._windows import REPORT_UM_PER_PX, REPORT_WINDOW_UM, extract_windows, resample_windows, window_px
+from stlib.im._windows import REPORT_UM_PER_PX, REPORT_WINDOW_UM, extract_windows, resample_windows, section_um_per_px, window_px
 
 __all__ = [
     "BACKBONES",

@@ -13,52 +13,10 @@ from stlib.errors import DataError
 from stlib.im._backbones import BACKBONES, Preprocess
 from stlib.im._features import _backbone_identity, _check_size, section_features
 from stlib.im._views import StainTarget, views_label
+from stlib.im._windows import _section_inputs_geo, section_um_per_px
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from anndata import AnnData
-
-
-def _section_inputs(adata: AnnData, library_key: str, spatial_key: str) -> list[tuple[str, np.ndarray, str, str | None]]:
-    """(section, obs positions, image path, sha256) per section present in ``adata``."""
-    return [t[:4] for t in _section_inputs_geo(adata, library_key, spatial_key)]
-
-
-def section_um_per_px(adata: AnnData, section: str) -> float:
-    """A section's resolution, ``uns["spatial"][section]["metadata"]["um_per_px"]`` (the readers
-    record it: from the manifest, or estimated from the spot pitch)."""
-    meta = adata.uns.get("spatial", {}).get(section, {}).get("metadata", {})
-    v = meta.get("um_per_px")
-    if v is None:
-        raise DataError(section, "uns['spatial'][section]['metadata'] has no 'um_per_px': read the data with "
-                                 "stlib.io (it records the resolution) or pass window_um=None for pixel windows")
-    return float(v)
-
-
-def _section_inputs_geo(
-    adata: AnnData, library_key: str, spatial_key: str
-) -> list[tuple[str, np.ndarray, str, str | None, float | None]]:
-    if library_key not in adata.obs:
-        raise DataError("adata.obs", f"no column {library_key!r} naming each spot's section")
-    if spatial_key not in adata.obsm:
-        raise DataError("adata.obsm", f"no {spatial_key!r} spot coordinates")
-    coords = np.asarray(adata.obsm[spatial_key], dtype=np.float64)
-    if coords.ndim != 2 or coords.shape[1] != 2:
-        raise DataError(f"adata.obsm[{spatial_key!r}]", f"expected shape (n, 2), got {coords.shape}")
-    spatial = adata.uns.get("spatial", {})
-    col = adata.obs[library_key]
-    labels = col.astype(str).to_numpy()
-    present = set(labels)
-    order = [str(c) for c in col.cat.categories] if hasattr(col, "cat") else []
-    order = [s for s in order if s in present] + sorted(present - set(order))
-    out = []
-    for sec in order:
-        meta = spatial.get(sec, {}).get("metadata", {}) if isinstance(spatial, dict) else {}
-        if "image_path" not in meta:
-            raise DataError(sec, f"uns['spatial'][{sec!r}]['metadata'] has no 'image_path'")
-        sha = meta.get("image_sha256") or None
-        um = meta.get("um_per_px")
-        out.append((sec, np.flatnonzero(labels == sec), str(meta["image_path"]), sha, None if um is None else float(um)))
-    return out
 
 
 def _run_local(tasks: list[Any], scheduler: str, progress: bool, desc: str) -> list[Any]:

@@ -158,8 +158,7 @@ def fit_stain_target(
     target) or a list of sections. Each section's image is decoded once, in turn. The target is
     the mean and standard deviation of the pooled tissue pixels.
     """
-    from stlib.im._runner import _section_inputs_geo, section_um_per_px
-    from stlib.im._windows import extract_windows, resample_windows, window_px
+    from stlib.im._windows import _section_inputs_geo, extract_windows, resample_windows, section_um_per_px, window_px
     from stlib.io.images import read_image
 
     if isinstance(fit_on, str):

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from stlib.io._common import check_spots_in_image, section_geometry
 from stlib.io.he2020 import read_he2020, read_metadata, write_he2020_split
 from stlib.io.her2st import parse_motivation, read_her2st, read_her2st_section
 from stlib.io.images import add_hires_image, read_image
@@ -21,6 +22,7 @@ __all__ = [
     "Dataset",
     "add_hires_image",
     "available_datasets",
+    "check_spots_in_image",
     "load_dataset",
     "paper_gene_ids",
     "parse_motivation",
@@ -32,6 +34,7 @@ __all__ = [
     "read_paper_genes",
     "read_paper_table1",
     "read_split",
+    "section_geometry",
     "stratified_patient_split",
     "write_he2020_split",
 ]

@@ -235,8 +235,9 @@ def section_geometry(
 
     Returns
     -------
-    ``{"um_per_px", "um_per_px_source" ("manifest" or "spot pitch"), "spot_diameter_um",
-    "spot_pitch_um", "spot_diameter_fullres"}`` (the last in full-resolution pixels).
+    dict
+        ``{"um_per_px", "um_per_px_source" ("manifest" or "spot pitch"), "spot_diameter_um",
+        "spot_pitch_um", "spot_diameter_fullres"}`` (the last in full-resolution pixels).
     """
     from sklearn.neighbors import NearestNeighbors
 

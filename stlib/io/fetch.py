@@ -30,7 +30,7 @@ from stlib._utils import sha256_file
 from stlib.errors import ChecksumError, DataError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from stlib.io.registry import Dataset
+    from stlib.io._manifest import Manifest
 
 log = logging.getLogger("stlib.io.registry")
 
@@ -39,12 +39,12 @@ ENV_DATA_DIR = "STLIB_DATA_DIR"
 
 __all__ = ["ENV_DATA_DIR", "ENV_MIRROR", "cache_root", "fetch", "local_root", "mirror_root", "verify_file"]
 
-def mirror_root(ds: Dataset) -> Path | None:
+def mirror_root(ds: Manifest) -> Path | None:
     """The mirror folder of this data set, if ``$STLIB_DATA_MIRROR`` is set."""
     env = os.environ.get(ENV_MIRROR)
     return Path(env).expanduser() / ds.mirror_subdir if env else None
 
-def local_root(ds: Dataset) -> Path | None:
+def local_root(ds: Manifest) -> Path | None:
     """The folder of a data set whose ``origin`` is local (``local``, ``.`` or a folder path,
     relative to the manifest): its files are used in place, verified; ``None`` for a URL."""
     origin = str(ds.origin).strip()
@@ -56,19 +56,19 @@ def local_root(ds: Dataset) -> Path | None:
     return folder.resolve()
 
 
-def cache_root(ds: Dataset) -> Path:
+def cache_root(ds: Manifest) -> Path:
     """Download cache of this data set."""
     import pooch
 
     base = os.environ.get(ENV_DATA_DIR)
     return (Path(base).expanduser() if base else Path(pooch.os_cache("stlib"))) / ds.name
 
-def fetch(ds: Dataset, *, progress: bool = True, files: Sequence[str] | None = None) -> Path:
+def fetch(ds: Manifest, *, progress: bool = True, files: Sequence[str] | None = None) -> Path:
     """Make every file available locally, verified, and return the data-set root.
 
     Files in the mirror are used in place; others are downloaded into the cache. A
     checksum mismatch raises :class:`~stlib.errors.ChecksumError` naming the file.
-    ``files`` restricts this to some manifest files (see :meth:`~stlib.io.registry.Dataset.files_for`). A data set with
+    ``files`` restricts this to some manifest files (see :meth:`~stlib.io._manifest.Manifest.files_for`). A data set with
     an ``archive`` is fetched as a whole (see :func:`_fetch_archive`).
     """
     if ds.archive is not None:
@@ -97,7 +97,7 @@ def fetch(ds: Dataset, *, progress: bool = True, files: Sequence[str] | None = N
         _download(ds, f, root, progress)
     return root
 
-def _download(ds: Dataset, relpath: str, root: Path, progress: bool) -> Path:
+def _download(ds: Manifest, relpath: str, root: Path, progress: bool) -> Path:
     import pooch
 
     dest = root / relpath
@@ -122,7 +122,7 @@ def _download(ds: Dataset, relpath: str, root: Path, progress: bool) -> Path:
                         f"set {ENV_MIRROR} to a local copy to work offline") from None
     return dest
 
-def _archive_marker_root(ds: Dataset, folder: Path) -> Path | None:
+def _archive_marker_root(ds: Manifest, folder: Path) -> Path | None:
     marker = str((ds.archive or {}).get("marker") or "")
     if marker and (folder / marker).is_file():
         return folder
@@ -131,7 +131,7 @@ def _archive_marker_root(ds: Dataset, folder: Path) -> Path | None:
         return folder
     return None
 
-def _fetch_archive(ds: Dataset, progress: bool) -> Path:
+def _fetch_archive(ds: Manifest, progress: bool) -> Path:
     """Mirror (extracted tree, or the zip) first, then the cache, then download + unzip."""
     import pooch
 

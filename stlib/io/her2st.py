@@ -199,13 +199,14 @@ def read_her2st_section(
 
     Returns
     -------
-    AnnData with raw counts in ``X``, ``obs`` columns ``section, spot_id, patient, subtype,
-    array_x, array_y, tumor, tumor_label, tumor_source`` (+ ``author_cluster``),
-    ``obsm["spatial"]``, ``uns["spatial"][section]`` and ``uns["load_report"][section]``.
-    Spots without counts, or counts without a selected spot, are dropped and counted in the
-    load report; rows of the selection file whose ``selected`` flag is empty or not 0/1 are
-    dropped and listed as ``dropped_selected_missing`` (not as spots without coordinates). A
-    missing or non-numeric coordinate is a :class:`DataError` naming the rows.
+    AnnData
+        With raw counts in ``X``, ``obs`` columns ``section, spot_id, patient, subtype,
+        array_x, array_y, tumor, tumor_label, tumor_source`` (+ ``author_cluster``),
+        ``obsm["spatial"]``, ``uns["spatial"][section]`` and ``uns["load_report"][section]``.
+        Spots without counts, or counts without a selected spot, are dropped and counted in the
+        load report; rows of the selection file whose ``selected`` flag is empty or not 0/1 are
+        dropped and listed as ``dropped_selected_missing`` (not as spots without coordinates). A
+        missing or non-numeric coordinate is a :class:`DataError` naming the rows.
     """
     root = Path(root)
     cnt_path = root / "data" / "ST-cnts" / f"{section}.tsv.gz"

@@ -40,7 +40,7 @@ _pil_saved: tuple[int | None, bool] = (None, False)
 
 
 @contextmanager
-def _pil_limits() -> Iterator[None]:
+def pil_limits() -> Iterator[None]:
     """Raise PIL's decompression-bomb limit and forbid truncated loads, locally.
 
     PIL keeps both settings as module globals. They are changed only while at
@@ -93,7 +93,7 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     """
     p = Path(path)
     _check_file(p)
-    with _pil_limits():
+    with pil_limits():
         try:
             with Image.open(p) as img:
                 img.load()
@@ -129,7 +129,7 @@ def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
     """
     p = Path(path)
     _check_file(p)
-    with _pil_limits():
+    with pil_limits():
         try:
             with Image.open(p) as img:
                 w, h = img.size
@@ -169,7 +169,7 @@ def add_hires_image(adata: ad.AnnData, section: str, max_size: int = 2000) -> fl
     meta = adata.uns["spatial"][section]
     path = meta["metadata"]["image_path"]
     try:
-        with _pil_limits():
+        with pil_limits():
             with Image.open(path) as im:
                 w, h = im.size
                 scale = min(1.0, max_size / max(w, h))

@@ -62,7 +62,7 @@ def read_paper_table1() -> pd.DataFrame:
     DataFrame
         Indexed by (``model``, ``split``) in the report's row order (``split`` is ``Train``,
         ``Valid`` or ``Test``), with float columns ``PCC, SRCC, MSE, MAE, R2``: the frame
-        :func:`stlib.tables.paper_table` returns.
+        :func:`stlib.book.tables.paper_table` returns.
 
     Raises
     ------

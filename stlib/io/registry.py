@@ -13,9 +13,7 @@ files at read time, and its ``patients:`` table (patient -> subtype) is checked 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ from stlib._utils import SPLITS, project_data_dir
 from stlib.errors import DataError, SplitError
 from stlib.io import fetch, he2020, her2st, spots
 from stlib.io._common import PathLikeStr
+from stlib.io._manifest import Manifest
 from stlib.io.splits import read_split
 
 ENV_MIRROR, ENV_DATA_DIR = fetch.ENV_MIRROR, fetch.ENV_DATA_DIR
@@ -37,43 +36,9 @@ def available_datasets() -> list[str]:
     return sorted(p.stem for p in (project_data_dir() / "datasets").glob("*.yaml"))
 
 
-@dataclass
-class Dataset:
-    """A registered data set (parsed manifest)."""
-
-    name: str
-    reader: str
-    origin: str
-    sections: dict[str, dict[str, Any]]
-    files: dict[str, str | None]
-    split_file: Path | None
-    mirror_subdir: str
-    manifest_path: Path
-    split_policy: dict[str, Any] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
-    archive: dict[str, Any] | None = None
-    patients: dict[str, dict[str, Any]] = field(default_factory=dict)
-    sections_from: str | None = None
-
-    def files_for(self, sections: Sequence[str]) -> list[str]:
-        """The manifest files needed for ``sections``.
-
-        A file belongs to a section when a path component starts with the section id followed
-        by ``_ - . /`` (``data/ST-cnts/B4.tsv.gz``, ``data/ST-imgs/B/B4/x.jpg``,
-        ``B4_selection.tsv``, ``B4-cluster-annotation.tsv.gz``); files that belong to no
-        section of the data set (``motivation.csv``) are always needed.
-        """
-        listed = self.extra.get("section_files")
-        if listed:  # reader "spots": each section names its files
-            wanted_files = {f for s in sections for f in listed.get(s, [])}
-            anyone = {f for fs in listed.values() for f in fs}
-            return [f for f in self.files if f in wanted_files or f not in anyone]
-
-        def owners(f: str) -> set[str]:
-            return {s for s in self.sections if re.search(rf"(^|/){re.escape(s)}([_\-./]|$)", f)}
-
-        wanted = set(sections)
-        return [f for f in self.files if not owners(f) or owners(f) & wanted]
+class Dataset(Manifest):
+    """A registered data set: its manifest (:class:`~stlib.io._manifest.Manifest`), and what can be done
+    with it (fetch, split, read)."""
 
     # -- files -------------------------------------------------------------------------------
     def mirror_root(self) -> Path | None:
@@ -144,16 +109,6 @@ class Dataset:
             )
         adata.uns["dataset"] = {"name": self.name, "origin": self.origin, "manifest": self.manifest_path.name}
         return adata
-
-    def patient_subtypes(self) -> dict[str, str | None]:
-        """Patient -> subtype from ``patients`` and the sections."""
-        out: dict[str, str | None] = {p: (None if v.get("subtype") is None else str(v["subtype"]))
-                                      for p, v in self.patients.items()}
-        for meta in self.sections.values():
-            p = meta.get("patient")
-            if p is not None and out.get(str(p)) is None:
-                out[str(p)] = None if meta.get("subtype") is None else str(meta["subtype"])
-        return out
 
 
 def load_dataset(name_or_path: str | PathLikeStr) -> Dataset:
@@ -232,7 +187,3 @@ SECTION_DISCOVERY: dict[str, Callable[[Path], dict[str, dict[str, Any]]]] = {
     "he2020": he2020.discover_sections,
 }
 
-
-def register_reader(name: str, func: Callable[[Dataset, Path, Sequence[str]], ad.AnnData]) -> None:
-    """Register a reader under ``name`` (used by manifests' ``reader`` field)."""
-    READERS[name] = func

@@ -20,13 +20,13 @@ from stlib.errors import DataError, SplitError
 from stlib.io._common import PathLikeStr
 
 if TYPE_CHECKING:  # pragma: no cover
-    from stlib.io.registry import Dataset
+    from stlib.io._manifest import Manifest
 
 __all__ = ["read_split", "stratified_patient_split"]
 
 
 def read_split(
-    path: PathLikeStr, dataset: Dataset | None = None, *, allow_train_valid_overlap: bool = False
+    path: PathLikeStr, dataset: Manifest | None = None, *, allow_train_valid_overlap: bool = False
 ) -> pd.DataFrame:
     """Read and validate a split file.
 
@@ -93,7 +93,7 @@ def read_split(
     return df
 
 
-def _patient_level_split(df: pd.DataFrame, path: Path, dataset: Dataset | None) -> pd.DataFrame:
+def _patient_level_split(df: pd.DataFrame, path: Path, dataset: Manifest | None) -> pd.DataFrame:
     """Validate a patient-level split and expand it to the sections of ``dataset``."""
     dup = df["patient"][df["patient"].duplicated()].tolist()
     if dup:

@@ -34,7 +34,7 @@ from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparatio
 
 from stlib.errors import DataError
 from stlib.models._base import ModelResult
-from stlib.parallel import joblib_backend
+from stlib._parallel import joblib_backend
 
 FAMILIES: tuple[str, ...] = ("poisson", "nb_alpha1", "nb_apriori")
 ALPHA_MIN: float = 1e-8
@@ -152,7 +152,7 @@ def fit_glm(
         Genes are fitted in parallel with joblib; results do not depend on ``n_jobs``.
     scheduler
         A dask.distributed scheduler address or ``Client``: the genes are fitted on that
-        cluster's workers (:func:`stlib.parallel.joblib_backend`); results are the same.
+        cluster's workers (:func:`stlib._parallel.joblib_backend`); results are the same.
     maxiter
         IRLS iteration limit.
     name

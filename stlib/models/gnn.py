@@ -36,7 +36,7 @@ from sklearn.preprocessing import StandardScaler
 
 from stlib.errors import DataError
 from stlib.models._base import ModelResult
-from stlib.parallel import map_processes
+from stlib._parallel import map_processes
 from stlib._compat import FLOAT, FLOATX, import_tf
 from stlib.models._keras import check_matrix, label_history, loss_key, predict, set_seed, train
 
@@ -366,7 +366,7 @@ def fit_gnn_paper_and_best(
     names
         Names of the two returned results.
     n_jobs
-        Worker processes for a round's configurations (:func:`stlib.parallel.map_processes`); each
+        Worker processes for a round's configurations (:func:`stlib._parallel.map_processes`); each
         configuration is seeded on its own, so the results do not depend on ``n_jobs`` (tested).
 
     Returns

@@ -177,12 +177,12 @@ def _architecture(n_features: int, hidden: Sequence[int], dropout: float, n_gene
     ]
 
 
-def build_gnn_authors(n_features: int, n_genes: int, *, hidden: Sequence[int] = (32, 32), dropout: float = 0.8,
+def build_gnn_authors(n_genes: int, *, hidden: Sequence[int] = (32, 32), dropout: float = 0.8,
                       lr: float = 1e-3) -> Any:
     """Build the authors' ``GNNNodeRegressor`` (Nadam(lr) attached as ``model.optimizer``).
 
     Unlike the notebook's model, the graph is an input rather than a constant, so the same weights
-    can be applied to any graph: ``model({"x": (n, n_features) float32, "edges": (2, E) int,
+    can be applied to any graph: ``model({"x": (n, d) float32, "edges": (2, E) int,
     "weights": (E,) float32, "nodes": (b,) int}, training=...)`` returns ``(b, n_genes)`` predictions
     for the nodes ``nodes`` of that graph. Layer names follow the notebook: ``preprocess``,
     ``graph_conv1``/``graph_conv2`` (each with ``ffn_prepare`` and ``update_fn``), ``postprocess``,
@@ -366,7 +366,7 @@ def fit_gnn_authors(
     tf, _ = import_tf()
     set_seed(seed)
     hidden = [int(u) for u in hidden]
-    model = build_gnn_authors(G["train"].x.shape[1], n_genes, hidden=hidden, dropout=dropout, lr=lr)
+    model = build_gnn_authors(n_genes, hidden=hidden, dropout=dropout, lr=lr)
     tensors = {s: (tf.constant(g.x), tf.constant(g.edges), tf.constant(g.weights)) for s, g in G.items()}
     model({"x": tensors["train"][0], "edges": tensors["train"][1], "weights": tensors["train"][2],
            "nodes": tf.constant([0], tf.int32)})  # build the layers before tracing

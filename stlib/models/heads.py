@@ -68,10 +68,11 @@ def image_design(
 
     ``obsm[rep]`` holds raw per-spot features (e.g. ``X_cnn`` or a variant such as
     ``X_cnn_tta``); the KNN pool averages them over each spot's ``n_neighbors`` nearest spots of
-    its section (``obsm["spatial"]``), as :func:`stlib.features.knn_pool` does for chapter 2.
+    its section (``obsm["spatial"]``), as :func:`stlib.tl.features.knn_pool` does for chapter 2.
     Returns ``(n_obs, 2 * n_comps)`` float64.
     """
-    from stlib import features, get
+    from stlib import get
+    from stlib.tl import features
 
     if rep not in targets.obsm:
         raise DataError("targets", f"no obsm[{rep!r}]")
@@ -219,7 +220,7 @@ def spatial_smooth(
     The spot itself is not among its neighbours; a section with fewer spots uses all its others.
     ``weight = 0`` returns ``P`` unchanged.
     """
-    from stlib.features import _knn_indices
+    from stlib.tl.features import knn_indices
 
     P = np.asarray(P, np.float64)
     coords = np.asarray(coords, np.float64)
@@ -236,7 +237,7 @@ def spatial_smooth(
         k = min(int(n_neighbors), idx.size - 1)
         if k < 1:
             continue  # a one-spot section has no neighbours
-        nb = _knn_indices(coords[idx], k, include_self=False)
+        nb = knn_indices(coords[idx], k, include_self=False)
         out[idx] = (1 - weight) * P[idx] + weight * P[idx][nb].mean(axis=1)
     return out
 

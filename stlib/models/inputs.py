@@ -10,8 +10,8 @@ from __future__ import annotations
 import anndata as ad
 import numpy as np
 
-from stlib import get, store
-from stlib._utils import SPLITS
+from stlib import get
+from stlib._utils import SPLITS, resolve
 
 
 #: Feature sets of the paper: single-spot or KNN-pooled image PCA, each with the graph SVD.
@@ -103,4 +103,4 @@ def cached(func, cache_dir: str | None):
 
     params = inspect.signature(func).parameters
     ignore = [k for k in ("n_jobs", "scheduler") if k in params]
-    return Memory(location=str(store.resolve(cache_dir)), verbose=0).cache(func, ignore=ignore)
+    return Memory(location=str(resolve(cache_dir)), verbose=0).cache(func, ignore=ignore)

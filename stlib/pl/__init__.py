@@ -17,7 +17,6 @@ from stlib.pl._models import (
 )
 from stlib.pl._maps import cluster_figure, count_histogram, de_heatmap, he_image, spatial_panels, truth_prediction_maps
 from stlib.pl._predict import prediction_map, tissue_grid
-from stlib.pl._scale import scale_curves
 from stlib.pl._ceiling import (
     ceiling_by_section,
     ceiling_vs_depth,
@@ -47,7 +46,6 @@ __all__ = [
     "penalty_choices",
     "prediction_map",
     "per_gene_vs_ceiling",
-    "scale_curves",
     "variants_vs_ceiling",
     "qc_overview",
     "spatial_panels",

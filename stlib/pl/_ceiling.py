@@ -110,7 +110,7 @@ def variants_vs_ceiling(tables: dict[str, pd.DataFrame], reference: str = "froze
                         oracle: str = "depth_only") -> Figure:
     """One panel per gene rule: each variant's fraction of the test ceiling with its 95% interval.
 
-    ``tables``: rule -> :func:`stlib.beyond.variant_table`. Gains over ``reference`` (paired
+    ``tables``: rule -> :func:`stlib.book.beyond.variant_table`. Gains over ``reference`` (paired
     interval above zero) are filled, other variants open; the reference is grey, the oracle red,
     and the dotted line marks the reference's fraction.
     """

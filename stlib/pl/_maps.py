@@ -77,7 +77,7 @@ def count_histogram(true_counts: np.ndarray, pred_counts: np.ndarray, *, title: 
 
 def cluster_figure(means: pd.DataFrame, errors: pd.DataFrame, gene: str, section: str) -> Figure:
     """Fig. 1: one gene's mean per Leiden cluster (truth beside each model), and per cluster the
-    error of the cluster means averaged over all genes (:func:`stlib.qualitative.cluster_errors`)."""
+    error of the cluster means averaged over all genes (:func:`stlib.book.qualitative.cluster_errors`)."""
     models = [c for c in means.columns if c not in ("n_spots", "truth") and means[c].notna().any()]
     cols = ["truth", *models]
     fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), layout="constrained")
@@ -160,7 +160,7 @@ def truth_prediction_maps(targets: ad.AnnData, prediction: np.ndarray, genes: Se
     colour scale per gene; the error's is symmetric around 0. Colour bars are labelled with
     ``value_label`` (and "prediction - truth").
     """
-    from stlib.qualitative import expression_adata
+    from stlib.get import expression_adata
 
     m = (targets.obs["section"] == section).to_numpy()
     e = expression_adata(targets, targets.X, m)

@@ -26,7 +26,7 @@ def metric_bars(table: pd.DataFrame, metric: str = "pearson", *, title: str = ""
 def beside_paper(side: pd.DataFrame, metric: str = "PCC") -> Figure:
     """Grouped bars: the report's value and ours for one metric, per Table I row, one panel per split.
 
-    ``side`` is :func:`stlib.tables.beside_paper`'s output.
+    ``side`` is :func:`stlib.book.tables.beside_paper`'s output.
     """
     splits = list(dict.fromkeys(side.index.get_level_values("split")))
     fig, axes = plt.subplots(1, len(splits), figsize=(4.2 * len(splits), 3.6), sharey=True, layout="constrained",
@@ -78,7 +78,7 @@ def penalty_choices(results: Sequence, titles: dict[str, str] | None = None) -> 
 
 def cv_folds(scores: pd.DataFrame, stat: str = "pcc") -> Figure:
     """Test ``stat`` of each model in each fold with its 95% interval (``scores``:
-    :func:`stlib.cv.cross_validate`), one group of bars per model."""
+    :func:`stlib.book.cv.cross_validate`), one group of bars per model."""
     folds = list(dict.fromkeys(scores.index.get_level_values("fold")))
     models = [m for m in dict.fromkeys(scores.index.get_level_values("model"))
               if scores.xs(m, level="model")[stat].notna().any()]
@@ -99,7 +99,7 @@ def cv_folds(scores: pd.DataFrame, stat: str = "pcc") -> Figure:
 def claim_differences(judged: pd.DataFrame, by: str = "target") -> Figure:
     """Forest plot of the report's claims: each comparison's claimed difference and its 95% interval.
 
-    ``judged`` is :func:`stlib.verdict.judge`'s table with a column ``by`` (one colour per value,
+    ``judged`` is :func:`stlib.book.verdict.judge`'s table with a column ``by`` (one colour per value,
     e.g. the target transform). A point right of zero is a difference in the claimed direction;
     a comparison holds when its whole interval is right of zero.
     """
@@ -177,7 +177,7 @@ def controls_overview(test: pd.DataFrame, per_gene: pd.DataFrame, model: str) ->
 
 
 def ladder_lines(pcc: pd.DataFrame) -> Figure:
-    """Mean PCC of each Table I model at each step of the ladder (``stlib.ladder.step_table``
+    """Mean PCC of each Table I model at each step of the ladder (``stlib.book.ladder.step_table``
     without the report's row), valid and test."""
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True, layout="constrained")
     for ax, split in zip(axes, ("Valid", "Test")):

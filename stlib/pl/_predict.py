@@ -1,4 +1,4 @@
-"""Figures of a prediction from an image alone (:mod:`stlib.predict`)."""
+"""Figures of a prediction from an image alone (:mod:`stlib.predictor`)."""
 
 from __future__ import annotations
 

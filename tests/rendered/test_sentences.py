@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from bs4 import BeautifulSoup
 
-from stlib import verdict
+from stlib.book import verdict
 
 ROOT = Path(__file__).resolve().parents[2]
 HTML = Path(os.environ.get("STLIB_BOOK_HTML", ROOT / "_build" / "html"))
@@ -158,7 +158,7 @@ def test_ch07_depth_explains_most_of_the_count_gap():
 def test_ch16_states_the_stored_scale_record():
     """The scale chapter's sentence carries the record's total at the largest size, and whether
     that size was measured or extrapolated."""
-    from stlib import scale
+    from stlib.book import scale
 
     rows, _, _ = scale.read(ROOT / "book" / "records" / "scale.csv")
     at = rows[rows["sections"] == rows["sections"].max()]
@@ -171,7 +171,7 @@ def test_ch16_states_the_stored_scale_record():
 def test_ch16_states_the_light_record_against_the_budget():
     """The sentence on the run without the authors' network in the seed spread carries that
     record's total at its size and says whether it is within the 60-minute budget."""
-    from stlib import scale
+    from stlib.book import scale
 
     rows, _, _ = scale.read(ROOT / "book" / "records" / "scale_light.csv")
     n = int(rows["sections"].max())

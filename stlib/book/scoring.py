@@ -15,10 +15,12 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from stlib import ceiling, get, metrics, store, uncertainty
+from stlib import get, metrics
+from stlib.tl import ceiling, uncertainty
+from stlib.book import store
 from stlib._format import show, with_interval
 from stlib._utils import SPLITS
-from stlib.models._base import ModelResult
+from stlib.models import ModelResult
 from stlib.pp import TARGET_SUM
 
 __all__ = ["INTERVAL_COLUMNS", "Scored", "fit_summary", "interval_extras", "interval_table", "mean_scores", "metric_table",
@@ -125,7 +127,7 @@ def scored_from_results(results: Mapping[str, ModelResult] | list[ModelResult]) 
 
 def thinned_targets(targets: ad.AnnData, spaces: tuple[str, ...] = ("target",), *, n_draws: int = 5,
                     seed: int = 0) -> dict[str, ceiling.ThinnedTargets]:
-    """Thinned copies of every spot's target genes, per scoring space (:mod:`stlib.ceiling`).
+    """Thinned copies of every spot's target genes, per scoring space (:mod:`stlib.tl.ceiling`).
 
     Reads ``layers["counts"]`` (target genes), ``obs["total_counts"]`` (all genes),
     ``obs["section"]`` and ``uns["target"]`` of the targets; ``"target"`` is the run's
@@ -155,14 +157,14 @@ def interval_table(
 ) -> tuple[pd.DataFrame, dict[tuple[str, str], uncertainty.Bootstrap]]:
     """Mean PCC, ceiling and fraction of the ceiling with bootstrap intervals, per model and split.
 
-    Pooled over the spots of each split; resampling as :mod:`stlib.uncertainty` says
+    Pooled over the spots of each split; resampling as :mod:`stlib.tl.uncertainty` says
     (sections, then spots). Models scored in counts are compared with the ceiling of raw
     counts, the others with the ceiling of the run's target. The replicates of one split
     are shared by all models (same seed), so paired differences can be read off the
-    returned :class:`~stlib.uncertainty.Bootstrap` objects, keyed by ``(split, space)``.
+    returned :class:`~stlib.tl.uncertainty.Bootstrap` objects, keyed by ``(split, space)``.
 
     Returns a long table indexed by (model, split) with the columns of
-    :meth:`stlib.uncertainty.Bootstrap.table` plus ``space``: PCC, ceiling, fraction, MSE, MAE
+    :meth:`stlib.tl.uncertainty.Bootstrap.table` plus ``space``: PCC, ceiling, fraction, MSE, MAE
     and R2, and with ``rank_stats=True`` SRCC (ranks per replicate and gene: slow, so only for
     the few rows that need it).
     """

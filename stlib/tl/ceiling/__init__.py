@@ -63,12 +63,12 @@ gene constant in a half (e.g. never detected in the section) has no correlation:
 ``n_constant_draws``, never dropped silently. ``ceiling = sqrt(max(r_full, 0))``. Besides
 the target transforms, ``"counts"`` (raw counts) is a space too: that of GLMs scored on
 counts. The thinned copies are kept (:class:`ThinnedTargets`) so that the ceiling can be
-computed on any subset or bootstrap resample of the spots (:mod:`stlib.uncertainty`).
+computed on any subset or bootstrap resample of the spots (:mod:`stlib.tl.uncertainty`).
 Everything is seeded; nothing is global.
 """
 
-from stlib.ceiling._counts import check_counts, split_counts, split_half, thin, transform_counts
-from stlib.ceiling._estimator import (
+from stlib.tl.ceiling._counts import check_counts, split_counts, split_half, thin, transform_counts
+from stlib.tl.ceiling._estimator import (
     CORRECTIONS,
     DEFAULT_CORRECTION,
     SCORE_SPACES,
@@ -78,26 +78,22 @@ from stlib.ceiling._estimator import (
     spearman_brown,
     thinned_targets,
 )
-from stlib.ceiling._tables import (
+from stlib.tl.ceiling._tables import (
     ceiling_caption,
-    ceiling_reading,
     ceiling_summary,
     ceiling_vs_depth,
     ceilings,
     depth_match,
     depth_summary,
-    per_gene_reading,
 )
 
 __all__ = [
     "ceiling_caption",
-    "ceiling_reading",
     "ceiling_summary",
     "ceiling_vs_depth",
     "ceilings",
     "depth_match",
     "depth_summary",
-    "per_gene_reading",
     "CORRECTIONS",
     "DEFAULT_CORRECTION",
     "SCORE_SPACES",

@@ -2,8 +2,8 @@
 
 Each claim of the report (``data/paper_claims.yaml``) is read as a set of comparisons
 "``better`` scores above ``worse`` on a split". A comparison is judged on the paired
-bootstrap replicates of :func:`stlib.scoring.interval_table` (the same resampled spots for
-both models, :meth:`stlib.uncertainty.Bootstrap.difference`):
+bootstrap replicates of :func:`stlib.book.scoring.interval_table` (the same resampled spots for
+both models, :meth:`stlib.tl.uncertainty.Bootstrap.difference`):
 
 - ``holds``: the 95% interval of the difference excludes zero in the claimed direction;
 - ``reversed``: it excludes zero the other way;
@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from stlib import uncertainty
+from stlib.tl import uncertainty
 from stlib.errors import DataError
 from stlib._utils import project_data_dir
 
@@ -98,7 +98,7 @@ def claim_models(claims: Sequence[Claim]) -> list[str]:
 def judge(claims: Sequence[Claim], boots: Mapping[tuple[str, str], uncertainty.Bootstrap]) -> pd.DataFrame:
     """One row per comparison: both scores, the claimed difference with its interval, and the outcome.
 
-    ``boots`` are the bootstraps of :func:`stlib.scoring.interval_table`, keyed by
+    ``boots`` are the bootstraps of :func:`stlib.book.scoring.interval_table`, keyed by
     ``(split, space)``; both models of a comparison must be scored in the same space (a
     count-space score cannot be compared with a target-space one).
     """
@@ -155,8 +155,8 @@ def verdict_sentence(judged: pd.DataFrame, claim: str) -> str:
 def against_report(claims: Sequence[Claim], paper: pd.DataFrame, table_models: Mapping[str, str]) -> pd.Series:
     """Per claim: do the report's own printed Table I values order the models as the claim says?
 
-    ``paper`` is :func:`stlib.tables.paper_table`; ``table_models`` maps its row names to this
-    book's model names (:data:`stlib.protocol.TABLE_MODELS`). Point values only (the report
+    ``paper`` is :func:`stlib.book.tables.paper_table`; ``table_models`` maps its row names to this
+    book's model names (:data:`stlib.book.protocol.TABLE_MODELS`). Point values only (the report
     gives no intervals): ``"consistent"``, ``"inconsistent"`` (any comparison the other way),
     or ``"partly in Table I"`` / ``"not in Table I"`` when some or all of the models compared
     are not among its rows (then only the rows it has are read).

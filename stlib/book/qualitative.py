@@ -12,15 +12,7 @@ import numpy as np
 import pandas as pd
 import scanpy as sc
 
-
-def expression_adata(targets: ad.AnnData, X: np.ndarray, mask: np.ndarray | None = None) -> ad.AnnData:
-    """An AnnData with the obs/obsm/uns of ``targets`` (optionally a subset) and ``X`` as data."""
-    m = np.ones(targets.n_obs, bool) if mask is None else np.asarray(mask)
-    out = ad.AnnData(X=np.asarray(X)[m].astype(np.float32), obs=targets.obs.loc[m].copy(),
-                     var=pd.DataFrame(index=targets.var_names.copy()))
-    out.obsm["spatial"] = np.asarray(targets.obsm["spatial"])[m]
-    out.uns["spatial"] = targets.uns.get("spatial", {})
-    return out
+from stlib.get import expression_adata
 
 
 def cluster_means(

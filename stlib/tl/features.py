@@ -153,7 +153,7 @@ def pca_fit_transform(
 # --------------------------------------------------------------------------- #
 
 
-def _knn_indices(coords: np.ndarray, k: int, include_self: bool, chunk: int = 1024) -> np.ndarray:
+def knn_indices(coords: np.ndarray, k: int, include_self: bool, chunk: int = 1024) -> np.ndarray:
     """``(n, k)`` positions of each point's nearest points, deterministic.
 
     Sorted by distance, ties broken by position. With ``include_self`` the
@@ -236,7 +236,7 @@ def knn_pool(
                 f"section has {idx.size} spot(s), fewer than the {needed} needed to pool "
                 f"{n_neighbors} neighbour(s) (include_self={include_self})",
             )
-        nb = _knn_indices(coords[idx], n_neighbors, include_self)
+        nb = knn_indices(coords[idx], n_neighbors, include_self)
         out[idx] = X[idx][nb].mean(axis=1)
     adata.obsm[key_added] = out.astype(np.float32)
     adata.uns[key_added] = {
@@ -418,7 +418,7 @@ def graph_svd(
     from sklearn.decomposition import TruncatedSVD
 
     if connectivity_key not in adata.obsp:
-        raise DataError("adata.obsp", f"no {connectivity_key!r}; run stlib.features.spatial_graph first")
+        raise DataError("adata.obsp", f"no {connectivity_key!r}; run stlib.tl.features.spatial_graph first")
     conn = sp.csr_matrix(adata.obsp[connectivity_key], dtype=np.float64)
     secs = _sections(adata, library_key)
     for sec, idx in secs:

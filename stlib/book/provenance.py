@@ -5,7 +5,7 @@ Every chapter ends with :func:`show`, which the executed notebook keeps as a sma
 
 .. code-block:: python
 
-    from stlib import provenance
+    from stlib.book import provenance
     provenance.show(results_dir, "08_table")
 
 Everything is read from the run itself (``config.json`` of the run, the data set's manifest,
@@ -29,7 +29,7 @@ from stlib import _kernels
 from stlib.im import weights_file
 from stlib.io.registry import load_dataset
 from stlib._utils import project_root, sha256_file
-from stlib.store import read_config, resolve
+from stlib.book.store import read_config, resolve
 
 #: The folders whose state decides what a chapter computes; a change there since the commit
 #: is reported as local changes.

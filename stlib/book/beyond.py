@@ -24,7 +24,7 @@ import pandas as pd
 
 from stlib.errors import DataError
 from stlib.models import heads
-from stlib.models._base import ModelResult
+from stlib.models import ModelResult
 
 __all__ = ["PROBE", "feature_views", "frozen_variants", "lowrank_ablation", "rule_targets", "smoothed",
            "variant_table"]
@@ -194,7 +194,9 @@ def variant_table(
     The bootstrap resamples the test spots (sections, then spots within sections), the same
     replicates for every model, so differences are paired.
     """
-    from stlib import get, scoring, uncertainty
+    from stlib import get
+    from stlib.tl import uncertainty
+    from stlib.book import scoring
     from stlib.metrics import per_gene_metrics
 
     masks = get.split_masks(targets)

@@ -15,7 +15,7 @@ from stlib._utils import dense
 from stlib.errors import DataError
 from stlib.pp import TARGET_SUM, TRANSFORMS
 
-from stlib.ceiling._counts import Counts, _check_mask, _check_sections, check_counts, split_counts, transform_counts
+from stlib.tl.ceiling._counts import Counts, _check_mask, _check_sections, check_counts, split_counts, transform_counts
 
 Correction = Literal["spearman-brown", "extrapolate"]
 CORRECTIONS: tuple[str, ...] = ("spearman-brown", "extrapolate")
@@ -81,7 +81,7 @@ class ThinnedTargets:
     quarters after them (``[a, b, q1, q2, q3, q4]``, ``a`` being the counts of ``q1 + q2``),
     each a dense ``(n_spots, n_genes)`` float array. Keeping them lets the reliability be
     computed on any subset of the spots (:meth:`estimate`): one section, a pooled split, or
-    a bootstrap resample (:mod:`stlib.uncertainty`), without thinning again.
+    a bootstrap resample (:mod:`stlib.tl.uncertainty`), without thinning again.
     """
 
     parts: tuple[tuple[np.ndarray, ...], ...]

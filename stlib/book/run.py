@@ -2,10 +2,10 @@
 
 .. code-block:: console
 
-    $ python -m stlib.run                          # every chapter with the defaults -> book/notebooks/
-    $ python -m stlib.run --name paper --protocol paper
+    $ python -m stlib.book.run                          # every chapter with the defaults -> book/notebooks/
+    $ python -m stlib.book.run --name paper --protocol paper
       # the authors' choices (leaks labelled) -> runs/paper/notebooks/*.ipynb and runs/paper/results/
-    $ python -m stlib.run --name resnet50-demo --backbone resnet50 --weights none
+    $ python -m stlib.book.run --name resnet50-demo --backbone resnet50 --weights none
 
 Sources are the jupytext files ``notebooks/NN_*.py``; they are converted in memory (papermill
 cannot read them directly) and executed with the given parameters. Every notebook receives
@@ -25,7 +25,7 @@ from typing import Any
 
 from stlib import _kernels
 from stlib._utils import project_root
-from stlib.im._backbones import BACKBONES
+from stlib.im import BACKBONES
 
 DEFAULT_NAME = "default"
 
@@ -165,7 +165,7 @@ def run(
 
 def main(argv: list[str] | None = None) -> int:
     """Command line of :func:`run`."""
-    p = argparse.ArgumentParser(prog="python -m stlib.run", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m stlib.book.run", description=__doc__.splitlines()[0])
     p.add_argument("--name", default=DEFAULT_NAME, help="run name; not 'default' writes under runs/<name>/")
     p.add_argument("--only", nargs="*", help="notebook number prefixes to run, e.g. 01 02")
     p.add_argument("--out", help="write notebooks and results to this folder (OUT/notebooks, OUT/results)")

@@ -1,6 +1,6 @@
 """Chapter 10: from the authors' code to a sound protocol, one choice at a time.
 
-:data:`stlib.protocol.LADDER` lists the steps; :func:`run_ladder` prepares the targets and
+:data:`stlib.book.protocol.LADDER` lists the steps; :func:`run_ladder` prepares the targets and
 features each step needs (they depend only on where the genes are chosen and which
 neighbours the features use, so at most four versions are built), fits the Table I models
 under the step's protocol (fits are memoised: a step refits only what its change touches)
@@ -16,10 +16,12 @@ from typing import Any
 import anndata as ad
 import pandas as pd
 
-from stlib import ceiling, pp, protocol, store
-from stlib.models._base import ModelResult
-from stlib.protocol import TABLE_MODELS, Protocol
-from stlib.scoring import interval_extras, mean_scores, scored_from_results, thinned_targets
+from stlib import pp
+from stlib.tl import ceiling
+from stlib.book import protocol, store
+from stlib.models import ModelResult
+from stlib.book.protocol import TABLE_MODELS, Protocol
+from stlib.book.scoring import interval_extras, mean_scores, scored_from_results, thinned_targets
 from stlib._format import with_interval
 
 __all__ = ["NETWORKS", "prepare", "run_ladder", "score_results", "step_intervals", "step_table"]
@@ -51,7 +53,7 @@ def score_results(targets: ad.AnnData, results: dict[str, ModelResult], step: st
     """Mean PCC and MSE over genes per model and split (pooled), in each model's scoring space.
 
     With ``n_boot > 0``, also the fraction of the noise ceiling each model reaches and the
-    bootstrap intervals of PCC and fraction (:func:`stlib.scoring.interval_table`; ``thinned``
+    bootstrap intervals of PCC and fraction (:func:`stlib.book.scoring.interval_table`; ``thinned``
     are the thinned targets of ``targets``, built when not given).
     """
 
@@ -88,13 +90,13 @@ def run_ladder(
     (:func:`score_results`); the thinned targets are built once per set of genes. ``n_comps``,
     ``n_neighbors``: the features' components and neighbours (:func:`prepare`).
     ``background``: each network of :data:`NETWORKS` (each keeps about one core busy) trains on
-    a worker process of its own (:func:`stlib.parallel.worker_pool`), its steps one after another
+    a worker process of its own (:func:`stlib._parallel.worker_pool`), its steps one after another
     so that a step whose change does not touch it reads the previous fit from ``model_cache``,
     while this process fits the linear models and GLMs and builds the next step's features. The
     results are those of fitting everything here (each fit is seeded and memoised on its own).
     Off when the GLMs run on a dask scheduler.
     """
-    from stlib.parallel import submit, worker_pool
+    from stlib._parallel import submit, worker_pool
 
     models = tuple(fit_kwargs.pop("models", tuple(protocol.TABLE_MODELS.values())))
     networks = tuple(m for m in models if m in NETWORKS) if background and fit_kwargs.get("scheduler") is None else ()

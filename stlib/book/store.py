@@ -31,19 +31,13 @@ from typing import Any
 import anndata as ad
 import pandas as pd
 
-from stlib._utils import project_root
+from stlib._utils import resolve
 from stlib.errors import DataError
 from stlib.get import full_predictions
 
 #: ``uns`` entries that belong to a set of target genes, never to the embeddings.
 GENE_UNS: tuple[str, ...] = ("gene_selection", "target")
-from stlib.models._base import ModelResult
-
-
-def resolve(path: str | os.PathLike[str]) -> Path:
-    """A path relative to the project root (absolute paths are kept)."""
-    p = Path(path).expanduser()
-    return p if p.is_absolute() else project_root() / p
+from stlib.models import ModelResult
 
 
 def write_config(results_dir: Path, config: dict[str, Any], *, fresh: bool = False) -> None:
@@ -179,7 +173,7 @@ def read_record(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, dict[str, A
     """A stored run of a script too long for CI: the table ``<name>.csv`` (first column the index)
     and its provenance ``<name>.json`` beside it (``command``, ``commit``, ``date``, ...).
 
-    Relative paths are resolved against the project (:func:`resolve`). A missing or unreadable
+    Relative paths are resolved against the project (:func:`stlib._utils.resolve`). A missing or unreadable
     file is a :class:`~stlib.errors.DataError` naming it.
     """
     csv = resolve(path)

@@ -6,7 +6,7 @@ sections are the test set, all other sections train. Everything fitted sees the 
 spots only: the gene rule, the HEST probe's scaler, PCA and penalty (cross-validation over the
 train sections, or over spatial blocks of the section when a fold trains on a single one), and
 the depth-only reference. Scores are pooled over the test spots of the fold, with bootstrap
-intervals and the fraction of the noise ceiling (:func:`stlib.scoring.interval_table`).
+intervals and the fraction of the noise ceiling (:func:`stlib.book.scoring.interval_table`).
 
 Fold models: the HEST probe on single-spot and on KNN-pooled backbone features, and the two
 image-free references (the train mean and the depth-only oracle). The report's models need a
@@ -24,10 +24,11 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from stlib import get, pp, scoring, store
+from stlib import get, pp
+from stlib.book import scoring, store
 from stlib.errors import DataError
 from stlib.models import probe
-from stlib.models._base import ModelResult
+from stlib.models import ModelResult
 from stlib.models.linear import fit_linear
 
 FOLD_MODELS: tuple[str, ...] = ("hest_probe", "knn_hest_probe", "depth_only", "train_mean")
@@ -125,7 +126,7 @@ def run_fold(
 
     Returns
     -------
-    The fold's test scores (:func:`stlib.scoring.interval_table` rows, one per model) and a
+    The fold's test scores (:func:`stlib.book.scoring.interval_table` rows, one per model) and a
     record of what the fold fitted on (sections, genes, groups of the probe's CV).
     """
     missing = [k for k in ("X_cnn", "X_cnn_knn", "spatial") if k not in features.obsm]

@@ -23,7 +23,7 @@ Statistics per model and replicate (percentile intervals at ``level``):
     Mean over genes of the Pearson correlation, genes without one (constant or missing
     prediction) skipped: the convention of Table I (:mod:`stlib.metrics`).
 ``ceiling``
-    Mean over genes of the noise ceiling (:mod:`stlib.ceiling`) over the same resampled
+    Mean over genes of the noise ceiling (:mod:`stlib.tl.ceiling`) over the same resampled
     spots: the thinned copies are resampled with the targets, so the ceiling's own
     sampling error is in the interval.
 ``fraction``
@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from stlib.ceiling import ThinnedTargets, extrapolate_reliability, spearman_brown
+from stlib.tl.ceiling import ThinnedTargets, extrapolate_reliability, spearman_brown
 from stlib.errors import DataError
 
 STATS: tuple[str, ...] = ("pcc", "ceiling", "fraction", "srcc", "mse", "mae", "r2")
@@ -339,7 +339,7 @@ def bootstrap_scores(
         Section of each spot (the resampling units above the spots).
     thinned
         Thinned copies of the same spots and genes, in the same space
-        (:func:`stlib.ceiling.thinned_targets`); gives ``ceiling`` and ``fraction``.
+        (:func:`stlib.tl.ceiling.thinned_targets`); gives ``ceiling`` and ``fraction``.
     n_boot, seed, level
         Replicates, seed of the resampling, interval level.
     rank_stats

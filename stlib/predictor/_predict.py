@@ -1,4 +1,4 @@
-"""Expression predicted from an H&E image alone, with a saved model (:mod:`stlib.model`).
+"""Expression predicted from an H&E image alone, with a saved model (:mod:`stlib.predictor`).
 
 Given an image (and optionally spot centres), :func:`predict_image` returns an AnnData in
 scanpy / squidpy conventions: predicted targets in ``X``, spot centres in ``obsm["spatial"]``,
@@ -25,7 +25,7 @@ import pandas as pd
 
 from stlib._utils import sha256_file
 from stlib.errors import DataError
-from stlib.model import ImageModel, ModelError
+from stlib.predictor._model import ImageModel, ModelError
 
 #: The image's resolution may differ from the training images' by at most this factor.
 MAX_RESOLUTION_RATIO = 4.0
@@ -45,11 +45,11 @@ def tissue_mask(image_path: str | Path, *, max_size: int = TISSUE_THUMB) -> tupl
     from PIL import Image
     from skimage import filters, morphology
 
-    from stlib.io.images import _pil_limits
+    from stlib.io.images import pil_limits
 
     path = Path(image_path)
     try:
-        with _pil_limits(), Image.open(path) as im:
+        with pil_limits(), Image.open(path) as im:
             w, h = im.size
             scale = min(1.0, max_size / max(w, h))
             size = (max(1, round(w * scale)), max(1, round(h * scale)))
@@ -123,7 +123,7 @@ def resolve_resolution(model: ImageModel, um_per_px: float | None, spots_xy: np.
     From given spots it is measured with ``spot_pitch_um`` (the spots' centre-to-centre distance;
     default the model's): a Visium file (100 um) measured as legacy ST (200 um) would be off by 2x.
     """
-    from stlib.io._common import section_geometry
+    from stlib.io import section_geometry
 
     train = model.meta.get("um_per_px_train")
     if um_per_px is not None:
@@ -163,7 +163,7 @@ def predict_image(
     Parameters
     ----------
     model
-        From :func:`stlib.model.load_model`.
+        From :func:`stlib.predictor.load_model`.
     image_path
         The full-resolution H&E.
     spots
@@ -185,8 +185,9 @@ def predict_image(
     """
     from tqdm.auto import tqdm
 
-    from stlib import features, im
-    from stlib.io._common import check_spots_in_image
+    from stlib import im
+    from stlib.tl import features
+    from stlib.io import check_spots_in_image
     from stlib.io.images import add_hires_image, image_size, read_image
 
     t0 = time.perf_counter()

@@ -9,13 +9,14 @@ from typing import Any
 import anndata as ad
 import pandas as pd
 
-from stlib import get, metrics, uncertainty
+from stlib import get, metrics
+from stlib.tl import uncertainty
 from stlib.io.paper import read_paper_table1
 from stlib._utils import SPLITS
 from stlib.models.reference import REFERENCE_MODELS
-from stlib.scoring import Scored
+from stlib.book.scoring import Scored
 from stlib._format import with_interval
-from stlib.protocol import TABLE_MODELS
+from stlib.book.protocol import TABLE_MODELS
 
 #: The paper's Table I rows and the model of this book that reproduces each.
 PAPER_ROWS: dict[str, str] = TABLE_MODELS
@@ -165,7 +166,7 @@ def per_gene_table(targets: ad.AnnData, scored: Mapping[str, Scored], split_ceil
 def reliable_genes(targets: ad.AnnData, scored: Mapping[str, Scored], *, split: str = "test",
                    n_boot: int = uncertainty.DEFAULT_N_BOOT, seed: int = 0) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
     """Per model (target space only): how many genes it predicts reliably on ``split`` (per-gene
-    95% bootstrap interval of the PCC above zero, :func:`stlib.uncertainty.per_gene_intervals`),
+    95% bootstrap interval of the PCC above zero, :func:`stlib.tl.uncertainty.per_gene_intervals`),
     beside the number expected by chance; and each model's per-gene intervals."""
     Y = get.split_arrays(targets, ["X"])[split]
     groups = get.section_groups(targets, [split])[split]

@@ -17,9 +17,10 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from stlib import get, metrics, pp, protocol, scoring, store
+from stlib import get, metrics, pp
+from stlib.book import protocol, scoring, store
 from stlib.models import inputs
-from stlib.models._base import ModelResult
+from stlib.models import ModelResult
 
 FEATURE_KEYS = ("X_cnn", "X_img_pca", "X_cnn_knn", "X_img_knn_pca", "X_graph_svd")
 
@@ -49,9 +50,9 @@ def score(targets: ad.AnnData, results: Sequence[ModelResult], label: str, n_boo
     """Mean PCC over genes per model and split (pooled), tagged with ``label``.
 
     With ``n_boot > 0`` also the noise ceiling of the targets, the fraction of it each model
-    reaches and bootstrap intervals (:func:`stlib.scoring.interval_table`).
+    reaches and bootstrap intervals (:func:`stlib.book.scoring.interval_table`).
     """
-    from stlib.scoring import interval_extras, mean_scores, scored_from_results
+    from stlib.book.scoring import interval_extras, mean_scores, scored_from_results
 
     scored = scored_from_results(list(results))
     extras = interval_extras(targets, scored, n_boot=n_boot, seed=seed)
@@ -82,7 +83,7 @@ def paired_difference(targets: ad.AnnData, a: Sequence[ModelResult], b: Sequence
                       labels: tuple[str, str], split: str = "test", n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
     """Per model name present in both ``a`` and ``b``: PCC of each and the paired bootstrap
     interval of the difference (``a - b``) on ``split``; "different" only if it excludes 0."""
-    from stlib.scoring import interval_table, scored_from_results
+    from stlib.book.scoring import interval_table, scored_from_results
 
     names = sorted({r.name for r in a} & {r.name for r in b} - {"depth_only"})
     scored = {**{f"{n} | {labels[0]}": v for n, v in scored_from_results(list(a)).items() if n in names},

@@ -19,12 +19,12 @@ from typing import Any
 import anndata as ad
 import numpy as np
 
-from stlib import features
+from stlib.tl import features
 from stlib._utils import SPLITS
 from stlib.errors import DataError
 from stlib.get import counts_by_split
 from stlib.models import inputs
-from stlib.models._base import ModelResult
+from stlib.models import ModelResult
 
 __all__ = ["LADDER", "PROTOCOLS", "TABLE_MODELS", "Protocol", "build_features", "fit_gnn_seeds", "fit_table_models", "get"]
 
@@ -152,9 +152,9 @@ def build_features(targets: ad.AnnData, protocol: Protocol | str, *, data: ad.An
                    n_comps: int = 32, n_neighbors: int = 15, seed: int = 0) -> None:
     """Image PCA, pooled image PCA and graph SVD from ``obsm["X_cnn"]``, as the protocol says.
 
-    Spatial neighbours: :func:`~stlib.features.knn_pool` over the spot and its 14 nearest spots,
-    :func:`~stlib.features.spatial_graph` + :func:`~stlib.features.graph_svd`. Expression
-    neighbours (the authors): :func:`~stlib.features.expression_neighbors` on ``data`` (all
+    Spatial neighbours: :func:`~stlib.tl.features.knn_pool` over the spot and its 14 nearest spots,
+    :func:`~stlib.tl.features.spatial_graph` + :func:`~stlib.tl.features.graph_svd`. Expression
+    neighbours (the authors): :func:`~stlib.tl.features.expression_neighbors` on ``data`` (all
     genes, raw counts), pooling over the 14 neighbours (self excluded), SVD of the UMAP
     connectivities. PCAs are fitted on train in both.
 
@@ -226,10 +226,10 @@ def fit_table_models(
 
     ``targets`` must hold the embeddings of :func:`build_features` for the same protocol. The
     per-gene GLMs run on ``n_jobs`` local processes, or on the dask.distributed cluster
-    ``scheduler`` (an address or a ``Client``; :mod:`stlib.parallel`), with the same results.
+    ``scheduler`` (an address or a ``Client``; :mod:`stlib._parallel`), with the same results.
     Each result's ``settings`` record the protocol, its leaks and bugs.
     """
-    from stlib.models import glm, linear, nn
+    from stlib.models import glm, linear
 
     p = get(protocol)
     genes = list(targets.var_names)
@@ -283,7 +283,7 @@ def _fit_mlp_one(X: dict[str, np.ndarray], Ytr: np.ndarray, Yva: np.ndarray, *, 
 def _fit_mlp_runs(targets: ad.AnnData, p: Protocol, runs: Sequence[tuple[float, int]], *, model_cache: str | None,
                   epochs: int, name: str, n_jobs: int) -> list[dict[float, ModelResult]]:
     """The MLP for every ``(learning rate, seed)`` of ``runs``, on ``n_jobs`` worker processes."""
-    from stlib.parallel import map_processes
+    from stlib._parallel import map_processes
 
     X, Ytr, Yva = inputs.arrays(targets, "single")
     shared = {"X": X, "Ytr": Ytr, "Yva": Yva, "epochs": epochs, "genes": list(targets.var_names), "name": name,
@@ -297,7 +297,7 @@ def fit_mlp(targets: ad.AnnData, protocol: Protocol | str, *, model_cache: str |
     """The MLP once per learning rate (each memoised on its own); only 1e-3 when the protocol fixes it.
 
     With ``n_jobs`` > 1 the learning rates are fitted side by side on worker processes
-    (:func:`stlib.parallel.map_processes`), with the same results as one by one.
+    (:func:`stlib._parallel.map_processes`), with the same results as one by one.
     """
     from stlib.models import nn
 
@@ -368,11 +368,11 @@ def fit_gnn_seeds(targets: ad.AnnData, models: Mapping[str, tuple[Protocol | str
                   model_cache: str | None = None, n_jobs: int = 1) -> dict[str, dict[int, ModelResult]]:
     """:func:`fit_gnn` for every model and seed: ``models`` maps a result name to ``(protocol, epochs)``.
 
-    The fits run side by side on ``n_jobs`` worker processes (:func:`stlib.parallel.map_processes`)
+    The fits run side by side on ``n_jobs`` worker processes (:func:`stlib._parallel.map_processes`)
     and give the same results as one by one; each is memoised in ``model_cache`` as a lone fit is.
     Returns name -> seed -> result.
     """
-    from stlib.parallel import map_processes
+    from stlib._parallel import map_processes
 
     runs = [(name, int(s)) for name in models for s in seeds]
     fits = map_processes(fit_gnn, [{"targets": targets, "protocol": get(models[name][0]), "model_cache": model_cache,

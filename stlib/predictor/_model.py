@@ -127,7 +127,8 @@ def fit_image_model(
     import pandas as pd
     from sklearn.linear_model import Ridge
 
-    from stlib import features, get
+    from stlib import get
+    from stlib.tl import features
     from stlib.metrics import per_gene_metrics
 
     for key in ("X_cnn", "spatial"):
@@ -250,7 +251,7 @@ def load_model(folder: str | Path, *, genes: list[str] | None = None) -> ImageMo
     mfile, afile = where / MODEL_FILE, where / ARRAYS_FILE
     for f in (mfile, afile):
         if not f.is_file():
-            raise ModelError(f, "missing file: is this a folder written by stlib.model.save_model?")
+            raise ModelError(f, "missing file: is this a folder written by stlib.predictor.save_model?")
     try:
         meta = json.loads(mfile.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -1,0 +1,19 @@
+"""Tools: reusable computations on an AnnData of spots (scanpy's ``tl`` role).
+
+- :mod:`stlib.tl.features` -- PCA, KNN pooling and spatial graph embeddings of the CNN features;
+- :mod:`stlib.tl.ceiling` -- the noise ceiling of each gene (binomial thinning);
+- :mod:`stlib.tl.uncertainty` -- bootstrap intervals over sections and spots.
+
+Each is imported on first use (``st.tl.ceiling``).
+"""
+
+from __future__ import annotations
+
+from stlib._lazy import lazy_submodules
+
+#: The tools, ``stlib.tl.<name>``.
+SUBMODULES: tuple[str, ...] = ("features", "ceiling", "uncertainty")
+
+__all__ = [*SUBMODULES]
+
+__getattr__, __dir__ = lazy_submodules(__name__, SUBMODULES, globals())
