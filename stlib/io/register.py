@@ -188,6 +188,10 @@ def register_spots(
         Disc radius; default a quarter of the measured pitch (100 um spots on a 200 um pitch).
     max_shift_px
         Translations searched in each direction; default 4 pitches.
+    scale_range
+        0 (default): translation only. A scale is optional and leans towards shrinking the grid
+        (a smaller grid sits deeper in the tissue and raises the tie-breaking mean share): on A2 a
+        +-5% range goes to its 0.95 bound, so the reader fits a translation unless told otherwise.
 
     The search is a grid: every 4 px (scales every 0.01), then every pixel (scales every 0.002)
     around the best. Returns a :class:`Registration` with the shares of spots off tissue before
