@@ -77,8 +77,8 @@ summary = pp.section_summary(adata)
 summary
 
 # %% [markdown]
-# The split is by patient and is a data file (`data/splits/`). For `her2st-demo`, only two
-# patients have public images, so train and valid are different sections of patient C, and the
+# The split is by patient and is a data file (`data/splits/`). For `her2st-demo` (six sections of two
+# patients), train and valid are different sections of patient C, and the
 # test patient B is never seen by any fitted step:
 
 # %%

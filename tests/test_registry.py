@@ -37,7 +37,12 @@ def test_her2st_manifest(project_manifests) -> None:
     assert all(full.sections[s]["patient"] == s[0] for s in want)
     for f, h in demo.files.items():  # the demo files keep their checksums
         assert full.files[f] == h and h
-    assert sum(h is not None for h in full.files.values()) == len(demo.files)
+    # sha256 known for the demo files and for patient A's A1 / A2 files in ../shared (not the A images)
+    known = {f for f, h in full.files.items() if h is not None}
+    assert known - set(demo.files) == {f"data/ST-cnts/{s}.tsv.gz" for s in ("A1", "A2")} | {
+        f"data/ST-spotfiles/{s}_selection.tsv" for s in ("A1", "A2")} | {
+        f"res/ST-cluster/lbl/{s}-cluster-annotation.tsv.gz" for s in ("A1", "A2")} | {
+        "data/ST-pat/lbl/A1_labeled_coordinates.tsv"}
     pat = [f for f in full.files if f.startswith("data/ST-pat/lbl/")]
     assert sorted(pat) == [f"data/ST-pat/lbl/{s}_labeled_coordinates.tsv" for s in
                            ("A1", "B1", "C1", "D1", "E1", "F1", "G2", "H1")]
@@ -56,8 +61,9 @@ def test_her2st_manifest(project_manifests) -> None:
         "data/ST-cnts/B4.tsv.gz", "data/ST-spotfiles/B4_selection.tsv", "data/ST-imgs/B/B4/BT10737_D2_HE.jpg",
         "res/ST-cluster/lbl/B4-cluster-annotation.tsv.gz", "res/ST-cluster/motivation.csv",
     ]
-    # C3's image is named ..._BT_D1.jpg: it belongs to C3 only, not to D1
-    assert not any("ST-imgs" in f for f in full.files_for(["D1"]))
+    # C3's image is named ..._BT_D1.jpg: it belongs to C3 only, not to D1 (whose own is 10426_HE_BT_C1.jpg)
+    assert [f for f in full.files_for(["D1"]) if "ST-imgs" in f] == ["data/ST-imgs/D/D1/10426_HE_BT_C1.jpg"]
+    assert [f for f in full.files_for(["C3"]) if "ST-imgs" in f] == ["data/ST-imgs/C/C3/5714_HE_BT_D1.jpg"]
 
 
 def test_he2020_manifest(project_manifests) -> None:

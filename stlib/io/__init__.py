@@ -4,6 +4,9 @@
 - :mod:`stlib.io.fetch`: the files of a data set from a mirror, the cache or the origin;
 - :mod:`stlib.io.splits`: split files, and fresh stratified patient splits;
 - :mod:`stlib.io.her2st`, :mod:`stlib.io.he2020`: the readers, each with its folder layout;
+- :mod:`stlib.io.her2st_app`: HER2ST sections read from the web app's views (patient A);
+- :mod:`stlib.io.register`: tissue masks, spots on tissue, registering spots to the tissue;
+- :mod:`stlib.io.rdata`: a small reader of R's saveRDS files (the app's ``dims.list``);
 - :mod:`stlib.io.images`: every H&E image opened, one PIL policy;
 - :mod:`stlib.io.paper`: the report's facts shipped in ``data/``.
 """
@@ -15,6 +18,7 @@ from stlib.io.he2020 import read_he2020, read_metadata, write_he2020_split
 from stlib.io.her2st import parse_motivation, read_her2st, read_her2st_section
 from stlib.io.images import add_hires_image, read_image
 from stlib.io.paper import paper_gene_ids, read_paper_genes, read_paper_table1
+from stlib.io.register import register_spots, tissue_mask
 from stlib.io.registry import Dataset, available_datasets, load_dataset
 from stlib.io.splits import read_split, stratified_patient_split
 
@@ -34,7 +38,9 @@ __all__ = [
     "read_paper_genes",
     "read_paper_table1",
     "read_split",
+    "register_spots",
     "section_geometry",
     "stratified_patient_split",
+    "tissue_mask",
     "write_he2020_split",
 ]

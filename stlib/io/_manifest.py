@@ -27,6 +27,7 @@ class Manifest:
     archive: dict[str, Any] | None = None
     patients: dict[str, dict[str, Any]] = field(default_factory=dict)
     sections_from: str | None = None
+    git_blobs: dict[str, str] = field(default_factory=dict)
 
     def files_for(self, sections: Sequence[str]) -> list[str]:
         """The manifest files needed for ``sections``.

@@ -14,12 +14,17 @@ A data set published as one zip has an ``archive:`` entry (``{url, fname, sha256
 marker}``): the mirror may hold the extracted tree (``marker`` present) or the zip itself;
 otherwise the zip is downloaded and unpacked with :class:`pooch.Unzip`.
 
-A checksum mismatch is a :class:`~stlib.errors.ChecksumError` naming the file; a failed
-download a :class:`~stlib.errors.DataError` naming the URL and how to work offline.
+A file may also carry its git blob id (``git_blob``: the SHA-1 git gives the file in the
+upstream repository, ``sha1(b"blob <size>\\0" + bytes)``; a manifest gives it for files whose
+sha256 is not known offline). A file is verified by its sha256 when known, else by its blob id.
+
+A checksum mismatch is a :class:`~stlib.errors.ChecksumError` naming the file (and both ids); a
+failed download a :class:`~stlib.errors.DataError` naming the URL and how to work offline.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Sequence
@@ -37,7 +42,8 @@ log = logging.getLogger("stlib.io.registry")
 ENV_MIRROR = "STLIB_DATA_MIRROR"
 ENV_DATA_DIR = "STLIB_DATA_DIR"
 
-__all__ = ["ENV_DATA_DIR", "ENV_MIRROR", "cache_root", "fetch", "local_root", "mirror_root", "verify_file"]
+__all__ = ["ENV_DATA_DIR", "ENV_MIRROR", "cache_root", "fetch", "git_blob_sha1", "local_root", "mirror_root",
+           "verify_file"]
 
 def mirror_root(ds: Manifest) -> Path | None:
     """The mirror folder of this data set, if ``$STLIB_DATA_MIRROR`` is set."""
@@ -77,18 +83,18 @@ def fetch(ds: Manifest, *, progress: bool = True, files: Sequence[str] | None = 
     local = local_root(ds)
     if local is not None:
         for f in _progress(wanted, progress, f"verify {ds.name}"):
-            verify_file(local / f, ds.files.get(f))
+            verify_file(local / f, ds.files.get(f), _blob(ds, f))
         return local
     mirror = mirror_root(ds)
     if mirror is not None and mirror.is_dir() and all((mirror / f).is_file() for f in wanted):
         for f in _progress(wanted, progress, f"verify {ds.name}"):
-            verify_file(mirror / f, ds.files.get(f))
+            verify_file(mirror / f, ds.files.get(f), _blob(ds, f))
         return mirror
     root = cache_root(ds)
     for f in _progress(wanted, progress, f"fetch {ds.name}"):
         src = mirror / f if mirror is not None else None
         if src is not None and src.is_file():
-            verify_file(src, ds.files.get(f))
+            verify_file(src, ds.files.get(f), _blob(ds, f))
             dest = root / f
             dest.parent.mkdir(parents=True, exist_ok=True)
             if not dest.exists():
@@ -102,8 +108,9 @@ def _download(ds: Manifest, relpath: str, root: Path, progress: bool) -> Path:
 
     dest = root / relpath
     known = ds.files.get(relpath)
+    blob = _blob(ds, relpath)
     if dest.is_file():
-        verify_file(dest, known)
+        verify_file(dest, known, blob)
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     url = ds.origin.rstrip("/") + "/" + relpath
@@ -120,6 +127,12 @@ def _download(ds: Manifest, relpath: str, root: Path, progress: bool) -> Path:
     except Exception as exc:  # network errors: name the file
         raise DataError(url, f"download failed ({type(exc).__name__}: {exc}); "
                         f"set {ENV_MIRROR} to a local copy to work offline") from None
+    if not known and blob:  # no sha256 known: the git blob id decides; a wrong file is not kept
+        try:
+            verify_file(dest, None, blob)
+        except ChecksumError:
+            dest.unlink(missing_ok=True)
+            raise
     return dest
 
 def _archive_marker_root(ds: Manifest, folder: Path) -> Path | None:
@@ -195,11 +208,39 @@ def _progress(items: Sequence[str], show: bool, desc: str):
     return tqdm(items, desc=desc, disable=not show, leave=False)
 
 
-def verify_file(path: Path, sha256: str | None) -> None:
-    """Check a file exists and, when a checksum is known, that it matches."""
+def _blob(ds: Dataset, relpath: str) -> str | None:
+    return (getattr(ds, "git_blobs", None) or {}).get(relpath)
+
+
+def git_blob_sha1(path: str | os.PathLike[str], chunk: int = 1 << 22) -> str:
+    """The git blob id of a file: hex SHA-1 over ``b"blob <size>\\0"`` and the file's bytes (what
+    ``git hash-object`` prints, and the id a repository's tree gives the file)."""
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        h = hashlib.sha1(b"blob %d\0" % size)
+        with open(p, "rb") as fh:
+            for block in iter(lambda: fh.read(chunk), b""):
+                h.update(block)
+    except FileNotFoundError:
+        raise DataError(p, "missing file") from None
+    except IsADirectoryError:
+        raise DataError(p, "a folder, not a file") from None
+    return h.hexdigest()
+
+
+def verify_file(path: Path, sha256: str | None, git_blob: str | None = None) -> None:
+    """Check a file exists and, when a checksum is known, that it matches: the sha256 when known,
+    else the git blob id (:func:`git_blob_sha1`). A mismatch is a :class:`ChecksumError` naming the
+    file and both ids."""
     if not path.is_file():
         raise DataError(path, "missing file")
     if sha256:
         got = sha256_file(path)
         if got != sha256:
             raise ChecksumError(path, f"checksum mismatch: expected sha256 {sha256}, got {got}")
+    elif git_blob:
+        got = git_blob_sha1(path)
+        if got != git_blob.lower():
+            raise ChecksumError(path, f"checksum mismatch: expected git blob id {git_blob}, got {got} "
+                                      "(not the file of the pinned upstream commit: a changed or damaged copy)")

@@ -13,7 +13,7 @@ Layout, relative to the data-set root::
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +181,8 @@ def read_her2st_section(
     subtype: str = "HER2+",
     image_sha256: str | None = None,
     geometry: Mapping[str, Any] | None = None,
+    image: PathLikeStr | None = None,
+    spot_transform: Callable[[np.ndarray, Path, tuple[int, int]], tuple[np.ndarray, dict]] | None = None,
 ) -> ad.AnnData:
     """Read one HER2ST section.
 
@@ -196,6 +198,12 @@ def read_her2st_section(
         ``um_per_px`` (estimated from the spot pitch when absent), ``spot_diameter_um`` and
         ``spot_pitch_um`` (default: legacy ST, 100 and 200 um); see
         :func:`~stlib.io._common.section_geometry`.
+    image
+        The H&E image to use instead of the one in ``data/ST-imgs/<P>/<section>/`` (e.g. the web
+        app's view, :mod:`stlib.io.her2st_app`).
+    spot_transform
+        ``(xy, image_path, (h, w)) -> (xy, info)``: maps the selection file's pixel coordinates
+        onto ``image`` (scaling, registration); ``info`` goes to the load report as ``spot_transform``.
 
     Returns
     -------
@@ -234,9 +242,11 @@ def read_her2st_section(
     report["n_rows_selection_file"] = int(n_listed)
     report["dropped_selected_missing"] = missing_flag
     report["dropped_no_coords"] = [s for s in report["dropped_no_coords"] if s not in set(missing_flag)]
-    img = find_image(root, section)
+    img = Path(image) if image is not None else find_image(root, section)
     hw = check_jpeg(img)
     xy = sel[["pixel_x", "pixel_y"]].to_numpy(dtype=np.float64)
+    if spot_transform is not None:
+        xy, report["spot_transform"] = spot_transform(xy, img, hw)
     check_spots_in_image(xy, hw, sel_path, sel.index)
     ann, source, ann_info = _tumor_annotation(root, section, sel.index)
     report.update(ann_info)
@@ -307,6 +317,11 @@ def read_from_manifest(ds: Any, root: Path, sections: Sequence[str]) -> ad.AnnDa
     out = []
     for sec in sections:
         meta = ds.sections[sec]
+        if meta.get("app_image"):  # the web app's view of the section (stlib.io.her2st_app)
+            from stlib.io.her2st_app import read_app_section
+
+            out.append(read_app_section(ds, root, sec))
+            continue
         img = next((f for f in ds.files if f.startswith(f"data/ST-imgs/{sec[0]}/{sec}/")), None)
         folder = root / "data" / "ST-imgs" / sec[0] / sec
         note = ds.extra.get("images_note")

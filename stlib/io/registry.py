@@ -1,7 +1,9 @@
 """Data-set registry: manifests in ``data/datasets/*.yaml``, verified downloads, splits.
 
 A manifest names the reader, the public origin (pinned to a commit or DOI), the sections with
-their patient and subtype, every file with its sha256 where known, and the split file.
+their patient and subtype, every file with its sha256 where known, and the split file. A file's
+entry is its sha256 (or null), or a mapping ``{sha256: ..., git_blob: ...}``: the git blob id
+verifies a file of a git repository whose sha256 is not known offline (:mod:`stlib.io.fetch`).
 
 Fetching (mirror, download cache, archives) is :mod:`stlib.io.fetch`; split files are
 :mod:`stlib.io.splits`; each reader module (:mod:`stlib.io.her2st`, :mod:`stlib.io.he2020`)
@@ -141,7 +143,7 @@ def load_dataset(name_or_path: str | PathLikeStr) -> Dataset:
         raise DataError(p, "'archive' must be a mapping {url, fname, sha256, marker}")
     if not isinstance(m["sections"] or {}, dict) or not isinstance(m["files"] or {}, dict):
         raise DataError(p, "'sections' and 'files' must be mappings")
-    files = {str(k): (str(v) if v else None) for k, v in (m["files"] or {}).items()}
+    files, git_blobs = _parse_files(p, m["files"] or {})
     extra = {k: v for k, v in m.items() if k not in known}
     if m["reader"] == "spots":
         for v in (m["sections"] or {}).values():  # "group" is the spots layout's word for subtype
@@ -170,7 +172,34 @@ def load_dataset(name_or_path: str | PathLikeStr) -> Dataset:
         archive=dict(archive) if archive else None,
         patients={str(k): dict(v or {}) for k, v in (m.get("patients") or {}).items()},
         sections_from=m.get("sections_from"),
+        git_blobs=git_blobs,
     )
+
+
+_HEX = {"sha256": 64, "git_blob": 40}
+
+
+def _parse_files(p: Path, entries: dict[Any, Any]) -> tuple[dict[str, str | None], dict[str, str]]:
+    """``files:`` -> (path -> sha256 or None, path -> git blob id); an entry is a sha256, null, or
+    ``{sha256, git_blob}``."""
+    files: dict[str, str | None] = {}
+    blobs: dict[str, str] = {}
+    for k, v in entries.items():
+        if isinstance(v, dict):
+            unknown = set(v) - set(_HEX)
+            if unknown:
+                raise DataError(p, f"file {k}: unknown key(s) {sorted(unknown)}; a file entry is a sha256 or "
+                                   "{sha256, git_blob}")
+            for key, n in _HEX.items():
+                val = v.get(key)
+                if val is not None and not re.fullmatch(rf"[0-9a-fA-F]{{{n}}}", str(val)):
+                    raise DataError(p, f"file {k}: {key} {val!r} is not {n} hex digits")
+            files[str(k)] = str(v["sha256"]).lower() if v.get("sha256") else None
+            if v.get("git_blob"):
+                blobs[str(k)] = str(v["git_blob"]).lower()
+        else:
+            files[str(k)] = str(v) if v else None
+    return files, blobs
 
 
 #: Reader name (a manifest's ``reader``) -> ``read(dataset, root, sections)``; each reader
