@@ -152,7 +152,12 @@ def mismatches() -> list[str]:
     if not pinned():
         return []
     info = in_force()
-    out = [f"{k}={os.environ.get(k, '')!r} (pin {v!r})" for k, v in PINS.items() if os.environ.get(k) != v]
+    # PYTHONHASHSEED acts once, at start-up: whether this interpreter hashes with seed 0 is in sys.flags
+    # (a library may change the variable later: dask's multiprocessing scheduler sets it)
+    out = [f"{k}={os.environ.get(k, '')!r} (pin {v!r})" for k, v in PINS.items()
+           if k != "PYTHONHASHSEED" and os.environ.get(k) != v]
+    if sys.flags.hash_randomization:
+        out.append("this interpreter started without PYTHONHASHSEED=0 (string hashes are randomised)")
     for b in info["blas"]:
         if str(b["kernel"]).lower() != PINS["OPENBLAS_CORETYPE"].lower():
             out.append(f"{b['library']} runs the {b['kernel']} kernel (pin {PINS['OPENBLAS_CORETYPE']})")

@@ -71,7 +71,12 @@ def worker_pool(n_jobs: int) -> Iterator[Executor | None]:
 
     from joblib.externals.loky import ProcessPoolExecutor as LokyExecutor
 
-    with warnings.catch_warnings(), LokyExecutor(max_workers=n_workers(n_jobs)) as pool:
+    from stlib import _kernels
+
+    # the workers get the pinned kernels even if something in this process changed the variables
+    # since (dask's multiprocessing scheduler, for one, sets PYTHONHASHSEED)
+    env = dict(_kernels.PINS) if _kernels.pinned() else None
+    with warnings.catch_warnings(), LokyExecutor(max_workers=n_workers(n_jobs), env=env) as pool:
         # loky replaces a worker whose memory grew past its leak threshold (Keras fits do) with a fresh
         # one and warns from its manager thread when that happens while calls wait; a fresh worker gives
         # the same results, so the warning only adds noise, at moments that vary from run to run.
