@@ -6,6 +6,7 @@
 - :mod:`stlib.tl.blocked` -- the spatially blocked bootstrap (blocks of neighbouring spots, seeds
   resampled with them; percentile, basic and BCa intervals);
 - :mod:`stlib.tl.autocorr` -- Moran's I correlogram of residuals and the block size read from it.
+- :mod:`stlib.tl.coverage` -- coverage of iid-spot against blocked intervals on simulated fields.
 
 Each is imported on first use (``st.tl.ceiling``).
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 from stlib._lazy import lazy_submodules
 
 #: The tools, ``stlib.tl.<name>``.
-SUBMODULES: tuple[str, ...] = ("features", "ceiling", "uncertainty", "blocked", "autocorr")
+SUBMODULES: tuple[str, ...] = ("features", "ceiling", "uncertainty", "blocked", "autocorr", "coverage")
 
 __all__ = [*SUBMODULES]
 

@@ -104,8 +104,12 @@ def spot_pitch(coords: np.ndarray, groups: Sequence[str] | np.ndarray | None = N
 
 
 def grid_blocks(coords: np.ndarray, groups: Sequence[str] | np.ndarray | None, block_size: float) -> np.ndarray:
-    """Block of each spot: squares of side ``block_size`` tiling each section from its lowest
-    coordinates, labelled ``"<section>|<column>|<row>"`` (a block never spans two sections).
+    """Block of each spot: rectangles of about ``block_size`` tiling each section, labelled
+    ``"<section>|<column>|<row>"`` (a block never spans two sections).
+
+    Along each axis, a section's extent plus one ``block_size`` (the spots' own width) is split
+    into ``round((extent + block_size) / block_size)`` equal cells (at least one), so the far edge
+    has no sliver block of a few spots.
 
     Parameters
     ----------
@@ -126,8 +130,14 @@ def grid_blocks(coords: np.ndarray, groups: Sequence[str] | np.ndarray | None, b
     g = _groups(groups, len(c))
     if not (isinstance(block_size, (int, float, np.number)) and block_size > 0):
         raise DataError("block_size", f"must be a positive number, got {block_size!r}")
-    lo = pd.DataFrame(c).groupby(g).transform("min").to_numpy()
-    cell = np.zeros_like(c, dtype=np.int64) if np.isinf(block_size) else np.floor((c - lo) / block_size).astype(np.int64)
+    by = pd.DataFrame(c).groupby(g)
+    lo, ext = by.transform("min").to_numpy(), (by.transform("max") - by.transform("min")).to_numpy()
+    if np.isinf(block_size):
+        cell = np.zeros_like(c, dtype=np.int64)
+    else:  # the extent + one side, split into equal cells of about block_size (no sliver at the far edge)
+        n_cells = np.maximum(1, np.round((ext + block_size) / block_size))
+        side = (ext + block_size) / n_cells
+        cell = np.minimum(np.floor((c - lo) / side), n_cells - 1).astype(np.int64)
     return np.char.add(np.char.add(np.char.add(g, "|"), cell[:, 0].astype(str)), np.char.add("|", cell[:, 1].astype(str)))
 
 
