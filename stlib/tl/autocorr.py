@@ -5,6 +5,9 @@ per-spot residuals (squidpy's ``spatial_autocorr`` on a graph of the pairs of sp
 section whose distance is within half a pitch of the lag; residuals centred per section and
 gene, so section offsets are not mistaken for spatial correlation).
 
+:func:`pcc_influence` gives each spot's influence on the mean PCC (its first-order share of
+the statistic): the per-spot values whose correlation the bootstrap must respect.
+
 :func:`block_size_from_residuals` applies the rule of :mod:`stlib.tl.blocked`: the block side is
 the smallest lag at which that Moran's I falls below ``threshold`` (default
 :data:`DEFAULT_THRESHOLD` = 0.05), at least one pitch. Compute it on the residuals of the
@@ -27,7 +30,42 @@ from stlib.tl.blocked import _coords, _groups, spot_pitch
 DEFAULT_THRESHOLD = 0.05
 DEFAULT_MAX_LAG = 10
 
-__all__ = ["BlockSize", "DEFAULT_MAX_LAG", "DEFAULT_THRESHOLD", "block_size_from_residuals", "moran_correlogram"]
+__all__ = ["BlockSize", "DEFAULT_MAX_LAG", "DEFAULT_THRESHOLD", "block_size_from_residuals", "moran_correlogram",
+           "pcc_influence"]
+
+
+def pcc_influence(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+    """Per spot, its empirical influence on the mean-over-genes Pearson correlation.
+
+    For one gene with standardised truth ``a`` and prediction ``b`` (over the split's spots) and
+    correlation ``r``, spot ``i`` contributes ``a_i b_i - r (a_i^2 + b_i^2) / 2`` (the influence
+    function of Pearson's r); the mean over the genes with a correlation is the spot's influence on
+    the mean PCC. The statistic is, to first order, the mean of these values over the spots, so
+    their spatial autocorrelation is the one a bootstrap of the mean PCC must respect: pass them
+    to :func:`block_size_from_residuals` (gene-level residuals count each gene alone and miss what
+    the genes share).
+
+    Parameters
+    ----------
+    y_true, y_pred
+        ``(n_spots, n_genes)`` truth and prediction of the TRAIN or VALID split.
+
+    Returns
+    -------
+    ndarray
+        ``(n_spots,)`` influence values (mean zero up to rounding).
+    """
+    y = np.asarray(y_true, dtype=np.float64)
+    p = np.asarray(y_pred, dtype=np.float64)
+    if y.ndim != 2 or p.shape != y.shape:
+        raise DataError("y_pred", f"prediction of shape {p.shape} for truth of shape {y.shape}")
+    ok = np.all(np.isfinite(p), axis=0) & np.all(np.isfinite(y), axis=0) & (y.std(axis=0) > 0) & (p.std(axis=0) > 0)
+    if not ok.any():
+        raise DataError("y_pred", "no gene with a correlation (constant or missing predictions or truth)")
+    a = (y[:, ok] - y[:, ok].mean(axis=0)) / y[:, ok].std(axis=0)
+    b = (p[:, ok] - p[:, ok].mean(axis=0)) / p[:, ok].std(axis=0)
+    r = (a * b).mean(axis=0)
+    return (a * b - r * (a * a + b * b) / 2).mean(axis=1)
 
 
 def _band_graphs(c: np.ndarray, g: np.ndarray, pitch: float, lags: np.ndarray) -> list[sp.csr_matrix]:
@@ -140,7 +178,9 @@ def block_size_from_residuals(residuals: np.ndarray, coords: np.ndarray,
     Parameters
     ----------
     residuals, coords, groups, max_lag, pitch
-        As :func:`moran_correlogram`: residuals of the TRAIN or VALID split, never test.
+        As :func:`moran_correlogram`, of the TRAIN or VALID split, never test: for the mean PCC
+        preferably the ``(n_spots,)`` :func:`pcc_influence` values, else ``(n_spots, n_genes)``
+        residuals (then the gene-averaged Moran's I).
     threshold
         Moran's I counted as "about zero".
 

@@ -10,7 +10,8 @@ narrow. Here the resampling units are **blocks** of neighbouring spots:
 - :func:`block_weights` draws, per replicate, the sections with replacement first (when there
   are several), then within each drawn section as many blocks as it has, with replacement;
 - :func:`stlib.tl.autocorr.block_size_from_residuals` chooses ``b`` from the spatial autocorrelation of the
-  residuals of the training (or validation) split, never the test split. **Rule:** the block
+  residuals (best: each spot's influence on the mean PCC, :func:`stlib.tl.autocorr.pcc_influence`)
+  of the training (or validation) split, never the test split. **Rule:** the block
   side is the smallest lag, in whole spot pitches, at which the gene-averaged Moran's I of the
   residuals (pairs of spots of one section at that lag; squidpy's ``spatial_autocorr``) falls
   below ``threshold`` (default 0.05, "about zero"), and at least one pitch. Spots further
@@ -22,8 +23,9 @@ draws the seeds with replacement too (independently per model, the same spot blo
 model), so an interval or a paired difference carries the training variance
 (:func:`blocked_bootstrap_scores` with ``(n_seeds, n_spots, n_genes)`` predictions).
 
-Intervals (:func:`interval_from_replicates`): ``percentile``, ``basic`` (reflected around the
-point estimate, so it always contains it) and ``bca`` (bias-corrected and accelerated; the
+Intervals (:func:`interval_from_replicates`): ``percentile``, ``basic`` (the percentile interval
+reflected around the point estimate: it corrects a bias of the replicates instead of repeating
+it) and ``bca`` (bias-corrected and accelerated; the
 acceleration from a jackknife over the top-level units: sections when there are several,
 otherwise blocks).
 """
