@@ -43,7 +43,7 @@ import scipy.sparse as sp
 from scipy.stats import norm
 
 from stlib.errors import DataError
-from stlib.tl.uncertainty import DEFAULT_LEVEL, DEFAULT_N_BOOT, weighted_moments, weighted_pearson
+from stlib.tl.uncertainty import DEFAULT_LEVEL, DEFAULT_N_BOOT, constant_as_zero, weighted_moments, weighted_pearson
 
 METHODS: tuple[str, ...] = ("percentile", "basic", "bca")
 CONSTANT_RULES: tuple[str, ...] = ("skip", "zero")
@@ -259,9 +259,7 @@ def _mean_pcc(W: np.ndarray, y: np.ndarray, p: np.ndarray, y_mom: tuple[np.ndarr
     """Per row of ``W``: the mean over genes of the Pearson correlation, under the ``constant`` rule."""
     r = weighted_pearson(W, y, p, y_mom)
     if constant == "zero":
-        _, my, vy = y_mom
-        truth_const = vy <= 1e-12 * np.maximum(1.0, my * my)
-        r = np.where(truth_const, np.nan, np.nan_to_num(r, nan=0.0))
+        r = constant_as_zero(r, y_mom)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # no gene with a correlation: NaN
         return np.nanmean(r, axis=1)
