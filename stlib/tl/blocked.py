@@ -23,6 +23,10 @@ draws the seeds with replacement too (independently per model, the same spot blo
 model), so an interval or a paired difference carries the training variance
 (:func:`blocked_bootstrap_scores` with ``(n_seeds, n_spots, n_genes)`` predictions).
 
+How well they cover is measured by :func:`stlib.tl.coverage.coverage_table` on simulated fields:
+much better than iid spots, close to nominal when several sections are resampled first, but
+still below nominal within one section of ~300 spots (0.83 against 0.68 for iid spots at 95%).
+
 Intervals (:func:`interval_from_replicates`): ``percentile``, ``basic`` (the percentile interval
 reflected around the point estimate: it corrects a bias of the replicates instead of repeating
 it) and ``bca`` (bias-corrected and accelerated; the

@@ -11,6 +11,14 @@ the share of simulations whose interval contains 0. Its Monte Carlo standard err
 
 The block side is read, by the rule of :mod:`stlib.tl.autocorr`, from one independent
 "training" split of the same process (not from the simulated splits whose mean is covered).
+
+What it shows (defaults, 400 simulations, Monte Carlo se 0.011): in ONE section of 289 spots the
+iid spot bootstrap covers 0.68 and the blocked one (4 pitches, by the rule) 0.83, percentile and
+basic alike; other block sides do no better (2: 0.77, 6: 0.82, 8: 0.82), because blocks large
+enough to hold the correlation are few (9-25) and the covariance across block borders is lost.
+A blocked interval of a single section is therefore still too narrow (here about 0.70 of the
+width needed): read it as a lower bound. With THREE sections (sections resampled first) the
+blocked interval covers 0.965 (percentile) / 0.958 (basic), the iid one 0.925 / 0.918.
 """
 
 from __future__ import annotations
