@@ -6,6 +6,12 @@ Conventions that matter when comparing numbers across papers:
 - A constant prediction (or a constant truth) has **no** correlation: Pearson and
   Spearman are NaN there, never 0. Such genes are flagged (``constant_pred``,
   ``constant_true``) and counted by :func:`summarize`.
+- Means over genes follow one of :data:`CONSTANT_RULES` (``constant=``): ``"skip"`` (the
+  default, the report's Table I convention) leaves a gene the model predicts as constant, or
+  failed to fit, out of its mean, so models are averaged over different genes; ``"zero"``
+  counts it as correlation 0, so every model is averaged over the same genes (all genes with
+  a varying truth). :func:`shared_gene_means` instead averages every model over the genes
+  that all of them correlate.
 - ``r2`` is scikit-learn's ``1 - SS_res / SS_tot``; it is NaN when the truth is constant
   (scikit-learn would return 1 or 0 there).
 - A prediction column holding any NaN (a GLM whose fit failed) gives NaN for every
@@ -27,8 +33,16 @@ from stlib.errors import DataError
 
 METRICS: tuple[str, ...] = ("pearson", "spearman", "mse", "mae", "r2")
 PROTOCOLS: tuple[str, ...] = ("pooled", "per_section_mean")
+#: How a mean over genes treats a gene predicted as constant (or missing): left out, or PCC 0.
+CONSTANT_RULES: tuple[str, ...] = ("skip", "zero")
+_CORRELATIONS = ("pearson", "spearman")
 
-__all__ = ["METRICS", "PROTOCOLS", "evaluate", "per_gene_metrics", "summarize"]
+__all__ = ["CONSTANT_RULES", "METRICS", "PROTOCOLS", "evaluate", "per_gene_metrics", "shared_gene_means", "summarize"]
+
+
+def _check_constant(constant: str) -> None:
+    if constant not in CONSTANT_RULES:
+        raise DataError("constant", f"must be one of {CONSTANT_RULES}, got {constant!r}")
 
 
 def _as_2d(a: np.ndarray, what: str) -> np.ndarray:
@@ -118,13 +132,18 @@ def per_gene_metrics(
     return out
 
 
-def summarize(per_gene: pd.DataFrame) -> pd.Series:
+def summarize(per_gene: pd.DataFrame, constant: str = "skip") -> pd.Series:
     """Mean over genes of each metric (ignoring NaN) and the counts behind it.
 
     Parameters
     ----------
     per_gene
         Output of :func:`per_gene_metrics`.
+    constant
+        ``"skip"`` (default, Table I's convention): a gene predicted as constant or missing has
+        no Pearson/Spearman and is left out of their means. ``"zero"``: it counts as 0 in them
+        (genes with a constant truth stay out, for every model alike). Error metrics are the
+        same under both.
 
     Returns
     -------
@@ -133,7 +152,12 @@ def summarize(per_gene: pd.DataFrame) -> pd.Series:
         a value) and the integer counts ``n_genes, n_constant_pred, n_constant_true,
         n_missing_pred, n_genes_correlated`` (genes with a defined Pearson).
     """
+    _check_constant(constant)
     out: dict[str, float | int] = {m: float(per_gene[m].mean(skipna=True)) for m in METRICS}
+    if constant == "zero":
+        gave_up = (per_gene["constant_pred"] | per_gene["missing_pred"]) & ~per_gene["constant_true"]
+        for m in _CORRELATIONS:
+            out[m] = float(per_gene[m].mask(gave_up, 0.0).mean(skipna=True))
     out["n_genes"] = len(per_gene)
     out["n_constant_pred"] = int(per_gene["constant_pred"].sum())
     out["n_constant_true"] = int(per_gene["constant_true"].sum())
@@ -163,6 +187,7 @@ def evaluate(
     predictions: Mapping[str, np.ndarray],
     genes: Sequence[str] | None = None,
     groups: Mapping[str, np.ndarray] | None = None,
+    constant: str = "skip",
 ) -> pd.DataFrame:
     """Summary metrics per split, pooled over spots and (optionally) per section.
 
@@ -179,6 +204,8 @@ def evaluate(
         NaN-ignoring mean over sections of each metric. Its count columns are summed over
         sections (they count (section, gene) pairs) and ``n_sections`` says how many
         sections were averaged.
+    constant
+        The rule for genes predicted as constant, as :func:`summarize` (default ``"skip"``).
 
     Returns
     -------
@@ -186,14 +213,16 @@ def evaluate(
     ``"per_section_mean"``), the columns of :func:`summarize`, and ``n_spots`` and
     ``n_sections`` (1 for pooled rows).
     """
+    _check_constant(constant)
     rows = []
     for split in _splits(y_true, predictions):
         t, p = _as_2d(y_true[split], split), _as_2d(predictions[split], split)
-        s = summarize(per_gene_metrics(t, p, genes))
+        s = summarize(per_gene_metrics(t, p, genes), constant)
         rows.append({"split": split, "protocol": "pooled", **s.to_dict(), "n_spots": t.shape[0], "n_sections": 1})
         if groups is not None:
             g = _section_ids(groups, split, t.shape[0])
-            per_sec = pd.DataFrame([summarize(per_gene_metrics(t[g == sec], p[g == sec], genes)) for sec in pd.unique(g)])
+            per_sec = pd.DataFrame([summarize(per_gene_metrics(t[g == sec], p[g == sec], genes), constant)
+                                    for sec in pd.unique(g)])
             row: dict[str, object] = {"split": split, "protocol": "per_section_mean"}
             row.update({m: float(pd.to_numeric(per_sec[m]).mean(skipna=True)) for m in METRICS})
             row.update({c: int(per_sec[c].sum()) for c in per_sec.columns if c.startswith("n_")})
@@ -204,3 +233,31 @@ def evaluate(
     out[counts] = out[counts].astype(int)
     out[list(METRICS)] = out[list(METRICS)].astype(float)
     return out
+
+
+def shared_gene_means(per_gene: Mapping[str, pd.DataFrame], metric: str = "pearson") -> pd.DataFrame:
+    """Every model's mean ``metric`` over the same genes: those where every model has a value.
+
+    Parameters
+    ----------
+    per_gene
+        Model -> :func:`per_gene_metrics` of that model (same genes, same spots).
+    metric
+        One of :data:`METRICS`.
+
+    Returns
+    -------
+    DataFrame
+        Indexed by model: ``metric`` (mean over the shared genes), ``<metric>_own`` (the mean over
+        the model's own genes, as :func:`summarize`), ``n_genes_shared`` and ``n_genes_own``.
+    """
+    if metric not in METRICS:
+        raise DataError("metric", f"must be one of {METRICS}, got {metric!r}")
+    if not per_gene:
+        raise DataError("per_gene", "no model to average")
+    values = pd.DataFrame({name: t[metric] for name, t in per_gene.items()})
+    if values.isna().all(axis=None) or len({tuple(t.index) for t in per_gene.values()}) > 1:
+        raise DataError("per_gene", "the models' tables must have the same genes, with some values")
+    shared = values.notna().all(axis=1)
+    return pd.DataFrame({metric: values[shared].mean(), f"{metric}_own": values.mean(),
+                         "n_genes_shared": int(shared.sum()), "n_genes_own": values.notna().sum()})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
@@ -123,3 +124,54 @@ def test_evaluate_pooled_and_per_section() -> None:
         evaluate({"train": t[:60]}, preds, genes)
     with pytest.raises(DataError):
         evaluate(y_true, preds, genes, groups={"test": sec})
+
+
+# ---------------------------------------------------------------- one gene set for every mean
+def test_constant_rule_skip_is_the_default_and_zero_counts_constants_as_0(data: tuple[np.ndarray, np.ndarray]) -> None:
+    from stlib.metrics import CONSTANT_RULES
+
+    t, p = data
+    t, p = t.copy(), p.copy()
+    p[:, 0] = 0.3  # constant prediction: 0 under "zero"
+    p[:, 2] = np.nan  # failed fit: 0 under "zero"
+    t[:, 1] = 2.0  # constant truth: skipped under both
+    pg = per_gene_metrics(t, p)
+    assert CONSTANT_RULES == ("skip", "zero")
+    skip, zero, default = summarize(pg, "skip"), summarize(pg, constant="zero"), summarize(pg)
+    pd.testing.assert_series_equal(skip, default)
+    ok = [3, 4, 5, 6]
+    for col in ("pearson", "spearman"):
+        assert skip[col] == pytest.approx(pg[col].iloc[ok].mean(), abs=1e-12)
+        assert zero[col] == pytest.approx(pg[col].iloc[ok].sum() / 6, abs=1e-12)  # 6 genes with a varying truth
+    for col in ("mse", "mae", "r2", "n_genes_correlated", "n_constant_pred"):
+        assert zero[col] == skip[col]
+    ev = {rule: evaluate({"test": t}, {"test": p}, groups={"test": np.repeat(["a", "b"], 30)}, constant=rule)
+          for rule in CONSTANT_RULES}
+    assert ev["zero"].loc["test", "pearson"].iloc[0] == pytest.approx(zero["pearson"])
+    assert (ev["zero"]["pearson"] < ev["skip"]["pearson"]).all()
+    pd.testing.assert_frame_equal(ev["skip"], evaluate({"test": t}, {"test": p}, groups={"test": np.repeat(["a", "b"], 30)}))
+    with pytest.raises(DataError, match="^constant: must be one of"):
+        summarize(pg, "nan")
+    with pytest.raises(DataError, match="^constant: must be one of"):
+        evaluate({"test": t}, {"test": p}, constant="0")
+
+
+def test_shared_gene_means_average_every_model_over_the_same_genes(data: tuple[np.ndarray, np.ndarray]) -> None:
+    from stlib.metrics import shared_gene_means
+
+    t, p = data
+    lazy = p.copy()
+    lazy[:, :3] = 1.0  # constant on three genes
+    tables = {"full": per_gene_metrics(t, p), "lazy": per_gene_metrics(t, lazy)}
+    out = shared_gene_means(tables)
+    assert list(out.index) == ["full", "lazy"] and (out["n_genes_shared"] == 4).all()
+    assert list(out["n_genes_own"]) == [7, 4]
+    assert out.loc["full", "pearson"] == pytest.approx(tables["full"]["pearson"].iloc[3:].mean())
+    assert out.loc["full", "pearson_own"] == pytest.approx(summarize(tables["full"])["pearson"])
+    assert out.loc["lazy", "pearson"] == pytest.approx(out.loc["lazy", "pearson_own"])
+    with pytest.raises(DataError, match="^metric:"):
+        shared_gene_means(tables, "auc")
+    with pytest.raises(DataError, match="^per_gene:"):
+        shared_gene_means({})
+    with pytest.raises(DataError, match="^per_gene:.*same genes"):
+        shared_gene_means({"a": tables["full"], "b": tables["lazy"].iloc[:5]})

@@ -198,3 +198,22 @@ def test_per_gene_intervals_find_the_signal_genes() -> None:
     assert (t["pcc_lo"].iloc[:10] < t["pcc"].iloc[:10]).all() and (t["pcc_hi"].iloc[:10] > t["pcc"].iloc[:10]).all()
     with pytest.raises(DataError):
         uncertainty.per_gene_intervals(y, p[:10], groups=np.repeat("s", 300))
+
+
+def test_constant_rule_zero_in_bootstrap_scores() -> None:
+    """``constant="zero"``: the mean PCC counts constant / failed genes as 0 (as stlib.metrics), the
+    default stays Table I's convention (skipped)."""
+    y, p = _data(8, n=120, g=10)
+    q = p.copy()
+    q[:, :3] = 2.0
+    q[:, 3] = np.nan
+    groups = np.repeat(["A", "B"], 60)
+    skip = uncertainty.bootstrap_scores(y, {"q": q}, groups=groups, n_boot=40, seed=0, rank_stats=False)
+    zero = uncertainty.bootstrap_scores(y, {"q": q}, groups=groups, n_boot=40, seed=0, rank_stats=False, constant="zero")
+    pg = metrics.per_gene_metrics(y, q)
+    assert skip.point.loc["q", "pcc"] == pytest.approx(metrics.summarize(pg)["pearson"], abs=1e-12)
+    assert zero.point.loc["q", "pcc"] == pytest.approx(metrics.summarize(pg, "zero")["pearson"], abs=1e-12)
+    np.testing.assert_allclose(zero.replicates["pcc"]["q"], skip.replicates["pcc"]["q"] * 6 / 10, rtol=1e-12)
+    pd.testing.assert_frame_equal(skip.replicates["mse"], zero.replicates["mse"])
+    with pytest.raises(DataError, match="^constant:"):
+        uncertainty.bootstrap_scores(y, {"q": q}, groups=groups, n_boot=5, constant="none")

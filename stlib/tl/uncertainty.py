@@ -57,7 +57,7 @@ DEFAULT_N_BOOT = 1000
 DEFAULT_LEVEL = 0.95
 
 __all__ = ["Bootstrap", "DEFAULT_LEVEL", "DEFAULT_N_BOOT", "STATS", "bootstrap_scores", "bootstrap_weights",
-           "per_gene_intervals", "weighted_moments", "weighted_pearson", "weighted_ranks"]
+           "constant_as_zero", "per_gene_intervals", "weighted_moments", "weighted_pearson", "weighted_ranks"]
 
 
 def bootstrap_weights(groups: Sequence[str] | np.ndarray, n_boot: int, seed: int) -> np.ndarray:
@@ -267,6 +267,14 @@ def _ceiling_replicates(thinned: ThinnedTargets, W: np.ndarray) -> np.ndarray:
     return np.sqrt(np.clip(r_full, 0.0, 1.0))
 
 
+def constant_as_zero(r: np.ndarray, y_moments: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+    """Correlations ``r`` (``(n_rep, n_genes)``, NaN where none) with NaN read as 0, except where the
+    truth is constant over the weighted spots (:func:`weighted_moments` ``y_moments``): the
+    ``constant="zero"`` rule of :mod:`stlib.metrics`."""
+    _, my, vy = y_moments
+    return np.where(vy <= 1e-12 * np.maximum(1.0, my * my), np.nan, np.nan_to_num(r, nan=0.0))
+
+
 def _stats(r: np.ndarray, ceil: np.ndarray | None) -> dict[str, np.ndarray]:
     """Per replicate (rows): mean PCC, mean ceiling, fraction of the ceiling."""
     with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
@@ -326,6 +334,7 @@ def bootstrap_scores(
     seed: int = 0,
     level: float = DEFAULT_LEVEL,
     rank_stats: bool = True,
+    constant: str = "skip",
 ) -> Bootstrap:
     """Mean PCC (and, with ``thinned``, ceiling and fraction of it) with bootstrap replicates.
 
@@ -344,6 +353,9 @@ def bootstrap_scores(
         Replicates, seed of the resampling, interval level.
     rank_stats
         Also ``srcc`` (ranks per replicate and gene: the slow part; ``False`` skips it).
+    constant
+        ``pcc`` of a gene predicted as constant: ``"skip"`` (default, Table I) or ``"zero"``
+        (:data:`stlib.metrics.CONSTANT_RULES`; ``srcc`` keeps ``"skip"``).
 
     Returns
     -------
@@ -356,6 +368,8 @@ def bootstrap_scores(
     if thinned is not None and (thinned.n_spots, len(thinned.genes)) != y.shape:
         raise DataError("thinned", f"thinned copies of shape {(thinned.n_spots, len(thinned.genes))} for truth "
                                    f"of shape {y.shape}")
+    if constant not in ("skip", "zero"):
+        raise DataError("constant", f"must be 'skip' or 'zero', got {constant!r}")
     names = list(predictions)
     W = bootstrap_weights(groups, n_boot, seed)
     if len(W[0]) != y.shape[0]:
@@ -372,8 +386,11 @@ def bootstrap_scores(
         if p.shape != y.shape:
             raise DataError(name, f"prediction of shape {p.shape}, truth {y.shape}")
         arrays[name] = p
-        point[name] = {k: float(v[0]) for k, v in _stats(weighted_pearson(one, y, p, m_one), ceil_point).items()}
-        reps[name] = _stats(weighted_pearson(W, y, p, m_w), ceil_reps)
+        r1, rw = weighted_pearson(one, y, p, m_one), weighted_pearson(W, y, p, m_w)
+        if constant == "zero":
+            r1, rw = constant_as_zero(r1, m_one), constant_as_zero(rw, m_w)
+        point[name] = {k: float(v[0]) for k, v in _stats(r1, ceil_point).items()}
+        reps[name] = _stats(rw, ceil_reps)
         point[name].update({k: float(v[0]) for k, v in _error_stats(one, y, p, m_one).items()})
         reps[name].update(_error_stats(W, y, p, m_w))
     if rank_stats and names:
