@@ -15,6 +15,7 @@ files at read time, and its ``patients:`` table (patient -> subtype) is checked 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
