@@ -182,7 +182,9 @@ def image_um_per_px(path: str | os.PathLike[str]) -> tuple[float, str] | None:
         try:
             with Image.open(p) as img:
                 tags = dict(getattr(img, "tag_v2", {}) or {})
-        except (Image.UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        except Image.UnidentifiedImageError as e:
+            raise DataError(p, "not a readable image file (unknown format or corrupt header)") from e
+        except (OSError, SyntaxError, ValueError) as e:
             raise DataError(p, f"cannot read image header: {e}") from e
     desc = str(tags.get(270, ""))
     m = re.search(r"MPP\s*=\s*([0-9.]+)", desc)

@@ -82,7 +82,7 @@ class Dataset(Manifest):
         if self.split_file is None:
             raise SplitError(f"{self.manifest_path}: no split file registered")
         return read_split(self.split_file, self, allow_train_valid_overlap=bool(
-            self.split_policy.get("allow_train_valid_patient_overlap", False)))
+            self.split_policy.get("allow_train_valid_patient_overlap", False)), absent_ok=bool(self.sections_from))
 
     def read(self, sections: Sequence[str] | None = None, *, progress: bool = True) -> ad.AnnData:
         """Fetch, verify and read the data set (or some sections) into one AnnData.
