@@ -9,7 +9,7 @@ Examples
     $ stlib summary my-sections.yaml                  # check your own data set (see the Data page)
     $ stlib fit-model results/default model/          # save the image-only model of a run
     $ stlib predict model/ he.jpg --um-per-px 0.5 --out he.h5ad --maps maps/   # maps of the 3 best genes
-    $ stlib predict model/ he.jpg --spots spots.csv --maps maps/ --genes FASN  # genes the model predicts
+    $ stlib predict model/ he.jpg --um-per-px 0.5 --maps maps/ --genes COMP TIMP1  # genes it predicts
 
 ``stlib summary`` also shows each section's resolution (um/px and its source) and which chapters
 the data set's split can run (:func:`stlib.io.check_design`). ``stlib predict`` without

@@ -138,7 +138,7 @@ def design_table(data: Any) -> tuple[str, pd.DataFrame, dict[str, float]]:
         name = str(data.uns.get("dataset", {}).get("name", "the data"))
         return name, tab, um
     if isinstance(data, pd.DataFrame):
-        return "the split", data.astype(str), {}
+        return "this data set", data.astype(str), {}
     split = data.split()  # a Dataset
     if "section" not in split.columns:  # sections discovered at read time: patients only
         split = split.assign(section=split["patient"])

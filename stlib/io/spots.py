@@ -28,7 +28,13 @@ Every file problem is a :class:`~stlib.errors.DataError` naming the file: missin
 truncated files, counts without coordinates (an empty join), spot centres that are not
 numbers or lie outside the image, an empty section. Spots that are dropped are counted in
 ``uns["load_report"]``: listed without counts, counts without a listed spot, ``in_tissue``
-empty (``dropped_selected_missing``) or 0 (``dropped_not_in_tissue``).
+empty (``dropped_selected_missing``) or 0 (``dropped_not_in_tissue``). Counts must be
+non-negative numbers under unique gene names (a blank cell, a negative count or a gene named
+twice is a :class:`~stlib.errors.DataError` saying where). A legacy-ST spot table
+(``x, y, pixel_x, pixel_y, selected``) is read as is (:data:`LEGACY_CONVERSION`). A declared
+``um_per_px`` is checked against the spot pitch (:func:`~stlib.io._common.section_geometry`), and
+a section with more than 10% of its spots off its tissue is a :class:`~stlib.errors.DataWarning`
+(:func:`~stlib.io.register.check_spots_on_tissue`; ``off_tissue_share`` in the load report).
 """
 
 from __future__ import annotations
