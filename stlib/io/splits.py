@@ -48,8 +48,8 @@ def read_split(
     valid (never in test together with another part) for tiny demo data sets.
 
     ``absent_ok`` (a data set whose sections were discovered in the fetched files, e.g. a mirror
-    holding some of He et al. 2020): split rows of sections not present, of patients the manifest
-    knows, are left out with a :class:`~stlib.errors.DataWarning` saying which sections are present
+    holding some of He et al. 2020): when every section present is in the split, split rows of
+    sections not present, of patients the manifest knows, are left out with a :class:`~stlib.errors.DataWarning` saying which sections are present
     and which are missing; the rest is checked as usual.
     """
     path = Path(path)
@@ -77,8 +77,8 @@ def read_split(
         raise SplitError(f"{path}: section(s) listed twice: {dup}")
     if dataset is not None and dataset.sections:
         unknown = sorted(set(df["section"]) - set(dataset.sections))
-        if unknown and absent_ok and dataset.patients and set(df.loc[df["section"].isin(unknown), "patient"]) <= set(
-                dataset.patients):
+        if (unknown and absent_ok and dataset.patients and set(dataset.sections) <= set(df["section"])
+                and set(df.loc[df["section"].isin(unknown), "patient"]) <= set(dataset.patients)):
             present = sorted(set(df["section"]) & set(dataset.sections))
             warnings.warn(f"{dataset.name}: {len(present)} of the split's {len(df)} sections are present ({present[:10]}"
                           f"{' ...' if len(present) > 10 else ''}), {len(unknown)} are missing, not downloaded or not "
