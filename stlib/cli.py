@@ -29,8 +29,15 @@ import warnings
 from stlib.errors import DataError, DataWarning, SplitError
 
 
+_show_warning = warnings.showwarning
+
+
 def _one_line_warning(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001, ANN202
-    print(f"warning: {message}", file=sys.stderr if file is None else file)
+    """A :class:`DataWarning` as one line, ``warning: <where>: <problem>``; other warnings as Python shows them."""
+    if issubclass(category, DataWarning):
+        print(f"warning: {message}", file=sys.stderr if file is None else file)
+    else:
+        _show_warning(message, category, filename, lineno, file, line)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -345,3 +345,54 @@ def test_he2020_subset_in_a_mirror_is_summarised(tmp_path: Path, monkeypatch: py
         a = ds.read(progress=False)
     assert sorted(a.obs["section"].unique()) == ["BC23287_C1", "BC23287_C2", "BC23287_D1"]
     assert set(a.obs["split"].astype(str)) == {"train"}
+
+
+# ---- 10x Visium (Space Ranger outputs, through squidpy) ---------------------------------------
+needs_shared = pytest.mark.skipif(not (SHARED / "data" / "ST-cnts" / "C2.tsv.gz").is_file(), reason="../shared absent")
+
+
+@needs_shared
+def test_visium_layout_of_a_real_section_reads_as_its_her2st_self(tmp_path: Path, capsys) -> None:
+    from visium_fixture import make_visium_fixture
+
+    manifest, info = make_visium_fixture(tmp_path)
+    a = st.io.load_dataset(manifest).read(progress=False)
+    ref = st.io.load_dataset("her2st-demo").read(["C2"], progress=False)
+    assert a.n_obs == ref.n_obs == 187 and list(a.var_names) == info["genes"]
+    ids = [s.removesuffix("-1") for s in a.obs["spot_id"]]
+    r = ref[[f"C2_{i}" for i in ids], info["genes"]]
+    assert (a.X != r.X).nnz == 0
+    np.testing.assert_allclose(a.obsm["spatial"], r.obsm["spatial"] * np.array(info["scale"]), atol=1e-3)
+    assert (a.obs["array_x"].to_numpy() == r.obs["array_x"].to_numpy()).all()
+    meta = a.uns["spatial"]["C2"]["metadata"]
+    assert meta["um_per_px"] == pytest.approx(info["um_per_px"]) and meta["um_per_px_source"].startswith("scalefactors")
+    assert a.uns["load_report"]["C2"]["off_tissue_share"] < 0.1 and a.obs["split"].astype(str).eq("test").all()
+    from stlib.cli import main
+
+    assert main(["summary", str(manifest), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "| C2 " in out and "scalefactors_json.json" in out and "chapter 01 cannot: needs 1 train section(s)" in out
+
+
+@needs_shared
+def test_visium_duplicate_symbols_and_bad_folders(tmp_path: Path, capsys) -> None:
+    from visium_fixture import make_visium_fixture
+
+    manifest, info = make_visium_fixture(tmp_path, n_genes=50, duplicate_symbol=True)
+    a = st.io.load_dataset(manifest).read(progress=False)
+    assert a.var_names.is_unique and a.uns["load_report"]["C2"]["genes_renamed"] == 1
+    assert a.var["gene_ids"].is_unique
+    m = yaml.safe_load(manifest.read_text())
+    m["sections"]["C2"]["um_per_px"] = 1.0
+    manifest.write_text(yaml.safe_dump(m, sort_keys=False))
+    err = _cli_error(manifest, capsys)
+    assert re.search(r"tissue_positions\.csv: section C2: um_per_px 1 is declared, but the spots' 200 um pitch", err), err
+    del m["sections"]["C2"]["um_per_px"]
+    manifest.write_text(yaml.safe_dump(m, sort_keys=False))
+    (manifest.parent / "C2" / "outs" / "spatial" / "tissue_positions.csv").unlink()
+    err = _cli_error(manifest, capsys)
+    assert re.search(r"spatial/tissue_positions\.csv: missing file \(nor spatial/tissue_positions_list\.csv\)", err), err
+    m["sections"]["C2"].pop("folder")
+    manifest.write_text(yaml.safe_dump(m, sort_keys=False))
+    err = _cli_error(manifest, capsys)
+    assert "visium.yaml: section C2: no folder given" in err

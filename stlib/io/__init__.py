@@ -5,6 +5,8 @@
 - :mod:`stlib.io.splits`: split files, and fresh stratified patient splits;
 - :mod:`stlib.io.design`: what a split can run: the chapters' split rules, checked up front;
 - :mod:`stlib.io.her2st`, :mod:`stlib.io.he2020`: the readers, each with its folder layout;
+- :mod:`stlib.io.spots`, :mod:`stlib.io.visium`: your own sections (a manifest naming every file;
+  Space Ranger outputs through squidpy);
 - :mod:`stlib.io.her2st_app`: HER2ST sections read from the web app's views (patient A);
 - :mod:`stlib.io.register`: tissue masks, spots on tissue, registering spots to the tissue;
 - :mod:`stlib.io.rdata`: a small reader of R's saveRDS files (the app's ``dims.list``);

@@ -193,8 +193,32 @@ def join_counts_and_spots(
     return counts.loc[common], spots.loc[common], report
 
 
-def counts_to_sparse(counts: pd.DataFrame, path: PathLikeStr) -> sp.csr_matrix:
+class SparseCounts:
+    """A spots x genes sparse count matrix with its spot ids (``index``) and gene names (``columns``):
+    what :func:`build_section` takes instead of a DataFrame when a reader gets sparse counts (Visium)."""
+
+    def __init__(self, X: Any, index: pd.Index, columns: pd.Index) -> None:
+        self.X = sp.csr_matrix(X)
+        self.index, self.columns = pd.Index(index), pd.Index(columns)
+        self.shape = self.X.shape
+
+
+def counts_to_sparse(counts: pd.DataFrame | SparseCounts, path: PathLikeStr) -> sp.csr_matrix:
     """Validate raw counts (finite, non-negative integers) and return them as CSR int32."""
+    if isinstance(counts, SparseCounts):
+        X = counts.X.copy()
+        X.sum_duplicates()
+        v = X.data
+        if not np.all(np.isfinite(v)):
+            raise DataError(path, "counts contain missing or non-finite values")
+        if (v < 0).any():
+            rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
+            k = int(np.flatnonzero(v < 0)[0])
+            raise DataError(path, f"{int((v < 0).sum())} negative count(s) (raw counts are >= 0), e.g. spot "
+                                  f"{counts.index[rows[k]]}, gene {counts.columns[X.indices[k]]}: {v[k]:g}")
+        if not np.all(np.equal(np.mod(v, 1), 0)):
+            raise DataError(path, "counts are not integers (raw counts expected)")
+        return sp.csr_matrix(X.astype(np.int32))
     values = counts.to_numpy()
     if not np.issubdtype(values.dtype, np.number):
         try:
@@ -325,7 +349,7 @@ def section_geometry(
 
 
 def build_section(
-    counts: pd.DataFrame,
+    counts: pd.DataFrame | SparseCounts,
     obs: pd.DataFrame,
     xy: np.ndarray,
     *,
