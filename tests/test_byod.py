@@ -396,3 +396,19 @@ def test_visium_duplicate_symbols_and_bad_folders(tmp_path: Path, capsys) -> Non
     manifest.write_text(yaml.safe_dump(m, sort_keys=False))
     err = _cli_error(manifest, capsys)
     assert "visium.yaml: section C2: no folder given" in err
+
+
+@needs_shared
+def test_the_data_page_visium_manifest_is_a_working_manifest(tmp_path: Path) -> None:
+    from visium_fixture import make_visium_fixture
+
+    text = (Path(__file__).resolve().parents[1] / "book" / "data.md").read_text()
+    block = text.split("```yaml\n# my-visium.yaml", 1)[1].split("```", 1)[0]
+    m = yaml.safe_load("# my-visium.yaml" + block)
+    assert m["reader"] == "visium" and set(m["sections"]["V1"]) == {"patient", "group", "folder", "image"}
+    manifest, _ = make_visium_fixture(tmp_path, n_genes=20)
+    fx = yaml.safe_load(manifest.read_text())
+    m["sections"], m["geometry"] = fx["sections"], fx["geometry"]  # legacy-ST data in the Visium layout
+    path = manifest.parent / "my-visium.yaml"
+    path.write_text(yaml.safe_dump(m))
+    assert st.io.load_dataset(path).read(progress=False).n_obs == 187
