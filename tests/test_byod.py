@@ -199,6 +199,34 @@ def test_spots_on_a_real_section_are_on_tissue_and_a_shift_is_seen() -> None:
     with pytest.warns(DataWarning, match=r"section A1: \d+% of its"):
         bad = check_spots_on_tissue(img, xy + [4 * 58, 0], 29.0, section="A1")
     assert bad["off_tissue_share"] > 0.1
+    assert ok["tissue_check"] == "done"
+
+
+def test_a2_real_spots_off_tissue_are_reported() -> None:
+    """A2 (app image): about 18% of its plainly scaled spots land on the background, as the shared README says."""
+    img = SHARED / "app" / "www" / "imgs" / "A2_HE_image_dark.png"
+    if not img.is_file():
+        pytest.skip("../shared absent")
+    from stlib.io.register import check_spots_on_tissue
+
+    raw = pd.read_csv(SHARED / "data" / "ST-spotfiles" / "A2_selection.tsv", sep="\t")
+    raw = raw[raw["selected"] == 1]
+    xy = raw[["pixel_x", "pixel_y"]].to_numpy(float) * np.array([2000 / 6966, 2136 / 7441])
+    with pytest.warns(DataWarning, match=r"section A2: 1[5-9]% of its \d+ spots \(\d+\) lie off the tissue of .*A2_HE_image_dark"):
+        out = check_spots_on_tissue(img, xy, 29.0, section="A2")
+    assert 0.15 < out["off_tissue_share"] < 0.2
+
+
+def test_grey_glass_gives_no_verdict(tmp_path: Path) -> None:
+    """An image without black or white background (grey glass): the mask is the image, no warning, said so."""
+    from stlib.io.register import check_spots_on_tissue
+
+    p = tmp_path / "grey.jpg"
+    Image.fromarray(np.full((400, 400, 3), 200, np.uint8)).save(p)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)
+        out = check_spots_on_tissue(p, np.array([[10.0, 10.0], [390.0, 390.0]]), 20.0, section="G")
+    assert out["tissue_check"].startswith("not informative")
 
 
 # ---- resolution --------------------------------------------------------------------------------

@@ -36,6 +36,8 @@ MIN_COMPONENT = 0.001
 ON_TISSUE = 0.5
 #: A section with more than this share of its spots off its tissue is reported (a warning).
 OFF_TISSUE_WARN = 0.10
+#: A tissue mask covering more than this share of the image found no background: not informative.
+MAX_TISSUE_FRACTION = 0.95
 #: Side (px) of the thumbnail on which :func:`check_spots_on_tissue` finds the tissue.
 CHECK_THUMB = 1024
 
@@ -243,8 +245,9 @@ def check_spots_on_tissue(image_path: Any, xy: np.ndarray, spot_diameter_px: flo
     mode); a spot is off tissue when less than half of its disc is on it (:func:`spots_on_tissue`).
     More than :data:`OFF_TISSUE_WARN` off tissue is a :class:`~stlib.errors.DataWarning` naming the
     section, the image and the share: spots registered to another image, or a shifted or flipped
-    spot table. An image whose background is neither black nor white glass gives an all-tissue mask,
-    so the check then finds nothing to report.
+    spot table. An image whose background is neither black nor white glass (grey glass, e.g. HER2ST
+    B4) gives a mask of nearly the whole image (more than :data:`MAX_TISSUE_FRACTION`): the check
+    then says nothing, and ``tissue_check`` says it was not informative.
 
     Parameters
     ----------
@@ -262,7 +265,8 @@ def check_spots_on_tissue(image_path: Any, xy: np.ndarray, spot_diameter_px: flo
     Returns
     -------
     dict
-        ``off_tissue_share``, ``n_off_tissue``, ``tissue_fraction`` (of the image) and ``thumb_scale``.
+        ``off_tissue_share``, ``n_off_tissue``, ``tissue_fraction`` (of the image), ``thumb_scale`` and
+        ``tissue_check`` (``"done"``, or why the mask was not informative).
     """
     import warnings
 
@@ -284,9 +288,11 @@ def check_spots_on_tissue(image_path: Any, xy: np.ndarray, spot_diameter_px: flo
     mask, _ = tissue_mask(thumb, where=str(image_path))
     cov = disc_coverage(mask, max(1.0, spot_diameter_px * s / 2))
     c, off, _ = spots_on_tissue(cov, np.asarray(xy, dtype=np.float64) * s)
+    informative = float(mask.mean()) <= MAX_TISSUE_FRACTION
     out = {"off_tissue_share": round(off, 4), "n_off_tissue": int((c < ON_TISSUE).sum()),
-           "tissue_fraction": round(float(mask.mean()), 4), "thumb_scale": s}
-    if off > OFF_TISSUE_WARN:
+           "tissue_fraction": round(float(mask.mean()), 4), "thumb_scale": s, "tissue_check": (
+               "done" if informative else "not informative: no black or white background found, the mask is the image")}
+    if informative and off > OFF_TISSUE_WARN:
         warnings.warn(f"section {section}: {100 * off:.0f}% of its {len(c)} spots ({out['n_off_tissue']}) lie off "
                       f"the tissue of {image_path} (more than {100 * OFF_TISSUE_WARN:.0f}%): spots of another image, "
                       "or shifted? stlib.io.register_spots fits a translation", DataWarning, stacklevel=2)
