@@ -28,8 +28,8 @@
 # 2. **at the measured spots**: the test section's spot centres are given, its counts are not;
 #    the prediction is scored against the measured targets;
 # 3. **from the image alone**: no spot centres either. Tissue is found in the image (Li's
-#    threshold of the stain's saturation) and covered with a grid at the model's 200 um spot
-#    pitch (`stlib.predictor`). The grid's spots are not the array's, so the grid prediction is
+#    threshold of the stain's saturation) and covered with a grid at the model's spot
+#    pitch (200 um for legacy ST; `stlib.predictor`). The grid's spots are not the array's, so the grid prediction is
 #    compared with the measured spots nearest to each grid point.
 #
 # The same steps run from the command line (`stlib fit-model`, `stlib predict`; see

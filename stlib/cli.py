@@ -8,19 +8,36 @@ Examples
     $ STLIB_DATA_MIRROR=../shared/data stlib summary her2st-demo
     $ stlib summary my-sections.yaml                  # check your own data set (see the Data page)
     $ stlib fit-model results/default model/          # save the image-only model of a run
-    $ stlib predict model/ he.jpg --out he.h5ad --maps maps/ --genes ERBB2 KRT19
+    $ stlib predict model/ he.jpg --um-per-px 0.5 --out he.h5ad --maps maps/   # maps of the 3 best genes
+    $ stlib predict model/ he.jpg --um-per-px 0.5 --maps maps/ --genes COMP TIMP1  # genes it predicts
+
+``stlib summary`` also shows each section's resolution (um/px and its source) and which chapters
+the data set's split can run (:func:`stlib.io.check_design`). ``stlib predict`` without
+``--spots`` needs the image's resolution: ``--um-per-px``, or a TIFF that declares it.
 
 A data problem (a missing, corrupt or inconsistent file; a model that does not fit the image)
 prints ``error: <file>: <problem>`` and exits with status 2, never a traceback (``--debug``
-shows one).
+shows one); input that is used but deserves a word prints ``warning: <file or section>: <problem>``.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
-from stlib.errors import DataError, SplitError
+from stlib.errors import DataError, DataWarning, SplitError
+
+
+_show_warning = warnings.showwarning
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001, ANN202
+    """A :class:`DataWarning` as one line, ``warning: <where>: <problem>``; other warnings as Python shows them."""
+    if issubclass(category, DataWarning):
+        print(f"warning: {message}", file=sys.stderr if file is None else file)
+    else:
+        _show_warning(message, category, filename, lineno, file, line)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,8 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("model", help="a folder written by 'stlib fit-model' (or stlib.predictor.save_model)")
     p.add_argument("image", help="the full-resolution H&E image")
     p.add_argument("--spots", help="spot centres (spot_id, pixel_x, pixel_y); default: a grid over the tissue")
-    p.add_argument("--um-per-px", type=float, help="the image's resolution (default: from the spots' pitch, "
-                                                  "else the training images')")
+    p.add_argument("--um-per-px", type=float, help="the image's resolution in micrometres per pixel (default: "
+                                                  "measured from --spots' pitch; without --spots it is required "
+                                                  "unless the image (TIFF) declares it)")
     p.add_argument("--spot-pitch-um", type=float, help="centre-to-centre distance of --spots (default: the "
                                                       "model's, 200 for legacy ST; 100 for Visium)")
     p.add_argument("--out", help="the .h5ad to write (default: <image name>.predicted.h5ad here)")
@@ -53,7 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     args = parser.parse_args(argv)
     try:
-        return _dispatch(args)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", DataWarning)
+            warnings.showwarning = _one_line_warning
+            return _dispatch(args)
     except (DataError, SplitError) as exc:
         if args.debug:
             raise
@@ -94,9 +115,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     from stlib.pp import section_summary
 
+    from stlib.io import check_design, resolution_table
+
     adata = ds.read(args.sections, progress=not args.quiet)
-    table = section_summary(adata)
+    table = section_summary(adata).join(resolution_table(adata))
     print(table.to_markdown() if _has_tabulate() else table.to_string())
+    print()
+    print(check_design(adata).describe())
     return 0
 
 
@@ -120,8 +145,26 @@ def _predict(args: argparse.Namespace) -> int:
 
     from stlib import predictor
 
+    from stlib.io.images import image_um_per_px
+
     m = predictor.load_model(args.model)
-    pred = predictor.predict_image(m, args.image, spots=args.spots, um_per_px=args.um_per_px,
+    genes = args.genes or m.best_genes(3)
+    unknown = [g for g in genes if g not in m.genes]
+    if unknown:  # checked before any work, so that nothing is written
+        raise DataError(args.model, f"--genes: the model does not predict {unknown[:5]}; it predicts "
+                                    f"{len(m.genes)} genes, its best on valid {m.best_genes(5)}")
+    um_per_px = args.um_per_px
+    if um_per_px is None and not args.spots:
+        declared = image_um_per_px(args.image)
+        if declared is None:
+            train = m.meta.get("um_per_px_train")
+            raise DataError(args.image, "the image's resolution is unknown: without --spots give --um-per-px "
+                                        "(micrometres per pixel; the model was trained on images at "
+                                        f"{train if train is None else f'{train:.3g}'} um/px); the image "
+                                        "declares none")
+        um_per_px = declared[0]
+        print(f"resolution: {um_per_px:.4g} um/px, from {declared[1]}")
+    pred = predictor.predict_image(m, args.image, spots=args.spots, um_per_px=um_per_px,
                                  spot_pitch_um=args.spot_pitch_um, progress=not args.quiet)
     out = Path(args.out or f"{Path(args.image).stem}.predicted.h5ad")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -133,8 +176,11 @@ def _predict(args: argparse.Namespace) -> int:
         f = info["spots_file"]
         print(f"spots file: {f['n_rows']} rows; dropped: in_tissue 0: {f['dropped_not_in_tissue']}, "
               f"in_tissue empty or not 0/1: {f['dropped_selected_missing']}")
+    if info["grid"]:
+        g = info["grid"]
+        print(f"tissue grid: {g['n_tissue']} of {g['n_grid']} grid spots on tissue ({g['grid'][0]} x {g['grid'][1]} at "
+              f"{g['pitch_px']:.1f} px; {100 * g['tissue_fraction']:.0f}% of the image is tissue)")
     if args.maps:
-        genes = args.genes or m.best_genes(3)
         for f in predictor.write_maps(pred, genes, args.maps):
             print(f"map: {f}")
     return 0

@@ -33,3 +33,9 @@ class ChecksumError(DataError):
 
 class SplitError(ValueError):
     """An invalid train/valid/test split (unknown section, patient in two parts, ...)."""
+
+
+class DataWarning(UserWarning):
+    """Input that is used, but that a user should hear about: spots off their tissue, an image's
+    transparency composited over white, sections of a data set that are not present. The
+    ``stlib`` command prints each as one line, ``warning: <file or section>: <problem>``."""

@@ -296,8 +296,15 @@ def test_predict_refuses_bad_input(own_run, tmp_path: Path) -> None:
     (broken / "arrays.npz").write_bytes((model / "arrays.npz").read_bytes())
     image = str(manifest.parent / "S4" / "he.jpg")
     cases = {
-        "no tissue": ((str(model), str(blank)), r"blank\.jpg: no tissue detected"),
-        "too small": ((str(model), str(tiny)), r"tiny\.jpg: the image is 90 x 80 px: .*downsampled image"),
+        "no tissue": ((str(model), str(blank), "--um-per-px", "2"), r"blank\.jpg: no tissue detected"),
+        "too small": ((str(model), str(tiny), "--um-per-px", "2"), r"tiny\.jpg: the image is 90 x 80 px: .*downsampled image"),
+        "no resolution": ((str(model), image), r"he\.jpg: the image's resolution is unknown: without --spots give "
+                                               r"--um-per-px"),
+        "unknown gene": ((str(model), image, "--um-per-px", "2", "--genes", "ERBB2", "--maps", str(tmp_path / "m")),
+                         r"--genes: the model does not predict \['ERBB2'\]"),
+        "um/px against the spots": ((str(model), image, "--um-per-px", "1", "--spots",
+                                     str(manifest.parent / "S4" / "spots.csv")),
+                                    r"um_per_px 1 is declared, but the spots' 200 um pitch .* measures 2(\.\d+)? um/px"),
         "resolution": ((str(model), image, "--um-per-px", "20"), r"model/image mismatch: the image is at 20 um/px"),
         "spots outside": ((str(model), image, "--spots", str(tmp_path / "far.csv")), r"far\.csv: 1 spot centre"),
         "format": ((str(broken), image), r"format version 0"),
@@ -308,3 +315,4 @@ def test_predict_refuses_bad_input(own_run, tmp_path: Path) -> None:
         r = _cli("predict", *args, "--quiet", "--out", str(tmp_path / "x.h5ad"))
         assert r.returncode == 2, (what, r.stdout, r.stderr)
         assert "Traceback" not in r.stderr and re.search(pattern, r.stderr), (what, r.stderr)
+        assert not (tmp_path / "x.h5ad").exists(), what  # nothing written before the error

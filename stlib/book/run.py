@@ -28,6 +28,8 @@ from stlib._utils import project_root
 from stlib.im import BACKBONES
 
 DEFAULT_NAME = "default"
+#: The data set of the notebooks' ``dataset`` parameter when none is given (checked before the first chapter).
+DEFAULT_DATASET = "her2st-demo"
 
 
 def notebook_sources(root: Path) -> list[Path]:
@@ -91,6 +93,22 @@ def strip_volatile_metadata(path: Path) -> None:
     nbformat.write(nb, path)
 
 
+def _check_design(dataset: str | None, chapters: list[str], *, selected: bool) -> None:
+    """Refuse, before the first chapter, a data set whose split cannot run the selected chapters
+    (:func:`stlib.io.check_design`), saying which can and suggesting ``--only``."""
+    from stlib.errors import DataError, SplitError
+    from stlib.io import check_design, load_dataset
+
+    try:
+        design = check_design(load_dataset(dataset or DEFAULT_DATASET), chapters)
+    except (DataError, SplitError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    if design.blocked:
+        print(design.describe(), file=sys.stderr)
+        raise SystemExit(2)
+
+
 def run(
     params: dict[str, Any],
     *,
@@ -130,6 +148,7 @@ def run(
         sources = [s for s in sources if any(s.name.startswith(o) for o in only)]
     if not sources:
         raise SystemExit("no notebook selected")
+    _check_design(params.get("dataset"), [s.name[:2] for s in sources], selected=bool(only))
     done = []
     for src in sources:
         nb = jupytext.read(src)

@@ -91,6 +91,11 @@ def read_counts(path: PathLikeStr, *, sep: str = "\t", what: str = "counts") -> 
     header = lines[0].split(sep)
     genes = header[1:] if header[0].strip() in ("", '""') or len(header) > 1 else header
     n = len(genes)
+    names = pd.Index([g.strip().strip('"') for g in genes])
+    dup = sorted(set(names[names.duplicated()]))
+    if dup:
+        raise DataError(path, f"{len(dup)} gene name(s) appear more than once in the header: {dup[:5]}"
+                              f"{' ...' if len(dup) > 5 else ''} (sum or rename the duplicated columns)")
     ids, rows = [], []
     for lineno, ln in enumerate(lines[1:], start=2):
         fields = ln.split(sep)
@@ -100,9 +105,34 @@ def read_counts(path: PathLikeStr, *, sep: str = "\t", what: str = "counts") -> 
         rows.append(fields[1:])
     try:
         values = np.array(rows, dtype=np.float64)
-    except ValueError as exc:
-        raise DataError(path, f"{what} contain non-numeric values ({exc})") from None
-    return pd.DataFrame(values, index=pd.Index(ids), columns=pd.Index([g.strip('"') for g in genes]))
+    except ValueError:
+        raise DataError(path, _first_bad_cell(rows, ids, names, what)) from None
+    return pd.DataFrame(values, index=pd.Index(ids), columns=names)
+
+
+def _first_bad_cell(rows: list[list[str]], ids: list[str], genes: pd.Index, what: str) -> str:
+    """The problem of a count table that is not all numbers: how many cells are blank or not numbers,
+    and the first one by line (the header is line 1), spot and gene."""
+    n_blank = n_text = 0
+    first = ""
+    for i, row in enumerate(rows):
+        for j, v in enumerate(row):
+            t = v.strip().strip('"')
+            try:
+                float(t)
+                continue
+            except ValueError:
+                pass
+            if t == "":
+                n_blank += 1
+            else:
+                n_text += 1
+            if not first:
+                first = (f"line {i + 2} (spot {ids[i]}), column {j + 2} (gene {genes[j]}): "
+                         + ("blank" if t == "" else f"{t[:20]!r} is not a number"))
+    kinds = [f"{n_blank} blank cell(s)"] * bool(n_blank) + [f"{n_text} non-numeric cell(s)"] * bool(n_text)
+    return f"{what} have {' and '.join(kinds)}; first at {first}"
+
 
 
 def require_columns(df: pd.DataFrame, columns: list[str], path: PathLikeStr, what: str) -> None:
@@ -163,8 +193,32 @@ def join_counts_and_spots(
     return counts.loc[common], spots.loc[common], report
 
 
-def counts_to_sparse(counts: pd.DataFrame, path: PathLikeStr) -> sp.csr_matrix:
+class SparseCounts:
+    """A spots x genes sparse count matrix with its spot ids (``index``) and gene names (``columns``):
+    what :func:`build_section` takes instead of a DataFrame when a reader gets sparse counts (Visium)."""
+
+    def __init__(self, X: Any, index: pd.Index, columns: pd.Index) -> None:
+        self.X = sp.csr_matrix(X)
+        self.index, self.columns = pd.Index(index), pd.Index(columns)
+        self.shape = self.X.shape
+
+
+def counts_to_sparse(counts: pd.DataFrame | SparseCounts, path: PathLikeStr) -> sp.csr_matrix:
     """Validate raw counts (finite, non-negative integers) and return them as CSR int32."""
+    if isinstance(counts, SparseCounts):
+        X = counts.X.copy()
+        X.sum_duplicates()
+        v = X.data
+        if not np.all(np.isfinite(v)):
+            raise DataError(path, "counts contain missing or non-finite values")
+        if (v < 0).any():
+            rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
+            k = int(np.flatnonzero(v < 0)[0])
+            raise DataError(path, f"{int((v < 0).sum())} negative count(s) (raw counts are >= 0), e.g. spot "
+                                  f"{counts.index[rows[k]]}, gene {counts.columns[X.indices[k]]}: {v[k]:g}")
+        if not np.all(np.equal(np.mod(v, 1), 0)):
+            raise DataError(path, "counts are not integers (raw counts expected)")
+        return sp.csr_matrix(X.astype(np.int32))
     values = counts.to_numpy()
     if not np.issubdtype(values.dtype, np.number):
         try:
@@ -174,7 +228,9 @@ def counts_to_sparse(counts: pd.DataFrame, path: PathLikeStr) -> sp.csr_matrix:
     if not np.all(np.isfinite(values)):
         raise DataError(path, "counts contain missing or non-finite values")
     if (values < 0).any():
-        raise DataError(path, "counts contain negative values")
+        i, j = (int(k[0]) for k in np.nonzero(values < 0))
+        raise DataError(path, f"{int((values < 0).sum())} negative count(s) (raw counts are >= 0), e.g. spot "
+                              f"{counts.index[i]}, gene {counts.columns[j]}: {values[i, j]:g}")
     if not np.all(np.equal(np.mod(values, 1), 0)):
         raise DataError(path, "counts are not integers (raw counts expected)")
     return sp.csr_matrix(values.astype(np.int32))
@@ -216,8 +272,16 @@ def check_spots_in_image(xy: np.ndarray, image_shape: tuple[int, int], path: Pat
         raise DataError(path, f"{int(bad.sum())} spot centre(s) outside the {w} x {h} px image{why}, e.g. {ex}")
 
 
-#: Legacy Spatial Transcriptomics arrays: 100 um spots on a 200 um centre-to-centre pitch.
+#: Legacy Spatial Transcriptomics 1k arrays (HER2ST, He et al. 2020): 100 um spots on a 200 um
+#: centre-to-centre pitch, the readers' default. The 2k arrays stagger their rows: about 141 um to
+#: the nearest spot (give ``spot_pitch_um``); Visium: 55 um spots, 100 um.
 LEGACY_ST_GEOMETRY = {"spot_diameter_um": 100.0, "spot_pitch_um": 200.0}
+#: A declared ``um_per_px`` may differ from the one measured from the spot pitch by at most this share.
+UM_PER_PX_TOLERANCE = 0.15
+#: An image's resolution may differ from the training images' by at most this factor: the CNN's
+#: window is resampled to the network's input, and beyond 4x the tissue looks unlike anything it
+#: saw (:func:`stlib.predictor.resolve_resolution`, chapter 14; checked by :func:`stlib.io.check_design`).
+MAX_RESOLUTION_RATIO = 4.0
 
 
 def section_geometry(
@@ -227,17 +291,22 @@ def section_geometry(
     spot_diameter_um: float = 100.0,
     spot_pitch_um: float = 200.0,
     where: PathLikeStr = "section",
+    section: str | None = None,
 ) -> dict[str, Any]:
     """Physical scale of one section: micrometres per image pixel and the spot size in pixels.
 
     ``um_per_px`` is taken as given (a manifest's ``um_per_px``) or, when ``None``, estimated
     from the spot centres: the median distance to the nearest spot is one ``spot_pitch_um``.
+    A given ``um_per_px`` is checked against that measure (with at least 2 spots): a difference
+    beyond :data:`UM_PER_PX_TOLERANCE` (15%) is a :class:`DataError` naming the section and both
+    values (a wrong ``um_per_px``, or a ``spot_pitch_um`` of another array).
 
     Returns
     -------
     dict
         ``{"um_per_px", "um_per_px_source" ("manifest" or "spot pitch"), "spot_diameter_um",
-        "spot_pitch_um", "spot_diameter_fullres"}`` (the last in full-resolution pixels).
+        "spot_pitch_um", "spot_diameter_fullres"}`` (the last in full-resolution pixels), and
+        ``um_per_px_measured`` when ``um_per_px`` was given.
     """
     from sklearn.neighbors import NearestNeighbors
 
@@ -256,17 +325,31 @@ def section_geometry(
         um_per_px, source = spot_pitch_um / pitch_px, "spot pitch"
     elif not (isinstance(um_per_px, (int, float)) and np.isfinite(um_per_px) and um_per_px > 0):
         raise DataError(where, f"um_per_px must be a positive number, got {um_per_px!r}")
+    measured: dict[str, float] = {}
+    if source == "manifest" and len(xy) >= 2:
+        d, _ = NearestNeighbors(n_neighbors=2).fit(xy).kneighbors(xy)
+        pitch_px = float(np.median(d[:, 1]))
+        if pitch_px > 0:
+            m = spot_pitch_um / pitch_px
+            measured["um_per_px_measured"] = round(m, 4)
+            if abs(float(um_per_px) / m - 1) > UM_PER_PX_TOLERANCE:
+                raise DataError(where, f"{'section ' + section + ': ' if section else ''}um_per_px {float(um_per_px):g} "
+                                       f"is declared, but the spots' {spot_pitch_um:g} um pitch ({pitch_px:.1f} px) "
+                                       f"measures {m:.3g} um/px, {abs(float(um_per_px) / m - 1):.0%} apart (tolerance "
+                                       f"{UM_PER_PX_TOLERANCE:.0%}): fix um_per_px, or spot_pitch_um if the array is "
+                                       "not legacy ST (2k arrays ~141 um, Visium 100 um)")
     return {
         "um_per_px": float(um_per_px),
         "um_per_px_source": source,
         "spot_diameter_um": float(spot_diameter_um),
         "spot_pitch_um": float(spot_pitch_um),
         "spot_diameter_fullres": float(spot_diameter_um / um_per_px),
+        **measured,
     }
 
 
 def build_section(
-    counts: pd.DataFrame,
+    counts: pd.DataFrame | SparseCounts,
     obs: pd.DataFrame,
     xy: np.ndarray,
     *,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,9 +28,9 @@ import anndata as ad
 import numpy as np
 from PIL import Image, ImageFile
 
-from stlib.errors import DataError
+from stlib.errors import DataError, DataWarning
 
-__all__ = ["MAX_IMAGE_PIXELS", "add_hires_image", "check_jpeg", "image_size", "read_image"]
+__all__ = ["MAX_IMAGE_PIXELS", "add_hires_image", "check_jpeg", "image_size", "image_um_per_px", "read_image"]
 
 #: Largest image (in pixels) this module decodes: 40,000 x 40,000 px.
 MAX_IMAGE_PIXELS = 1_600_000_000
@@ -70,14 +71,31 @@ def _check_file(path: Path) -> None:
         raise DataError(path, "not a file (a folder?)")
 
 
+def _to_rgb(img: Image.Image, path: Path) -> np.ndarray:
+    """RGB uint8 of a decoded image; an alpha channel is composited over white glass, with a warning
+    naming the file and the share of (partly) transparent pixels when there are any."""
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = np.asarray(img.convert("RGBA"), dtype=np.float64)
+        alpha = rgba[..., 3:] / 255.0
+        share = float((alpha[..., 0] < 1).mean())
+        if share > 0:
+            warnings.warn(f"{path}: the image has an alpha channel and {100 * share:.1f}% of its pixels are "
+                          "(partly) transparent; composited over white (glass)", DataWarning, stacklevel=3)
+        return np.clip(np.round(rgba[..., :3] * alpha + 255.0 * (1 - alpha)), 0, 255).astype(np.uint8)
+    rgb = img if img.mode == "RGB" else img.convert("RGB")
+    return np.asarray(rgb, dtype=np.uint8)
+
+
 def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     """Decode an image file into an RGB uint8 array.
 
     Parameters
     ----------
     path
-        Image file (JPEG, PNG, TIFF: anything PIL reads). Grey-scale, RGBA
-        or palette images are converted to RGB.
+        Image file (JPEG, PNG, TIFF: anything PIL reads). Grey-scale or
+        palette images are converted to RGB; an alpha channel (RGBA) is
+        composited over white, the colour of glass, with a
+        :class:`~stlib.errors.DataWarning` when any pixel is transparent.
 
     Returns
     -------
@@ -97,8 +115,7 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
         try:
             with Image.open(p) as img:
                 img.load()
-                rgb = img if img.mode == "RGB" else img.convert("RGB")
-                arr = np.asarray(rgb, dtype=np.uint8)
+                arr = _to_rgb(img, p)
         except Image.DecompressionBombError as e:
             raise DataError(p, f"image too large to decode safely ({e})") from e
         except Image.UnidentifiedImageError as e:
@@ -138,6 +155,48 @@ def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
         except (OSError, SyntaxError, ValueError, EOFError) as e:
             raise DataError(p, f"cannot read image header: {e}") from e
     return int(h), int(w)
+
+
+def image_um_per_px(path: str | os.PathLike[str]) -> tuple[float, str] | None:
+    """The resolution an image file declares, in micrometres per pixel, and where it was read; or ``None``.
+
+    Read from the header only: an Aperio ``MPP = <um/px>`` in a TIFF's ImageDescription, else the
+    TIFF resolution tags when their unit is the centimetre, or the inch at more than 1,000 pixels
+    per inch (a microscope's; 72, 96 or 300 dpi are a screen's or a printer's defaults and say
+    nothing of the tissue). JPEG and PNG dpi are never trusted.
+
+    Parameters
+    ----------
+    path
+        Image file.
+
+    Returns
+    -------
+    ``(um_per_px, source)`` or ``None`` when the file declares no usable resolution.
+    """
+    import re
+
+    p = Path(path)
+    _check_file(p)
+    with pil_limits():
+        try:
+            with Image.open(p) as img:
+                tags = dict(getattr(img, "tag_v2", {}) or {})
+        except Image.UnidentifiedImageError as e:
+            raise DataError(p, "not a readable image file (unknown format or corrupt header)") from e
+        except (OSError, SyntaxError, ValueError) as e:
+            raise DataError(p, f"cannot read image header: {e}") from e
+    desc = str(tags.get(270, ""))
+    m = re.search(r"MPP\s*=\s*([0-9.]+)", desc)
+    if m and float(m.group(1)) > 0:
+        return float(m.group(1)), "the image's metadata (Aperio MPP)"
+    xres, unit = tags.get(282), tags.get(296, 2)
+    if xres is None or float(xres) <= 0:
+        return None
+    per = {3: 1e4, 2: 25400.0}.get(int(unit))
+    if per is None or (int(unit) == 2 and float(xres) <= 1000):
+        return None
+    return per / float(xres), f"the image's metadata (TIFF resolution, {'cm' if int(unit) == 3 else 'inch'})"
 
 
 def check_jpeg(path: str | os.PathLike[str]) -> tuple[int, int]:

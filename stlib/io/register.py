@@ -23,8 +23,8 @@ import numpy as np
 
 from stlib.errors import DataError
 
-__all__ = ["Registration", "apply_transform", "disc_coverage", "register_spots", "spot_pitch_px", "spots_on_tissue",
-           "tissue_mask"]
+__all__ = ["OFF_TISSUE_WARN", "Registration", "apply_transform", "check_spots_on_tissue", "disc_coverage",
+           "register_spots", "spot_pitch_px", "spots_on_tissue", "tissue_mask"]
 
 #: A pixel whose channels are all at most this is painted background (the app's black).
 BLACK_MAX = 10
@@ -34,6 +34,12 @@ WHITE_MIN = 235
 MIN_COMPONENT = 0.001
 #: A spot is on tissue when at least this share of its disc is.
 ON_TISSUE = 0.5
+#: A section with more than this share of its spots off its tissue is reported (a warning).
+OFF_TISSUE_WARN = 0.10
+#: A tissue mask covering more than this share of the image found no background: not informative.
+MAX_TISSUE_FRACTION = 0.95
+#: Side (px) of the thumbnail on which :func:`check_spots_on_tissue` finds the tissue.
+CHECK_THUMB = 1024
 
 
 def tissue_mask(image: np.ndarray, *, where: str = "image") -> tuple[np.ndarray, dict[str, Any]]:
@@ -229,3 +235,65 @@ def register_spots(
     )
     _, reg.off_tissue_after, reg.mean_coverage_after = spots_on_tissue(cov, reg.apply(xy))
     return reg
+
+
+def check_spots_on_tissue(image_path: Any, xy: np.ndarray, spot_diameter_px: float, *, section: str,
+                          max_size: int = CHECK_THUMB) -> dict[str, Any]:
+    """The share of a section's spots that lie off its tissue, measured on a thumbnail of its image.
+
+    The tissue is :func:`tissue_mask` of the image decoded at most ``max_size`` px wide (JPEG draft
+    mode); a spot is off tissue when less than half of its disc is on it (:func:`spots_on_tissue`).
+    More than :data:`OFF_TISSUE_WARN` off tissue is a :class:`~stlib.errors.DataWarning` naming the
+    section, the image and the share: spots registered to another image, or a shifted or flipped
+    spot table. An image whose background is neither black nor white glass (grey glass, e.g. HER2ST
+    B4) gives a mask of nearly the whole image (more than :data:`MAX_TISSUE_FRACTION`): the check
+    then says nothing, and ``tissue_check`` says it was not informative.
+
+    Parameters
+    ----------
+    image_path
+        The section's full-resolution image.
+    xy
+        ``(n, 2)`` spot centres (x, y) in full-resolution pixels.
+    spot_diameter_px
+        Spot diameter in full-resolution pixels.
+    section
+        The section's id, for the message.
+    max_size
+        Thumbnail side in px.
+
+    Returns
+    -------
+    dict
+        ``off_tissue_share``, ``n_off_tissue``, ``tissue_fraction`` (of the image), ``thumb_scale`` and
+        ``tissue_check`` (``"done"``, or why the mask was not informative).
+    """
+    import warnings
+
+    from PIL import Image
+
+    from stlib.errors import DataWarning
+    from stlib.io.images import pil_limits
+
+    try:
+        with pil_limits(), Image.open(image_path) as im:
+            w, h = im.size
+            scale = min(1.0, max_size / max(w, h))
+            size = (max(1, round(w * scale)), max(1, round(h * scale)))
+            im.draft("RGB", size)
+            thumb = np.asarray(im.convert("RGB").resize(size, Image.Resampling.BILINEAR), dtype=np.uint8)
+    except (OSError, ValueError) as exc:
+        raise DataError(image_path, f"corrupt or truncated image ({exc})") from None
+    s = size[0] / w
+    mask, _ = tissue_mask(thumb, where=str(image_path))
+    cov = disc_coverage(mask, max(1.0, spot_diameter_px * s / 2))
+    c, off, _ = spots_on_tissue(cov, np.asarray(xy, dtype=np.float64) * s)
+    informative = float(mask.mean()) <= MAX_TISSUE_FRACTION
+    out = {"off_tissue_share": round(off, 4), "n_off_tissue": int((c < ON_TISSUE).sum()),
+           "tissue_fraction": round(float(mask.mean()), 4), "thumb_scale": s, "tissue_check": (
+               "done" if informative else "not informative: no black or white background found, the mask is the image")}
+    if informative and off > OFF_TISSUE_WARN:
+        warnings.warn(f"section {section}: {100 * off:.0f}% of its {len(c)} spots ({out['n_off_tissue']}) lie off "
+                      f"the tissue of {image_path} (more than {100 * OFF_TISSUE_WARN:.0f}%): spots of another image, "
+                      "or shifted? stlib.io.register_spots fits a translation", DataWarning, stacklevel=2)
+    return out

@@ -8,7 +8,7 @@ verifies a file of a git repository whose sha256 is not known offline (:mod:`stl
 Fetching (mirror, download cache, archives) is :mod:`stlib.io.fetch`; split files are
 :mod:`stlib.io.splits`; each reader module (:mod:`stlib.io.her2st`, :mod:`stlib.io.he2020`)
 knows its own folder layout; :mod:`stlib.io.spots` reads your own sections, each of whose files
-the manifest names (``origin: local``: the files are beside the manifest). A data set may leave ``sections`` empty and name
+the manifest names, and :mod:`stlib.io.visium` Space Ranger outputs (through squidpy) (``origin: local``: the files are beside the manifest). A data set may leave ``sections`` empty and name
 ``sections_from`` (e.g. ``metadata.csv``): its sections are then discovered from the fetched
 files at read time, and its ``patients:`` table (patient -> subtype) is checked against them.
 """
@@ -26,7 +26,7 @@ import yaml
 
 from stlib._utils import SPLITS, project_data_dir
 from stlib.errors import DataError, SplitError
-from stlib.io import fetch, he2020, her2st, spots
+from stlib.io import fetch, he2020, her2st, spots, visium
 from stlib.io._common import PathLikeStr
 from stlib.io._manifest import Manifest
 from stlib.io.splits import read_split
@@ -82,7 +82,7 @@ class Dataset(Manifest):
         if self.split_file is None:
             raise SplitError(f"{self.manifest_path}: no split file registered")
         return read_split(self.split_file, self, allow_train_valid_overlap=bool(
-            self.split_policy.get("allow_train_valid_patient_overlap", False)))
+            self.split_policy.get("allow_train_valid_patient_overlap", False)), absent_ok=bool(self.sections_from))
 
     def read(self, sections: Sequence[str] | None = None, *, progress: bool = True) -> ad.AnnData:
         """Fetch, verify and read the data set (or some sections) into one AnnData.
@@ -127,7 +127,7 @@ def load_dataset(name_or_path: str | PathLikeStr) -> Dataset:
         raise DataError(p, f"malformed manifest: {exc}") from None
     if not isinstance(m, dict):
         raise DataError(p, "a manifest is a YAML mapping (name, reader, origin, sections, ...)")
-    if m.get("reader") == "spots":  # own sections: the files are named per section
+    if m.get("reader") in ("spots", "visium"):  # own sections: the files are named per section
         m.setdefault("files", {})
     for key in ("name", "reader", "origin", "sections", "files"):
         if key not in m:
@@ -146,11 +146,12 @@ def load_dataset(name_or_path: str | PathLikeStr) -> Dataset:
         raise DataError(p, "'sections' and 'files' must be mappings")
     files, git_blobs = _parse_files(p, m["files"] or {})
     extra = {k: v for k, v in m.items() if k not in known}
-    if m["reader"] == "spots":
+    if m["reader"] in ("spots", "visium"):
         for v in (m["sections"] or {}).values():  # "group" is the spots layout's word for subtype
             if isinstance(v, dict) and "group" in v:
                 v.setdefault("subtype", v["group"])
-        listed = spots.section_files(p, {str(k): dict(v or {}) for k, v in (m["sections"] or {}).items()})
+        layout = spots if m["reader"] == "spots" else visium
+        listed = layout.section_files(p, {str(k): dict(v or {}) for k, v in (m["sections"] or {}).items()})
         for fs in listed.values():
             for f in fs:
                 files.setdefault(f, None)
@@ -209,6 +210,7 @@ READERS: dict[str, Callable[[Dataset, Path, Sequence[str]], ad.AnnData]] = {
     "her2st": her2st.read_from_manifest,
     "he2020": he2020.read_from_manifest,
     "spots": spots.read_from_manifest,
+    "visium": visium.read_from_manifest,
 }
 
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import io
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from stlib._utils import SPLITS
-from stlib.errors import DataError, SplitError
+from stlib.errors import DataError, DataWarning, SplitError
 from stlib.io._common import PathLikeStr
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -26,7 +27,8 @@ __all__ = ["read_split", "stratified_patient_split"]
 
 
 def read_split(
-    path: PathLikeStr, dataset: Manifest | None = None, *, allow_train_valid_overlap: bool = False
+    path: PathLikeStr, dataset: Manifest | None = None, *, allow_train_valid_overlap: bool = False,
+    absent_ok: bool = False,
 ) -> pd.DataFrame:
     """Read and validate a split file.
 
@@ -44,6 +46,11 @@ def read_split(
     patient) listed twice, a subtype that disagrees with the manifest, and a patient in two
     parts. The one exception, ``allow_train_valid_overlap``, lets a patient sit in train and
     valid (never in test together with another part) for tiny demo data sets.
+
+    ``absent_ok`` (a data set whose sections were discovered in the fetched files, e.g. a mirror
+    holding some of He et al. 2020): when every section present is in the split, split rows of
+    sections not present, of patients the manifest knows, are left out with a :class:`~stlib.errors.DataWarning` saying which sections are present
+    and which are missing; the rest is checked as usual.
     """
     path = Path(path)
     if not path.is_file():
@@ -70,6 +77,15 @@ def read_split(
         raise SplitError(f"{path}: section(s) listed twice: {dup}")
     if dataset is not None and dataset.sections:
         unknown = sorted(set(df["section"]) - set(dataset.sections))
+        if (unknown and absent_ok and dataset.patients and set(dataset.sections) <= set(df["section"])
+                and set(df.loc[df["section"].isin(unknown), "patient"]) <= set(dataset.patients)):
+            present = sorted(set(df["section"]) & set(dataset.sections))
+            warnings.warn(f"{dataset.name}: {len(present)} of the split's {len(df)} sections are present ({present[:10]}"
+                          f"{' ...' if len(present) > 10 else ''}), {len(unknown)} are missing, not downloaded or not "
+                          f"in the mirror (e.g. {unknown[:5]}); the split is used for the sections present",
+                          DataWarning, stacklevel=3)
+            df = df[df["section"].isin(dataset.sections)].reset_index(drop=True)
+            unknown = []
         if unknown:
             raise SplitError(f"{path}: split names unknown section(s) {unknown} (not in {dataset.name})")
         wrong = [s for s, p in zip(df["section"], df["patient"]) if str(dataset.sections[s].get("patient")) != p]

@@ -28,7 +28,13 @@ Every file problem is a :class:`~stlib.errors.DataError` naming the file: missin
 truncated files, counts without coordinates (an empty join), spot centres that are not
 numbers or lie outside the image, an empty section. Spots that are dropped are counted in
 ``uns["load_report"]``: listed without counts, counts without a listed spot, ``in_tissue``
-empty (``dropped_selected_missing``) or 0 (``dropped_not_in_tissue``).
+empty (``dropped_selected_missing``) or 0 (``dropped_not_in_tissue``). Counts must be
+non-negative numbers under unique gene names (a blank cell, a negative count or a gene named
+twice is a :class:`~stlib.errors.DataError` saying where). A legacy-ST spot table
+(``x, y, pixel_x, pixel_y, selected``) is read as is (:data:`LEGACY_CONVERSION`). A declared
+``um_per_px`` is checked against the spot pitch (:func:`~stlib.io._common.section_geometry`), and
+a section with more than 10% of its spots off its tissue is a :class:`~stlib.errors.DataWarning`
+(:func:`~stlib.io.register.check_spots_on_tissue`; ``off_tissue_share`` in the load report).
 """
 
 from __future__ import annotations
@@ -58,6 +64,7 @@ from stlib.io._common import (
     section_geometry,
 )
 from stlib.io.images import check_jpeg
+from stlib.io.register import check_spots_on_tissue
 
 #: The file keys of a section entry; ``annotations`` is optional.
 SECTION_FILES = ("counts", "spots", "image", "annotations")
@@ -90,6 +97,9 @@ def section_files(manifest: Path, sections: Mapping[str, Mapping[str, Any]]) -> 
 def read_spot_table(path: Path) -> tuple[pd.DataFrame, list[str], list[str]]:
     """Read a spots file: ``spot_id, pixel_x, pixel_y`` and optional ``array_x, array_y, in_tissue``.
 
+    A legacy-ST spot table (``x, y, pixel_x, pixel_y[, selected]``, as HER2ST's ``*_selection.tsv``
+    and STUtility's spot files) is read as is (:data:`LEGACY_CONVERSION`).
+
     Returns
     -------
     spots, not_in_tissue, flag_missing
@@ -98,6 +108,9 @@ def read_spot_table(path: Path) -> tuple[pd.DataFrame, list[str], list[str]]:
     """
     df = read_table(path, sep=_sep(path), what="spots", dtype={"spot_id": str})
     df.columns = [str(c).strip() for c in df.columns]
+    if "spot_id" not in df.columns and set(LEGACY_COLUMNS[:4]) <= set(df.columns):
+        df = _from_legacy_st(df, path)
+    fmt = str(df.attrs.get("spots_format", "spot_id, pixel_x, pixel_y"))
     require_columns(df, ["spot_id", "pixel_x", "pixel_y"], path, "spots")
     if df["spot_id"].isna().any():
         raise DataError(path, f"{int(df['spot_id'].isna().sum())} row(s) without a spot_id")
@@ -115,7 +128,33 @@ def read_spot_table(path: Path) -> tuple[pd.DataFrame, list[str], list[str]]:
     for c in ("array_x", "array_y"):
         if c in df.columns:
             require_finite(numeric_column(df, c), df.index, path, c)
+    df.attrs["spots_format"] = fmt
     return df, not_in, no_flag
+
+
+#: The legacy-ST spot table (HER2ST's ``*_selection.tsv``, STUtility, the ST spot detector).
+LEGACY_COLUMNS = ("x", "y", "pixel_x", "pixel_y", "selected")
+#: How :func:`read_spot_table` reads it (kept in ``uns["load_report"][section]["spots_format"]``).
+LEGACY_CONVERSION = ("legacy ST spot table (x, y, pixel_x, pixel_y[, selected]): spot_id = '<x>x<y>', "
+                     "array_x, array_y = x, y, in_tissue = selected")
+
+
+def _from_legacy_st(df: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """A legacy-ST spot table as the ``spots`` layout: ``spot_id`` is ``"<x>x<y>"`` (the counts' index in
+    HER2ST and STUtility), ``array_x, array_y`` are ``x, y`` and ``in_tissue`` is ``selected``."""
+    xy = np.c_[numeric_column(df, "x"), numeric_column(df, "y")]
+    bad = ~np.isfinite(xy).all(axis=1) | (np.mod(np.nan_to_num(xy), 1) != 0).any(axis=1)
+    if bad.any():
+        raise DataError(path, f"legacy ST spot table: {int(bad.sum())} row(s) whose array x, y are not whole "
+                              f"numbers (line(s) {[int(i) + 2 for i in np.flatnonzero(bad)[:3]]}); "
+                              "the spot id is '<x>x<y>'")
+    out = df.copy()
+    out.insert(0, "spot_id", [f"{int(a)}x{int(b)}" for a, b in xy])
+    out["array_x"], out["array_y"] = xy[:, 0].astype(int), xy[:, 1].astype(int)
+    if "selected" in out.columns and "in_tissue" not in out.columns:
+        out["in_tissue"] = out["selected"]
+    out.attrs["spots_format"] = LEGACY_CONVERSION
+    return out
 
 
 def read_annotations(
@@ -165,6 +204,7 @@ def read_spots_section(
     cnt_path, spots_path, img_path = (root / str(meta[k]) for k in REQUIRED_FILES)
     counts = read_counts(cnt_path, sep=_sep(cnt_path))
     spots, not_in, no_flag = read_spot_table(spots_path)
+    fmt = spots.attrs.get("spots_format", "spot_id, pixel_x, pixel_y")
     n_rows = len(spots) + len(not_in) + len(no_flag)
     if spots.empty:
         raise DataError(spots_path, f"empty section {section}: none of its {n_rows} spots has in_tissue = 1 "
@@ -172,6 +212,7 @@ def read_spots_section(
     counts, spots, report = join_counts_and_spots(counts, spots, section=section, counts_path=cnt_path,
                                                   spots_path=spots_path)
     dropped_other = set(not_in) | set(no_flag)
+    report["spots_format"] = fmt
     report.update(n_rows_spots_file=int(n_rows), dropped_not_in_tissue=not_in, dropped_selected_missing=no_flag,
                   dropped_no_coords=[s for s in report["dropped_no_coords"] if s not in dropped_other])
     hw = check_jpeg(img_path)
@@ -194,7 +235,8 @@ def read_spots_section(
     obs = obs.join(ann)
     obs["tumor_source"] = source
     report["tumor_source"] = source
-    geo = section_geometry(xy, **{**LEGACY_ST_GEOMETRY, **dict(geometry or {})}, where=spots_path)
+    geo = section_geometry(xy, **{**LEGACY_ST_GEOMETRY, **dict(geometry or {})}, where=spots_path, section=section)
+    report.update(check_spots_on_tissue(img_path, xy, geo["spot_diameter_fullres"], section=section))
     return build_section(counts, obs, xy, section=section, counts_path=cnt_path, image_path=img_path, image_hw=hw,
                          image_sha256=image_sha256, geometry=geo, report=report)
 

@@ -25,10 +25,9 @@ import pandas as pd
 
 from stlib._utils import sha256_file
 from stlib.errors import DataError
+from stlib.io._common import MAX_RESOLUTION_RATIO
 from stlib.predictor._model import ImageModel, ModelError
 
-#: The image's resolution may differ from the training images' by at most this factor.
-MAX_RESOLUTION_RATIO = 4.0
 #: Thumbnail side (px) on which tissue is detected.
 TISSUE_THUMB = 1024
 
@@ -122,12 +121,17 @@ def resolve_resolution(model: ImageModel, um_per_px: float | None, spots_xy: np.
 
     From given spots it is measured with ``spot_pitch_um`` (the spots' centre-to-centre distance;
     default the model's): a Visium file (100 um) measured as legacy ST (200 um) would be off by 2x.
+    A given ``um_per_px`` with spots is checked against their pitch: beyond
+    :data:`~stlib.io._common.UM_PER_PX_TOLERANCE` apart is a :class:`DataError` with both values.
     """
     from stlib.io import section_geometry
 
     train = model.meta.get("um_per_px_train")
     if um_per_px is not None:
         um, source = float(um_per_px), "given"
+        if spots_xy is not None and len(spots_xy) >= 2 and np.isfinite(um) and um > 0:
+            pitch = float(spot_pitch_um or model.meta["spot_pitch_um"])
+            section_geometry(spots_xy, um_per_px=um, spot_pitch_um=pitch, where=where)
     elif spots_xy is not None and len(spots_xy) >= 2:
         pitch = float(spot_pitch_um or model.meta["spot_pitch_um"])
         um = section_geometry(spots_xy, spot_pitch_um=pitch, where=where)["um_per_px"]
