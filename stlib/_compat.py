@@ -75,5 +75,7 @@ def import_tf() -> tuple[Any, Any]:
     import keras
     import tensorflow as tf
 
+    # both: Keras fixes its global dtype policy from floatx when the first layer is built
     keras.config.set_floatx(FLOATX)
+    keras.config.set_dtype_policy(FLOATX)
     return tf, keras

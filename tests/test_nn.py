@@ -11,6 +11,7 @@ import pytest
 
 from stlib.errors import DataError
 from stlib.models import ModelResult
+from stlib.models import nn
 from stlib.models.nn import fit_mlp
 
 LRS = (1e-2, 1e-1)
@@ -120,3 +121,15 @@ def test_per_lr_fits_are_independent_and_choose_lr_picks_the_lowest_valid_loss()
     np.testing.assert_array_equal(chosen.predictions["valid"], both[best].predictions["valid"])
     unscaled = fit_mlp_per_lr(X, d["Ytr"], d["Yva"], learning_rates=(1e-2,), epochs=5, hidden=8, seed=0, scale=False)
     assert unscaled[1e-2].settings["feature_scaling"].startswith("none")
+
+
+def test_networks_compute_in_float64_whatever_was_built_before() -> None:
+    # float32 training amplifies round-off into other early-stopping epochs on other CPUs (stlib._compat.FLOATX)
+    import keras
+
+    keras.config.set_floatx("float32")
+    keras.config.set_dtype_policy("float32")
+    keras.layers.Dense(2)  # a layer built before stlib imports TensorFlow fixes Keras's policy
+    model = nn.build_mlp(4, 3)
+    assert {w.dtype for w in model.weights} == {"float64"}
+    assert np.asarray(model(np.zeros((1, 4)))).dtype == np.float64
