@@ -197,11 +197,20 @@ def register_spots(
     scale_range
         0 (default): translation only. A scale is optional and leans towards shrinking the grid
         (a smaller grid sits deeper in the tissue and raises the tie-breaking mean share): on A2 a
-        +-5% range goes to its 0.95 bound, so the reader fits a translation unless told otherwise.
+        range of 5% either way goes to its 0.95 bound, so the reader fits a translation unless
+        told otherwise.
+    where
+        The place named in errors.
 
+    Returns
+    -------
+    Registration
+        The transform, with the shares of spots off tissue before (identity) and after.
+
+    Notes
+    -----
     The search is a grid: every 4 px (scales every 0.01), then every pixel (scales every 0.002)
-    around the best. Returns a :class:`Registration` with the shares of spots off tissue before
-    (identity) and after.
+    around the best.
     """
     xy = np.asarray(xy, dtype=np.float64)
     if xy.ndim != 2 or xy.shape[1] != 2 or len(xy) < 2 or not np.isfinite(xy).all():
