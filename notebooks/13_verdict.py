@@ -166,11 +166,11 @@ every
 #   {glue:text}`n_contradicted_log1p` are contradicted. The report's own Table I is consistent
 #   with {glue:text}`n_consistent_report` of them (the others compare models it does not print).
 # - **The network against the GNN** (V.E): under the authors' target,
-#   {glue:text}`mlp_beats_gnn_paper` (test PCC {glue:text}`mlp_test_paper` against
-#   {glue:text}`gnn_test_paper`); under raw `log1p`, {glue:text}`mlp_beats_gnn_log1p`: the GNN
-#   reaches a test PCC of {glue:text}`gnn_test_log1p` (the network {glue:text}`mlp_test_log1p`).
-#   Raw `log1p` keeps each spot's sequencing depth in the target, and depth is what the image
-#   features predict best (chapter 9); the authors' normalisation removes most of it.
+#   {glue:text}`mlp_beats_gnn_paper` (test PCC: network {glue:text}`mlp_test_paper`, GNN
+#   {glue:text}`gnn_test_paper`); under raw `log1p`, {glue:text}`mlp_beats_gnn_log1p` (test PCC:
+#   network {glue:text}`mlp_test_log1p`, GNN {glue:text}`gnn_test_log1p`). Both models score far
+#   higher on raw `log1p`: it keeps each spot's sequencing depth in the target, and depth is what the
+#   image features predict best (chapter 9); the authors' normalisation removes most of it.
 # - **The best linear models** (V.E): {glue:text}`best_linear_paper` under the authors' target:
 #   single-spot Lasso beats every other linear model, KNN Ridge does not.
 # - **The GLM claims** (V.A): the a-priori alpha and the KNN-pooled features do not help the

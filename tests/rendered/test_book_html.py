@@ -50,7 +50,9 @@ def test_every_chapter_shows_its_provenance(pages: dict[str, BeautifulSoup]) -> 
     for doc, soup in pages.items():
         block = _block(soup, doc)
         rows = {tr.th.get_text(strip=True): tr.td for tr in block.select("tr")}
-        assert set(rows) == {"Code", "Executed", "Data", "Backbone", "Environment", "Download"}, (doc, set(rows))
+        assert set(rows) == {"Code", "Executed", "Data", "Backbone", "Environment", "Machine", "Download"}, (doc, set(rows))
+        # the machine and the kernels it ran under (stlib/_kernels.py): a reader comparing numbers needs them
+        assert "pinned" in rows["Machine"].get_text() or "native" in rows["Machine"].get_text(), (doc, rows["Machine"].get_text())
         assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", rows["Executed"].get_text()), doc
         full = {c.get("title") for td in rows.values() for c in td.select("code[title]")}
         assert all(re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", h or "") for h in full), (doc, full)
