@@ -272,7 +272,7 @@ for key, value in reading.items():
 #   shallow test section caps every model, whatever its image features.
 # - Fractions of the ceiling, with intervals, stand beside the PCCs of chapter 8 (every split)
 #   and of chapters 9 and 10 (the test split).
-# - Next: [which patient is held out](12_patient_cv).
+# - Next: [three patients, each held out in turn](12_patient_cv).
 
 # %% tags=["remove-input", "nbval-ignore-output"]
 from stlib.book import provenance

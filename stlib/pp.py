@@ -28,6 +28,9 @@ Gene rules (``rule=``)
 ``"book"``
     This book's earlier rule: the ``n_mean`` genes with the highest mean of the target, then
     the ``n_top`` most variable among them.
+``"mean"``
+    The field's rule (ST-Net, He et al. 2020, and the HER2ST benchmarks after it): the ``n_top``
+    genes with the highest mean of the target on the ``fit_on`` spots.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ from stlib.errors import DataError
 Transform = Literal["paper", "log1p", "normalize_log1p"]
 TRANSFORMS: tuple[str, ...] = ("paper", "log1p", "normalize_log1p")
 DEFAULT_TRANSFORM = "paper"
-GENE_RULES: tuple[str, ...] = ("paper", "book")
+GENE_RULES: tuple[str, ...] = ("paper", "book", "mean")
 DEFAULT_GENE_RULE = "paper"
 TARGET_SUM = 1e4
 
@@ -63,6 +66,11 @@ GENE_RULE_TEXT: dict[str, str] = {
         "On the {fit_on} spots only, take the {n_mean} genes with the highest mean of the target "
         "({transform}), then among them the {n_top} with the highest variance of the target; ties are broken "
         "by gene id. Genes detected in fewer than {min_spots} {fit_on} spots are never candidates."
+    ),
+    "mean": (
+        "The field's rule (ST-Net and the HER2ST benchmarks) on the {fit_on} spots only: the {n_top} genes with "
+        "the highest mean of the target ({transform}); ties are broken by gene id. Genes detected in fewer than "
+        "{min_spots} {fit_on} spots are never candidates."
     ),
     "paper": (
         "The authors' rule on the {fit_on} spots: genes present in the count file of every {fit_on} section; "
@@ -206,7 +214,7 @@ def select_genes(
     Writes ``var["sel_mean"]``, ``var["sel_var"]``, ``var["target_gene"]`` (and, for the
     paper rule, ``var["highly_variable"]``, ``var["dispersions_norm"]``) and
     ``uns["gene_selection"]``. Returns the chosen genes: by decreasing mean (paper rule) or
-    decreasing variance (book rule).
+    decreasing variance (book rule) or decreasing mean (mean rule).
     """
     if rule not in GENE_RULES:
         raise ValueError(f"unknown gene rule {rule!r}; use one of {GENE_RULES}")
@@ -218,7 +226,7 @@ def select_genes(
     genes = adata.var_names.to_numpy().astype(str)
     sub = adata[mask]
     info: dict = {}
-    if rule == "book":
+    if rule in ("book", "mean"):
         Xf = sp.csr_matrix(sub.X)
         n_detected = np.asarray((Xf > 0).sum(axis=0)).ravel()
         T = _normalized_log1p(Xf, size_factors(sub, transform, library_key=library_key, target_sum=target_sum))
@@ -226,12 +234,15 @@ def select_genes(
         cand = np.flatnonzero(n_detected >= min_spots)
         if len(cand) < n_top:
             raise DataError("<adata>", f"only {len(cand)} genes detected in >= {min_spots} {fit} spots; need {n_top}")
-        order = np.lexsort((genes[cand], -mean[cand]))[:n_mean]
-        top_mean = cand[order]
-        order2 = np.lexsort((genes[top_mean], -var[top_mean]))[:n_top]
-        chosen = top_mean[order2]
-        text = GENE_RULE_TEXT["book"].format(fit_on="+".join(fit), n_mean=n_mean, transform=transform, n_top=n_top,
-                                             min_spots=min_spots)
+        if rule == "mean":
+            chosen = cand[np.lexsort((genes[cand], -mean[cand]))[:n_top]]
+        else:
+            order = np.lexsort((genes[cand], -mean[cand]))[:n_mean]
+            top_mean = cand[order]
+            order2 = np.lexsort((genes[top_mean], -var[top_mean]))[:n_top]
+            chosen = top_mean[order2]
+        text = GENE_RULE_TEXT[rule].format(fit_on="+".join(fit), n_mean=n_mean, transform=transform, n_top=n_top,
+                                           min_spots=min_spots)
     else:
         sections = list(pd.unique(sub.obs[library_key].astype(str)))
         common = genes_in_all_sections(adata, sections)

@@ -95,9 +95,17 @@ def test_html_block_names_every_item(tmp_path: Path, monkeypatch: pytest.MonkeyP
 def test_every_chapter_ends_with_its_provenance_block() -> None:
     for src in notebook_sources(ROOT):
         last = [c for c in jupytext.read(src).cells if c.cell_type == "code"][-1]
-        assert f'provenance.show(results_dir, "{src.stem}")' in last.source, src.name
+        assert f'provenance.show(results_dir, "{src.stem}"' in last.source, src.name
         tags = last.metadata.get("tags", [])
         assert "nbval-ignore-output" in tags and "remove-input" in tags, (src.name, tags)
+
+
+def test_a_chapter_names_the_data_set_it_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chapter 12 reads its own data set (three patients): its block names that one, not the run's."""
+    root = _project(tmp_path, monkeypatch, git=False)
+    (root / "results" / "r" / "config.json").write_text(json.dumps({"dataset": "her2st-demo"}))
+    assert provenance.collect("results/r", now=NOW).dataset == "her2st-demo"
+    assert provenance.collect("results/r", now=NOW, dataset="her2st-abc").dataset == "her2st-abc"
 
 
 def test_first_chapter_has_no_backbone_yet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

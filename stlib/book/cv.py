@@ -33,7 +33,7 @@ from stlib.models.linear import fit_linear
 
 FOLD_MODELS: tuple[str, ...] = ("hest_probe", "knn_hest_probe", "depth_only", "train_mean")
 
-__all__ = ["FOLD_MODELS", "Fold", "cross_validate", "leave_one_patient_out", "patient_kfold", "run_fold", "spatial_blocks",
+__all__ = ["FOLD_MODELS", "Fold", "cross_validate", "fit_and_score", "leave_one_patient_out", "mean_over_folds", "patient_kfold", "run_fold", "spatial_blocks",
            "summary", "table"]
 
 
@@ -99,11 +99,12 @@ def _cv_groups(train: ad.AnnData, library_key: str, n_blocks: int) -> tuple[np.n
     return spatial_blocks(train.obsm["spatial"], n_blocks), f"{n_blocks} spatial blocks of the one train section"
 
 
-def run_fold(
+def fit_and_score(
     adata: ad.AnnData,
     features: ad.AnnData,
-    fold: Fold,
+    split: dict[str, str],
     *,
+    score_on: Sequence[str] = ("test",),
     n_genes: int = 250,
     gene_rule: str = "paper",
     transform: str = "paper",
@@ -111,8 +112,8 @@ def run_fold(
     seed: int = 0,
     n_blocks: int = 4,
     library_key: str = "section",
-) -> tuple[pd.DataFrame, dict[str, object]]:
-    """Fit and score the fold models on one fold.
+) -> tuple[pd.DataFrame, dict[tuple[str, str], object], dict[str, object]]:
+    """Fit the fold models on the ``"train"`` sections of ``split`` and score them on ``score_on``.
 
     Parameters
     ----------
@@ -121,20 +122,41 @@ def run_fold(
     features
         Any AnnData over the same spots with ``obsm["X_cnn"]``, ``obsm["X_cnn_knn"]`` and
         ``obsm["spatial"]`` (chapter 2's ``embeddings.h5ad``); the features depend on no fit.
-    fold
-        From :func:`leave_one_patient_out`.
+    split
+        Section -> ``"train"``, ``"valid"`` or ``"test"``; sections not named are left out.
+    score_on
+        The parts scored (each must hold spots).
+    n_genes, gene_rule, transform
+        The genes (:func:`stlib.pp.select_genes`, fitted on train) and the target.
+    n_boot, seed
+        Bootstrap replicates of the intervals and their seed (the same spots are drawn for every
+        call with the same sections and seed, so two calls can be compared pair by pair).
+    n_blocks
+        Spatial blocks of the probe's cross-validation when train is a single section.
+    library_key
+        ``obs`` column of the sections.
 
     Returns
     -------
-    The fold's test scores (:func:`stlib.book.scoring.interval_table` rows, one per model) and a
-    record of what the fold fitted on (sections, genes, groups of the probe's CV).
+    scores
+        :func:`stlib.book.scoring.interval_table` rows indexed by (model, split).
+    boots
+        The bootstrap replicates, keyed by (split, space).
+    record
+        What was fitted on: sections, spots, genes, the probe's CV groups.
     """
     missing = [k for k in ("X_cnn", "X_cnn_knn", "spatial") if k not in features.obsm]
     if missing:
         raise DataError("features", f"lacks obsm {missing}")
-    data = adata[adata.obs[library_key].astype(str).isin(fold.split)].copy()
-    data.obs["split"] = pd.Categorical(data.obs[library_key].astype(str).map(fold.split),
-                                       categories=["train", "test"])
+    unknown = sorted(set(split.values()) - {"train", "valid", "test"})
+    if unknown:
+        raise DataError("split", f"parts must be train, valid or test, got {unknown}")
+    data = adata[adata.obs[library_key].astype(str).isin(split)].copy()
+    data.obs["split"] = pd.Categorical(data.obs[library_key].astype(str).map(split),
+                                       categories=["train", "valid", "test"])
+    for part in ("train", *score_on):
+        if not (data.obs["split"] == part).any():
+            raise DataError("split", f"no spots in {part!r} (sections: {split})")
     absent = data.obs_names.difference(features.obs_names)
     if len(absent):
         raise DataError("features", f"{len(absent)} spots of the data have no features, e.g. {list(absent[:3])}")
@@ -152,29 +174,89 @@ def run_fold(
     results.append(fit_linear(logdepth, Y["train"], kind="ols", genes=genes, name="depth_only"))
     mean = Y["train"].mean(axis=0)
     results.append(ModelResult("train_mean", {s: np.tile(mean, (len(y), 1)) for s, y in Y.items()}))
-    iv, _ = scoring.interval_table(targets, scoring.scored_from_results(results), splits=("test",), n_boot=n_boot,
-                                  seed=seed)
+    iv, boots = scoring.interval_table(targets, scoring.scored_from_results(results), splits=tuple(score_on),
+                                       n_boot=n_boot, seed=seed)
+    secs = lambda part: ", ".join(s for s, v in split.items() if v == part)  # noqa: E731
+    record = {"train sections": secs("train"), **{f"{p} sections": secs(p) for p in score_on},
+              "train spots": int(train.sum()),
+              **{f"{p} spots": int((targets.obs["split"] == p).sum()) for p in score_on},
+              "probe CV over": group_kind, "genes": list(genes)}
+    return iv, boots, record
+
+
+def run_fold(
+    adata: ad.AnnData,
+    features: ad.AnnData,
+    fold: Fold,
+    *,
+    n_genes: int = 250,
+    gene_rule: str = "paper",
+    transform: str = "paper",
+    n_boot: int = 1000,
+    seed: int = 0,
+    n_blocks: int = 4,
+    library_key: str = "section",
+    return_boots: bool = False,
+):
+    """Fit and score the fold models on one fold (:func:`fit_and_score` with the fold's split).
+
+    Returns the fold's test scores (:func:`stlib.book.scoring.interval_table` rows, one per model)
+    and a record of what the fold fitted on (sections, genes, groups of the probe's CV); with
+    ``return_boots`` also the test bootstrap (:class:`stlib.tl.uncertainty.Bootstrap`).
+    """
+    iv, boots, rec = fit_and_score(adata, features, fold.split, score_on=("test",), n_genes=n_genes,
+                                   gene_rule=gene_rule, transform=transform, n_boot=n_boot, seed=seed,
+                                   n_blocks=n_blocks, library_key=library_key)
     iv = iv.xs("test", level="split")
-    record = {"fold": fold.name, "train sections": ", ".join(fold.sections("train")),
-              "test sections": ", ".join(fold.sections("test")), "train spots": int(train.sum()),
-              "test spots": int((~train).sum()), "probe CV over": group_kind,
-              "genes chosen by every fold": None, "genes": list(genes)}
+    record = {"fold": fold.name, "train sections": rec["train sections"], "test sections": rec["test sections"],
+              "train spots": rec["train spots"], "test spots": rec["test spots"], "probe CV over": rec["probe CV over"],
+              "genes chosen by every fold": None, "genes": rec["genes"]}
+    if return_boots:
+        return iv, record, boots[("test", "target")]
     return iv, record
 
 
-def cross_validate(adata: ad.AnnData, features: ad.AnnData, folds: Sequence[Fold], **kwargs) -> tuple[pd.DataFrame, pd.DataFrame]:
+def cross_validate(adata: ad.AnnData, features: ad.AnnData, folds: Sequence[Fold], *, return_boots: bool = False,
+                   **kwargs):
     """:func:`run_fold` on every fold: scores indexed by (fold, model), and one record per fold
-    (with the number of its genes that every fold chose)."""
-    scores, records = [], []
+    (with the number of its genes that every fold chose); with ``return_boots`` also each fold's
+    test bootstrap, keyed by fold name (for :func:`mean_over_folds`)."""
+    scores, records, boots = [], [], {}
     for fold in folds:
-        iv, rec = run_fold(adata, features, fold, **kwargs)
+        iv, rec, bs = run_fold(adata, features, fold, return_boots=True, **kwargs)
         scores.append(iv.assign(fold=fold.name).set_index("fold", append=True).reorder_levels(["fold", "model"]))
         records.append(rec)
+        boots[fold.name] = bs
     common = set.intersection(*(set(r["genes"]) for r in records))
     for r in records:
         r["genes chosen by every fold"] = len(common)
         r["genes"] = len(r["genes"])
-    return pd.concat(scores), pd.DataFrame(records).set_index("fold")
+    out = pd.concat(scores), pd.DataFrame(records).set_index("fold")
+    return (*out, boots) if return_boots else out
+
+
+def mean_over_folds(boots: dict[str, object], stat: str = "pcc", level: float = 0.95) -> pd.DataFrame:
+    """Per model: the mean of ``stat`` over the folds (each fold weighs the same) with a percentile
+    interval from the folds' bootstrap replicates (replicate ``b`` of the mean is the mean of every
+    fold's replicate ``b``; the folds' spots are resampled independently).
+
+    The interval carries the sampling of spots within the patients that were held out; it does
+    not carry the choice of patients (with three patients, the spread over folds, shown beside
+    it, is the only view of that).
+    """
+    if not boots:
+        raise DataError("boots", "no folds")
+    reps = [b.replicates[stat] for b in boots.values()]
+    points = [b.point[stat] for b in boots.values()]
+    n = min(len(r) for r in reps)
+    models = list(points[0].index)
+    mean_rep = sum(r[models].iloc[:n].reset_index(drop=True) for r in reps) / len(reps)
+    q = (1 - level) / 2
+    point = sum(p[models] for p in points) / len(points)
+    per_fold = pd.concat(points, axis=1)
+    return pd.DataFrame({"folds": len(reps), stat: point, f"{stat}_lo": mean_rep.quantile(q),
+                         f"{stat}_hi": mean_rep.quantile(1 - q), f"min {stat}": per_fold.min(axis=1),
+                         f"max {stat}": per_fold.max(axis=1)}, index=models)
 
 
 def table(scores: pd.DataFrame) -> pd.DataFrame:

@@ -85,7 +85,8 @@ def _relative(path: Path, root: Path) -> str:
         return path.name
 
 
-def collect(results_dir: str | os.PathLike[str], *, now: _dt.datetime | None = None) -> Provenance:
+def collect(results_dir: str | os.PathLike[str], *, now: _dt.datetime | None = None,
+            dataset: str | None = None) -> Provenance:
     """The provenance of a run's outputs, read from the run and the files it used.
 
     Parameters
@@ -94,12 +95,14 @@ def collect(results_dir: str | os.PathLike[str], *, now: _dt.datetime | None = N
         The run's results folder (its ``config.json`` names the data set, backbone and weights).
     now
         Execution time (default: the current UTC time).
+    dataset
+        The data set the chapter read, when not the run's (default: the run's, from ``config.json``).
     """
     import stlib
 
     root = project_root()
     cfg = read_config(resolve(results_dir))
-    ds = load_dataset(cfg["dataset"])
+    ds = load_dataset(dataset or cfg["dataset"])
     backbone = cfg.get("backbone")  # absent before chapter 2 has embedded the images
     weights = cfg.get("weights", "imagenet")
     wfile = weights_file(str(backbone), weights) if backbone else None
@@ -214,9 +217,10 @@ class _Block:
         return to_text(self.prov)
 
 
-def show(results_dir: str | os.PathLike[str], chapter: str | None = None) -> _Block:
+def show(results_dir: str | os.PathLike[str], chapter: str | None = None, *, dataset: str | None = None) -> _Block:
     """The provenance block of a chapter; the last expression of a cell, so Jupyter displays it.
 
-    ``chapter`` is the notebook's file stem (``"08_table"``); it names the downloads.
+    ``chapter`` is the notebook's file stem (``"08_table"``); it names the downloads. ``dataset``:
+    the data set the chapter read itself, when it is not the run's (chapter 12's three patients).
     """
-    return _Block(collect(results_dir), chapter)
+    return _Block(collect(results_dir, dataset=dataset), chapter)

@@ -195,8 +195,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="'paper': the authors' code's choices, leaks included and labelled (default: sound)")
     p.add_argument("--target-transform", choices=["paper", "log1p", "normalize_log1p"],
                    help="'paper' (default): per-section normalize_total + log1p, as the authors' code")
-    p.add_argument("--gene-rule", choices=["paper", "book", "paper_list"],
-                   help="'paper' (default): the authors' HVG + mean rule; 'paper_list': their 250 Ensembl ids")
+    p.add_argument("--gene-rule", choices=["paper", "book", "mean", "paper_list"],
+                   help="'paper' (default): the authors' HVG + mean rule; 'mean': the field's (highest mean); 'paper_list': their 250 Ensembl ids")
     p.add_argument("--seed", type=int)
     p.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"), default=[],
                    help="any other notebook parameter (value parsed as a Python literal when possible)")

@@ -24,12 +24,16 @@ The image side of the pipeline, in squidpy's ``im`` role:
    normalisation to a target fitted on the train sections
    (:func:`fit_stain_target`), each an option of :func:`cnn_features` and part
    of the feature-cache key.
+6. :func:`common_resolution` brings sections to one resolution (finer images downsampled, a
+   painted black background restored to white) before any of the above, for data sets that mix
+   scans of different resolutions.
 
 TensorFlow is imported lazily, so ``import stlib.im`` is cheap.
 """
 
 from stlib.im._backbones import BACKBONES, IMAGENET_WEIGHTS_FILES, RANDOM_INIT_SEED, embed_windows, get_backbone, weights_file
 from stlib.im._features import feature_cache_key, section_features
+from stlib.im._rescale import common_resolution, restore_background
 from stlib.im._runner import cnn_features, spot_windows
 from stlib.im._views import StainTarget, dihedral, fit_stain_target, lab_stats, reinhard, tta_features, views_label
 from stlib.im._windows import REPORT_UM_PER_PX, REPORT_WINDOW_UM, extract_windows, resample_windows, section_um_per_px, window_px
@@ -42,6 +46,7 @@ __all__ = [
     "REPORT_UM_PER_PX",
     "REPORT_WINDOW_UM",
     "cnn_features",
+    "common_resolution",
     "dihedral",
     "embed_windows",
     "extract_windows",
@@ -51,6 +56,7 @@ __all__ = [
     "lab_stats",
     "reinhard",
     "resample_windows",
+    "restore_background",
     "section_um_per_px",
     "section_features",
     "spot_windows",

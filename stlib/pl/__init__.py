@@ -3,7 +3,7 @@ its matplotlib figure (squidpy's ``pl`` role)."""
 
 from __future__ import annotations
 
-from stlib.pl._data import embeddings_overview, log_axis, qc_overview, target_overview, window_gallery
+from stlib.pl._data import embeddings_overview, log_axis, qc_overview, resolution_pairs, target_overview, window_gallery
 from stlib.pl._models import (
     beside_paper,
     claim_differences,
@@ -52,5 +52,6 @@ __all__ = [
     "target_overview",
     "tissue_grid",
     "truth_prediction_maps",
+    "resolution_pairs",
     "window_gallery",
 ]

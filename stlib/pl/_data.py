@@ -76,6 +76,44 @@ def window_gallery(adata: ad.AnnData, section: str, n: int = 6, size: int = 224,
     return fig
 
 
+def resolution_pairs(views: dict[str, ad.AnnData], sections: list[str], n_per_section: int = 2, size: int = 224,
+                     seed: int = 0, window_um: float = 154.6) -> Figure:
+    """The same spots' network inputs in each version of the data (``views``: name -> AnnData over
+    the same spots, e.g. :func:`stlib.book.patients.views`): one row per version, ``n_per_section``
+    random spots (seeded) of each section in ``sections``."""
+    from stlib.im import extract_windows, resample_windows, section_um_per_px, window_px
+    from stlib.io.images import read_image
+
+    names = list(views)
+    first = views[names[0]]
+    rng = np.random.default_rng(seed)
+    picks = [(sec, int(i)) for sec in sections
+             for i in np.sort(rng.choice(np.flatnonzero((first.obs["section"] == sec).to_numpy()),
+                                         size=n_per_section, replace=False))]
+    fig, axes = plt.subplots(len(names), len(picks), figsize=(1.55 * len(picks), 1.75 * len(names) + 0.3),
+                             layout="constrained", squeeze=False)
+    for r, name in enumerate(names):
+        a = views[name]
+        for sec in sections:
+            cols = [c for c, (s, _) in enumerate(picks) if s == sec]
+            img = read_image(a.uns["spatial"][sec]["metadata"]["image_path"])
+            um = section_um_per_px(a, sec)
+            win = window_px(window_um, um)
+            wins, _ = extract_windows(img, np.asarray(a.obsm["spatial"])[[picks[c][1] for c in cols]], size=win)
+            del img
+            for c, w in zip(cols, resample_windows(wins, size)):
+                ax = axes[r, c]
+                ax.imshow(w)
+                ax.set_xticks([])
+                ax.set_yticks([])
+                ax.set_title(f"{sec}: {win} px", fontsize=7)
+                if c == 0:
+                    ax.set_ylabel(name, fontsize=9)
+    fig.suptitle(f"the same spots' {window_um:g} um windows as the network sees them ({size} px), per version",
+                 fontsize=9)
+    return fig
+
+
 def log_axis(ax, axis: str = "y") -> None:
     """Log scale on ``axis`` with enough labelled ticks: when the data span less than three decades,
     1, 2 and 5 times each power of ten (every multiple, under one decade) are labelled ticks
