@@ -209,8 +209,9 @@ comparison[["mean PCC", "verified"]]
 # The conditions of each number, and where it was read:
 
 # %%
-with pd.option_context("display.max_colwidth", 70):
-    display(comparison[["conditions", "encoder", "source"]])
+with pd.option_context("display.max_colwidth", 100):
+    display(comparison[["conditions"]])
+    display(comparison[["encoder", "source"]])
 
 # %% tags=["remove-input"]
 def _pcc(s: pd.DataFrame, fold: str, model: str) -> str:
