@@ -184,29 +184,16 @@ def fit_and_score(
     return iv, boots, record
 
 
-def run_fold(
-    adata: ad.AnnData,
-    features: ad.AnnData,
-    fold: Fold,
-    *,
-    n_genes: int = 250,
-    gene_rule: str = "paper",
-    transform: str = "paper",
-    n_boot: int = 1000,
-    seed: int = 0,
-    n_blocks: int = 4,
-    library_key: str = "section",
-    return_boots: bool = False,
-):
-    """Fit and score the fold models on one fold (:func:`fit_and_score` with the fold's split).
+def run_fold(adata: ad.AnnData, features: ad.AnnData, fold: Fold, *, return_boots: bool = False, **kwargs):
+    """Fit and score the fold models on one fold (:func:`fit_and_score` with the fold's split;
+    ``kwargs``: its ``n_genes``, ``gene_rule``, ``transform``, ``n_boot``, ``seed``, ``n_blocks``,
+    ``library_key``).
 
     Returns the fold's test scores (:func:`stlib.book.scoring.interval_table` rows, one per model)
     and a record of what the fold fitted on (sections, genes, groups of the probe's CV); with
     ``return_boots`` also the test bootstrap (:class:`stlib.tl.uncertainty.Bootstrap`).
     """
-    iv, boots, rec = fit_and_score(adata, features, fold.split, score_on=("test",), n_genes=n_genes,
-                                   gene_rule=gene_rule, transform=transform, n_boot=n_boot, seed=seed,
-                                   n_blocks=n_blocks, library_key=library_key)
+    iv, boots, rec = fit_and_score(adata, features, fold.split, score_on=("test",), **kwargs)
     iv = iv.xs("test", level="split")
     record = {"fold": fold.name, "train sections": rec["train sections"], "test sections": rec["test sections"],
               "train spots": rec["train spots"], "test spots": rec["test spots"], "probe CV over": rec["probe CV over"],

@@ -140,7 +140,8 @@ def resolution_study(
         for m in models:
             d = a.replicates["pcc"][m] - b.replicates["pcc"][m]
             point = float(a.point.loc[m, "pcc"] - b.point.loc[m, "pcc"])
-            lo, hi = float(d.quantile(0.025)), float(d.quantile(0.975))
+            q = (1 - a.level) / 2
+            lo, hi = float(d.quantile(q)), float(d.quantile(1 - q))
             diffs[(m, part)] = {"difference": point, "lo": lo, "hi": hi, "excludes_zero": bool(lo > 0 or hi < 0)}
     return table, pd.DataFrame.from_dict(diffs, orient="index").rename_axis(["model", "split"])
 

@@ -17,7 +17,6 @@ never upsampled: only their background is restored. What was done to each sectio
 from __future__ import annotations
 
 import copy as _copy
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from stlib._utils import sha256_file
 from stlib.errors import DataError
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -69,14 +69,6 @@ def restore_background(image: np.ndarray) -> tuple[np.ndarray, int]:
     out = img.copy()
     out[bg] = 255
     return out, n
-
-
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _target_um(adata: AnnData, um_per_px: float | str, sections: list[str]) -> float:
@@ -130,6 +122,7 @@ def common_resolution(
     """
     from PIL import Image
 
+    from stlib.im._runner import _tqdm
     from stlib.im._windows import _section_inputs_geo, section_um_per_px
     from stlib.io.images import image_size, read_image
 
@@ -143,15 +136,11 @@ def common_resolution(
     dest = Path(out_dir)
     dest.mkdir(parents=True, exist_ok=True)
     record: dict[str, Any] = {}
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(sections), desc="common resolution", unit="section")
+    bar = _tqdm(len(sections), "common resolution") if progress else None
     for sec, idx, path, sha, _ in sections:
         um = section_um_per_px(adata, sec)
         factor = min(1.0, um / target_um)  # new pixels per old pixel; never upsample
-        sha = sha or _sha256(path)
+        sha = sha or sha256_file(path)
         rule = f"{background}-{PAINTED_BLACK_MAX}-{EDGE_PX}-{EDGE_MAX}" if background == "white" else background
         name = f"{sec}_{sha[:16]}_{target_um:.4f}um_{rule}.png"  # every setting that shapes the pixels
         file = dest / name
@@ -191,7 +180,7 @@ def common_resolution(
             out.uns["spatial"][sec].pop("images", None)
             out.uns["spatial"][sec].pop("scalefactors", None)
         meta = out.uns["spatial"][sec].setdefault("metadata", {})
-        meta.update({"image_path": image_file, "image_sha256": sha if info["unchanged"] else _sha256(image_file),
+        meta.update({"image_path": image_file, "image_sha256": sha if info["unchanged"] else sha256_file(image_file),
                      "um_per_px": float(new_um), "common_resolution_source": str(path)})
         record[sec] = {"from_um_per_px": float(um), "to_um_per_px": float(new_um), "factor": float((fx + fy) / 2),
                        "source": str(path), "image": image_file, "painted_px": int(painted),

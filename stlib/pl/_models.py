@@ -87,12 +87,11 @@ def cv_folds(scores: pd.DataFrame, stat: str = "pcc") -> Figure:
     for i, f in enumerate(folds):
         sub = scores.xs(f, level="fold").reindex(models)
         x = np.arange(len(models)) + (i - (len(folds) - 1) / 2) * width
-        bars = ax.bar(x, sub[stat], width=width, label=f)
+        ax.bar(x, sub[stat], width=width, label=f)
         # the interval as a line from lo to hi: a percentile interval need not contain its point
         ax.vlines(x, sub[f"{stat}_lo"], sub[f"{stat}_hi"], color="black", lw=1.2)
         ax.hlines(np.r_[sub[f"{stat}_lo"], sub[f"{stat}_hi"]], np.r_[x, x] - width / 6, np.r_[x, x] + width / 6,
                   color="black", lw=1.2)
-        del bars
     ax.axhline(0, color="black", lw=0.8)
     ax.set_xticks(np.arange(len(models)), models)
     ax.set_ylabel({"pcc": "test mean PCC over genes", "fraction": "fraction of the noise ceiling"}.get(stat, stat))
