@@ -24,6 +24,7 @@ import pandas as pd
 from stlib.errors import DataError
 from stlib._utils import sha256_file
 from stlib.io.images import check_jpeg
+from stlib.io.her2st_app import app_section_inputs, mark_app_section
 from stlib.io._common import (
     LEGACY_ST_GEOMETRY,
     TUMOR_DTYPE,
@@ -318,9 +319,9 @@ def read_from_manifest(ds: Any, root: Path, sections: Sequence[str]) -> ad.AnnDa
     for sec in sections:
         meta = ds.sections[sec]
         if meta.get("app_image"):  # the web app's view of the section (stlib.io.her2st_app)
-            from stlib.io.her2st_app import read_app_section
-
-            out.append(read_app_section(ds, root, sec))
+            kw = app_section_inputs(ds, root, sec, manifest_geometry(ds, sec))
+            app = kw.pop("app")
+            out.append(mark_app_section(read_her2st_section(root, sec, **kw), sec, app))
             continue
         img = next((f for f in ds.files if f.startswith(f"data/ST-imgs/{sec[0]}/{sec}/")), None)
         folder = root / "data" / "ST-imgs" / sec[0] / sec

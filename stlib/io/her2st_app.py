@@ -32,7 +32,7 @@ from stlib.io.images import image_size, read_image
 from stlib.io.rdata import app_image_dims
 from stlib.io.register import disc_coverage, register_spots, spot_pitch_px, spots_on_tissue, tissue_mask
 
-__all__ = ["app_spot_transform", "read_app_section"]
+__all__ = ["app_section_inputs", "app_spot_transform", "mark_app_section"]
 
 REGISTER_METHODS = ("spots_on_tissue",)
 
@@ -86,30 +86,66 @@ def app_spot_transform(fullres_wh: tuple[int, int], *, register: dict[str, Any] 
     return transform
 
 
-def read_app_section(ds: Any, root: Path, section: str) -> ad.AnnData:
-    """One section of a HER2ST-layout data set whose manifest names an ``app_image``."""
-    from stlib.io.her2st import manifest_geometry, read_her2st_section
+def app_section_inputs(ds: Any, root: Path, section: str, geometry: dict[str, Any]) -> dict[str, Any]:
+    """The reader's inputs for one section whose manifest names an ``app_image``.
 
+    Parameters
+    ----------
+    ds
+        The registered data set (:class:`~stlib.io.registry.Dataset`).
+    root
+        Its root folder.
+    section
+        The section id.
+    geometry
+        The section's manifest geometry (without ``um_per_px``: it is measured from the pitch).
+
+    Returns
+    -------
+    dict
+        Keyword arguments of :func:`~stlib.io.her2st.read_her2st_section` (``image``,
+        ``image_sha256``, ``spot_transform``, ``geometry``, ``patient``, ``subtype``) and, under
+        ``"app"``, what :func:`mark_app_section` records (``fullres_wh`` and its source).
+    """
     meta = ds.sections[section]
     img = root / str(meta["app_image"])
     image_size(img)  # a clear error for a missing or unreadable image, before the counts are read
     wh, source = _fullres_wh(ds, root, section, meta)
-    geo = manifest_geometry(ds, section)
-    if "um_per_px" in geo:
+    if "um_per_px" in geometry:
         raise DataError(ds.manifest_path, f"section {section}: um_per_px is measured from the spot pitch for an "
                                           "app image; remove it from the manifest")
     reg = meta.get("register")
     if reg is not None and not isinstance(reg, dict):
         raise DataError(ds.manifest_path, f"section {section}: register must be a mapping {{method: ...}}")
-    transform = app_spot_transform(wh, register=reg, spot_diameter_um=float(geo.get("spot_diameter_um", 100.0)),
-                                   spot_pitch_um=float(geo.get("spot_pitch_um", 200.0)), where=str(img))
-    a = read_her2st_section(
-        root, section, patient=str(meta.get("patient", section[0])), subtype=str(meta.get("subtype", "HER2+")),
-        image_sha256=ds.files.get(str(meta["app_image"])), geometry=geo, image=img, spot_transform=transform,
-    )
-    rep = a.uns["load_report"][section]
-    rep["spot_transform"]["fullres_source"] = source
+    transform = app_spot_transform(wh, register=reg, spot_diameter_um=float(geometry.get("spot_diameter_um", 100.0)),
+                                   spot_pitch_um=float(geometry.get("spot_pitch_um", 200.0)), where=str(img))
+    return {
+        "patient": str(meta.get("patient", section[0])), "subtype": str(meta.get("subtype", "HER2+")),
+        "image_sha256": ds.files.get(str(meta["app_image"])), "geometry": geometry, "image": img,
+        "spot_transform": transform, "app": {"fullres_wh": wh, "fullres_source": source},
+    }
+
+
+def mark_app_section(a: ad.AnnData, section: str, app: dict[str, Any]) -> ad.AnnData:
+    """Record in ``a`` (one section, read from an app image) the image's kind and full-size scale.
+
+    Parameters
+    ----------
+    a
+        The section as :func:`~stlib.io.her2st.read_her2st_section` returned it.
+    section
+        Its id.
+    app
+        The ``"app"`` entry of :func:`app_section_inputs`.
+
+    Returns
+    -------
+    AnnData
+        ``a``, with ``uns["load_report"][section]["spot_transform"]["fullres_source"]`` and
+        ``uns["spatial"][section]["metadata"]`` keys ``image_kind`` and ``fullres_wh``.
+    """
+    a.uns["load_report"][section]["spot_transform"]["fullres_source"] = app["fullres_source"]
     md = a.uns["spatial"][section]["metadata"]
     md["image_kind"] = "HER2ST web-app view (downsampled, black background, thumbnail top-right)"
-    md["fullres_wh"] = list(wh)
+    md["fullres_wh"] = list(app["fullres_wh"])
     return a
