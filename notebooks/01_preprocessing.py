@@ -53,7 +53,7 @@ from stlib.io.paper import paper_gene_ids
 
 warnings.filterwarnings("ignore", category=FutureWarning)
 out = store.resolve(results_dir)
-proto = protocols.get(protocol)
+proto = protocols.as_protocol(protocol)
 store.write_config(out, {"dataset": dataset, "target_transform": target_transform, "gene_rule": gene_rule,
                          "n_genes": n_genes, "seed": seed, "protocol": proto.name,
                          "protocol_choices": proto.as_dict()}, fresh=True)

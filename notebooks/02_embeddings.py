@@ -64,7 +64,7 @@ from stlib.book import store
 from stlib.book import protocol as protocols
 
 out = store.resolve(results_dir)
-proto = protocols.get(protocol)
+proto = protocols.as_protocol(protocol)
 store.write_config(out, {"backbone": backbone, "weights": weights, "window": window, "window_um": window_um})
 targets = store.load_targets(out, embeddings=False)
 w = None if str(weights).lower() == "none" else weights

@@ -50,7 +50,7 @@ from stlib.book import protocol as protocols
 from stlib.models import glm, inputs
 
 out = store.resolve(results_dir)
-proto = protocols.get(protocol)
+proto = protocols.as_protocol(protocol)
 targets = store.load_targets(out)
 counts = get.counts_by_split(targets)
 kwargs = protocols.glm_kwargs(proto, targets)

@@ -44,7 +44,7 @@ from stlib.book import protocol as protocols
 from stlib.models import inputs, linear, probe
 
 out = store.resolve(results_dir)
-proto = protocols.get(protocol)
+proto = protocols.as_protocol(protocol)
 targets = store.load_targets(out)
 
 # %%

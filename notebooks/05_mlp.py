@@ -45,7 +45,7 @@ from stlib.book import protocol as protocols
 from stlib.models import inputs, nn
 
 out = store.resolve(results_dir)
-proto = protocols.get(protocol)
+proto = protocols.as_protocol(protocol)
 targets = store.load_targets(out)
 X, Y_train, Y_valid = inputs.arrays(targets, "single")
 print({s: a.shape for s, a in X.items()})
@@ -86,8 +86,7 @@ scoring.fit_summary([res] + ([fixed] if nn.PAPER_LR in fits and len(fits) > 1 el
 by_seed = protocols.fit_mlp_seeds(targets, proto, lr=res.settings["lr"], seeds=seeds, model_cache=model_cache,
                                   epochs=mlp_epochs, name="mlp", n_jobs=n_jobs)
 per_seed, spread = scoring.seed_spread(by_seed, targets)
-(out / "tables").mkdir(exist_ok=True)
-spread.to_csv(out / "tables" / "seeds_mlp.csv")
+store.write_table(spread, out, "seeds_mlp")
 per_seed
 
 # %%

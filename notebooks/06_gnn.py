@@ -73,7 +73,7 @@ from stlib.book import protocol as protocols
 from stlib.models import gnn, inputs
 
 out = store.resolve(results_dir)
-proto = protocols.get(protocol)
+proto = protocols.as_protocol(protocol)
 targets = store.load_targets(out)
 graphs = inputs.section_graphs(targets, "X_img_knn_pca", k=15)
 print({s: [g.section for g in gs] for s, gs in graphs.items()})
@@ -132,9 +132,8 @@ if unknown := sorted(set(seed_spread) - set(spread_models)):
 by_seed = protocols.fit_gnn_seeds(targets, {k: v for k, v in spread_models.items() if k in seed_spread}, seeds,
                                   model_cache=model_cache, n_jobs=n_jobs)
 spreads = {name: scoring.seed_spread(fits, targets) for name, fits in by_seed.items()}
-(out / "tables").mkdir(exist_ok=True)
 for name, (_, spread) in spreads.items():
-    spread.to_csv(out / "tables" / f"seeds_{name}.csv")
+    store.write_table(spread, out, f"seeds_{name}")
 pd.concat({name: per_seed for name, (per_seed, _) in spreads.items()}, names=["model"])
 
 # %%

@@ -55,7 +55,7 @@ warnings.filterwarnings("ignore", category=UserWarning)
 out = store.resolve(results_dir)
 targets = store.load_targets(out, embeddings=False)
 preds = store.load_predictions(out, models)
-mask = (targets.obs["split"] == split).to_numpy()
+mask = get.split_mask(targets, split)
 sections = list(pd.unique(targets.obs.loc[mask, "section"].astype(str)))
 section = sections[0]
 print(f"split {split}: sections {sections}; maps show section {section}")
@@ -74,7 +74,7 @@ print(f"split {split}: sections {sections}; maps show section {section}")
 if gene not in targets.var_names:
     print(f"{gene} is not among the {targets.n_vars} target genes of this run; using {targets.var_names[0]} instead")
     gene = str(targets.var_names[0])
-sec_mask = (targets.obs["section"] == section).to_numpy()
+sec_mask = get.section_mask(targets, section)
 means = qualitative.cluster_means(targets, preds, gene, mask=sec_mask)
 errors = qualitative.cluster_errors(targets, preds, mask=sec_mask)
 errors.attrs["n_genes"] = targets.n_vars
@@ -170,14 +170,14 @@ glue("offset_share_median", f"{off['offset share'].median():.2f}", display=False
 # everywhere; on a fixed total it does not.
 
 # %%
-dn = ladder.prepare(ad.read_h5ad(out / "data.h5ad"), store.load_embeddings(out), protocol.get("sound"),
+dn = ladder.prepare(ad.read_h5ad(out / "data.h5ad"), store.load_embeddings(out), protocol.as_protocol("sound"),
                     n_genes=targets.n_vars, transform="normalize_log1p", seed=seed)
 fit = protocol.fit_table_models(dn, "sound", models=(map_model,), model_cache=model_cache, seed=seed)[map_model]
 dn_genes = [g for g in genes_shown if g in dn.var_names]
 print(f"genes shown that the depth-normalised selection also keeps: {dn_genes}")
 fig = pl.truth_prediction_maps(dn, get.full_predictions(dn, fit.predictions), dn_genes, section=section,
                                spatial=expr.uns["spatial"], model=map_model, value_label="log1p of counts per 10,000")
-dn_sec = (dn.obs["section"] == section).to_numpy()
+dn_sec = get.section_mask(dn, section)
 dn_off = qualitative.offset_share(np.asarray(dn.X)[dn_sec], get.full_predictions(dn, fit.predictions)[dn_sec])
 print(f"depth-normalised target, all {dn.n_vars} genes: median offset share {dn_off['offset share'].median():.2f}")
 glue("offset_share_median_dn", f"{dn_off['offset share'].median():.2f}", display=False)
@@ -212,7 +212,7 @@ glue("tail_sentence", ("the predicted means reach each threshold more often than
 glue("mean_measured", f"{true_counts.mean():.2f}", display=False)
 glue("mean_pred", f"{np.nanmean(pred_counts):.2f}", display=False)
 med = targets.obs.groupby("section", observed=True)["total_counts"].median()
-train_secs = pd.unique(targets.obs.loc[targets.obs["split"] == "train", "section"].astype(str))
+train_secs = get.sections(targets, get.split_mask(targets, "train"))
 glue("depth_test", f"{med[section]:,.0f}", display=False)
 glue("depth_train", f"{med[train_secs].min():,.0f} to {med[train_secs].max():,.0f}", display=False)
 glue("depth_ratio", f"{med[train_secs].min() / med[section]:.0f} to {med[train_secs].max() / med[section]:.0f}",

@@ -47,10 +47,9 @@ print(tables.protocol_text(config, targets, metric_protocol))
 
 # %%
 long = scoring.metric_table(targets, preds)
-(out / "tables").mkdir(exist_ok=True)
-long.to_csv(out / "tables" / "all_models.csv")
+store.write_table(long, out, "all_models")
 table1 = tables.table_one(long, protocol=metric_protocol)
-table1.to_csv(out / "tables" / "table1.csv")
+store.write_table(table1, out, "table1")
 scoring.show(table1)
 
 # %% [markdown]
@@ -84,7 +83,7 @@ side = tables.beside_paper(table1, paper)
 scoring.show(side.drop(columns=[("", "leaks / bugs")]), 4)
 
 # %%
-flags = sorted({x for v in table1["leaks / bugs"] for x in v.split("; ") if x != "none"})
+flags = tables.leak_flags(table1)
 print("leaks / bugs of our rows:" + ("".join(f"\n  - {x}" for x in flags) if flags else " none"))
 
 # %%
@@ -107,7 +106,7 @@ ref = reference.reference_models(targets)
 for r in ref:
     store.save_predictions(r, targets, out)
 long = scoring.metric_table(targets, store.load_predictions(out))
-long.to_csv(out / "tables" / "all_models.csv")
+store.write_table(long, out, "all_models")
 wide = tables.wide(long, protocol=metric_protocol)
 scoring.show(wide)
 
@@ -133,7 +132,7 @@ scoring.show(wide)
 # %%
 scored = scoring.scored_from_files(store.load_predictions(out))
 iv, boots = scoring.interval_table(targets, scored, n_boot=n_boot, seed=seed)
-iv.to_csv(out / "tables" / "intervals.csv")
+store.write_table(iv, out, "intervals")
 print(ceiling.ceiling_caption(iv))
 scoring.show(tables.table_one_intervals(iv))
 
@@ -146,7 +145,7 @@ scoring.show(tables.table_one_intervals(iv))
 # %%
 rows = [m for m in {**tables.PAPER_ROWS, **tables.PROBE_ROWS}.values() if m in scored]
 iv_all, _ = scoring.interval_table(targets, {m: scored[m] for m in rows}, n_boot=n_boot, seed=seed, rank_stats=True)
-iv_all.to_csv(out / "tables" / "table1_intervals.csv")
+store.write_table(iv_all, out, "table1_intervals")
 for m in tables.PROBE_ROWS.values():
     if (m, "test") in iv_all.index:
         glue(f"{m}_test", scoring.with_interval(*iv_all.loc[(m, "test"), ["pcc", "pcc_lo", "pcc_hi"]]), display=False)

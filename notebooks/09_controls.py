@@ -176,8 +176,7 @@ scoring.show(depth_img)
 
 # %%
 partial = controls.depth_partial(run_targets, store.load_predictions(out))
-(out / "tables").mkdir(exist_ok=True)
-partial.to_csv(out / "tables" / "depth_partial.csv")
+store.write_table(partial, out, "depth_partial")
 scoring.show(partial)
 
 # %% tags=["hide-input"]

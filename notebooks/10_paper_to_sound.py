@@ -74,8 +74,7 @@ steps
 long = ladder.run_ladder(data, feats, n_genes=n_genes, seed=seed, model_cache=model_cache, mlp_epochs=mlp_epochs,
                          gnn_epochs=gnn_epochs, authors_gnn_epochs=authors_gnn_epochs, n_jobs=n_jobs,
                          n_boot=n_boot)
-(out / "tables").mkdir(exist_ok=True)
-long.to_csv(out / "tables" / "ladder.csv", index=False)
+store.write_table(long, out, "ladder", index=False)
 
 # %% [markdown]
 # ## Mean PCC over genes, valid and test
@@ -143,12 +142,11 @@ glue("test_down", ", ".join(f"{m} ({change.loc[m, 'Test']:+.3f})" for m in down)
 # back from the cache). The leaks and bugs that each step still carries:
 
 # %%
-t1 = pd.read_csv(out / "tables" / "table1.csv").set_index(["model", "split"])["PCC"]
+t1 = store.read_table(out, "table1").set_index(["model", "split"])["PCC"]
 last = body.iloc[-1]
 same = all(np.isclose(last[(m, s)], t1[(m, s)], atol=1e-9, equal_nan=True) for m, s in last.index)
 print("the last step reproduces chapter 8's Table I:", same)
-flags = long.groupby("step", observed=True)["leaks / bugs"].agg(
-    lambda s: sorted({x for v in s.fillna("") for x in v.split("; ") if x}))
+flags = long.groupby("step", observed=True)["leaks / bugs"].agg(tables.leak_flags)
 for i, (step, f) in enumerate(flags.items()):
     print(f"{i:2d} {step}:")
     print("     " + ("\n     ".join(f) if f else "none"))

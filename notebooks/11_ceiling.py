@@ -54,8 +54,7 @@ from myst_nb import glue
 
 from stlib import pl, pp
 from stlib.tl import ceiling
-from stlib.book import markers, readings, scoring, store, tables
-from stlib.models import reference
+from stlib.book import readings, scoring, store, tables
 
 out = store.resolve(results_dir)
 config = store.read_config(out)
@@ -88,9 +87,8 @@ by_section = pd.concat({r: ceiling.ceilings(data, g, transform, by="section", n_
                         for r, g in genes.items()}, names=["rule"]).reset_index(level=0)
 by_split = pd.concat({r: ceiling.ceilings(data, g, transform, by="split", n_draws=n_draws, seed=seed)
                       for r, g in genes.items()}, names=["rule"]).reset_index(level=0)
-(out / "tables").mkdir(exist_ok=True)
-by_section.to_csv(out / "tables" / "ceiling_sections.csv", index=False)
-by_split.to_csv(out / "tables" / "ceiling_splits.csv", index=False)
+store.write_table(by_section, out, "ceiling_sections", index=False)
+store.write_table(by_split, out, "ceiling_splits", index=False)
 summary = ceiling.ceiling_summary(by_section, by_split)
 scoring.show(summary, 2)
 
@@ -106,7 +104,7 @@ fig = pl.ceiling_by_section(by_section)
 # %% tags=["hide-input"]
 depth = pd.concat({r: ceiling.ceiling_vs_depth(data, g, transform, seed=seed) for r, g in genes.items()},
                   names=["rule"]).reset_index(level=0)
-depth.to_csv(out / "tables" / "ceiling_depth.csv", index=False)
+store.write_table(depth, out, "ceiling_depth", index=False)
 fig = pl.ceiling_vs_depth(ceiling.depth_summary(depth))
 
 # %% tags=["hide-input"]
@@ -128,7 +126,7 @@ scoring.show(b4_like, 2)
 # reach.
 
 # %% tags=["hide-input"]
-iv = pd.read_csv(out / "tables" / "intervals.csv", index_col=["model", "split"])
+iv = store.read_table(out, "intervals", index_col=["model", "split"])
 fig = pl.fraction_of_ceiling(iv, split="test")
 
 # %% [markdown]
@@ -144,7 +142,7 @@ scored = scoring.scored_from_files(preds)
 models = [m for m in ("lasso", "knn_ridge", "mlp", "gnn", "depth_only") if m in scored]
 split_ceil = by_split[by_split["rule"] == run_rule]
 per_gene = tables.per_gene_table(targets, scored, split_ceil, split="test")
-per_gene.to_csv(out / "tables" / "per_gene.csv")
+store.write_table(per_gene, out, "per_gene")
 for key, value in readings.per_gene_reading(per_gene, data, split="test").items():
     glue(key, value, display=False)
 scoring.show(per_gene[["mean count", "detected in", "ceiling", *models]].head(15), 2)
@@ -173,25 +171,9 @@ fig = pl.per_gene_vs_ceiling(per_gene, models=[m for m in models if m != "depth_
 # classes of all target genes:
 
 # %% tags=["hide-input"]
-test_iv = iv.xs("test", level="split")
-top_model = test_iv.drop(index=[m for m in reference.REFERENCE_MODELS if m in test_iv.index])["fraction"].idxmax()
-top = per_gene[top_model].dropna().sort_values(ascending=False).head(20)
-shares = markers.class_shares(top.index, per_gene.index)
-beyond = per_gene.loc[top.index, "depth_only"].fillna(0) < 0.5 * top
-glue("top_model", top_model, display=False)
-glue("top_genes", ", ".join(f"{g} ({v:.2f})" for g, v in top.head(10).items()), display=False)
-glue("top_immune", str(int(shares["top genes"].get("immune", 0))), display=False)
-glue("all_immune", str(int(shares["all genes"].get("immune", 0))), display=False)
-glue("n_all_genes", str(int(shares["all genes"].sum())), display=False)
-glue("n_beyond_depth", str(int(beyond.sum())), display=False)
-glue("beyond_depth_genes", ", ".join(top.index[beyond.to_numpy()][:8]), display=False)
-over = shares.loc["immune", "share of top"] > 1.5 * shares.loc["immune", "share of all"] if "immune" in shares.index else False
-glue("immune_reading", "immune genes are over-represented among the best predicted: the image carries most where "
-     "immune cells gather (lymphocyte- and macrophage-rich stroma looks unlike tumour epithelium in H&E)" if over else
-     "immune genes are not over-represented among the best predicted", display=False)
-for cls, key in (("stromal", "n_stromal"), ("epithelial / tumour", "n_epithelial"), ("adipose", "n_adipose")):
-    glue(key, str(int(shares["all genes"].get(cls, 0))), display=False)
-glue("erbb2_in", "is" if "ERBB2" in per_gene.index else "is not", display=False)
+top_model, top, shares, reading = readings.top_genes_reading(iv, per_gene, split="test")
+for key, value in reading.items():
+    glue(key, value, display=False)
 shares
 
 # %% [markdown]
@@ -201,8 +183,8 @@ shares
 
 # %% tags=["hide-input"]
 reliable, per_gene_iv = tables.reliable_genes(targets, scored, split="test", n_boot=n_boot, seed=seed)
-reliable.to_csv(out / "tables" / "reliable_genes.csv")
-pd.concat(per_gene_iv, names=["model"]).to_csv(out / "tables" / "per_gene_intervals.csv")
+store.write_table(reliable, out, "reliable_genes")
+store.write_table(pd.concat(per_gene_iv, names=["model"]), out, "per_gene_intervals")
 glue("n_reliable_top", str(int(reliable.loc[top_model, "reliable genes"])), display=False)
 glue("n_reliable_depth", str(int(reliable.loc["depth_only", "reliable genes"])) if "depth_only" in reliable.index
      else "n/a", display=False)

@@ -57,7 +57,7 @@ image_dir = "cache/common_resolution"  # downsampled and background-restored ima
 import pandas as pd
 from myst_nb import glue
 
-from stlib import pl
+from stlib import get, pl
 from stlib.book import cv, patients, scoring, store
 from stlib.io import load_dataset
 
@@ -79,7 +79,7 @@ print(f"\ngene rule {config['gene_rule']!r}, target {config['target_transform']!
 reg = data.uns["load_report"]["A2"]["spot_transform"]["registration"]
 print(f"translation {reg['translation']} px of the app view; spots off tissue "
       f"{reg['off_tissue_before']:.1%} before, {reg['off_tissue_after']:.1%} after")
-labels = data.obs.loc[data.obs["section"] == "A1"]
+labels = data.obs.loc[get.section_mask(data, "A1")]
 print("A1 tumour annotation from", labels["tumor_source"].iloc[0] if "tumor_source" in labels else "?")
 
 # %% [markdown]
@@ -114,8 +114,7 @@ change.round(3)
 study, diffs = patients.resolution_study(data, feats, split, n_genes=config["n_genes"],
                                          gene_rule=config["gene_rule"], transform=config["target_transform"],
                                          n_boot=n_boot, seed=seed)
-(out / "tables").mkdir(exist_ok=True)
-study.to_csv(out / "tables" / "resolution_study.csv")
+store.write_table(study, out, "resolution_study")
 shown = study.assign(**{"PCC [95% CI]": scoring.with_interval(study["pcc"], study["pcc_lo"], study["pcc_hi"])})
 shown["PCC [95% CI]"].unstack("resolution")
 
@@ -151,8 +150,8 @@ main = patients.leave_one_patient_out(data, feats[choice["choice"]], n_genes=con
                                       gene_rule=config["gene_rule"], transform=config["target_transform"],
                                       n_boot=n_boot, seed=seed)
 scores, records = main["scores"], main["records"]
-scores.to_csv(out / "tables" / "patient_cv.csv")
-records.to_csv(out / "tables" / "patient_cv_folds.csv")
+store.write_table(scores, out, "patient_cv")
+store.write_table(records, out, "patient_cv_folds")
 records
 
 # %%
@@ -168,7 +167,7 @@ fig = pl.cv_folds(scores)
 
 # %%
 mean = main["mean"]
-mean.to_csv(out / "tables" / "patient_cv_mean.csv")
+store.write_table(mean, out, "patient_cv_mean")
 mean.assign(**{"mean PCC [95% CI]": scoring.with_interval(mean["pcc"], mean["pcc_lo"], mean["pcc_hi"])})[
     ["folds", "mean PCC [95% CI]", "min pcc", "max pcc"]].round(3)
 
@@ -191,7 +190,7 @@ sens.assign(**{"mean PCC [95% CI]": scoring.with_interval(sens["pcc"], sens["pcc
 # %%
 field = patients.leave_one_patient_out(data, feats[choice["choice"]], n_boot=n_boot, seed=seed,
                                        **patients.FIELD_PROTOCOL)
-field["scores"].to_csv(out / "tables" / "field_protocol_folds.csv")
+store.write_table(field["scores"], out, "field_protocol_folds")
 cv.table(field["scores"])
 
 # %% [markdown]
@@ -202,7 +201,7 @@ cv.table(field["scores"])
 pub = patients.published()
 comparison = patients.field_comparison(field["mean"], pub, models={
     "hest_probe": "this book: HEST probe, single spot", "knn_hest_probe": "this book: HEST probe, KNN-pooled"})
-comparison.to_csv(out / "tables" / "field_comparison.csv")
+store.write_table(comparison, out, "field_comparison")
 comparison[["mean PCC", "verified"]]
 
 # %% [markdown]

@@ -94,7 +94,7 @@ judged = {"paper": verdict.judge(claims, boots)}
 # %%
 data = ad.read_h5ad(out / "data.h5ad")
 feats = store.load_embeddings(out)
-raw = ladder.prepare(data, feats, protocol.get("sound"), n_genes=config["n_genes"], transform="log1p", seed=seed)
+raw = ladder.prepare(data, feats, protocol.as_protocol("sound"), n_genes=config["n_genes"], transform="log1p", seed=seed)
 fits = protocol.fit_table_models(raw, "sound", models=tuple(models), model_cache=model_cache, seed=seed,
                                  mlp_epochs=mlp_epochs, gnn_epochs=gnn_epochs, n_jobs=n_jobs)
 _, boots_raw = scoring.interval_table(raw, scoring.scored_from_results(fits), splits=("valid", "test"),
@@ -104,8 +104,7 @@ print(f"genes shared by the two targets' selections: {len(set(raw.var_names) & s
 
 # %%
 both = pd.concat(judged, names=["target"]).reset_index(level=0)
-(out / "tables").mkdir(exist_ok=True)
-both.to_csv(out / "tables" / "verdict.csv", index=False)
+store.write_table(both, out, "verdict", index=False)
 fig = pl.claim_differences(both.assign(target=both["target"].map(TARGETS)))
 
 # %% [markdown]

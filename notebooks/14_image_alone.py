@@ -54,7 +54,7 @@ import pandas as pd
 from myst_nb import glue
 
 import stlib as st
-from stlib import pl
+from stlib import get, pl
 from stlib.book import store
 
 out = store.resolve(results_dir)
@@ -116,7 +116,7 @@ for what, call in {
 test = targets[masks["test"]].copy()
 rows, preds = [], {}
 for sec in test_sections:
-    part = test[test.obs["section"].astype(str) == sec]
+    part = test[get.section_mask(test, sec)]
     image = part.uns["spatial"][sec]["metadata"]["image_path"]
     pred = st.predictor.predict_image(model, image, spots=np.asarray(part.obsm["spatial"]),
                                     spot_ids=list(part.obs["spot_id"]), library_id=sec, progress=False)
@@ -127,7 +127,7 @@ for sec in test_sections:
     preds[sec] = pred
 y = np.asarray(test.X, dtype=np.float64)
 p_spots = np.vstack([np.asarray(preds[s].X) for s in test_sections])
-thinned = st.book.scoring.thinned_targets(test, ("target",), seed=seed)["target"]
+thinned = st.book.scoring.thinned_by_space(test, ("target",), seed=seed)["target"]
 boot = st.tl.uncertainty.bootstrap_scores(y, {"image alone, measured spots": p_spots}, groups=test.obs["section"].astype(str),
                                        thinned=thinned, n_boot=n_boot, seed=seed, rank_stats=False)
 spots_table = boot.table()[["pcc", "pcc_lo", "pcc_hi", "ceiling", "fraction", "fraction_lo", "fraction_hi", "mse"]]
@@ -144,11 +144,11 @@ for sec in test_sections:
     g = grids[sec].uns["prediction"]
     print(f"{sec}: a {g['grid']['grid'][0]} x {g['grid']['grid'][1]} grid at {g['grid']['pitch_px']:.0f} px "
           f"({model.meta['spot_pitch_um']:g} um at {g['um_per_px']:.3f} um/px, {g['um_per_px_source']}); "
-          f"{g['grid']['n_tissue']} grid spots on tissue; the array measured {int((test.obs['section'] == sec).sum())}")
+          f"{g['grid']['n_tissue']} grid spots on tissue; the array measured {int(get.section_mask(test, sec).sum())}")
 
 # %%
 sec0 = test_sections[0]
-fig = pl.tissue_grid(grids[sec0], measured_xy=np.asarray(test[test.obs["section"] == sec0].obsm["spatial"]))
+fig = pl.tissue_grid(grids[sec0], measured_xy=np.asarray(test[get.section_mask(test, sec0)].obsm["spatial"]))
 
 # %% [markdown]
 # Each measured spot is matched to the nearest grid spot on the tissue found, within 0.71 pitch
@@ -158,7 +158,7 @@ fig = pl.tissue_grid(grids[sec0], measured_xy=np.asarray(test[test.obs["section"
 # window (and the neighbourhood it is pooled over) by up to 141 um changes what the model says.
 
 # %%
-match = {sec: st.predictor.match_spots(grids[sec], np.asarray(test[test.obs["section"] == sec].obsm["spatial"]))
+match = {sec: st.predictor.match_spots(grids[sec], np.asarray(test[get.section_mask(test, sec)].obsm["spatial"]))
          for sec in test_sections}
 have = np.concatenate([match[s] >= 0 for s in test_sections])
 p_grid = np.vstack([np.asarray(grids[s].X)[np.maximum(match[s], 0)] for s in test_sections])[have]
@@ -174,8 +174,7 @@ grid_table.round(3)
 
 # %%
 table = pd.concat([spots_table, grid_table.loc[["image alone, tissue grid"]]])
-(out / "tables").mkdir(exist_ok=True)
-table.to_csv(out / "tables" / "image_alone.csv")
+store.write_table(table, out, "image_alone")
 
 # %% [markdown]
 # ## Maps: measured, predicted at the spots, predicted on the grid
@@ -184,7 +183,7 @@ table.to_csv(out / "tables" / "image_alone.csv")
 
 # %%
 genes = model.best_genes(n_maps)
-part = test[test.obs["section"] == sec0]
+part = test[get.section_mask(test, sec0)]
 expr = part[:, genes].copy()
 st.io.images.add_hires_image(expr, sec0)
 for g in genes:

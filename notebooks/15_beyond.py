@@ -79,7 +79,7 @@ from myst_nb import glue
 
 import stlib as st
 from stlib import pl
-from stlib.book import beyond, store
+from stlib.book import beyond, readings, store
 from stlib.models import finetune, reference
 
 out = store.resolve(results_dir)
@@ -171,8 +171,7 @@ for rule, t in rules.items():
     results[rule] = res
     tables[rule], _ = beyond.variant_table(t, res, cost=cost, n_boot=n_boot, seed=seed)
 table = pd.concat(tables, names=["rule"])
-(out / "tables").mkdir(exist_ok=True)
-table.to_csv(out / "tables" / "beyond.csv")  # every column, unrounded
+store.write_table(table, out, "beyond")  # every column, unrounded
 beyond.readable(table).rename(index={"depth_only": "depth only (oracle)"}, level="model")
 
 # %% [markdown]
@@ -208,23 +207,8 @@ for rule, res in results.items():
         print(f"  {r.name}: {'; '.join(parts) or s.get('features', '')}")
 
 # %% tags=["remove-input"]
-image_rows = {r: tab.drop(index="depth_only") for r, tab in tables.items()}
-best = {r: tab["valid pcc"].idxmax() for r, tab in image_rows.items()}
-for rule, tab in tables.items():
-    b = best[rule]
-    glue(f"{rule}_best", b, display=False)
-    glue(f"{rule}_best_pcc", f"{tab.loc[b, 'pcc']:.3f} [{tab.loc[b, 'pcc_lo']:.3f}, {tab.loc[b, 'pcc_hi']:.3f}]",
-         display=False)
-    glue(f"{rule}_best_fraction", f"{tab.loc[b, 'fraction']:.2f} [{tab.loc[b, 'fraction_lo']:.2f}, "
-         f"{tab.loc[b, 'fraction_hi']:.2f}]", display=False)
-    glue(f"{rule}_probe_pcc", f"{tab.loc[beyond.PROBE, 'pcc']:.3f}", display=False)
-    glue(f"{rule}_probe_fraction", f"{tab.loc[beyond.PROBE, 'fraction']:.2f}", display=False)
-    glue(f"{rule}_oracle_fraction", f"{tab.loc['depth_only', 'fraction']:.2f}", display=False)
-    gains = list(image_rows[rule].index[image_rows[rule]["gain"].astype(bool)])
-    glue(f"{rule}_gains", ", ".join(gains) if gains else "none", display=False)
-    glue(f"{rule}_n_gains", str(len(gains)), display=False)
-    top = image_rows[rule]["pcc"].idxmax()
-    glue(f"{rule}_top_test", top, display=False)
+for key, value in readings.best_variant_readings(tables, beyond.PROBE).items():
+    glue(key, value, display=False)
 
 # %% [markdown]
 # ## The low-rank head taken apart
@@ -242,7 +226,7 @@ parts = beyond.lowrank_ablation(t, views, chosen, seed=seed)
 abl, _ = beyond.variant_table(t, parts, reference=parts[0].name, oracle=None, n_boot=n_boot, seed=seed)
 abl = abl.rename(columns={"vs probe": "vs chosen", "vs probe lo": "vs chosen lo", "vs probe hi": "vs chosen hi",
                           "gain": "better than chosen"})
-abl.to_csv(out / "tables" / "beyond_ablation.csv")
+store.write_table(abl, out, "beyond_ablation")
 beyond.readable(abl, reference="vs chosen", gain="better than chosen")
 
 # %% [markdown]
@@ -267,7 +251,7 @@ if ablate_finetune:
         r.name = name
     ft_tab, _ = beyond.variant_table(t, list(ft.values()), reference="recipe", oracle=None, n_boot=n_boot, seed=seed)
     ft_tab["best epoch"] = [r.settings["best_epoch"] for r in ft.values()]
-    ft_tab.to_csv(out / "tables" / "beyond_finetune_ablation.csv")
+    store.write_table(ft_tab, out, "beyond_finetune_ablation")
     display(beyond.readable(ft_tab).assign(**{"best epoch": ft_tab["best epoch"]}))
 
 # %% [markdown]
@@ -297,47 +281,8 @@ beyond.readable(record_table, reference="vs recipe", gain="better than the recip
     **{"best epoch": record_table["best epoch"], "seconds": record_table["seconds"].round(0).astype(int)})
 
 # %% tags=["remove-input"]
-def diff(tab, m, ref_col="vs probe"):
-    row = tab.loc[m]
-    return f"{row[ref_col]:+.3f} [{row[ref_col + ' lo']:+.3f}, {row[ref_col + ' hi']:+.3f}]"
-
-
-for rule, tab in tables.items():
-    glue(f"{rule}_tuned_diff", diff(tab, "fine-tuned CNN"), display=False)
-    up_valid = [m for m in ("+ tta", "+ context") if tab.loc[m, "valid pcc"] > tab.loc[beyond.PROBE, "valid pcc"]]
-    not_test = [m for m in up_valid if not bool(tab.loc[m, "gain"])]
-    glue(f"{rule}_valid_only", ", ".join(not_test) if not_test else "none", display=False)
-    glue(f"{rule}_smooth_weight", f"{next(r for r in results[rule] if r.name == '+ smoothing').settings['smoothing']['weight']:g}",
-         display=False)
-def where(split):
-    obs = targets.obs[masks[split]]
-    n_sec, n_pat = obs["section"].nunique(), obs["patient"].nunique()
-    return (f"{len(obs):,} spots of {n_sec} section{'s' if n_sec > 1 else ''} of {n_pat} "
-            f"patient{'s' if n_pat > 1 else ''}")
-
-
-glue("train_where", where("train"), display=False)
-shared = set(targets.obs.loc[masks["valid"], "patient"]) <= set(targets.obs.loc[masks["train"], "patient"])
-glue("valid_where", where("valid") + (", all of them train patients" if shared else ""), display=False)
-glue("valid_reading", "Valid shares its patients with train, so a variant that fits the train patients better "
-     "looks better there; only the held-out patient tells." if shared else "Valid holds other patients than "
-     "train, yet it chose among the settings: only the test patients, used for no choice, tell.", display=False)
-full = next(n for n in abl.index if n.startswith("full rank"))
-glue("abl_full", diff(abl, full, "vs chosen"), display=False)
-glue("abl_rank", str(parts[0].settings["rank"]), display=False)
-glue("abl_alpha", f"{parts[0].settings['alpha']:g}", display=False)
-larger = record_table.drop(index="recipe")
-better = [m for m in larger.index if bool(larger.loc[m, "better than the recipe"])]
-worse = [m for m in larger.index if larger.loc[m, "vs recipe hi"] < 0]
-glue("larger_diffs", "; ".join(f"{m}: {diff(record_table, m, 'vs recipe')}" for m in larger.index), display=False)
-glue("larger_reading", (f"better than the recipe: {', '.join(better)}" if better else
-                        "none is better than the recipe (no interval above zero)")
-     + (f"; worse: {', '.join(worse)}" if worse else ""), display=False)
-glue("larger_seconds", f"{larger['seconds'].min():.0f} to {larger['seconds'].max():.0f} s against "
-     f"{record_table.loc['recipe', 'seconds']:.0f} s for the recipe", display=False)
-glue("abl_full_reading", "the projection onto a few directions of expression is what helps: the same ridge "
-     "without it is worse, with an interval below zero" if abl.loc[full, "vs chosen hi"] < 0 else
-     "the projection alone does not separate from the same ridge at full rank", display=False)
+for key, value in readings.beyond_readings(tables, results, targets, abl, parts, record_table, beyond.PROBE).items():
+    glue(key, value, display=False)
 
 # %% [markdown]
 # ## What this shows

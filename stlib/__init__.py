@@ -11,11 +11,12 @@ The public face, in the order data flows through it (:data:`LAYERS`: each layer 
 the layers below it, ``tests/test_structure.py`` checks it):
 
 - :mod:`stlib.io` -- data sets (manifests, fetching, splits), readers, H&E images
+- :mod:`stlib.get` -- per-split and per-section views of an AnnData (the only place that
+  builds split and section masks)
 - :mod:`stlib.pp` -- gene selection, targets, clusters
 - :mod:`stlib.im` -- spot windows and CNN features
 - :mod:`stlib.tl` -- tools: features (PCA, KNN pooling, spatial graph embeddings), the noise
   ceiling, bootstrap intervals
-- :mod:`stlib.get` -- per-split and per-section views of an AnnData
 - :mod:`stlib.metrics` -- per-gene metrics and their summaries
 - :mod:`stlib.models` -- model inputs, GLMs, linear models, probes, Keras networks, references
 - :mod:`stlib.pl` -- figures
@@ -48,13 +49,13 @@ with _warnings.catch_warnings():
 __version__ = "0.1.0"
 
 #: The public submodules (``stlib.<name>``), imported lazily, in layer order.
-SUBMODULES: tuple[str, ...] = ("io", "pp", "im", "tl", "get", "metrics", "models", "pl", "predictor", "book")
+SUBMODULES: tuple[str, ...] = ("io", "get", "pp", "im", "tl", "metrics", "models", "pl", "predictor", "book")
 
 #: The layers of the package, bottom first: a module may import its own layer and the layers
 #: before it, never one after it (``tests/test_structure.py``). A layer is a top-level name of
 #: ``stlib`` (a module or a package); the first holds the private helpers.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "_lazy", "_utils", "_compat", "_format", "_kernels", "_parallel", "_compare", "_pytest_pins"),
+    ("errors", "_lazy", "_leaks", "_utils", "_compat", "_format", "_kernels", "_parallel", "_compare", "_pytest_pins"),
     *((name,) for name in SUBMODULES),
     ("cli",),
 )

@@ -28,7 +28,15 @@ class DataError(ValueError):
 
 
 class ChecksumError(DataError):
-    """A file whose sha256 differs from the manifest."""
+    """A file whose sha256 differs from the manifest.
+
+    Parameters
+    ----------
+    where
+        The file (or download URL) whose checksum differs.
+    problem
+        What differs, e.g. the expected and the computed checksum (sha256 or git blob id).
+    """
 
 
 class SplitError(ValueError):

@@ -44,6 +44,8 @@ import pandas as pd
 import scanpy as sc
 import scipy.sparse as sp
 
+from stlib import get
+from stlib._leaks import RECORDS
 from stlib._utils import SPLITS, dense
 from stlib.errors import DataError
 
@@ -79,7 +81,6 @@ GENE_RULE_TEXT: dict[str, str] = {
         "{n_top} with the highest mean (ties broken by gene id)."
     ),
 }
-GENE_RULE = GENE_RULE_TEXT["book"]  # backwards-compatible name
 
 
 def section_summary(adata: ad.AnnData) -> pd.DataFrame:
@@ -87,11 +88,28 @@ def section_summary(adata: ad.AnnData) -> pd.DataFrame:
 
     Reads ``X`` (raw counts), ``obs["section", "patient", "split", "tumor", "tumor_label"]``,
     ``uns["load_report"]`` and ``uns["spatial"][section]["metadata"]["image_shape"]``.
+
+    Parameters
+    ----------
+    adata
+        Spots read by :mod:`stlib.io`, raw counts in ``X``. ``obs["section"]`` and each section's
+        ``image_shape`` are required; without the other keys the columns are empty, zero or
+        computed from ``X``.
+
+    Returns
+    -------
+    DataFrame
+        Indexed by section (in the order of ``obs["section"]``'s categories), with columns
+        ``patient``, ``split``, ``spots listed``, ``spots kept``, ``dropped: no counts``,
+        ``dropped: no coords``, ``dropped: not selected``, ``genes`` (in the section's count file),
+        ``genes detected`` (in the section's spots), ``median counts/spot``, ``tumour``,
+        ``non-tumour``, ``unknown`` (a label that is neither), ``not annotated`` and
+        ``image (w x h px)``.
     """
     rows = []
     report = adata.uns.get("load_report", {})
     for sec in adata.obs["section"].cat.categories if hasattr(adata.obs["section"], "cat") else adata.obs["section"].unique():
-        mask = (adata.obs["section"] == sec).to_numpy()
+        mask = get.section_mask(adata, str(sec))
         X = adata.X[mask]
         totals = np.asarray(X.sum(axis=1)).ravel()
         detected = int((np.asarray((X > 0).sum(axis=0)).ravel() > 0).sum())
@@ -136,6 +154,23 @@ def size_factors(
     ``"paper"``: total counts / median total count of the spot's section (what
     :func:`scanpy.pp.normalize_total` with ``target_sum=None`` does on one section);
     ``"normalize_log1p"``: total counts / ``target_sum``. Totals are over all genes of ``X``.
+
+    Parameters
+    ----------
+    adata
+        Spots with raw counts in ``X``.
+    transform
+        ``"paper"``, ``"log1p"`` or ``"normalize_log1p"`` (:data:`TRANSFORMS`, module docstring).
+    library_key
+        ``obs`` column naming each spot's section (used by ``"paper"`` only).
+    target_sum
+        Counts per spot after normalisation (used by ``"normalize_log1p"`` only).
+
+    Returns
+    -------
+    ndarray
+        ``(n_obs,)`` float64 factors. A spot with zero total counts is a
+        :class:`~stlib.errors.DataError` (except for ``"log1p"``).
     """
     _check_transform(transform)
     totals = np.asarray(adata.X.sum(axis=1)).ravel().astype(np.float64)
@@ -180,6 +215,19 @@ def genes_in_all_sections(adata: ad.AnnData, sections: Sequence[str]) -> np.ndar
 
     Uses ``varm["in_section"]`` (written by the readers: which genes each section's file
     holds); without it every gene counts as present (data built in memory).
+
+    Parameters
+    ----------
+    adata
+        Data read by :mod:`stlib.io` (``varm["in_section"]``: genes x sections, boolean).
+    sections
+        Section ids; each must be a column of ``varm["in_section"]`` when it exists (else a
+        :class:`~stlib.errors.DataError`).
+
+    Returns
+    -------
+    ndarray
+        ``(n_vars,)`` boolean, True for a gene present in the count file of every section given.
     """
     if "in_section" not in adata.varm:
         return np.ones(adata.n_vars, dtype=bool)
@@ -215,12 +263,49 @@ def select_genes(
     paper rule, ``var["highly_variable"]``, ``var["dispersions_norm"]``) and
     ``uns["gene_selection"]``. Returns the chosen genes: by decreasing mean (paper rule) or
     decreasing variance (book rule) or decreasing mean (mean rule).
+
+    Parameters
+    ----------
+    adata
+        Spots with raw counts in ``X`` and ``obs[split_key]``; ``var`` and ``uns`` are written in
+        place.
+    n_top
+        Number of genes to choose.
+    rule
+        ``"paper"`` (default), ``"book"`` or ``"mean"`` (:data:`GENE_RULES`, module docstring).
+    n_mean
+        Book rule: the candidates with the highest mean of the target, among which the ``n_top``
+        most variable are chosen.
+    n_hvg
+        Paper rule: the number of Seurat-flavour highly variable genes
+        (:func:`scanpy.pp.highly_variable_genes` ``n_top_genes``).
+    transform
+        Book and mean rules: the target transform the genes are ranked on (:data:`TRANSFORMS`). The
+        paper rule normalises the fitted spots itself (``normalize_total`` to their median, ``log1p``).
+    fit_on
+        A split name, a list of them, or ``"all"``: the spots the genes are chosen on.
+    split_key
+        ``obs`` column holding each spot's split.
+    library_key
+        ``obs`` column naming each spot's section (the per-section size factors of ``"paper"``
+        targets; the paper rule's sections whose gene lists are intersected).
+    min_spots
+        Book and mean rules: a gene detected (count > 0) in fewer ``fit_on`` spots is never a
+        candidate.
+    target_sum
+        Counts per spot for ``transform="normalize_log1p"``.
+
+    Returns
+    -------
+    list of str
+        The ``n_top`` chosen genes (``var_names``), in the order above. Fewer candidates than
+        ``n_top`` is a :class:`~stlib.errors.DataError`.
     """
     if rule not in GENE_RULES:
         raise ValueError(f"unknown gene rule {rule!r}; use one of {GENE_RULES}")
     _check_transform(transform)
     fit = _fit_splits(fit_on)
-    mask = adata.obs[split_key].isin(fit).to_numpy()
+    mask = get.split_mask(adata, fit, split_key)
     if not mask.any():
         raise DataError("<adata>", f"no spot in split(s) {fit} to select genes on")
     genes = adata.var_names.to_numpy().astype(str)
@@ -282,7 +367,7 @@ def select_genes(
         "rule": text,
         "rule_name": rule,
         "fit_on": fit,
-        "leak": "LEAK: the gene choice saw the test spots" if "test" in fit else "",
+        "leak": RECORDS["genes"] if "test" in fit else "",
         "n_top": n_top,
         "n_mean": n_mean,
         "min_spots": min_spots,
@@ -300,6 +385,20 @@ def gene_set(adata: ad.AnnData, genes: Sequence[str], *, name: str) -> list[str]
     Records ``uns["gene_selection"]`` with ``rule_name = name``; raises a :class:`DataError`
     naming how many of the genes the data lack (e.g. the authors' Ensembl ids on a data set
     whose genes are symbols).
+
+    Parameters
+    ----------
+    adata
+        The data; ``var["target_gene"]`` and ``uns["gene_selection"]`` are written in place.
+    genes
+        Gene names as in ``var_names``; every one must be present.
+    name
+        Name of the list, recorded as ``uns["gene_selection"]["rule_name"]``.
+
+    Returns
+    -------
+    list of str
+        ``genes``, in the given order.
     """
     present = [g for g in genes if g in adata.var_names]
     missing = [g for g in genes if g not in adata.var_names]
@@ -333,6 +432,25 @@ def make_targets(
     ``obs["total_counts"]`` (over all genes), ``obs["log_size_factor"]`` = log of the factor
     each spot was divided by (:func:`size_factors`; the GLM offset for normalised targets, 0
     for ``"log1p"``) and ``uns["target"]``.
+
+    Parameters
+    ----------
+    adata
+        Spots with raw counts in ``X`` (every spot with a positive total) and ``obs[library_key]``.
+    genes
+        The target genes (e.g. from :func:`select_genes`); each must be in ``var_names``.
+    transform
+        ``"paper"`` (default), ``"log1p"`` or ``"normalize_log1p"``.
+    target_sum
+        Counts per spot for ``"normalize_log1p"`` (recorded in ``uns["target"]`` for it only).
+    library_key
+        ``obs`` column naming each spot's section (the ``"paper"`` transform's per-section median).
+
+    Returns
+    -------
+    AnnData
+        The spots of ``adata`` in their order and the ``genes`` in the given order, as above; the
+        other ``uns`` entries of ``adata`` are carried over (except ``log1p``).
     """
     _check_transform(transform)
     missing = [g for g in genes if g not in adata.var_names]
@@ -344,7 +462,7 @@ def make_targets(
     if transform == "paper":
         parts = []
         for sec in pd.unique(adata.obs[library_key].astype(str)):
-            part = adata[(adata.obs[library_key].astype(str) == sec).to_numpy()].copy()
+            part = adata[get.section_mask(adata, str(sec), library_key)].copy()
             part.layers["counts"] = part.X.copy()
             part.X = part.X.astype(np.float32)
             sc.pp.normalize_total(part)
@@ -390,10 +508,28 @@ def leiden_per_section(
     Per section: ``normalize_total`` -> ``log1p`` -> PCA (``n_pcs``) -> kNN graph (Gaussian kernel; avoids umap/numba start-up) -> Leiden
     (igraph flavour, seeded). Writes ``obs[key_added]`` as ``"<section>-<cluster>"``
     (categorical) and ``obs[key_added + "_local"]`` (the cluster number within the section).
+
+    Parameters
+    ----------
+    adata
+        Spots with raw counts in ``X``; ``obs`` is written in place. Each section uses the genes
+        detected in its spots.
+    resolution
+        Leiden resolution (:func:`scanpy.tl.leiden`); higher gives more clusters.
+    n_pcs
+        Principal components per section (fewer when a section has fewer spots or genes).
+    n_neighbors
+        Neighbours per spot in the kNN graph.
+    library_key
+        ``obs`` column naming each spot's section.
+    key_added
+        ``obs`` column for the labels (and ``key_added + "_local"``).
+    seed
+        Random state of the PCA, the graph and Leiden.
     """
     labels = pd.Series(index=adata.obs_names, dtype=object)
     for sec in pd.unique(adata.obs[library_key]):
-        sub = adata[adata.obs[library_key] == sec].copy()
+        sub = adata[get.section_mask(adata, str(sec), library_key)].copy()
         sub = sub[:, np.asarray((sub.X > 0).sum(axis=0)).ravel() > 0].copy()
         sub.X = sub.X.astype(np.float32)
         sc.pp.normalize_total(sub)

@@ -31,7 +31,6 @@ genes, over six simulation seeds while writing this file; the tests use seed 1):
 
 from __future__ import annotations
 
-import time
 
 import anndata as ad
 import numpy as np

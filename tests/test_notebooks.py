@@ -32,7 +32,7 @@ def test_protocol_parameter_is_a_protocol_and_defaults_to_sound() -> None:
     users = [nb for nb, p in params.items() if "protocol" in p]
     assert {n[:2] for n in users} >= {"01", "02", "03", "04", "05", "06"}
     for nb in users:
-        assert params[nb]["protocol"] == "sound" and protocol.get(params[nb]["protocol"]).leaks() == []
+        assert params[nb]["protocol"] == "sound" and protocol.as_protocol(params[nb]["protocol"]).leaks() == []
     assert params["01_preprocessing"]["target_transform"] == "paper"
     assert params["01_preprocessing"]["gene_rule"] == "paper"
 

@@ -184,7 +184,7 @@ def test_ladder_walks_from_the_paper_protocol_to_the_sound_one_one_change_at_a_t
     with pytest.raises(DataError, match="neighbors"):
         protocol.Protocol(neighbors="telepathy")
     with pytest.raises(DataError, match="unknown protocol"):
-        protocol.get("fast")
+        protocol.as_protocol("fast")
     assert tables.PAPER_ROWS is protocol.TABLE_MODELS
 
 
@@ -206,7 +206,7 @@ def _modelling_targets(proto: str) -> ad.AnnData:
     from stlib import pp
 
     a = _sections(g=80)
-    genes = pp.select_genes(a, 10, n_hvg=30, fit_on=protocol.get(proto).gene_fit_on)
+    genes = pp.select_genes(a, 10, n_hvg=30, fit_on=protocol.as_protocol(proto).gene_fit_on)
     t = pp.make_targets(a, genes)
     t.obsm["X_cnn"] = a.obsm["X_cnn"]
     protocol.build_features(t, proto, data=a, n_comps=4, n_neighbors=6)

@@ -29,7 +29,7 @@ def test_ladder_with_its_networks_on_a_worker_equals_in_process() -> None:
 
 def test_gnn_seeds_side_by_side_equal_one_by_one() -> None:
     t = _modelling_targets("sound")
-    models = {"gnn_paper": ("sound", 3), "gnn_authors": (replace(protocol.get("sound"), gnn="authors"), 3)}
+    models = {"gnn_paper": ("sound", 3), "gnn_authors": (replace(protocol.as_protocol("sound"), gnn="authors"), 3)}
     both = protocol.fit_gnn_seeds(t, models, [0, 1], n_jobs=2)
     assert list(both) == ["gnn_paper", "gnn_authors"] and all(list(v) == [0, 1] for v in both.values())
     for name, (p, epochs) in models.items():

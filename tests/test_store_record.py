@@ -41,3 +41,37 @@ def test_bad_records_name_the_file(tmp_path: Path, meta, rows: int, match: str) 
 def test_missing_table(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"nothing\.csv: no such stored record"):
         store.read_record(tmp_path / "nothing.csv")
+
+
+def test_result_tables_have_one_home(tmp_path):
+    import pandas as pd
+    import pytest
+
+    from stlib.book import store
+    from stlib.errors import DataError
+
+    df = pd.DataFrame({"model": ["ridge"], "PCC": [0.1]}).set_index("model")
+    assert store.write_table(df, tmp_path, "table1") is None
+    assert store.table_path(tmp_path, "table1") == tmp_path / "tables" / "table1.csv"
+    pd.testing.assert_frame_equal(store.read_table(tmp_path, "table1", index_col="model"), df)
+    with pytest.raises(DataError, match="no table named 'tabel1'"):
+        store.write_table(df, tmp_path, "tabel1")
+    with pytest.raises(DataError, match="chapter 13 writes it"):
+        store.read_table(tmp_path, "verdict")
+
+
+def test_chapters_name_tables_not_paths():
+    """Chapters write and read result tables through ``store`` by name (``store.TABLES``)."""
+    import re
+    from pathlib import Path
+
+    from stlib.book import store
+
+    root = Path(__file__).resolve().parents[1]
+    paths, names = [], set()
+    for nb in sorted((root / "notebooks").glob("[0-9][0-9]_*.py")):
+        text = nb.read_text()
+        paths += [f"{nb.name}:{i}" for i, line in enumerate(text.splitlines(), 1) if '"tables"' in line]
+        names |= set(re.findall(r'_table\(.*\bout, "(\w+)"', text))
+    assert not paths, paths
+    assert names and names <= set(store.TABLES), names - set(store.TABLES)

@@ -205,7 +205,7 @@ def variant_table(
     test = targets[masks["test"]].copy()
     y = np.asarray(test.X, np.float64)
     preds = {r.name: r.predictions["test"] for r in results}
-    thinned = scoring.thinned_targets(test, ("target",), seed=seed)["target"]
+    thinned = scoring.thinned_by_space(test, ("target",), seed=seed)["target"]
     boot = uncertainty.bootstrap_scores(y, preds, groups=test.obs["section"].astype(str).to_numpy(), thinned=thinned,
                                         n_boot=n_boot, seed=seed, rank_stats=False)
     tab = boot.table()[["pcc", "pcc_lo", "pcc_hi", "ceiling", "fraction", "fraction_lo", "fraction_hi"]]

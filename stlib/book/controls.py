@@ -153,7 +153,7 @@ def depth_from_image(targets: ad.AnnData, reps: Sequence[str] = ("X_cnn", "X_cnn
     from stlib.models import probe
 
     logd = {s: np.log(a) for s, a in get.split_arrays_obs(targets, "total_counts").items()}
-    train = (targets.obs["split"] == "train").to_numpy()
+    train = get.split_mask(targets, "train")
     groups = targets.obs.loc[train, "section"].astype(str).to_numpy()
     rows = []
     for rep in reps:

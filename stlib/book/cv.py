@@ -151,11 +151,11 @@ def fit_and_score(
     unknown = sorted(set(split.values()) - {"train", "valid", "test"})
     if unknown:
         raise DataError("split", f"parts must be train, valid or test, got {unknown}")
-    data = adata[adata.obs[library_key].astype(str).isin(split)].copy()
+    data = adata[get.section_mask(adata, list(split), library_key)].copy()
     data.obs["split"] = pd.Categorical(data.obs[library_key].astype(str).map(split),
                                        categories=["train", "valid", "test"])
     for part in ("train", *score_on):
-        if not (data.obs["split"] == part).any():
+        if not get.split_mask(data, part).any():
             raise DataError("split", f"no spots in {part!r} (sections: {split})")
     absent = data.obs_names.difference(features.obs_names)
     if len(absent):
@@ -163,7 +163,7 @@ def fit_and_score(
     genes = pp.select_genes(data, n_genes, rule=gene_rule, transform=transform, fit_on="train")
     targets = pp.make_targets(data, genes, transform=transform)
     store.join_embeddings(targets, features, obsm=("X_cnn", "X_cnn_knn"), obsp=(), uns=())
-    train = (targets.obs["split"] == "train").to_numpy()
+    train = get.split_mask(targets, "train")
     groups, group_kind = _cv_groups(targets[train], library_key, n_blocks)
     Y = get.split_arrays(targets, ["X"])
     results: list[ModelResult] = []
@@ -179,7 +179,7 @@ def fit_and_score(
     secs = lambda part: ", ".join(s for s, v in split.items() if v == part)  # noqa: E731
     record = {"train sections": secs("train"), **{f"{p} sections": secs(p) for p in score_on},
               "train spots": int(train.sum()),
-              **{f"{p} spots": int((targets.obs["split"] == p).sum()) for p in score_on},
+              **{f"{p} spots": int(get.split_mask(targets, p).sum()) for p in score_on},
               "probe CV over": group_kind, "genes": list(genes)}
     return iv, boots, record
 

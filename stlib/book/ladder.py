@@ -21,7 +21,7 @@ from stlib.tl import ceiling
 from stlib.book import protocol, store
 from stlib.models import ModelResult
 from stlib.book.protocol import TABLE_MODELS, Protocol
-from stlib.book.scoring import interval_extras, mean_scores, scored_from_results, thinned_targets
+from stlib.book.scoring import interval_extras, mean_scores, scored_from_results, thinned_by_space
 from stlib._format import with_interval
 
 __all__ = ["NETWORKS", "prepare", "run_ladder", "score_results", "step_intervals", "step_table"]
@@ -116,7 +116,7 @@ def run_ladder(
             res = protocol.fit_table_models(t, p, models=tuple(m for m in models if m not in later), seed=seed,
                                             **fit_kwargs)
             if n_boot and p.gene_fit_on not in thinned:  # the ceiling depends on the genes, not the features
-                thinned[p.gene_fit_on] = thinned_targets(t, ("target", "counts"), seed=seed)
+                thinned[p.gene_fit_on] = thinned_by_space(t, ("target", "counts"), seed=seed)
             fitted.append((label, p, t, res, later))
             if progress is not None:  # the step's networks may still be training
                 progress(f"step {len(fitted) - 1}: {label}")

@@ -31,7 +31,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from stlib import im
+from stlib import get, im
 from stlib.book import cv, scoring
 from stlib.errors import DataError
 from stlib.tl import features as tl_features
@@ -94,13 +94,13 @@ def feature_change(native: ad.AnnData, common: ad.AnnData, *, rep: str = "X_cnn"
     """
     rows = {}
     for sec in pd.unique(native.obs["section"].astype(str)):
-        m = (native.obs["section"].astype(str) == sec).to_numpy()
+        m = get.section_mask(native, sec)
         um_n = native.uns["spatial"][sec]["metadata"]["um_per_px"]
         um_c = common.uns["spatial"][sec]["metadata"]["um_per_px"]
         if np.isclose(um_n, um_c):
             continue
         a = np.asarray(native.obsm[rep][m], dtype=np.float64)
-        b = np.asarray(common.obsm[rep][np.flatnonzero((common.obs["section"].astype(str) == sec).to_numpy())],
+        b = np.asarray(common.obsm[rep][np.flatnonzero(get.section_mask(common, sec))],
                        dtype=np.float64)
         a /= np.linalg.norm(a, axis=1, keepdims=True)
         b /= np.linalg.norm(b, axis=1, keepdims=True)

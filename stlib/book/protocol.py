@@ -19,14 +19,16 @@ from typing import Any
 import anndata as ad
 import numpy as np
 
+from stlib import get
 from stlib.tl import features
 from stlib._utils import SPLITS
+from stlib._leaks import LABELS, RECORDS
 from stlib.errors import DataError
 from stlib.get import counts_by_split
 from stlib.models import inputs
 from stlib.models import ModelResult
 
-__all__ = ["LADDER", "PROTOCOLS", "TABLE_MODELS", "Protocol", "build_features", "fit_gnn_seeds", "fit_table_models", "get"]
+__all__ = ["LADDER", "PROTOCOLS", "TABLE_MODELS", "Protocol", "as_protocol", "build_features", "fit_gnn_seeds", "fit_table_models"]
 
 
 @dataclass(frozen=True)
@@ -82,16 +84,23 @@ class Protocol:
             if getattr(self, key) not in values:
                 raise DataError("protocol", f"{key} = {getattr(self, key)!r}; expected one of {values}")
 
-    def leaks(self) -> list[str]:
-        """The leaks of this protocol, one phrase each."""
-        out = []
-        if self.gene_fit_on == "all":
-            out.append("genes chosen on all sections, test included")
-        if self.neighbors == "expression":
-            out.append("neighbours from each spot's own expression (test included)")
-        if self.refit:
-            out.append("penalty refitted on train + valid: Valid in-sample (Lasso, KNN Ridge)")
-        return out
+    def leaks(self, refit: bool | None = None) -> list[str]:
+        """The leaks of this protocol, one label each (``stlib._leaks.LABELS``).
+
+        Parameters
+        ----------
+        refit
+            Whether the model at hand was refitted on train + valid; None: whether the protocol
+            refits (its penalised models, Lasso and KNN Ridge, are).
+
+        Returns
+        -------
+        list of str
+            The labels, in the order genes, neighbours, refit.
+        """
+        keys = [k for k, on in (("genes", self.gene_fit_on == "all"), ("neighbors", self.neighbors == "expression"),
+                                ("refit", self.refit if refit is None else refit)) if on]
+        return [LABELS[k] for k in keys]
 
     def bugs(self) -> list[str]:
         """The plain bugs of the authors' code that this protocol reproduces."""
@@ -139,7 +148,7 @@ TABLE_MODELS: dict[str, str] = {
 }
 
 
-def get(name: str | Protocol) -> Protocol:
+def as_protocol(name: str | Protocol) -> Protocol:
     """A protocol by name (``"sound"`` or ``"paper"``), or the protocol itself."""
     if isinstance(name, Protocol):
         return name
@@ -161,7 +170,7 @@ def build_features(targets: ad.AnnData, protocol: Protocol | str, *, data: ad.An
     Writes ``obsm["X_img_pca", "X_cnn_knn", "X_img_knn_pca", "X_graph_svd"]`` and
     ``uns["neighbors_for_features"]`` (``"spatial"`` / ``"expression"``).
     """
-    p = get(protocol)
+    p = as_protocol(protocol)
     features.pca_fit_transform(targets, "X_cnn", n_comps=n_comps, fit_on="train", key_added="X_img_pca", seed=seed)
     if p.neighbors == "expression":
         if "expression_connectivities" not in targets.obsp:
@@ -187,20 +196,20 @@ def edges_key(protocol: Protocol | str) -> str:
     The authors took the mutual pairs of ``obsp["distances"]`` (directed); a symmetrised
     connectivity matrix would make every pair mutual.
     """
-    return "expression_distances" if get(protocol).neighbors == "expression" else "spatial_connectivities"
+    return "expression_distances" if as_protocol(protocol).neighbors == "expression" else "spatial_connectivities"
 
 
 def linear_alphas(protocol: Protocol | str, kind: str) -> tuple[float, ...]:
     """The penalty grid of ``kind`` under this protocol."""
     from stlib.models.linear import DEFAULT_ALPHAS, PAPER_ALPHAS
 
-    return (PAPER_ALPHAS if get(protocol).grids == "paper" else DEFAULT_ALPHAS)[kind]
+    return (PAPER_ALPHAS if as_protocol(protocol).grids == "paper" else DEFAULT_ALPHAS)[kind]
 
 
 def glm_kwargs(protocol: Protocol | str, targets: ad.AnnData) -> dict[str, Any]:
     """Keyword arguments of :func:`stlib.models.glm.fit_glm` under this protocol."""
 
-    p = get(protocol)
+    p = as_protocol(protocol)
     counts = p.glm == "counts"
     return {"scale": p.scale, "apriori": p.apriori, "keep_unconverged": counts,
             "score_space": "counts" if counts else "target",
@@ -231,7 +240,7 @@ def fit_table_models(
     """
     from stlib.models import glm, linear
 
-    p = get(protocol)
+    p = as_protocol(protocol)
     genes = list(targets.var_names)
     cached = lambda f: inputs.cached(f, model_cache)  # noqa: E731
     out: dict[str, ModelResult] = {}
@@ -262,11 +271,11 @@ def fit_table_models(
 
 def label(result: ModelResult, protocol: Protocol | str) -> ModelResult:
     """Record the protocol, and the leaks and bugs that touch this model, in ``result.settings``."""
-    p = get(protocol)
-    name = result.name
+    p = as_protocol(protocol)
     result.settings["protocol"] = p.as_dict()
-    leaks = {x for x in result.settings.get("leaks", []) if "refit" not in x}
-    result.settings["leaks"] = sorted(leaks | set(_leaks_for(p, name, refit=bool(result.settings.get("refit")))))
+    refit = bool(result.settings.get("refit"))
+    leaks = {x for x in result.settings.get("leaks", []) if x != RECORDS["refit"]}  # the label replaces the record
+    result.settings["leaks"] = sorted(leaks | set(p.leaks(refit=refit)))
     result.settings["bugs"] = p.bugs() if result.settings.get("mode") == "train_graph_bug" else []
     return result
 
@@ -301,7 +310,7 @@ def fit_mlp(targets: ad.AnnData, protocol: Protocol | str, *, model_cache: str |
     """
     from stlib.models import nn
 
-    p = get(protocol)
+    p = as_protocol(protocol)
     lrs = (nn.PAPER_LR,) if p.mlp_lr == "fixed" else tuple(float(lr) for lr in learning_rates)
     fits: dict[float, ModelResult] = {}
     for one in _fit_mlp_runs(targets, p, [(lr, seed) for lr in lrs], model_cache=model_cache, epochs=epochs,
@@ -316,7 +325,7 @@ def fit_mlp_seeds(targets: ad.AnnData, protocol: Protocol | str, *, lr: float, s
     """The MLP at one learning rate refitted with every seed (the seed spread), side by side on
     ``n_jobs`` worker processes; each result is :func:`mlp_result` of that seed's fit."""
     seeds = [int(s) for s in seeds]
-    p = get(protocol)
+    p = as_protocol(protocol)
     fits = _fit_mlp_runs(targets, p, [(lr, s) for s in seeds], model_cache=model_cache, epochs=epochs, name=name,
                          n_jobs=n_jobs)
     return {s: mlp_result(f, p, name=name) for s, f in zip(seeds, fits)}
@@ -327,28 +336,16 @@ def mlp_result(fits: dict[float, ModelResult], protocol: Protocol | str, name: s
     from stlib.models import nn
 
     res = nn.choose_lr(fits, name=name)
-    if get(protocol).mlp_lr == "fixed":
+    if as_protocol(protocol).mlp_lr == "fixed":
         res.settings["lr_rule"] = "fixed at 1e-3 by hand (the authors)"
     return res
-
-
-def _leaks_for(p: Protocol, name: str, refit: bool = False) -> list[str]:
-    """The protocol's leaks that touch one model (``refit``: the model was refitted on train + valid)."""
-    out = []
-    if p.gene_fit_on == "all":
-        out.append("genes chosen on all sections, test included")
-    if p.neighbors == "expression":
-        out.append("neighbours from each spot's own expression (test included)")
-    if refit:
-        out.append("penalty refitted on train + valid: Valid in-sample")
-    return out
 
 
 def fit_gnn(targets: ad.AnnData, protocol: Protocol | str, *, model_cache: str | None = None, seed: int = 0,
             epochs: int = 100, name: str = "gnn_paper") -> ModelResult:
     """The Table I GNN under a protocol: this book's GraphSAGE (paper configuration) or the authors' network."""
 
-    p = get(protocol)
+    p = as_protocol(protocol)
     genes = list(targets.var_names)
     if p.gnn == "sage":
         from stlib.models import gnn
@@ -375,7 +372,7 @@ def fit_gnn_seeds(targets: ad.AnnData, models: Mapping[str, tuple[Protocol | str
     from stlib._parallel import map_processes
 
     runs = [(name, int(s)) for name in models for s in seeds]
-    fits = map_processes(fit_gnn, [{"targets": targets, "protocol": get(models[name][0]), "model_cache": model_cache,
+    fits = map_processes(fit_gnn, [{"targets": targets, "protocol": as_protocol(models[name][0]), "model_cache": model_cache,
                                     "seed": s, "epochs": int(models[name][1]), "name": name} for name, s in runs],
                          n_jobs=n_jobs)
     out: dict[str, dict[int, ModelResult]] = {name: {} for name in models}
@@ -397,12 +394,12 @@ def split_graphs(targets: ad.AnnData, connectivity_key: str, rep: str = "X_img_k
     from stlib.models.gnn_authors import SplitGraph, mutual_edges
 
     rep_all = np.asarray(targets.obsm[rep], dtype=np.float64)
-    train = (targets.obs[split_key] == "train").to_numpy()
+    train = get.split_mask(targets, "train", split_key)
     if scale:
         rep_all = StandardScaler().fit(rep_all[train]).transform(rep_all)
     out = {}
     for s in SPLITS:
-        m = (targets.obs[split_key] == s).to_numpy()
+        m = get.split_mask(targets, s, split_key)
         if not m.any():
             continue
         A = targets.obsp[connectivity_key][m][:, m]

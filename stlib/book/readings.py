@@ -10,6 +10,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
+from stlib import get
 from stlib._format import with_interval
 from stlib.models.reference import REFERENCE_MODELS
 from stlib.tl.ceiling import depth_match
@@ -72,7 +73,7 @@ def ceiling_reading(iv: pd.DataFrame, by_section: pd.DataFrame, depth: pd.DataFr
 def per_gene_reading(per_gene: pd.DataFrame, data: ad.AnnData, split: str = "test", top: int = 15) -> dict[str, str]:
     """Numbers chapter 11 quotes about the per-gene ceilings of one split (for ``myst_nb.glue``)."""
     c = per_gene["ceiling"]
-    totals = np.asarray(data.X[(data.obs["split"] == split).to_numpy()].sum(axis=1), dtype=np.float64).ravel()
+    totals = np.asarray(data.X[get.split_mask(data, split)].sum(axis=1), dtype=np.float64).ravel()
     head = per_gene.head(top)
     return {
         "n_genes_ceiling": str(int(c.notna().sum())),
@@ -83,3 +84,190 @@ def per_gene_reading(per_gene: pd.DataFrame, data: ad.AnnData, split: str = "tes
         "depth_p5": f"{np.percentile(totals, 5):,.0f}",
         "depth_p95": f"{np.percentile(totals, 95):,.0f}",
     }
+
+
+# ------------------------------------------------------------------ chapter 11: the best-predicted genes
+IMMUNE_OVER = ("immune genes are over-represented among the best predicted: the image carries most where "
+               "immune cells gather (lymphocyte- and macrophage-rich stroma looks unlike tumour epithelium in H&E)")
+IMMUNE_NOT = "immune genes are not over-represented among the best predicted"
+
+
+def top_genes_reading(iv: pd.DataFrame, per_gene: pd.DataFrame, *, split: str = "test", n_top: int = 20
+                      ) -> tuple[str, pd.Series, pd.DataFrame, dict[str, str]]:
+    """The genes the best image model predicts best, their marker classes, and the text about them.
+
+    Parameters
+    ----------
+    iv
+        Chapter 11's intervals, indexed by ``(model, split)`` with a ``fraction`` column (of the ceiling).
+    per_gene
+        Per-gene PCC of each model on ``split`` (columns: models, ``depth_only`` among them).
+    split
+        The split whose fraction of the ceiling names the best image model (reference models
+        excluded), and whose per-gene PCC ranks the genes.
+    n_top
+        How many genes.
+
+    Returns
+    -------
+    tuple
+        The best image model, its ``n_top`` genes (per-gene PCC, descending), the class shares
+        (:func:`stlib.book.markers.class_shares`: top genes against all target genes) and the
+        glued values ``top_model, top_genes, top_immune, all_immune,
+        n_all_genes, n_beyond_depth, beyond_depth_genes, immune_reading, n_stromal,
+        n_epithelial, n_adipose, erbb2_in``. A gene is "beyond depth" when the depth-only
+        model's PCC is below half the best model's. Immune genes are "over-represented" when
+        their share among the top genes is above 1.5 times their share among all.
+    """
+    from stlib.book import markers
+
+    at = iv.xs(split, level="split")
+    top_model = at.drop(index=[m for m in REFERENCE_MODELS if m in at.index])["fraction"].idxmax()
+    top = per_gene[top_model].dropna().sort_values(ascending=False).head(n_top)
+    shares = markers.class_shares(top.index, per_gene.index)
+    beyond = per_gene.loc[top.index, "depth_only"].fillna(0) < 0.5 * top
+    over = (shares.loc["immune", "share of top"] > 1.5 * shares.loc["immune", "share of all"]
+            if "immune" in shares.index else False)
+    out = {
+        "top_model": str(top_model),
+        "top_genes": ", ".join(f"{g} ({v:.2f})" for g, v in top.head(10).items()),
+        "top_immune": str(int(shares["top genes"].get("immune", 0))),
+        "all_immune": str(int(shares["all genes"].get("immune", 0))),
+        "n_all_genes": str(int(shares["all genes"].sum())),
+        "n_beyond_depth": str(int(beyond.sum())),
+        "beyond_depth_genes": ", ".join(top.index[beyond.to_numpy()][:8]),
+        "immune_reading": IMMUNE_OVER if over else IMMUNE_NOT,
+    }
+    for cls, key in (("stromal", "n_stromal"), ("epithelial / tumour", "n_epithelial"), ("adipose", "n_adipose")):
+        out[key] = str(int(shares["all genes"].get(cls, 0)))
+    out["erbb2_in"] = "is" if "ERBB2" in per_gene.index else "is not"
+    return str(top_model), top, shares, out
+
+
+# ------------------------------------------------------------------ chapter 15: beyond the report
+def signed_interval(table: pd.DataFrame, row: str, column: str = "vs probe") -> str:
+    """``"+0.012 [-0.003, +0.020]"``: a paired difference of ``table`` with its interval.
+
+    Parameters
+    ----------
+    table
+        A variant table with columns ``column``, ``column + " lo"`` and ``column + " hi"``.
+    row
+        The row (model).
+    column
+        The difference's column.
+
+    Returns
+    -------
+    str
+        Signed, three decimals.
+    """
+    r = table.loc[row]
+    return f"{r[column]:+.3f} [{r[column + ' lo']:+.3f}, {r[column + ' hi']:+.3f}]"
+
+
+def best_variant_readings(tables: dict[str, pd.DataFrame], probe: str) -> dict[str, str]:
+    """Per gene rule, the model chosen on valid and what it scores on test, against the probe.
+
+    Parameters
+    ----------
+    tables
+        Gene rule -> chapter 15's variant table (:func:`stlib.book.beyond.variant_table`), with a
+        ``depth_only`` row.
+    probe
+        The probe's row (:data:`stlib.book.beyond.PROBE`).
+
+    Returns
+    -------
+    dict
+        ``<rule>_best, _best_pcc, _best_fraction, _probe_pcc, _probe_fraction, _oracle_fraction,
+        _gains, _n_gains, _top_test`` for each rule, in that order. The best is chosen by valid
+        PCC among the image models; ``_top_test`` names the best on test, for the text only.
+    """
+    out = {}
+    for rule, tab in tables.items():
+        image = tab.drop(index="depth_only")
+        b = image["valid pcc"].idxmax()
+        out[f"{rule}_best"] = b
+        out[f"{rule}_best_pcc"] = f"{tab.loc[b, 'pcc']:.3f} [{tab.loc[b, 'pcc_lo']:.3f}, {tab.loc[b, 'pcc_hi']:.3f}]"
+        out[f"{rule}_best_fraction"] = (f"{tab.loc[b, 'fraction']:.2f} [{tab.loc[b, 'fraction_lo']:.2f}, "
+                                        f"{tab.loc[b, 'fraction_hi']:.2f}]")
+        out[f"{rule}_probe_pcc"] = f"{tab.loc[probe, 'pcc']:.3f}"
+        out[f"{rule}_probe_fraction"] = f"{tab.loc[probe, 'fraction']:.2f}"
+        out[f"{rule}_oracle_fraction"] = f"{tab.loc['depth_only', 'fraction']:.2f}"
+        gains = list(image.index[image["gain"].astype(bool)])
+        out[f"{rule}_gains"] = ", ".join(gains) if gains else "none"
+        out[f"{rule}_n_gains"] = str(len(gains))
+        out[f"{rule}_top_test"] = image["pcc"].idxmax()
+    return out
+
+
+def _where(targets: ad.AnnData, split: str) -> str:
+    obs = targets.obs[get.split_mask(targets, split)]
+    n_sec, n_pat = obs["section"].nunique(), obs["patient"].nunique()
+    return (f"{len(obs):,} spots of {n_sec} section{'s' if n_sec > 1 else ''} of {n_pat} "
+            f"patient{'s' if n_pat > 1 else ''}")
+
+
+def beyond_readings(tables: dict[str, pd.DataFrame], results: dict[str, list], targets: ad.AnnData,
+                    abl: pd.DataFrame, parts: list, record_table: pd.DataFrame, probe: str) -> dict[str, str]:
+    """The sentences of chapter 15's summary: fine-tuning, the splits, the ablation, larger backbones.
+
+    Parameters
+    ----------
+    tables
+        Gene rule -> variant table, rows ``"fine-tuned CNN"``, ``"+ tta"``, ``"+ context"`` and the probe.
+    results
+        Gene rule -> the fitted variants (:class:`~stlib.models.ModelResult`), ``"+ smoothing"`` among them.
+    targets
+        The run's targets (``obs["split", "section", "patient"]``).
+    abl
+        The low-rank ablation's table (difference columns ``"vs chosen"``), one row ``"full rank ..."``.
+    parts
+        The ablation's fits, the chosen head first (its ``settings`` hold ``rank`` and ``alpha``).
+    record_table
+        The larger backbones' record, difference columns ``"vs recipe"``, a ``"recipe"`` row,
+        ``"better than the recipe"`` and ``seconds``.
+    probe
+        The probe's row.
+
+    Returns
+    -------
+    dict
+        The glued values, in the order the chapter glues them.
+    """
+    out = {}
+    for rule, tab in tables.items():
+        out[f"{rule}_tuned_diff"] = signed_interval(tab, "fine-tuned CNN")
+        up_valid = [m for m in ("+ tta", "+ context") if tab.loc[m, "valid pcc"] > tab.loc[probe, "valid pcc"]]
+        not_test = [m for m in up_valid if not bool(tab.loc[m, "gain"])]
+        out[f"{rule}_valid_only"] = ", ".join(not_test) if not_test else "none"
+        smooth = next(r for r in results[rule] if r.name == "+ smoothing").settings["smoothing"]["weight"]
+        out[f"{rule}_smooth_weight"] = f"{smooth:g}"
+    out["train_where"] = _where(targets, "train")
+    obs = targets.obs
+    shared = set(obs.loc[get.split_mask(targets, "valid"), "patient"]) <= set(obs.loc[get.split_mask(targets, "train"),
+                                                                                       "patient"])
+    out["valid_where"] = _where(targets, "valid") + (", all of them train patients" if shared else "")
+    out["valid_reading"] = (
+        "Valid shares its patients with train, so a variant that fits the train patients better "
+        "looks better there; only the held-out patient tells." if shared else "Valid holds other patients than "
+        "train, yet it chose among the settings: only the test patients, used for no choice, tell.")
+    full = next(n for n in abl.index if n.startswith("full rank"))
+    out["abl_full"] = signed_interval(abl, full, "vs chosen")
+    out["abl_rank"] = str(parts[0].settings["rank"])
+    out["abl_alpha"] = f"{parts[0].settings['alpha']:g}"
+    larger = record_table.drop(index="recipe")
+    better = [m for m in larger.index if bool(larger.loc[m, "better than the recipe"])]
+    worse = [m for m in larger.index if larger.loc[m, "vs recipe hi"] < 0]
+    out["larger_diffs"] = "; ".join(f"{m}: {signed_interval(record_table, m, 'vs recipe')}" for m in larger.index)
+    out["larger_reading"] = ((f"better than the recipe: {', '.join(better)}" if better else
+                              "none is better than the recipe (no interval above zero)")
+                             + (f"; worse: {', '.join(worse)}" if worse else ""))
+    out["larger_seconds"] = (f"{larger['seconds'].min():.0f} to {larger['seconds'].max():.0f} s against "
+                             f"{record_table.loc['recipe', 'seconds']:.0f} s for the recipe")
+    out["abl_full_reading"] = (
+        "the projection onto a few directions of expression is what helps: the same ridge "
+        "without it is worse, with an interval below zero" if abl.loc[full, "vs chosen hi"] < 0 else
+        "the projection alone does not separate from the same ridge at full rank")
+    return out

@@ -24,7 +24,7 @@ from stlib.models import ModelResult
 from stlib.pp import TARGET_SUM
 
 __all__ = ["INTERVAL_COLUMNS", "Scored", "fit_summary", "interval_extras", "interval_table", "mean_scores", "metric_table",
-           "scored_from_files", "scored_from_results", "scores", "seed_spread", "show", "thinned_targets",
+           "scored_from_files", "scored_from_results", "scores", "seed_spread", "show", "thinned_by_space",
            "with_interval"]
 
 
@@ -125,7 +125,7 @@ def scored_from_results(results: Mapping[str, ModelResult] | list[ModelResult]) 
     return out
 
 
-def thinned_targets(targets: ad.AnnData, spaces: tuple[str, ...] = ("target",), *, n_draws: int = 5,
+def thinned_by_space(targets: ad.AnnData, spaces: tuple[str, ...] = ("target",), *, n_draws: int = 5,
                     seed: int = 0) -> dict[str, ceiling.ThinnedTargets]:
     """Thinned copies of every spot's target genes, per scoring space (:mod:`stlib.tl.ceiling`).
 
@@ -172,7 +172,7 @@ def interval_table(
     thinned = dict(thinned or {})
     missing = tuple(s for s in spaces if s not in thinned)
     if missing:
-        thinned.update(thinned_targets(targets, missing, n_draws=n_draws, seed=seed))
+        thinned.update(thinned_by_space(targets, missing, n_draws=n_draws, seed=seed))
     truth = {"target": get.split_arrays(targets, ["X"]), "counts": get.counts_by_split(targets)}
     split_of = targets.obs["split"].to_numpy()
     sections = targets.obs["section"].astype(str).to_numpy()

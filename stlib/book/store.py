@@ -8,7 +8,8 @@ A run writes everything under one results folder::
         targets.h5ad          the target genes: targets in X, raw counts in layers["counts"] (01)
         embeddings.h5ad       spot-level embeddings, no genes: obsm / obsp / uns of chapter 2 (02)
         predictions/<model>.h5ad   one per model (03-06)
-        tables/*.csv          metric tables (08-13)
+        tables/<name>.csv     the chapters' result tables, each named in :data:`TABLES`
+                              (:func:`write_table`, :func:`read_table`)
 
 Embeddings do not depend on the genes: they are stored once per spot and joined to any set of
 targets on load (:func:`load_targets`, :func:`join_embeddings`), so a chapter that selects its
@@ -195,3 +196,97 @@ def read_record(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, dict[str, A
     if table.empty:
         raise DataError(csv, "the stored table has no rows")
     return table, meta
+
+
+#: Every result table a chapter writes (``tables/<name>.csv``): name -> (chapter, what it holds).
+TABLES: dict[str, tuple[str, str]] = {
+    "seeds_mlp": ("05", "the MLP's test scores over training seeds"),
+    "seeds_gnn_paper": ("06", "the GNN's scores over training seeds"),
+    "seeds_gnn_authors": ("06", "the authors' GNN's scores over training seeds"),
+    "all_models": ("08", "every model's metrics per split and aggregation (long)"),
+    "table1": ("08", "Table I: the report's five models, metrics per split"),
+    "intervals": ("08", "bootstrap intervals of the mean PCC of every model"),
+    "table1_intervals": ("08", "Table I's metrics with their bootstrap intervals"),
+    "depth_partial": ("09", "image models' scores with spot depth partialled out"),
+    "ladder": ("10", "every step from the authors' code to the sound protocol"),
+    "ceiling_sections": ("11", "the noise ceiling per section"),
+    "ceiling_splits": ("11", "the noise ceiling per split"),
+    "ceiling_depth": ("11", "the ceiling against sequencing depth"),
+    "per_gene": ("11", "per-gene scores and ceilings"),
+    "reliable_genes": ("11", "genes whose ceiling is reliably above zero"),
+    "per_gene_intervals": ("11", "per-gene intervals of each model"),
+    "resolution_study": ("12", "features and scores at native against common resolution"),
+    "patient_cv": ("12", "leave-one-patient-out scores per fold"),
+    "patient_cv_folds": ("12", "what each fold trained and tested on"),
+    "patient_cv_mean": ("12", "leave-one-patient-out scores, mean over folds"),
+    "field_protocol_folds": ("12", "the HER2ST papers' protocol on our patients, per fold"),
+    "field_comparison": ("12", "our numbers beside the field's published ones"),
+    "verdict": ("13", "each claim of the report and its outcome"),
+    "image_alone": ("14", "the image-only model's scores"),
+    "beyond": ("15", "models beyond the report, every column unrounded"),
+    "beyond_ablation": ("15", "ablation of the models beyond the report"),
+    "beyond_finetune_ablation": ("15", "ablation of the fine-tuned CNN"),
+}
+
+
+def table_path(results_dir: Path, name: str) -> Path:
+    """Where a result table lives: ``<results_dir>/tables/<name>.csv``.
+
+    Parameters
+    ----------
+    results_dir
+        The run's results folder.
+    name
+        A key of :data:`TABLES`.
+
+    Returns
+    -------
+    pathlib.Path
+        The CSV's path (its folder is created).
+    """
+    if name not in TABLES:
+        raise DataError("tables", f"no table named {name!r}; the tables are {sorted(TABLES)}")
+    folder = Path(results_dir) / "tables"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{name}.csv"
+
+
+def write_table(table: pd.DataFrame, results_dir: Path, name: str, *, index: bool = True) -> None:
+    """Write one result table of :data:`TABLES` as CSV.
+
+    Parameters
+    ----------
+    table
+        The table.
+    results_dir
+        The run's results folder.
+    name
+        A key of :data:`TABLES`.
+    index
+        Whether the index is written (as by :meth:`pandas.DataFrame.to_csv`). The file is
+        :func:`table_path`; nothing is returned, so a cell that ends with it prints nothing.
+    """
+    table.to_csv(table_path(results_dir, name), index=index)
+
+
+def read_table(results_dir: Path, name: str, **read_csv: Any) -> pd.DataFrame:
+    """Read one result table of :data:`TABLES`, or say which chapter writes it.
+
+    Parameters
+    ----------
+    results_dir
+        The run's results folder.
+    name
+        A key of :data:`TABLES`.
+    **read_csv
+        Passed to :func:`pandas.read_csv` (``index_col``, ...).
+
+    Returns
+    -------
+    DataFrame
+        The table.
+    """
+    path = table_path(results_dir, name)
+    if not path.is_file():
+        raise DataError(path, f"no table {name!r} yet: chapter {TABLES[name][0]} writes it")
+    return pd.read_csv(path, **read_csv)

@@ -148,7 +148,7 @@ def per_gene_table(targets: ad.AnnData, scored: Mapping[str, Scored], split_ceil
     ``split_ceilings`` is :func:`ceilings` with ``by="split"`` for the run's genes and target;
     models scored in counts are left out (their PCC is in another space). Sorted by ceiling.
     """
-    mask = (targets.obs["split"] == split).to_numpy()
+    mask = get.split_mask(targets, split)
     C = get.counts_by_split(targets)[split]
     Y = get.split_arrays(targets, ["X"])[split]
     genes = list(targets.var_names)
@@ -232,3 +232,22 @@ def intervals_wide(iv: pd.DataFrame, splits: tuple[str, ...] = ("valid", "test")
     return out
 
 
+
+
+def leak_flags(table: pd.DataFrame | pd.Series, column: str = "leaks / bugs") -> list[str]:
+    """The distinct leaks and bugs named in a table's flag column (``"; "``-separated, ``"none"`` skipped).
+
+    Parameters
+    ----------
+    table
+        A table with the flag column (:func:`table_one`), or the column itself.
+    column
+        Its name.
+
+    Returns
+    -------
+    list of str
+        Sorted.
+    """
+    values = table[column] if isinstance(table, pd.DataFrame) else table
+    return sorted({x for v in values.fillna("") for x in str(v).split("; ") if x and x != "none"})

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from stlib._compat import FLOAT, FLOATX
+from stlib._compat import FLOAT
 
 
 Preprocess = Callable[[np.ndarray], Any]
@@ -28,7 +28,23 @@ IMAGENET_WEIGHTS_FILES: dict[str, str] = {
 
 def weights_file(backbone: str, weights: str | None) -> Path | None:
     """The weights file a backbone loads: the Keras ImageNet cache file, a given path, or
-    ``None`` for random initialisation (``weights`` ``None`` or ``"none"``)."""
+    ``None`` for random initialisation (``weights`` ``None`` or ``"none"``).
+
+    Parameters
+    ----------
+    backbone
+        Backbone name (:data:`BACKBONES`); used only with ``weights="imagenet"`` (an unknown one
+        is then a ``ValueError``).
+    weights
+        ``"imagenet"``, a path to a weights file (``~`` expanded), or ``None`` / ``"none"``.
+
+    Returns
+    -------
+    Path or None
+        For ImageNet weights ``$KERAS_HOME/models/<file>`` (default ``~/.keras/models/``; the file
+        names are :data:`IMAGENET_WEIGHTS_FILES`), else the given path, or ``None``. The file need
+        not exist.
+    """
     if weights is None or str(weights).lower() == "none":
         return None
     if weights == "imagenet":

@@ -65,6 +65,32 @@ def feature_cache_key(
     size, the window cut from the image (pixels, when it differs from the
     input size and is resampled) and the rounded spot centres (their order
     matters: row ``i`` of the cached matrix belongs to centre ``i``).
+
+    Parameters
+    ----------
+    image_sha256
+        Hex sha256 of the image file (case-insensitive).
+    backbone
+        Backbone name (a built-in one, or ``custom:<model name>``).
+    weights
+        Weights label: ``"imagenet"``, ``"none"``, ``"file:<sha256 prefix>"`` of a weights file, or
+        ``"sha:<hash>"`` of a custom model's weights and preprocessing.
+    size
+        The network's input side in pixels.
+    centers_xy
+        ``(n, 2)`` spot centres ``(x, y)`` in full-resolution pixels, rounded to the nearest pixel
+        (``.5`` up) before hashing.
+    window
+        Side in pixels of the window cut from the image; part of the key only when it differs
+        from ``size``.
+    views
+        :func:`views_label` of the options (test-time augmentation, scales, stain); ``""`` for the
+        plain features.
+
+    Returns
+    -------
+    str
+        64 hex digits (sha256); the cache layout version is hashed too.
     """
     c = _round_centers(centers_xy, "centres")
     h = hashlib.sha256()

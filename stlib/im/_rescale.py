@@ -49,6 +49,20 @@ def restore_background(image: np.ndarray) -> tuple[np.ndarray, int]:
 
     Returns the new image and the number of pixels painted. Black inside the tissue (not
     connected to the border) is left alone.
+
+    Parameters
+    ----------
+    image
+        ``(H, W, 3)`` uint8 RGB image, rows first.
+
+    Returns
+    -------
+    image
+        The painted copy (``image`` itself when nothing is painted).
+    n_painted
+        Pixels painted white: the black background (every channel at most
+        :data:`PAINTED_BLACK_MAX`) connected to the border, and the dark fringe (every channel at
+        most :data:`EDGE_MAX`) within :data:`EDGE_PX` pixels of it.
     """
     from scipy import ndimage as ndi
 

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from stlib.errors import DataError
 from stlib.im._backbones import BACKBONES, Preprocess
 from stlib.im._features import _backbone_identity, _check_size, section_features
 from stlib.im._views import StainTarget, views_label
@@ -239,20 +238,36 @@ def spot_windows(
     resampled to ``size``; ``None``: ``size`` pixels), decoding one image at a time. For a
     network trained on the pixels themselves (:func:`stlib.models.finetune.finetune_cnn`); at
     150 kB per spot they are kept in memory.
+
+    Parameters
+    ----------
+    adata
+        Spots of one or many sections, read by :mod:`stlib.io` (``obs[library_key]``,
+        ``obsm[spatial_key]`` in full-resolution pixels, ``uns["spatial"][section]["metadata"]``
+        with ``image_path``, and ``um_per_px`` when ``window_um`` is given).
+    window_um
+        A physical window (um), cut at each section's own resolution (:func:`section_um_per_px`)
+        and resampled to ``size``; ``None``: ``size`` pixels of every image.
+    size
+        Side of the returned windows in pixels.
+    library_key, spatial_key
+        ``obs`` column of sections, ``obsm`` key of the coordinates.
+    progress
+        Show a tqdm bar over the sections.
+
+    Returns
+    -------
+    ndarray
+        ``(n_obs, size, size, 3)`` uint8, row ``i`` for spot ``i``; the part of a window outside
+        the image is white.
     """
-    from stlib.im._windows import extract_windows, resample_windows, window_px
-    from stlib.io.images import read_image
+    from stlib.im._windows import cut_section_windows
 
     out = np.zeros((adata.n_obs, size, size, 3), dtype=np.uint8)
-    coords = np.asarray(adata.obsm[spatial_key], dtype=np.float64)
     sections = _section_inputs_geo(adata, library_key, spatial_key)
     bar = _tqdm(len(sections), "spot windows") if progress else None
     for sec, idx, path, _sha, _ in sections:
-        win = size if window_um is None else window_px(window_um, section_um_per_px(adata, sec), where=str(path))
-        image = read_image(path)
-        w, _ = extract_windows(image, coords[idx], win, where=str(path))
-        del image
-        out[idx] = resample_windows(w, size)
+        out[idx] = cut_section_windows(adata, sec, idx, path, window_um=window_um, size=size, spatial_key=spatial_key)
         if bar is not None:
             bar.update(1)
     if bar is not None:

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from anndata import AnnData
 
+from stlib import get
 from stlib.errors import DataError
 
 __all__ = ["StainTarget", "dihedral", "fit_stain_target", "lab_stats", "reinhard", "tta_features", "views_label"]
@@ -39,7 +40,20 @@ _STRIDE = 4
 
 def dihedral(windows: np.ndarray, k: int) -> np.ndarray:
     """Transform ``k`` (0-7) of the dihedral group of the square on ``(n, s, s, c)`` windows:
-    ``k % 4`` quarter turns, mirrored first when ``k >= 4``; ``k = 0`` is the identity."""
+    ``k % 4`` quarter turns, mirrored first when ``k >= 4``; ``k = 0`` is the identity.
+
+    Parameters
+    ----------
+    windows
+        ``(n, s, s, c)`` square windows.
+    k
+        The transform, 0-7 (else a ``ValueError``); the mirror flips the columns (left-right).
+
+    Returns
+    -------
+    ndarray
+        The transformed windows: same shape and dtype, C-contiguous.
+    """
     if not 0 <= int(k) < 8:
         raise ValueError(f"k must be in 0..7, got {k}")
     w = windows[:, :, ::-1] if k >= 4 else windows
@@ -51,7 +65,24 @@ def tta_features(windows: np.ndarray, model: Any, preprocess: Any, batch_size: i
     """Mean features of the 8 dihedral transforms of each window (:func:`embed_windows` on each,
     summed in float64 in the order ``k = 0..7``): the same for a window and any of its transforms
     up to float rounding. ``identity``: the features of the windows as they are (``k = 0``), when
-    already computed (the plain features of the same windows, from the cache)."""
+    already computed (the plain features of the same windows, from the cache).
+
+    Parameters
+    ----------
+    windows
+        ``(n, s, s, 3)`` uint8 windows.
+    model, preprocess
+        The backbone and its preprocessing (:func:`get_backbone`).
+    batch_size
+        Windows per forward pass.
+    identity
+        ``(n, d)`` features of the untransformed windows, or ``None`` to compute them.
+
+    Returns
+    -------
+    ndarray
+        ``(n, d)`` float32, the mean features of the 8 transforms.
+    """
     from stlib.im._backbones import embed_windows
 
     if identity is not None and identity.shape[0] != windows.shape[0]:
@@ -69,6 +100,19 @@ class StainTarget:
 
     ``sections`` are the sections it was fitted on (the train sections), ``n_pixels`` the tissue
     pixels that entered it.
+
+    Parameters
+    ----------
+    mean
+        Lab mean ``(L, a, b)`` of the tissue pixels.
+    std
+        Lab standard deviation ``(L, a, b)`` of the tissue pixels.
+    sections
+        The sections it was fitted on.
+    n_pixels
+        The number of tissue pixels it was fitted on.
+    method
+        The normalisation, ``"reinhard"``; part of :meth:`label`.
     """
 
     mean: tuple[float, float, float]
@@ -78,11 +122,25 @@ class StainTarget:
     method: str = "reinhard"
 
     def label(self) -> str:
-        """Short stable id for cache keys (the rounded statistics and the method)."""
+        """Short stable id for cache keys (the rounded statistics and the method).
+
+        Returns
+        -------
+        str
+            ``"<method>:<12 hex digits>"``, a sha256 prefix of the means and standard deviations
+            rounded to 4 decimals (``sections`` and ``n_pixels`` do not enter it).
+        """
         vals = [round(float(v), 4) for v in (*self.mean, *self.std)]
         return f"{self.method}:" + hashlib.sha256(json.dumps(vals).encode()).hexdigest()[:12]
 
     def as_dict(self) -> dict[str, Any]:
+        """The fields as a JSON-ready dict (tuples as lists), e.g. ``uns["cnn_features"]["stain"]``.
+
+        Returns
+        -------
+        dict
+            ``mean``, ``std``, ``sections``, ``n_pixels`` and ``method``.
+        """
         d = asdict(self)
         d["mean"], d["std"], d["sections"] = list(self.mean), list(self.std), list(self.sections)
         return d
@@ -99,6 +157,20 @@ def lab_stats(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
 
     A pixel is tissue when its lightness is below :data:`TISSUE_MAX_L`; every 4th pixel per axis
     is used. Raises :class:`DataError` when there is no tissue at all.
+
+    Parameters
+    ----------
+    windows
+        ``(n, s, s, 3)`` uint8 RGB windows.
+
+    Returns
+    -------
+    mean
+        ``(3,)`` Lab mean of the tissue pixels.
+    std
+        ``(3,)`` Lab standard deviation of the tissue pixels (``ddof=0``).
+    n_pixels
+        The number of tissue pixels used; fewer than 100 is a :class:`DataError`.
     """
     w = np.asarray(windows)[:, ::_STRIDE, ::_STRIDE]
     lab = _lab(w).reshape(-1, 3)
@@ -117,6 +189,23 @@ def reinhard(windows: np.ndarray, target: StainTarget, source: tuple[np.ndarray,
     ``None``). Every tissue pixel goes through the same map, so the section's colours keep their
     order; background pixels (Lab L >= :data:`TISSUE_MAX_L`) are left as they are, as
     HistomicsTK's ``reinhard(mask_out=...)`` does.
+
+    Parameters
+    ----------
+    windows
+        ``(n, s, s, 3)`` uint8 RGB windows of one section.
+    target
+        The colour to map to (:func:`fit_stain_target`).
+    source
+        The section's Lab ``(mean, std)``; ``None``: :func:`lab_stats` of ``windows``.
+    chunk
+        Windows converted at a time (bounds the memory).
+
+    Returns
+    -------
+    ndarray
+        uint8 RGB windows of the same shape: tissue pixels mapped (out-of-gamut colours clipped),
+        background pixels unchanged.
     """
     from skimage.color import lab2rgb
 
@@ -157,19 +246,41 @@ def fit_stain_target(
     ``fit_on`` is a split name (default ``"train"``: the valid and test sections never enter the
     target) or a list of sections. Each section's image is decoded once, in turn. The target is
     the mean and standard deviation of the pooled tissue pixels.
+
+    Parameters
+    ----------
+    adata
+        Spots read by :mod:`stlib.io` (``obs[library_key]``, ``obsm[spatial_key]``,
+        ``uns["spatial"][section]["metadata"]["image_path"]``, and ``um_per_px`` with
+        ``window_um``).
+    fit_on
+        A split name (a value of ``obs[split_key]``) or a list of section ids.
+    window_um
+        A physical window (um), cut at each section's resolution and resampled to ``size``, as in
+        :func:`cnn_features`; ``None``: ``size`` pixels.
+    size
+        The network's input side in pixels: the statistics are of the resampled windows.
+    split_key
+        ``obs`` column of splits (when ``fit_on`` is a split name).
+    library_key, spatial_key
+        ``obs`` column of sections, ``obsm`` key of the coordinates.
+
+    Returns
+    -------
+    StainTarget
+        The Lab mean and standard deviation of the pooled tissue pixels (Lab L below
+        :data:`TISSUE_MAX_L`, every 4th pixel per axis), the sections used and the pixel count.
     """
-    from stlib.im._windows import _section_inputs_geo, extract_windows, resample_windows, section_um_per_px, window_px
-    from stlib.io.images import read_image
+    from stlib.im._windows import _section_inputs_geo, cut_section_windows
 
     if isinstance(fit_on, str):
         if split_key not in adata.obs:
             raise DataError("adata", f"no obs[{split_key!r}] to find the {fit_on!r} sections")
-        chosen = set(adata.obs.loc[adata.obs[split_key].astype(str) == fit_on, library_key].astype(str))
+        chosen = set(adata.obs.loc[get.split_mask(adata, fit_on, split_key), library_key].astype(str))
     else:
         chosen = {str(s) for s in fit_on}
     if not chosen:
         raise DataError("adata", f"no sections to fit the stain target on (fit_on={fit_on!r})")
-    coords = np.asarray(adata.obsm[spatial_key], dtype=np.float64)
     sums = np.zeros(3)
     sq = np.zeros(3)
     n = 0
@@ -177,11 +288,8 @@ def fit_stain_target(
     for sec, idx, path, _sha, _ in _section_inputs_geo(adata, library_key, spatial_key):
         if sec not in chosen:
             continue
-        win = size if window_um is None else window_px(window_um, section_um_per_px(adata, sec), where=str(path))
-        image = read_image(path)
-        windows, _ = extract_windows(image, coords[idx], win, where=str(path))
-        del image
-        windows = resample_windows(windows, size)  # the pixels the network sees, as in section_features
+        # the pixels the network sees, as in section_features
+        windows = cut_section_windows(adata, sec, idx, path, window_um=window_um, size=size, spatial_key=spatial_key)
         lab = _lab(windows[:, ::_STRIDE, ::_STRIDE]).reshape(-1, 3)
         lab = lab[lab[:, 0] < TISSUE_MAX_L]
         sums += lab.sum(axis=0)
@@ -207,7 +315,23 @@ def check_scales(scales: Sequence[float]) -> tuple[float, ...]:
 
 
 def views_label(tta: bool, scales: Sequence[float], stain: StainTarget | None) -> str:
-    """The part of the feature-cache key the options add (empty for the plain features)."""
+    """The part of the feature-cache key the options add (empty for the plain features).
+
+    Parameters
+    ----------
+    tta
+        Test-time augmentation (adds ``"tta8"``).
+    scales
+        Window widths (distinct positive numbers, else a ``ValueError``); any but ``(1,)`` add
+        ``"scales"`` and the widths in their order.
+    stain
+        A stain target (adds its :meth:`StainTarget.label`), or ``None``.
+
+    Returns
+    -------
+    str
+        The parts joined by ``"|"``, e.g. ``"tta8|scales1,2,4"``; ``""`` for the plain features.
+    """
     parts = []
     if tta:
         parts.append("tta8")

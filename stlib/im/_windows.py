@@ -9,6 +9,7 @@ resolutions show the network the same tissue at the same scale.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -111,7 +112,23 @@ REPORT_WINDOW_UM = round(224 * REPORT_UM_PER_PX, 1)
 
 
 def window_px(window_um: float, um_per_px: float, *, where: str = "section") -> int:
-    """Side in full-resolution pixels of a ``window_um`` window at ``um_per_px`` (rounded, >= 8)."""
+    """Side in full-resolution pixels of a ``window_um`` window at ``um_per_px`` (rounded, >= 8).
+
+    Parameters
+    ----------
+    window_um
+        Window side in micrometres.
+    um_per_px
+        The image's resolution, micrometres per full-resolution pixel.
+    where
+        The section or file named in errors.
+
+    Returns
+    -------
+    int
+        ``window_um / um_per_px`` rounded (halves up). A non-positive input, or fewer than 8 px,
+        is a :class:`~stlib.errors.DataError`.
+    """
     for name, v in (("window_um", window_um), ("um_per_px", um_per_px)):
         if v is None or not np.isfinite(v) or v <= 0:
             raise DataError(where, f"{name} must be a positive number, got {v!r}")
@@ -124,7 +141,20 @@ def window_px(window_um: float, um_per_px: float, *, where: str = "section") -> 
 
 def resample_windows(windows: np.ndarray, size: int) -> np.ndarray:
     """Resize ``(n, s, s, 3)`` uint8 windows to ``(n, size, size, 3)`` (PIL bicubic, antialiased
-    when shrinking); returned unchanged when ``s == size``."""
+    when shrinking); returned unchanged when ``s == size``.
+
+    Parameters
+    ----------
+    windows
+        ``(n, s, s, 3)`` uint8 square windows.
+    size
+        Output side in pixels.
+
+    Returns
+    -------
+    ndarray
+        ``(n, size, size, 3)`` uint8 (``windows`` itself, not a copy, when ``s == size``).
+    """
     from PIL import Image
 
     if windows.shape[1] == size:
@@ -135,9 +165,63 @@ def resample_windows(windows: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
+def cut_section_windows(adata: AnnData, section: str, rows: np.ndarray, image_path: Path | str, *,
+                        window_um: float | None, size: int, spatial_key: str = "spatial") -> np.ndarray:
+    """The windows the network sees at some spots of one section: the one windowing loop of :mod:`stlib.im`.
+
+    Reads the section's image, cuts a window of ``window_um`` micrometres (converted to pixels at
+    the section's own resolution, :func:`section_um_per_px`) or of ``size`` pixels centred on
+    each spot, and resamples it to ``size`` pixels.
+
+    Parameters
+    ----------
+    adata
+        Spots with ``obsm[spatial_key]`` in full-resolution pixels.
+    section
+        The section (its resolution, when ``window_um`` is given).
+    rows
+        Integer indices (or a mask) of the spots in ``adata``.
+    image_path
+        The section's H&E image.
+    window_um
+        The window's side in micrometres, or ``None`` for ``size`` pixels of the image.
+    size
+        The side of the returned windows in pixels.
+    spatial_key
+        The ``obsm`` key of the coordinates.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, size, size, 3)`` uint8 windows, white where a window leaves the image.
+    """
+    from stlib.io.images import read_image
+
+    where = str(image_path)
+    win = size if window_um is None else window_px(window_um, section_um_per_px(adata, section), where=where)
+    centers = np.asarray(adata.obsm[spatial_key], dtype=np.float64)[rows]
+    image = read_image(image_path)
+    windows, _ = extract_windows(image, centers, win, where=where)
+    del image
+    return resample_windows(windows, size)
+
+
 def section_um_per_px(adata: AnnData, section: str) -> float:
     """A section's resolution, ``uns["spatial"][section]["metadata"]["um_per_px"]`` (the readers
-    record it: from the manifest, or estimated from the spot pitch)."""
+    record it: from the manifest, or estimated from the spot pitch).
+
+    Parameters
+    ----------
+    adata
+        Data read by :mod:`stlib.io`.
+    section
+        Section id, a key of ``uns["spatial"]``.
+
+    Returns
+    -------
+    float
+        Micrometres per full-resolution pixel; none recorded is a :class:`~stlib.errors.DataError`.
+    """
     meta = adata.uns.get("spatial", {}).get(section, {}).get("metadata", {})
     v = meta.get("um_per_px")
     if v is None:

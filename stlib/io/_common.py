@@ -258,6 +258,18 @@ def check_spots_in_image(xy: np.ndarray, image_shape: tuple[int, int], path: Pat
 
     ``xy`` holds (column, row) full-resolution pixels; ``image_shape`` is (height, width). A
     missing, non-numeric or infinite coordinate is treated as outside the image.
+
+    Parameters
+    ----------
+    xy
+        ``(n, 2)`` spot centres ``(x, y)``; rounded to the nearest pixel (``.5`` up) before the
+        check, as :func:`stlib.im.extract_windows` rounds them.
+    image_shape
+        ``(height, width)`` of the image in pixels.
+    path
+        The file named in the error (e.g. the spot table).
+    ids
+        Spot ids aligned with ``xy``; the error names the first three outside the image.
     """
     h, w = image_shape
     xy = np.asarray(xy, dtype=np.float64)
@@ -300,6 +312,22 @@ def section_geometry(
     A given ``um_per_px`` is checked against that measure (with at least 2 spots): a difference
     beyond :data:`UM_PER_PX_TOLERANCE` (15%) is a :class:`DataError` naming the section and both
     values (a wrong ``um_per_px``, or a ``spot_pitch_um`` of another array).
+
+    Parameters
+    ----------
+    xy
+        ``(n, 2)`` spot centres in full-resolution pixels.
+    um_per_px
+        Declared resolution in micrometres per pixel, or ``None`` to estimate it from the pitch
+        (then at least 2 spots are needed).
+    spot_diameter_um
+        Spot diameter in um (default: legacy ST, 100).
+    spot_pitch_um
+        Centre-to-centre distance of neighbouring spots in um (default: legacy ST, 200).
+    where
+        The file or section named in errors.
+    section
+        Section id named in the error of a declared ``um_per_px`` that disagrees with the pitch.
 
     Returns
     -------

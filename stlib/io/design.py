@@ -233,7 +233,22 @@ def _resolution_problem(parts: dict[str, list[str]], um: dict[str, float], notes
 
 def resolution_table(adata: Any, sections: Sequence[str] | None = None) -> pd.DataFrame:
     """Per section its resolution and where it came from: ``um/px``, ``um/px source`` (declared in the
-    manifest, with the measured value beside it, or measured from the spot pitch) and ``pitch um``."""
+    manifest, with the measured value beside it, or measured from the spot pitch) and ``pitch um``.
+
+    Parameters
+    ----------
+    adata
+        Data read by :mod:`stlib.io` (``uns["spatial"][section]["metadata"]``).
+    sections
+        Sections to list; default every section of ``uns["spatial"]``. A section without a recorded
+        ``um_per_px`` is left out.
+
+    Returns
+    -------
+    DataFrame
+        Indexed by section, columns ``um/px`` (rounded to 3 decimals), ``um/px source`` and
+        ``pitch um``; empty (no columns) when no section records a resolution.
+    """
     rows = {}
     for sec, v in adata.uns.get("spatial", {}).items():
         if sections is not None and sec not in sections:

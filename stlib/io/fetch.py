@@ -208,7 +208,7 @@ def _progress(items: Sequence[str], show: bool, desc: str):
     return tqdm(items, desc=desc, disable=not show, leave=False)
 
 
-def _blob(ds: Dataset, relpath: str) -> str | None:
+def _blob(ds: Manifest, relpath: str) -> str | None:
     return (getattr(ds, "git_blobs", None) or {}).get(relpath)
 
 

@@ -422,7 +422,20 @@ def write_he2020_split(path: PathLikeStr, seed: int = 0) -> pd.DataFrame:
     """Write to ``path`` a fresh seeded patient-level split of the 23 real patients (``patient,
     subtype, split``; :func:`stlib.io.splits.stratified_patient_split` with the paper's sizes) and
     return it. It is *not* the committed ``data/splits/he2020.tsv`` (the authors' split): point a
-    manifest's ``split:`` at it to use it."""
+    manifest's ``split:`` at it to use it.
+
+    Parameters
+    ----------
+    path
+        The TSV file to write (overwritten); its parent folders are created.
+    seed
+        Seed of the draw (:func:`~stlib.io.stratified_patient_split`).
+
+    Returns
+    -------
+    DataFrame
+        The split as written: one row per patient, columns ``patient, subtype, split``.
+    """
     meta = pd.DataFrame({"patient": list(HE2020_PATIENTS), "subtype": list(HE2020_PATIENTS.values())})
     split = stratified_patient_split(meta, seed=seed, n=PAPER_SPLIT_SIZES)
     Path(path).parent.mkdir(parents=True, exist_ok=True)

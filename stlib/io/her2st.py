@@ -57,10 +57,16 @@ def parse_motivation(path: PathLikeStr) -> pd.DataFrame:
     runs from the third field up to the next field that starts with ``Marker genes``, or up to
     the next empty field, or to the end of the line.
 
+    Parameters
+    ----------
+    path
+        The ``motivation.csv`` file (may be gzipped).
+
     Returns
     -------
-    DataFrame with columns ``patient``, ``cluster`` (int), ``annotated_as``, ``tumor``
-    (boolean with ``<NA>`` for ``unknown``).
+    DataFrame
+        Columns ``patient``, ``cluster`` (int), ``annotated_as``, ``tumor``
+        (boolean with ``<NA>`` for ``unknown``).
     """
     text = read_text(path)
     lines = [ln for ln in text.split("\n") if ln.strip()]
@@ -193,6 +199,10 @@ def read_her2st_section(
         Data-set root (the folder holding ``data/`` and ``res/``).
     section
         Section id, e.g. ``"C2"``; the patient is its first letter.
+    patient
+        Patient id for ``obs["patient"]``; default the section's first letter.
+    subtype
+        Subtype for ``obs["subtype"]``.
     image_sha256
         Known checksum of the image, recorded in ``uns["spatial"][section]["metadata"]``.
     geometry
@@ -287,6 +297,25 @@ def read_her2st(
     """Read several HER2ST sections and concatenate them (gene union, zero-filled).
 
     ``verify_images`` computes each image's sha256 when none is given.
+
+    Parameters
+    ----------
+    root
+        Data-set root (the folder holding ``data/`` and ``res/``).
+    sections
+        Section ids, e.g. ``["A1", "B1"]``, each read by :func:`read_her2st_section` with its
+        defaults (patient: the first letter; subtype ``"HER2+"``; legacy ST geometry).
+    verify_images
+        Compute the sha256 of every image without one in ``image_sha256`` (reads each image file).
+    image_sha256
+        Section -> known image sha256, recorded in ``uns["spatial"][section]["metadata"]``.
+
+    Returns
+    -------
+    AnnData
+        The sections concatenated: the contents of :func:`read_her2st_section`, with
+        ``obs["section", "patient", "subtype"]`` categorical and ``varm["in_section"]`` (genes x
+        sections, boolean: which genes each section's count file holds).
     """
     root = Path(root)
     out = []

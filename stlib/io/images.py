@@ -224,6 +224,20 @@ def add_hires_image(adata: ad.AnnData, section: str, max_size: int = 2000) -> fl
     ~10,000 px image costs a fraction of its full decode. Sets
     ``scalefactors["tissue_hires_scalef"]`` (hires pixels per full-resolution pixel), the
     squidpy convention; returns it.
+
+    Parameters
+    ----------
+    adata
+        Data read by :mod:`stlib.io`; ``uns["spatial"][section]`` is modified in place.
+    section
+        Section id, a key of ``uns["spatial"]``; its image is ``metadata["image_path"]``.
+    max_size
+        Longest side of the copy in pixels; a smaller image is not enlarged.
+
+    Returns
+    -------
+    float
+        ``tissue_hires_scalef`` (1.0 when the image is not reduced).
     """
     meta = adata.uns["spatial"][section]
     path = meta["metadata"]["image_path"]

@@ -50,6 +50,22 @@ def tissue_mask(image: np.ndarray, *, where: str = "image") -> tuple[np.ndarray,
     both the top and the right edge is the app's annotation thumbnail and is removed; components
     smaller than :data:`MIN_COMPONENT` of the image are removed; holes are filled. Returns the mask
     and what was removed (``inset_bbox`` as ``[x0, y0, x1, y1]`` or ``None``, ``n_specks``).
+
+    Parameters
+    ----------
+    image
+        ``(H, W, 3)`` uint8 RGB image, rows first.
+    where
+        The image named in errors.
+
+    Returns
+    -------
+    mask
+        ``(H, W)`` boolean, True on tissue.
+    info
+        ``inset_bbox`` (the removed thumbnail: a component touching the top and right edges and
+        smaller than a quarter of the image), ``n_specks`` (components removed as specks) and
+        ``tissue_fraction`` (the share of the image that is tissue).
     """
     from scipy import ndimage as ndi
 

@@ -35,29 +35,114 @@ ENV_MIRROR, ENV_DATA_DIR = fetch.ENV_MIRROR, fetch.ENV_DATA_DIR
 
 
 def available_datasets() -> list[str]:
-    """Names of the registered data sets."""
+    """Names of the registered data sets.
+
+    Returns
+    -------
+    list of str
+        The stems of ``data/datasets/*.yaml``, sorted; each is accepted by :func:`load_dataset`.
+    """
     return sorted(p.stem for p in (project_data_dir() / "datasets").glob("*.yaml"))
 
 
 class Dataset(Manifest):
     """A registered data set: its manifest (:class:`~stlib.io._manifest.Manifest`), and what can be done
-    with it (fetch, split, read)."""
+    with it (fetch, split, read).
+
+    Built by :func:`load_dataset` from a manifest file.
+
+    Parameters
+    ----------
+    name
+        The data set's name; also the folder of its download cache.
+    reader
+        The reader of its folder layout: ``"her2st"``, ``"he2020"``, ``"spots"`` or ``"visium"``.
+    origin
+        Where the files come from: a URL (a file is ``<origin>/<path>``), or ``local``, ``.`` or a
+        folder (relative to the manifest) whose files are used in place.
+    sections
+        Section -> its metadata (``patient``, ``subtype``, ...); empty when the sections are
+        discovered at read time (``sections_from``).
+    files
+        Path relative to the data-set root -> its sha256, or ``None`` when unknown.
+    split_file
+        The split file, or ``None``.
+    mirror_subdir
+        The data set's folder under ``$STLIB_DATA_MIRROR``.
+    manifest_path
+        The manifest file (named in errors; a local origin is relative to its folder).
+    split_policy
+        Split rules, e.g. ``{"allow_train_valid_patient_overlap": True}``.
+    extra
+        The manifest's other keys (e.g. ``geometry``, ``images_note``, ``section_files``).
+    archive
+        ``{url, fname, sha256, marker}`` of a data set fetched as one zip archive, or ``None``.
+    patients
+        Patient -> its metadata (``subtype``), checked against the sections found at read time.
+    sections_from
+        The file the sections are discovered from at read time (e.g. ``metadata.csv``), or ``None``.
+    git_blobs
+        Path -> git blob id, verifying a file whose sha256 is not known.
+    """
 
     # -- files -------------------------------------------------------------------------------
     def mirror_root(self) -> Path | None:
-        """The mirror folder of this data set, if ``$STLIB_DATA_MIRROR`` is set (:mod:`stlib.io.fetch`)."""
+        """The mirror folder of this data set, if ``$STLIB_DATA_MIRROR`` is set (:mod:`stlib.io.fetch`).
+
+        Returns
+        -------
+        Path or None
+            ``$STLIB_DATA_MIRROR/<mirror_subdir>`` (whether or not it exists), or ``None`` when the
+            variable is not set.
+        """
         return fetch.mirror_root(self)
 
     def cache_root(self) -> Path:
-        """Download cache of this data set (:mod:`stlib.io.fetch`)."""
+        """Download cache of this data set (:mod:`stlib.io.fetch`).
+
+        Returns
+        -------
+        Path
+            ``$STLIB_DATA_DIR/<name>``, or ``<name>`` in pooch's user cache folder for ``stlib``
+            when the variable is not set; not created here.
+        """
         return fetch.cache_root(self)
 
     def fetch(self, *, progress: bool = True, files: Sequence[str] | None = None) -> Path:
-        """Make the files available locally, verified; the data-set root (:func:`stlib.io.fetch.fetch`)."""
+        """Make the files available locally, verified; the data-set root (:func:`stlib.io.fetch.fetch`).
+
+        Parameters
+        ----------
+        progress
+            Show progress bars while verifying and downloading.
+        files
+            Manifest paths to fetch (e.g. ``files_for(sections)``); default every file. Ignored for
+            a data set fetched as one archive.
+
+        Returns
+        -------
+        Path
+            The data-set root: the local origin's folder, the mirror folder (when it holds every
+            file wanted) or the download cache (mirror files linked into it). A checksum mismatch
+            is a :class:`~stlib.errors.ChecksumError`.
+        """
         return fetch.fetch(self, progress=progress, files=files)
 
     def discover_sections(self, root: Path) -> dict[str, dict[str, Any]]:
-        """Fill :attr:`sections` from the fetched files (``sections_from``), checked against ``patients``."""
+        """Fill :attr:`sections` from the fetched files (``sections_from``), checked against ``patients``.
+
+        Parameters
+        ----------
+        root
+            The fetched data-set root (:meth:`fetch`).
+
+        Returns
+        -------
+        dict
+            Section -> its metadata (for ``he2020``: ``patient``, ``subtype``, ``replicate``), also
+            stored as :attr:`sections`. A reader that cannot discover sections, a patient not in
+            ``patients`` or a subtype that disagrees with it is a :class:`~stlib.errors.DataError`.
+        """
         discover = SECTION_DISCOVERY.get(self.reader)
         if discover is None:
             raise DataError(self.manifest_path, f"reader {self.reader!r} cannot discover sections; list them")
@@ -78,7 +163,15 @@ class Dataset(Manifest):
     # -- reading -----------------------------------------------------------------------------
     def split(self) -> pd.DataFrame:
         """The split table, validated: ``section, patient, split`` (patient-level files are
-        expanded to the sections; before sections are known they stay per patient)."""
+        expanded to the sections; before sections are known they stay per patient).
+
+        Returns
+        -------
+        DataFrame
+            :func:`~stlib.io.read_split` of :attr:`split_file`, with the manifest's
+            ``split_policy``; for a data set with ``sections_from``, rows of sections not present
+            are left out with a warning. No split file is a :class:`~stlib.errors.SplitError`.
+        """
         if self.split_file is None:
             raise SplitError(f"{self.manifest_path}: no split file registered")
         return read_split(self.split_file, self, allow_train_valid_overlap=bool(
@@ -89,6 +182,23 @@ class Dataset(Manifest):
 
         Only the files of the requested sections are fetched. ``obs["split"]`` is added from
         the split file when there is one.
+
+        Parameters
+        ----------
+        sections
+            Section ids to read; default every section. A data set whose sections are discovered
+            at read time (``sections_from``) is fetched whole first. An unknown id is a
+            :class:`~stlib.errors.SplitError`.
+        progress
+            Show progress bars while fetching and verifying.
+
+        Returns
+        -------
+        AnnData
+            What the data set's reader returns (raw counts in ``X``, ``obs``, ``obsm["spatial"]``,
+            ``uns["spatial"]``, ``uns["load_report"]``), plus ``obs["split"]`` (categorical
+            train / valid / test; missing for a section the split does not list) and
+            ``uns["dataset"] = {"name", "origin", "manifest"}``.
         """
         root: Path | None = None
         if not self.sections and self.sections_from:
@@ -115,7 +225,22 @@ class Dataset(Manifest):
 
 
 def load_dataset(name_or_path: str | PathLikeStr) -> Dataset:
-    """Parse a manifest, by registered name (``"her2st-demo"``) or by path."""
+    """Parse a manifest, by registered name (``"her2st-demo"``) or by path.
+
+    Parameters
+    ----------
+    name_or_path
+        A registered name (no file suffix: ``data/datasets/<name>.yaml``) or the path of a
+        manifest file (with its suffix, e.g. ``my_data.yaml``).
+
+    Returns
+    -------
+    Dataset
+        The parsed manifest; its split file is relative to ``data/`` for a registered manifest,
+        else to the manifest's folder. A missing file, malformed YAML, a missing key (``name``,
+        ``reader``, ``origin``, ``sections``, ``files``), an unknown reader, or neither sections
+        nor ``sections_from`` is a :class:`~stlib.errors.DataError`.
+    """
     p = Path(name_or_path)
     if not p.suffix:
         p = project_data_dir() / "datasets" / f"{name_or_path}.yaml"

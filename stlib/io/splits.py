@@ -51,6 +51,26 @@ def read_split(
     holding some of He et al. 2020): when every section present is in the split, split rows of
     sections not present, of patients the manifest knows, are left out with a :class:`~stlib.errors.DataWarning` saying which sections are present
     and which are missing; the rest is checked as usual.
+
+    Parameters
+    ----------
+    path
+        The split file (TSV, UTF-8; a byte-order mark is ignored).
+    dataset
+        The manifest (e.g. a :class:`~stlib.io.Dataset`) the split is checked against and a
+        patient-level file expanded with; ``None``: only the file itself is checked.
+    allow_train_valid_overlap
+        Let a patient sit in both train and valid (see above).
+    absent_ok
+        Leave out the rows of sections not present in ``dataset`` (see above).
+
+    Returns
+    -------
+    DataFrame
+        Every value a string. A section-level file: its rows and columns. A patient-level file:
+        one row per section of ``dataset`` (``section, patient, split``, plus ``subtype`` if
+        given), or the file's rows per patient while the sections are not known. Every violation
+        is a :class:`~stlib.errors.SplitError`.
     """
     path = Path(path)
     if not path.is_file():

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stlib._compat import FLOAT, FLOATX, import_tf
+from stlib._compat import FLOAT, import_tf
 from stlib.errors import DataError
 
 
@@ -145,18 +145,3 @@ def label_history(history: pd.DataFrame, **labels: Any) -> pd.DataFrame:
     for i, (k, v) in enumerate(labels.items()):
         h.insert(i, k, v)
     return h
-
-
-def check_matrix(a: Any, where: str, *, n_rows: int | None = None, n_cols: int | None = None) -> np.ndarray:
-    """Return ``a`` as a finite 2-D float array, or raise :class:`DataError` naming ``where``."""
-    arr = np.asarray(a, dtype=float)
-    if arr.ndim != 2:
-        raise DataError(where, f"expected a 2-D array, got shape {arr.shape}")
-    if n_rows is not None and arr.shape[0] != n_rows:
-        raise DataError(where, f"expected {n_rows} rows, got {arr.shape[0]}")
-    if n_cols is not None and arr.shape[1] != n_cols:
-        raise DataError(where, f"expected {n_cols} columns, got {arr.shape[1]}")
-    bad = int((~np.isfinite(arr)).sum())
-    if bad:
-        raise DataError(where, f"{bad} non-finite values (NaN/inf)")
-    return arr

@@ -48,6 +48,19 @@ def split_network(model: Any, first_trainable: str) -> tuple[Any, Any]:
 
     ``trainable(frozen(x))`` equals ``model(x)``. The cut must be a point every later layer
     depends on only through it (the start of a MobileNetV2 block: ``block_<k>_expand``).
+
+    Parameters
+    ----------
+    model
+        A functional Keras model (e.g. the MobileNetV2 backbone).
+    first_trainable
+        Name of the layer where the trainable part starts; an unknown name or a cut that is not
+        clean raises a :class:`~stlib.errors.DataError`.
+
+    Returns
+    -------
+    tuple
+        ``(frozen, trainable)``: Keras models sharing the layers (and weights) of ``model``.
     """
     _, keras = import_tf()
 
@@ -92,6 +105,21 @@ class FrozenViews:
 
     ``train``: ``(n_views, n_train, *map)`` for the augmented views of the train spots;
     ``eval``: split -> ``(1 or 8, n, *map)`` for the plain (or 8 dihedral) views of every split.
+
+    Parameters
+    ----------
+    train
+        ``(n_views, n_train, *map)`` float16 activations of the augmented train views.
+    eval
+        Split -> ``(1 or 8, n, *map)`` float16 activations of the plain (or 8 dihedral) views.
+    settings
+        How the views were made: ``backbone``, ``weights``, ``first_trainable``, ``n_views``,
+        ``jitter``, ``tta``, ``seed`` and ``seconds``.
+    trainable
+        The trainable part of the network (:func:`split_network`) with its pretrained weights;
+        every fit clones it.
+    initial_weights
+        The pretrained weights of ``trainable``, restored into each clone.
     """
 
     train: np.ndarray
@@ -121,6 +149,34 @@ def prepare_views(
     trainable blocks read them as float32). ``eval_from``: reuse the eval views of another
     :class:`FrozenViews` of the same windows, backbone and cut (for an ablation of the train
     views' augmentation; its ``tta`` is kept).
+
+    Parameters
+    ----------
+    windows
+        Split -> ``(n, 224, 224, 3)`` uint8 spot windows; ``"train"`` and ``"valid"`` required.
+    backbone, weights
+        The network and its weights (:func:`stlib.im.get_backbone`).
+    first_trainable
+        Name of the first layer of the trainable part (:func:`split_network`).
+    n_views
+        Augmented views per train spot (at least 1); view ``v`` is dihedral transform ``v mod 8``.
+    jitter
+        Apply the colour jitter :data:`JITTER` to the train views.
+    tta
+        Eval views: the 8 dihedral transforms (``True``) or the plain window (``False``).
+    batch_size
+        Windows per forward pass of the frozen part.
+    seed
+        Seed set before building the network, and of the colour jitter.
+    eval_from
+        Optional :class:`FrozenViews` whose eval views are reused (same backbone, weights and cut,
+        else a ``ValueError``); then only the train views are computed.
+
+    Returns
+    -------
+    FrozenViews
+        The train and eval activations, the trainable part with its initial weights, and the
+        settings (with ``seconds``: the time taken).
     """
     from stlib.im import get_backbone
     from stlib.models._keras import set_seed
@@ -189,6 +245,12 @@ def finetune_cnn(
     seed
         Seeds the head's weights, the views drawn and the batch order
         (:func:`stlib.models._keras.set_seed`: deterministic TensorFlow ops).
+    genes
+        Gene names, recorded in ``settings["genes"]`` (not checked against the targets).
+    name
+        Name of the returned result.
+    progress
+        Show a progress bar over the epochs (``tqdm``).
 
     Returns
     -------

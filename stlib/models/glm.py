@@ -33,7 +33,7 @@ from sklearn.preprocessing import StandardScaler
 from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationWarning
 
 from stlib.errors import DataError
-from stlib.models._base import ModelResult
+from stlib.models._base import ModelResult, check_features, check_matrix, gene_index
 from stlib._parallel import joblib_backend
 
 FAMILIES: tuple[str, ...] = ("poisson", "nb_alpha1", "nb_apriori")
@@ -59,6 +59,11 @@ def apriori_alpha(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     ``m`` and ``v`` are the mean and the sample variance (``ddof=1``) of each column.
 
+    Parameters
+    ----------
+    counts
+        ``(n_spots, n_genes)`` raw counts (the train spots).
+
     Returns
     -------
     ``(alpha_raw, alpha)``: the raw estimate (NaN for an all-zero gene) and the estimate
@@ -78,6 +83,17 @@ def apriori_alpha_paper(counts: np.ndarray) -> np.ndarray:
     ``m`` mean, ``v`` sample variance (``ddof=1``) of each column, exactly as their
     ``estimate_alpha_from_data`` (linear_nb_models / knn_nb_models notebooks). This is the
     *inverse* of the NB2 dispersion that statsmodels' ``NegativeBinomial(alpha=...)`` expects.
+
+    Parameters
+    ----------
+    counts
+        ``(n_spots, n_genes)`` raw counts (the train spots).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_genes,)`` float64, unclipped; 0 for a gene whose variance does not exceed its mean
+        (an all-zero gene included).
     """
     c = np.asarray(counts, dtype=np.float64)
     m = c.mean(axis=0)
@@ -179,17 +195,11 @@ def fit_glm(
     """
     if family not in FAMILIES:
         raise DataError("family", f"unknown family {family!r}; expected one of {FAMILIES}")
-    if "train" not in X:
-        raise DataError("X", "no 'train' features")
-    y = np.asarray(counts_train)
-    Xtr = np.asarray(X["train"], dtype=np.float64)
-    if y.ndim != 2 or y.shape[0] != Xtr.shape[0]:
-        raise DataError("counts_train", f"shape {y.shape} does not match {Xtr.shape[0]} train spots")
-    if not (np.all(np.isfinite(y)) and np.all(y >= 0) and np.all(y == np.round(y))):
+    X = check_features(X)
+    Xtr = X["train"]
+    y = check_matrix(counts_train, "counts_train", n_rows=Xtr.shape[0])
+    if not (np.all(y >= 0) and np.all(y == np.round(y))):
         raise DataError("counts_train", "counts must be finite non-negative integers (raw counts)")
-    for s, a in X.items():
-        if not np.all(np.isfinite(a)):
-            raise DataError(f"X[{s!r}]", "non-finite feature values")
     if offset is not None:
         missing = [s for s in X if s not in offset]
         if missing:
@@ -197,11 +207,8 @@ def fit_glm(
         for s in X:
             if np.shape(offset[s]) != (np.shape(X[s])[0],):
                 raise DataError(f"offset[{s!r}]", f"shape {np.shape(offset[s])}, expected ({np.shape(X[s])[0]},)")
-    y = y.astype(np.float64)
     n_genes = y.shape[1]
-    index = pd.Index([str(i) for i in range(n_genes)] if genes is None else list(genes), name="gene")
-    if len(index) != n_genes:
-        raise DataError("genes", f"{len(index)} gene names for {n_genes} genes")
+    index = gene_index(genes, n_genes)
 
     if apriori not in APRIORI_RULES:
         raise DataError("apriori", f"unknown a-priori rule {apriori!r}; expected one of {APRIORI_RULES}")

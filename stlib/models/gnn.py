@@ -35,10 +35,10 @@ from sklearn.neighbors import NearestNeighbors
 from sklearn.preprocessing import StandardScaler
 
 from stlib.errors import DataError
-from stlib.models._base import ModelResult
+from stlib.models._base import ModelResult, check_matrix
 from stlib._parallel import map_processes
-from stlib._compat import FLOAT, FLOATX, import_tf
-from stlib.models._keras import check_matrix, label_history, loss_key, predict, set_seed, train
+from stlib._compat import FLOAT, import_tf
+from stlib.models._keras import label_history, loss_key, predict, set_seed, train
 
 PAPER_CONFIG: dict[str, Any] = {"hidden": 32, "lr": 1e-3, "dropout": 0.8, "optimizer": "nadam"}
 """The paper's configuration: Nadam, learning rate 1e-3, dropout 0.8 (Keras rate = fraction dropped), 32 units."""
@@ -55,7 +55,7 @@ _OPTIMIZERS = ("nadam", "adam")
 class SectionGraph:
     """One section as a graph.
 
-    Attributes
+    Parameters
     ----------
     x
         ``(n_i, d)`` node (spot) features.
@@ -177,6 +177,27 @@ def build_gnn(table: np.ndarray, n_genes: int, *, hidden: int = 32, dropout: flo
     The model's input is a dict of :func:`two_hop_index` arrays (indices into ``table``); its
     layers are ``dense1, bn1, drop1`` (layer 1, shared by node and neighbours), ``dense2, bn2,
     drop2`` (layer 2) and ``out``. Loss MSE, metric MAE; weights follow the current seed.
+
+    Parameters
+    ----------
+    table
+        ``(n_nodes, d)`` node features of every split, stored in the model as a constant.
+    n_genes
+        Width of the linear output layer.
+    hidden
+        Units of each of the two graph layers.
+    dropout
+        Dropout rate after each graph layer (fraction dropped).
+    lr
+        Learning rate of the optimizer.
+    optimizer
+        ``"nadam"`` or ``"adam"`` (else a :class:`~stlib.errors.DataError`).
+
+    Returns
+    -------
+    keras.Model
+        The compiled, untrained model; called on a batch of :func:`two_hop_index` arrays it
+        returns ``(batch, n_genes)`` predictions.
     """
     tf, keras = import_tf()
     ops, layers = keras.ops, keras.layers
@@ -248,7 +269,19 @@ def _candidates(grid: Mapping[str, Sequence[Any]] | None) -> list[dict[str, Any]
 
 
 def config_id(config: Mapping[str, Any]) -> str:
-    """Readable id of a configuration, e.g. ``"hidden=32,lr=0.001,dropout=0.8,optimizer=nadam"``."""
+    """Readable id of a configuration, e.g. ``"hidden=32,lr=0.001,dropout=0.8,optimizer=nadam"``.
+
+    Parameters
+    ----------
+    config
+        A configuration with the keys ``hidden``, ``lr``, ``dropout`` and ``optimizer`` (as
+        :data:`PAPER_CONFIG`).
+
+    Returns
+    -------
+    str
+        The id (``lr`` and ``dropout`` formatted with ``:g``), as in ``history["config"]``.
+    """
     return f"hidden={config['hidden']},lr={config['lr']:g},dropout={config['dropout']:g},optimizer={config['optimizer']}"
 
 
@@ -442,6 +475,29 @@ def fit_gnn(
 
     Same parameters and result as :func:`fit_gnn_paper_and_best` (its second result);
     ``grid={}`` fits the paper's configuration only.
+
+    Parameters
+    ----------
+    graphs
+        Split -> list of :class:`SectionGraph`; ``"train"`` and ``"valid"`` need targets.
+    grid
+        Hyper-parameter lists (see :func:`fit_gnn_paper_and_best`); ``None`` -> :data:`DEFAULT_GRID`.
+    epochs, patience, min_delta
+        Epoch limit and early stopping on the valid loss (best weights restored).
+    batch_size
+        Target nodes per batch.
+    seed
+        Seed set before building each configuration's model.
+    genes
+        Gene names (only used to check the number of target columns).
+    name
+        Name of the returned result.
+
+    Returns
+    -------
+    ModelResult
+        The chosen configuration's fit (without grid extension, one worker process, the same
+        epoch limit for every configuration).
     """
     return fit_gnn_paper_and_best(graphs, grid=grid, epochs=epochs, patience=patience, min_delta=min_delta,
                                   batch_size=batch_size, seed=seed, genes=genes, names=(name, name))[1]

@@ -81,9 +81,9 @@ import pandas as pd
 import scipy.sparse as sp
 
 from stlib.errors import DataError
-from stlib.models._base import ModelResult
+from stlib.models._base import ModelResult, check_matrix
 from stlib._compat import FLOAT, FLOATX, import_tf
-from stlib.models._keras import check_matrix, label_history, set_seed
+from stlib.models._keras import label_history, set_seed
 
 MAX_EPOCHS = 100
 """``num_epochs = 100`` in the notebook."""
@@ -100,7 +100,7 @@ BUG = ("valid/test predictions, and the valid loss monitored by early stopping, 
 class SplitGraph:
     """One split (all its sections) as a single graph.
 
-    Attributes
+    Parameters
     ----------
     x
         ``(n, d)`` node features, the split's sections concatenated (e.g. the 32 KNN-pooled image
@@ -187,6 +187,23 @@ def build_gnn_authors(n_genes: int, *, hidden: Sequence[int] = (32, 32), dropout
     for the nodes ``nodes`` of that graph. Layer names follow the notebook: ``preprocess``,
     ``graph_conv1``/``graph_conv2`` (each with ``ffn_prepare`` and ``update_fn``), ``postprocess``,
     ``output``. Weights follow the current seed (see :func:`stlib.models._keras.set_seed`).
+
+    Parameters
+    ----------
+    n_genes
+        Width of the linear output layer.
+    hidden
+        Widths of the ``BatchNormalization -> Dropout -> Dense(gelu)`` blocks of every FFN (each FFN
+        has one block per entry); must be non-empty and positive.
+    dropout
+        Dropout rate of every block (fraction dropped).
+    lr
+        Nadam learning rate.
+
+    Returns
+    -------
+    keras.Model
+        The untrained, uncompiled ``GNNNodeRegressor`` with its Nadam optimizer set.
     """
     tf, keras = import_tf()
     layers = keras.layers

@@ -30,7 +30,7 @@ import pandas as pd
 from anndata import AnnData
 
 from stlib.errors import DataError
-from stlib.models._base import ModelResult
+from stlib.models._base import ModelResult, check_matrix
 
 __all__ = [
     "HEAD_ALPHAS",
@@ -70,6 +70,31 @@ def image_design(
     ``X_cnn_tta``); the KNN pool averages them over each spot's ``n_neighbors`` nearest spots of
     its section (``obsm["spatial"]``), as :func:`stlib.tl.features.knn_pool` does for chapter 2.
     Returns ``(n_obs, 2 * n_comps)`` float64.
+
+    Parameters
+    ----------
+    targets
+        Spots with ``obsm[rep]``, ``obsm["spatial"]``, ``obs[split_key]`` (train spots needed) and
+        ``obs[library_key]``; not modified.
+    rep
+        The ``obsm`` key of the raw per-spot image features.
+    n_comps
+        Components of each of the two PCAs.
+    n_neighbors
+        Spots pooled per spot, the spot itself included (:func:`stlib.tl.features.knn_pool`).
+    seed
+        Seed of the PCAs.
+    split_key
+        The ``obs`` column that holds the split.
+    library_key
+        The ``obs`` column that holds the section (spots are pooled within their section).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_obs, 2 * n_comps)`` float64 design in the order of ``targets``: the PCA of ``rep``,
+        then the PCA of its KNN pool, each column standardised with the train spots' mean and
+        standard deviation (a constant column is only centred).
     """
     from stlib import get
     from stlib.tl import features
@@ -93,13 +118,10 @@ def image_design(
 
 
 def _check(Z: np.ndarray, Y: np.ndarray, masks: Mapping[str, np.ndarray]) -> None:
-    if Z.shape[0] != Y.shape[0]:
-        raise DataError("Z", f"{Z.shape[0]} rows of features for {Y.shape[0]} rows of targets")
+    check_matrix(Y, "Y", n_rows=check_matrix(Z, "Z").shape[0])
     for s in ("train", "valid"):
         if s not in masks or not np.asarray(masks[s]).any():
             raise DataError("masks", f"no {s} spots: the head is fitted on train and chosen on valid")
-    if not (np.all(np.isfinite(Z)) and np.all(np.isfinite(Y))):
-        raise DataError("Z", "non-finite features or targets")
 
 
 def _ridge_fit(Z: np.ndarray, Y: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
@@ -132,6 +154,27 @@ def fit_ridge_head(
 
     ``settings["grid"]`` gives the valid MSE and mean Pearson of every penalty; ``at_edge`` says
     whether the choice is the grid's first or last penalty.
+
+    Parameters
+    ----------
+    Z
+        ``(n_obs, n_features)`` design, e.g. :func:`image_design`.
+    Y
+        ``(n_obs, n_genes)`` targets in the rows of ``Z``; only the train and valid rows are read.
+    masks
+        Split -> ``(n_obs,)`` booleans (:func:`stlib.get.split_masks`); ``"train"`` and ``"valid"``
+        must have spots.
+    alphas
+        Ridge penalties tried, in this order (ties go to the earlier one).
+    name
+        Name of the returned result.
+
+    Returns
+    -------
+    ModelResult
+        ``predictions`` for every split of ``masks`` (rows in the order of ``Z``) and
+        ``settings`` with ``alpha``, ``at_edge``, ``chosen_on`` and ``grid`` (one record per penalty:
+        ``alpha``, ``valid mse``, ``valid pearson``).
     """
     Z, Y = np.asarray(Z, np.float64), np.asarray(Y, np.float64)
     _check(Z, Y, masks)
@@ -168,6 +211,31 @@ def fit_lowrank_head(
     prediction of their scores, mapped back to the genes). ``"rrr"``: reduced-rank ridge, the
     top ``r`` right singular vectors of the ridge's centred fitted train values. A rank at least
     the number of genes (or of features, for ``"rrr"``) is the full ridge.
+
+    Parameters
+    ----------
+    Z
+        ``(n_obs, n_features)`` design, e.g. :func:`image_design`.
+    Y
+        ``(n_obs, n_genes)`` targets in the rows of ``Z``; only the train and valid rows are read.
+    masks
+        Split -> ``(n_obs,)`` booleans; ``"train"`` and ``"valid"`` must have spots.
+    ranks
+        Ranks tried (positive integers; duplicates dropped, tried in increasing order).
+    alphas
+        Ridge penalties tried, in this order.
+    method
+        ``"pca"`` or ``"rrr"`` (else a ``ValueError``).
+    name
+        Name of the returned result; default ``f"lowrank_{method}"``.
+
+    Returns
+    -------
+    ModelResult
+        ``predictions`` for every split of ``masks`` and ``settings`` with ``method``, ``rank`` (the
+        number of directions kept), ``alpha``, ``alpha_at_edge``, ``chosen_on`` and ``grid`` (one
+        record per (penalty, rank): ``valid mse``, ``valid pearson``). Ties keep the first pair
+        tried.
     """
     if method not in ("pca", "rrr"):
         raise ValueError(f"method must be 'pca' or 'rrr', got {method!r}")
@@ -219,6 +287,24 @@ def spatial_smooth(
 
     The spot itself is not among its neighbours; a section with fewer spots uses all its others.
     ``weight = 0`` returns ``P`` unchanged.
+
+    Parameters
+    ----------
+    P
+        ``(n_spots, n_genes)`` predictions.
+    coords
+        ``(n_spots, 2)`` spot coordinates, in the rows of ``P``.
+    sections
+        ``(n_spots,)`` section of each spot; neighbours are taken within a section only.
+    n_neighbors
+        Neighbours averaged per spot (at least 1).
+    weight
+        Weight of the neighbours' mean, in ``[0, 1]``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_spots, n_genes)`` float64 smoothed predictions (a copy; a one-spot section is unchanged).
     """
     from stlib.tl.features import knn_indices
 
@@ -255,6 +341,27 @@ def fit_smoothing(
 
     Returns ``{"n_neighbors", "weight", "grid"}`` (``grid``: one row per pair). Ties keep the
     lighter smoothing (fewer neighbours, smaller weight): no smoothing wins unless it loses.
+
+    Parameters
+    ----------
+    P_valid
+        ``(n_valid, n_genes)`` predictions of the valid spots.
+    Y_valid
+        ``(n_valid, n_genes)`` targets of the valid spots.
+    coords_valid
+        ``(n_valid, 2)`` coordinates of the valid spots.
+    sections_valid
+        ``(n_valid,)`` section of each valid spot.
+    neighbors
+        Numbers of neighbours tried (:func:`spatial_smooth`).
+    weights
+        Weights of the neighbours' mean tried, each in ``[0, 1]``.
+
+    Returns
+    -------
+    dict
+        ``"n_neighbors"`` and ``"weight"`` chosen, and ``"grid"``: a DataFrame with
+        ``n_neighbors``, ``weight``, ``valid pearson`` and ``valid mse`` per pair.
     """
     rows = []
     for k in neighbors:

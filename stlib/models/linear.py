@@ -26,7 +26,8 @@ from sklearn.linear_model import Lasso, LinearRegression, Ridge
 from sklearn.preprocessing import StandardScaler
 
 from stlib.errors import DataError
-from stlib.models._base import ModelResult
+from stlib._leaks import RECORDS
+from stlib.models._base import ModelResult, check_features, check_matrix, gene_index
 
 KINDS: tuple[str, ...] = ("ols", "lasso", "ridge")
 DEFAULT_ALPHAS: dict[str, tuple[float, ...]] = {
@@ -116,11 +117,8 @@ def fit_linear(
     """
     if kind not in KINDS:
         raise DataError("kind", f"unknown kind {kind!r}; expected one of {KINDS}")
-    if "train" not in X:
-        raise DataError("X", "no 'train' features")
-    Ytr = np.asarray(Y_train, dtype=np.float64)
-    if Ytr.ndim != 2 or Ytr.shape[0] != np.shape(X["train"])[0]:
-        raise DataError("Y_train", f"shape {Ytr.shape} does not match {np.shape(X['train'])[0]} train spots")
+    X = check_features(X)
+    Ytr = check_matrix(Y_train, "Y_train", n_rows=X["train"].shape[0])
     grid = (0.0,) if kind == "ols" else tuple(DEFAULT_ALPHAS[kind] if alphas is None else alphas)
     grid = tuple(sorted({float(a) for a in grid}))
     if not grid or grid[0] < 0:
@@ -129,16 +127,9 @@ def fit_linear(
     if select:
         if Y_valid is None or "valid" not in X:
             raise DataError("Y_valid", f"{len(grid)} penalties to choose from need valid features and targets")
-        Yva = np.asarray(Y_valid, dtype=np.float64)
-        if Yva.shape != (np.shape(X["valid"])[0], Ytr.shape[1]):
-            raise DataError("Y_valid", f"shape {Yva.shape}, expected ({np.shape(X['valid'])[0]}, {Ytr.shape[1]})")
-    for what, a in [("Y_train", Ytr)] + [(f"X[{s!r}]", v) for s, v in X.items()]:
-        if not np.all(np.isfinite(a)):
-            raise DataError(what, "non-finite values")
+        Yva = check_matrix(Y_valid, "Y_valid", n_rows=X["valid"].shape[0], n_cols=Ytr.shape[1])
     n_genes = Ytr.shape[1]
-    index = pd.Index([str(i) for i in range(n_genes)] if genes is None else list(genes), name="gene")
-    if len(index) != n_genes:
-        raise DataError("genes", f"{len(index)} gene names for {n_genes} genes")
+    index = gene_index(genes, n_genes)
 
     if scale:
         scaler = StandardScaler().fit(np.asarray(X["train"], dtype=np.float64))
@@ -194,7 +185,7 @@ def fit_linear(
             else "single penalty, fitted on train"
         ),
         "refit": bool(refit),
-        "leaks": ["valid targets in the fit (refit on train + valid): the valid scores are in-sample"] if refit else [],
+        "leaks": [RECORDS["refit"]] if refit else [],
         "n_genes_per_alpha": {f"{a:g}": int((chosen == k).sum()) for k, a in enumerate(grid)},
         "scaler": "StandardScaler fitted on train features only; intercept fitted" if scale else
                   "none: raw features (the authors' code); intercept fitted",
@@ -213,6 +204,18 @@ def grid_edges(result: ModelResult) -> dict[str, int]:
     ``result`` is a fit whose ``settings["alphas"]`` is the grid and ``per_gene["alpha"]`` the
     choice (linear models, the probe). ``constant`` counts genes whose fitted coefficients are
     all zero (Lasso: the prediction is the train mean), where ``per_gene`` says so.
+
+    Parameters
+    ----------
+    result
+        A fit with ``settings["alphas"]`` and ``per_gene["alpha"]`` (and optionally
+        ``per_gene["n_nonzero"]``); without them a :class:`~stlib.errors.DataError`.
+
+    Returns
+    -------
+    dict
+        ``"genes"``, ``"grid size"``, ``"at lowest"``, ``"at highest"``, ``"interior"`` (0 for a
+        one-value grid) and, with ``n_nonzero``, ``"constant"``: numbers of genes.
     """
     grid = np.asarray(result.settings["alphas"], dtype=float)
     if result.per_gene is None or "alpha" not in result.per_gene or grid.size == 0:

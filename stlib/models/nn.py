@@ -18,9 +18,9 @@ import pandas as pd
 from sklearn.preprocessing import StandardScaler
 
 from stlib.errors import DataError
-from stlib.models._base import ModelResult
-from stlib._compat import FLOAT, FLOATX, import_tf
-from stlib.models._keras import check_matrix, label_history, loss_key, predict, set_seed, train
+from stlib.models._base import ModelResult, check_features, check_matrix, gene_index
+from stlib._compat import FLOAT, import_tf
+from stlib.models._keras import label_history, loss_key, predict, set_seed, train
 
 
 PAPER_LR: float = 1e-3
@@ -38,6 +38,24 @@ def build_mlp(n_features: int, n_genes: int, *, hidden: int = 64, dropout: float
     """Build and compile the authors' MLP (two hidden layers; Adam(lr), loss MSE, metric MAE).
 
     Weights follow the current seed.
+
+    Parameters
+    ----------
+    n_features
+        Width of the input.
+    n_genes
+        Width of the linear output layer (one unit per gene).
+    hidden
+        Units of each of the two hidden ReLU layers.
+    dropout
+        Dropout rate after each hidden layer (fraction dropped).
+    lr
+        Adam learning rate.
+
+    Returns
+    -------
+    keras.Sequential
+        The compiled, untrained model.
     """
     _, keras = import_tf()
     layers = keras.layers
@@ -103,20 +121,15 @@ def fit_mlp_per_lr(
         ``X``, ``history`` (tidy ``lr, epoch, loss, val_loss, mae, val_mae``) and ``settings``
         (``lr``, ``best_epoch``, ``best_val_loss``, ``epochs_run``, ``stopped_early``, ``architecture``, ...).
     """
-    for split in ("train", "valid"):
-        if split not in X:
-            raise DataError("fit_mlp", f"X has no {split!r} split (got {sorted(X)})")
+    Xs = check_features(X, need=("train", "valid"))
     if not learning_rates:
         raise DataError("fit_mlp", "learning_rates is empty")
-    Xs = {s: check_matrix(v, f"X[{s!r}]") for s, v in X.items()}
     n_features = Xs["train"].shape[1]
-    for s, v in Xs.items():
-        check_matrix(v, f"X[{s!r}]", n_cols=n_features)
     Ytr = check_matrix(Y_train, "Y_train", n_rows=Xs["train"].shape[0])
     n_genes = Ytr.shape[1]
     Yva = check_matrix(Y_valid, "Y_valid", n_rows=Xs["valid"].shape[0], n_cols=n_genes)
-    if genes is not None and len(genes) != n_genes:
-        raise DataError("fit_mlp", f"{len(genes)} gene names for {n_genes} target columns")
+    if genes is not None:
+        gene_index(genes, n_genes)
 
     if scale:
         scaler = StandardScaler().fit(Xs["train"])
@@ -150,6 +163,21 @@ def choose_lr(fits: dict[float, ModelResult], name: str = "mlp") -> ModelResult:
     Its ``settings`` gain ``learning_rates`` and, per learning rate (lists aligned with it),
     ``best_epoch``, ``best_val_loss``, ``epochs_run`` and ``stopped_early``; ``history``
     holds every learning rate's curve.
+
+    Parameters
+    ----------
+    fits
+        Learning rate -> fit, as :func:`fit_mlp_per_lr` returns them (each with
+        ``settings["best_val_loss"]``, ``best_epoch``, ``epochs_run``, ``stopped_early`` and a
+        ``history``); a non-finite best valid loss ranks last.
+    name
+        Name of the returned result.
+
+    Returns
+    -------
+    ModelResult
+        The chosen fit's ``predictions``, its ``settings`` (``lr`` the chosen rate, plus the lists
+        above and ``lr_rule``) and the ``history`` of every learning rate, concatenated.
     """
     if not fits:
         raise DataError("choose_lr", "no fit to choose from")
@@ -174,5 +202,25 @@ def fit_mlp(
     name: str = "mlp",
     **kwargs: Any,
 ) -> ModelResult:
-    """:func:`fit_mlp_per_lr` then :func:`choose_lr`: the learning rate is chosen on valid."""
+    """:func:`fit_mlp_per_lr` then :func:`choose_lr`: the learning rate is chosen on valid.
+
+    Parameters
+    ----------
+    X
+        Split -> ``(n_spots, n_features)`` features; must hold ``"train"`` and ``"valid"``.
+    Y_train, Y_valid
+        ``(n_spots, n_genes)`` targets of the train and valid spots.
+    learning_rates
+        Adam learning rates tried, one model each.
+    name
+        Name of the returned result.
+    **kwargs
+        The other keyword arguments of :func:`fit_mlp_per_lr` (``epochs``, ``patience``,
+        ``batch_size``, ``dropout``, ``hidden``, ``seed``, ``scale``, ...).
+
+    Returns
+    -------
+    ModelResult
+        The fit of the chosen learning rate, as :func:`choose_lr` returns it.
+    """
     return choose_lr(fit_mlp_per_lr(X, Y_train, Y_valid, learning_rates=learning_rates, name=name, **kwargs), name=name)

@@ -27,7 +27,7 @@ from sklearn.model_selection import GroupKFold
 from sklearn.preprocessing import StandardScaler
 
 from stlib.errors import DataError
-from stlib.models._base import ModelResult
+from stlib.models._base import ModelResult, check_features, check_matrix, gene_index
 
 #: Log-spaced ridge penalties, 10^-1 ... 10^6 every half decade.
 PROBE_ALPHAS: tuple[float, ...] = tuple(float(a) for a in np.logspace(-1, 6, 15))
@@ -59,7 +59,31 @@ def grouped_cv_mse(X: np.ndarray, Y: np.ndarray, groups: np.ndarray, alphas: Seq
                    n_components: int = N_COMPONENTS, seed: int = 0, max_folds: int = MAX_FOLDS) -> np.ndarray:
     """Cross-validated MSE ``(n_alpha, n_genes)``, folds of whole groups (sections; one per fold
     up to ``max_folds`` groups, else ``max_folds`` folds), every step refitted on each fold's
-    training part; the MSE is pooled over all held-out spots."""
+    training part; the MSE is pooled over all held-out spots.
+
+    Parameters
+    ----------
+    X
+        ``(n_spots, n_features)`` features.
+    Y
+        ``(n_spots, n_genes)`` targets.
+    groups
+        ``(n_spots,)`` group (section) of each spot; at least two groups.
+    alphas
+        Ridge penalties, one row of the output each.
+    n_components
+        PCA components (capped by the spots and features of each fold's training part).
+    seed
+        Seed of the PCA.
+    max_folds
+        The most folds (:data:`MAX_FOLDS`).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_alpha, n_genes)`` mean squared error over all spots, each predicted by the fold that
+        held it out.
+    """
     groups = np.asarray(groups)
     n_groups = len(np.unique(groups))
     if n_groups < 2:
@@ -101,21 +125,30 @@ def fit_probe(
     per_gene
         Choose the penalty per gene (default); ``False`` chooses one penalty for all genes
         (lowest mean CV MSE), as HEST's fixed-penalty probe does in spirit.
+    genes
+        Gene names (index of ``per_gene``); default ``"0", "1", ...``.
+    name
+        Name of the returned result.
+    seed
+        Seed of the PCA.
+
+    Returns
+    -------
+    ModelResult
+        ``predictions`` for every split of ``X``; ``per_gene`` with the chosen ``alpha`` and
+        ``cv_mse_<alpha>`` for every penalty; ``settings`` with the grid, the PCA's components and
+        explained variance, and the number of genes per chosen penalty. Ties go to the larger penalty.
     """
-    if "train" not in X:
-        raise DataError("X", "no 'train' features")
-    Xtr = np.asarray(X["train"], dtype=np.float64)
-    Ytr = np.asarray(Y_train, dtype=np.float64)
+    X = check_features(X)
+    Xtr = X["train"]
+    Ytr = check_matrix(Y_train, "Y_train", n_rows=Xtr.shape[0])
     groups = np.asarray(groups_train).astype(str)
-    if Ytr.ndim != 2 or Ytr.shape[0] != Xtr.shape[0] or groups.shape[0] != Xtr.shape[0]:
-        raise DataError("Y_train", f"{Ytr.shape} targets and {groups.shape[0]} groups for {Xtr.shape[0]} train spots")
-    for what, a in [("Y_train", Ytr)] + [(f"X[{s!r}]", v) for s, v in X.items()]:
-        if not np.all(np.isfinite(a)):
-            raise DataError(what, "non-finite values")
+    if groups.shape != (Xtr.shape[0],):
+        raise DataError("groups_train", f"{groups.shape[0]} groups for {Xtr.shape[0]} train spots")
     grid = tuple(sorted(float(a) for a in alphas))
     if not grid or grid[0] <= 0:
         raise DataError("alphas", f"ridge penalties must be > 0, got {grid}")
-    index = pd.Index([str(i) for i in range(Ytr.shape[1])] if genes is None else list(genes), name="gene")
+    index = gene_index(genes, Ytr.shape[1])
 
     cv = grouped_cv_mse(Xtr, Ytr, groups, grid, n_components=n_components, seed=seed)
     if per_gene:  # ties -> the larger penalty (argmin over the reversed grid)

@@ -22,6 +22,18 @@ def reference_models(targets: ad.AnnData) -> list[ModelResult]:
 
     ``depth_only`` regresses each gene's target on ``log(total_counts)`` of the spot (fitted
     on train, no penalty); it measures how much of a metric sequencing depth alone explains.
+
+    Parameters
+    ----------
+    targets
+        Targets in ``X``, with ``obs["split"]`` (train and valid needed) and
+        ``obs["total_counts"]`` (positive: its log is the depth feature).
+
+    Returns
+    -------
+    list of ModelResult
+        ``[train_mean, depth_only]``, each with ``predictions`` for every split that has spots;
+        ``depth_only`` is a :func:`~stlib.models.linear.fit_linear` fit (``kind="ols"``).
     """
     from stlib.models.linear import fit_linear
 

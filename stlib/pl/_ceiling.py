@@ -11,7 +11,21 @@ from matplotlib.figure import Figure
 
 
 def ceiling_by_section(by_section: pd.DataFrame) -> Figure:
-    """Per-gene noise ceilings in each section (ordered by depth), one box per gene rule."""
+    """Per-gene noise ceilings in each section (ordered by depth), one box per gene rule.
+
+    Parameters
+    ----------
+    by_section
+        :func:`stlib.tl.ceiling.ceilings` (``by="section"``) of one or more gene rules stacked with a
+        ``rule`` column: the columns ``rule``, ``section``, ``split``, ``median_total`` and
+        ``ceiling`` are read (NaN ceilings are left out).
+
+    Returns
+    -------
+    Figure
+        One axis: per section (x, by increasing ``median_total``, labelled with its split and
+        median counts per spot) a box of the genes' ceilings for each rule, y from 0 to 1.
+    """
     order = (by_section.drop_duplicates("section").sort_values("median_total")[["section", "split", "median_total"]])
     rules = list(dict.fromkeys(by_section["rule"]))
     fig, ax = plt.subplots(figsize=(9, 3.6), layout="constrained")
@@ -36,7 +50,22 @@ def ceiling_by_section(by_section: pd.DataFrame) -> Figure:
 
 
 def ceiling_vs_depth(depth: pd.DataFrame) -> Figure:
-    """Mean ceiling against median counts per spot, each section thinned to lower depths."""
+    """Mean ceiling against median counts per spot, each section thinned to lower depths.
+
+    Parameters
+    ----------
+    depth
+        :func:`stlib.tl.ceiling.depth_summary` of :func:`stlib.tl.ceiling.ceiling_vs_depth` with a
+        ``rule`` column: ``rule``, ``section``, ``split``, ``fraction``, ``median_total`` and
+        ``mean_ceiling`` are read.
+
+    Returns
+    -------
+    Figure
+        One panel per rule (shared y): per section a line of ``mean_ceiling`` against
+        ``median_total`` (log x), coloured by split, an open square at its sequenced depth
+        (``fraction == 1``), and the shallowest section named.
+    """
     rules = list(dict.fromkeys(depth["rule"]))
     fig, axes = plt.subplots(1, len(rules), figsize=(5 * len(rules), 3.6), layout="constrained", sharey=True,
                              squeeze=False)
@@ -64,7 +93,22 @@ def ceiling_vs_depth(depth: pd.DataFrame) -> Figure:
 
 
 def fraction_of_ceiling(iv: pd.DataFrame, split: str = "test") -> Figure:
-    """Forest plot: each model's fraction of the noise ceiling on ``split`` with its 95% interval."""
+    """Forest plot: each model's fraction of the noise ceiling on ``split`` with its 95% interval.
+
+    Parameters
+    ----------
+    iv
+        Intervals indexed by (``model``, ``split``) with ``pcc``, ``fraction``, ``fraction_lo`` and
+        ``fraction_hi`` (``stlib.book.scoring.interval_table``); rows without a PCC are left out.
+    split
+        The split shown.
+
+    Returns
+    -------
+    Figure
+        One row per model, sorted by fraction: the point and its interval, ``depth_only`` in red
+        and labelled "(oracle)"; lines at 0 and at 1 (the ceiling).
+    """
     sub = iv.xs(split, level="split")
     sub = sub[sub["pcc"].notna()].sort_values("fraction")
     fig, ax = plt.subplots(figsize=(7, 0.28 * len(sub) + 1.2), layout="constrained")
@@ -83,7 +127,24 @@ def fraction_of_ceiling(iv: pd.DataFrame, split: str = "test") -> Figure:
 
 
 def per_gene_vs_ceiling(per_gene: pd.DataFrame, models: Sequence[str], n_labels: int = 8) -> Figure:
-    """Per gene: each model's test PCC against the gene's ceiling (the line y = x is the ceiling)."""
+    """Per gene: each model's test PCC against the gene's ceiling (the line y = x is the ceiling).
+
+    Parameters
+    ----------
+    per_gene
+        One row per gene (index: gene name) with a ``ceiling`` column and one PCC column per model
+        (``stlib.book.tables.per_gene_table``); genes with a NaN in either are left out of a panel.
+    models
+        The model columns to plot, one panel each (two panels a row).
+    n_labels
+        Each panel names its ``n_labels // 2`` genes with the highest PCC (half of ``n_labels``).
+
+    Returns
+    -------
+    Figure
+        One scatter per model (shared axes): ceiling (x, 0 to 1) against PCC (y), with the line
+        y = x and the number of genes in the title.
+    """
     ncol = min(2, len(models))
     nrow = -(-len(models) // ncol)
     fig, axes = plt.subplots(nrow, ncol, figsize=(4.6 * ncol, 3.6 * nrow), layout="constrained", sharey=True,
@@ -113,6 +174,23 @@ def variants_vs_ceiling(tables: dict[str, pd.DataFrame], reference: str = "froze
     ``tables``: rule -> :func:`stlib.book.beyond.variant_table`. Gains over ``reference`` (paired
     interval above zero) are filled, other variants open; the reference is grey, the oracle red,
     and the dotted line marks the reference's fraction.
+
+    Parameters
+    ----------
+    tables
+        Gene rule -> variant table (the first element of ``stlib.book.beyond.variant_table``): one
+        row per variant with ``fraction``, ``fraction_lo``, ``fraction_hi`` and optionally ``gain``;
+        the first table's row order is used for every panel.
+    reference
+        The variant that the gains are measured against (grey, with a dotted line).
+    oracle
+        The variant drawn in red and labelled "(oracle)".
+
+    Returns
+    -------
+    Figure
+        One panel per gene rule (shared y): each variant's fraction of the test ceiling with its
+        95% interval, filled when it is a gain (or the reference or oracle), open otherwise.
     """
     order = list(next(iter(tables.values())).index)
     fig, axes = plt.subplots(1, len(tables), figsize=(2.6 * len(tables) + 1.9, 0.28 * len(order) + 1.2),

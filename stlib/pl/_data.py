@@ -11,11 +11,24 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from stlib import get
 from stlib._utils import dense
 
 
 def qc_overview(adata: ad.AnnData) -> Figure:
-    """Counts per spot and genes per spot, by section (log scale), coloured by split."""
+    """Counts per spot and genes per spot, by section (log scale), coloured by split.
+
+    Parameters
+    ----------
+    adata
+        Spots with raw counts in ``X`` (all genes), ``obs["section"]`` and ``obs["split"]``.
+
+    Returns
+    -------
+    Figure
+        Two panels of one box per section (ordered by split name, then section; coloured by split):
+        total counts per spot and genes detected per spot, log y axes.
+    """
     totals = np.asarray(adata.X.sum(axis=1)).ravel()
     ngenes = np.asarray((adata.X > 0).sum(axis=1)).ravel()
     df = pd.DataFrame({"section": adata.obs["section"].astype(str).to_numpy(), "counts": totals,
@@ -36,8 +49,20 @@ def qc_overview(adata: ad.AnnData) -> Figure:
 
 
 def target_overview(targets: ad.AnnData) -> Figure:
-    """Mean vs variance of the target genes (train spots), and the share of zeros per gene."""
-    tr = (targets.obs["split"] == "train").to_numpy()
+    """Mean vs variance of the target genes (train spots), and the share of zeros per gene.
+
+    Parameters
+    ----------
+    targets
+        Targets in a dense ``X``, raw counts in ``layers["counts"]`` and ``obs["split"]``.
+
+    Returns
+    -------
+    Figure
+        Left: each gene's train mean against its train variance of the target; right: histogram
+        over genes of the fraction of train spots with zero counts.
+    """
+    tr = get.split_mask(targets, "train")
     X = np.asarray(targets.X[tr])
     counts = targets.layers["counts"][tr]
     counts = dense(counts)
@@ -54,11 +79,34 @@ def target_overview(targets: ad.AnnData) -> Figure:
 def window_gallery(adata: ad.AnnData, section: str, n: int = 6, size: int = 224, seed: int = 0,
                    window_um: float | None = None) -> Figure:
     """A few of the CNN's input windows of one section (random spots, seeded): ``size`` px, or a
-    ``window_um`` window at the section's resolution resampled to ``size`` px, as the network sees it."""
+    ``window_um`` window at the section's resolution resampled to ``size`` px, as the network sees it.
+
+    Parameters
+    ----------
+    adata
+        Spots with ``obs["section"]``, ``obs["spot_id"]``, ``obsm["spatial"]`` (full-resolution
+        pixels) and ``uns["spatial"][section]["metadata"]["image_path"]``.
+    section
+        The section shown.
+    n
+        Spots shown (fewer if the section has fewer).
+    size
+        Side of the windows shown, in pixels.
+    seed
+        Seed of the random choice of spots.
+    window_um
+        Side of the window in micrometres (:func:`stlib.im.window_px` at
+        :func:`stlib.im.section_um_per_px`); ``None``: a ``size``-pixel window of the image.
+
+    Returns
+    -------
+    Figure
+        One row of windows, each titled with its ``spot_id``, in the order of ``adata``.
+    """
     from stlib.im import extract_windows, resample_windows, section_um_per_px, window_px
     from stlib.io.images import read_image
 
-    idx = np.flatnonzero((adata.obs["section"] == section).to_numpy())
+    idx = np.flatnonzero(get.section_mask(adata, section))
     pick = np.sort(np.random.default_rng(seed).choice(idx, size=min(n, len(idx)), replace=False))
     img = read_image(adata.uns["spatial"][section]["metadata"]["image_path"])
     win = size if window_um is None else window_px(window_um, section_um_per_px(adata, section))
@@ -80,7 +128,30 @@ def resolution_pairs(views: dict[str, ad.AnnData], sections: list[str], n_per_se
                      seed: int = 0, window_um: float = 154.6) -> Figure:
     """The same spots' network inputs in each version of the data (``views``: name -> AnnData over
     the same spots, e.g. :func:`stlib.book.patients.views`): one row per version, ``n_per_section``
-    random spots (seeded) of each section in ``sections``."""
+    random spots (seeded) of each section in ``sections``.
+
+    Parameters
+    ----------
+    views
+        Version name -> AnnData over the same spots in the same order, each with ``obs["section"]``,
+        ``obsm["spatial"]`` and ``uns["spatial"][section]["metadata"]["image_path"]``.
+    sections
+        The sections to draw spots from (chosen in the first version).
+    n_per_section
+        Spots per section (at most the section's number of spots).
+    size
+        Side of the windows shown, in pixels.
+    seed
+        Seed of the random choice of spots.
+    window_um
+        Side of the window in micrometres, converted to each version's pixels.
+
+    Returns
+    -------
+    Figure
+        One row per version, one column per chosen spot, each window titled with its section and
+        its side in that version's pixels.
+    """
     from stlib.im import extract_windows, resample_windows, section_um_per_px, window_px
     from stlib.io.images import read_image
 
@@ -88,7 +159,7 @@ def resolution_pairs(views: dict[str, ad.AnnData], sections: list[str], n_per_se
     first = views[names[0]]
     rng = np.random.default_rng(seed)
     picks = [(sec, int(i)) for sec in sections
-             for i in np.sort(rng.choice(np.flatnonzero((first.obs["section"] == sec).to_numpy()),
+             for i in np.sort(rng.choice(np.flatnonzero(get.section_mask(first, sec)),
                                          size=n_per_section, replace=False))]
     fig, axes = plt.subplots(len(names), len(picks), figsize=(1.55 * len(picks), 1.75 * len(names) + 0.3),
                              layout="constrained", squeeze=False)
@@ -117,7 +188,15 @@ def resolution_pairs(views: dict[str, ad.AnnData], sections: list[str], n_per_se
 def log_axis(ax, axis: str = "y") -> None:
     """Log scale on ``axis`` with enough labelled ticks: when the data span less than three decades,
     1, 2 and 5 times each power of ten (every multiple, under one decade) are labelled ticks
-    (matplotlib would label one power of ten, or none)."""
+    (matplotlib would label one power of ten, or none).
+
+    Parameters
+    ----------
+    ax
+        A matplotlib axis, already drawn on (its current limits decide the ticks).
+    axis
+        ``"x"`` or ``"y"``.
+    """
     from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
     getattr(ax, f"set_{axis}scale")("log")
@@ -134,14 +213,31 @@ def embeddings_overview(targets: ad.AnnData, explained: pd.DataFrame,
                         keys: Sequence[tuple[str, str]] = (("X_img_pca", "image PCA"),
                                                            ("X_img_knn_pca", "KNN-pooled image PCA"))) -> Figure:
     """Cumulative variance explained by the PCA components (``explained``: components x PCAs), and
-    the first two components of each PCA coloured by split."""
+    the first two components of each PCA coloured by split.
+
+    Parameters
+    ----------
+    targets
+        Spots with ``obs["split"]`` and each ``obsm`` key of ``keys``.
+    explained
+        Cumulative variance explained: one row per number of components, one column per PCA (the
+        column names are the legend).
+    keys
+        ``(obsm key, title)`` pairs, one panel each.
+
+    Returns
+    -------
+    Figure
+        The curves of ``explained``, then per PCA a scatter of its first two components (train,
+        valid, test in blue, orange, green).
+    """
     fig, axes = plt.subplots(1, 1 + len(keys), figsize=(12, 3.4), layout="constrained")
     explained.plot(ax=axes[0])
     axes[0].set_xlabel("components")
     axes[0].set_ylabel("cumulative variance explained (train)")
     for ax, (key, title) in zip(axes[1:], keys):
         for s, c in zip(["train", "valid", "test"], ["tab:blue", "tab:orange", "tab:green"]):
-            m = (targets.obs["split"] == s).to_numpy()
+            m = get.split_mask(targets, s)
             ax.scatter(targets.obsm[key][m, 0], targets.obsm[key][m, 1], s=4, c=c, label=s, alpha=0.6)
         ax.set_xlabel("PC1")
         ax.set_ylabel("PC2")

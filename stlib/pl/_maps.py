@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from stlib import get
 
 
 def spatial_panels(
@@ -26,6 +27,33 @@ def spatial_panels(
     """Spots over the section's H&E (``images["hires"]``), one panel per ``obs`` key, via squidpy.
 
     ``cbar_labels`` label the colour bars of continuous keys (one entry per key, ``None`` for none).
+
+    Parameters
+    ----------
+    expr
+        Spots with ``obs["section"]``, the ``obs`` columns of ``keys``, ``obsm["spatial"]`` and the
+        section's ``uns["spatial"]`` with a ``"hires"`` image.
+    keys
+        The ``obs`` columns (or genes) to colour by, one panel each.
+    section
+        The section (library) drawn.
+    titles
+        Panel titles, one per key; default the keys.
+    cmaps
+        Colour maps, one per key; default squidpy's.
+    ncols
+        Panels per row; default all in one row.
+    size
+        Spot size (squidpy's ``size``).
+    vlims
+        Per key ``(vmin, vmax)``, or ``None`` for the automatic range.
+    cbar_labels
+        Per key the label of its colour bar, or ``None``.
+
+    Returns
+    -------
+    Figure
+        The panels in rows of ``ncols`` (unused axes hidden), each the spots over the H&E.
     """
     from stlib._compat import import_squidpy
 
@@ -58,6 +86,22 @@ def count_histogram(true_counts: np.ndarray, pred_counts: np.ndarray, *, title: 
 
     Both on the same bins (up to the 99.5th percentile of the measured counts), log-scaled
     frequency; a predicted mean is a real number, a count an integer.
+
+    Parameters
+    ----------
+    true_counts
+        Measured counts, any shape (flattened).
+    pred_counts
+        Predicted means, any shape (flattened; non-finite values left out).
+    title
+        Title of the axis.
+    bins
+        Number of bins when the 99.5th percentile exceeds ``bins``; otherwise bins are one count wide.
+
+    Returns
+    -------
+    Figure
+        One axis: the two histograms overlaid (measured in black, predicted in red), log y axis.
     """
     t = np.asarray(true_counts).ravel()
     p = np.asarray(pred_counts).ravel()
@@ -77,7 +121,27 @@ def count_histogram(true_counts: np.ndarray, pred_counts: np.ndarray, *, title: 
 
 def cluster_figure(means: pd.DataFrame, errors: pd.DataFrame, gene: str, section: str) -> Figure:
     """Fig. 1: one gene's mean per Leiden cluster (truth beside each model), and per cluster the
-    error of the cluster means averaged over all genes (:func:`stlib.book.qualitative.cluster_errors`)."""
+    error of the cluster means averaged over all genes (:func:`stlib.book.qualitative.cluster_errors`).
+
+    Parameters
+    ----------
+    means
+        Per cluster (rows): ``n_spots``, ``truth`` and one column per model
+        (``stlib.book.qualitative.cluster_means``); a model without any value is left out.
+    errors
+        Per cluster (same rows): one column per model shown; ``attrs["n_genes"]``, if set, is put in
+        the title.
+    gene
+        The gene of ``means`` (axis label and title).
+    section
+        The section the clusters are of (title only).
+
+    Returns
+    -------
+    Figure
+        (a) bars of the gene's cluster means, truth in black beside each model; (b) bars of each
+        model's cluster-mean error; clusters labelled with their number of spots.
+    """
     models = [c for c in means.columns if c not in ("n_spots", "truth") and means[c].notna().any()]
     cols = ["truth", *models]
     fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), layout="constrained")
@@ -108,6 +172,23 @@ def de_heatmap(scores: pd.DataFrame, tops: dict[str, list[str]], *, truth: str =
     Rows: the union of every column's top genes (the truth's first, by its z-score); colour:
     Wilcoxon z-score in that column's expression (red: higher in tumour); a dot marks the
     column's own top genes; each model's title says how many of its top genes the truth's top shares.
+
+    Parameters
+    ----------
+    scores
+        Genes x expressions z-scores (``stlib.book.qualitative.de_scores``), one column per
+        expression including ``truth``.
+    tops
+        Column -> its top genes (``stlib.book.qualitative.top_genes``); every column of ``scores``
+        needs an entry.
+    truth
+        The column of the measured expression.
+
+    Returns
+    -------
+    Figure
+        A heatmap (genes x columns, diverging around 0) with dots on each column's own top genes, a
+        line under the truth's top genes and a colour bar.
     """
     from matplotlib.colors import TwoSlopeNorm
 
@@ -134,7 +215,24 @@ def de_heatmap(scores: pd.DataFrame, tops: dict[str, list[str]], *, truth: str =
 
 
 def he_image(expr: ad.AnnData, section: str, *, margin: float = 0.04) -> Figure:
-    """The plain H&E of a section (``uns["spatial"][section]["images"]["hires"]``), cropped to its spots."""
+    """The plain H&E of a section (``uns["spatial"][section]["images"]["hires"]``), cropped to its spots.
+
+    Parameters
+    ----------
+    expr
+        The section's spots: ``obsm["spatial"]`` (full-resolution pixels) and
+        ``uns["spatial"][section]`` with the ``"hires"`` image and ``tissue_hires_scalef``. The crop
+        covers every row of ``expr``, so pass the section's spots only.
+    section
+        The section's key in ``uns["spatial"]``.
+    margin
+        Padding around the spots, as a fraction of the image width.
+
+    Returns
+    -------
+    Figure
+        One axis with the cropped image, titled with the section.
+    """
     meta = expr.uns["spatial"][section]
     img = meta["images"]["hires"]
     s = meta["scalefactors"]["tissue_hires_scalef"]
@@ -159,10 +257,32 @@ def truth_prediction_maps(targets: ad.AnnData, prediction: np.ndarray, genes: Se
     ``uns["spatial"]`` holding the section's downscaled image. Truth and prediction share one
     colour scale per gene; the error's is symmetric around 0. Colour bars are labelled with
     ``value_label`` (and "prediction - truth").
+
+    Parameters
+    ----------
+    targets
+        Targets in a dense ``X``, with ``obs["section"]`` and ``obsm["spatial"]``.
+    prediction
+        ``(n_obs, n_vars)`` predictions in the order of ``targets``.
+    genes
+        The genes shown (``var_names`` of ``targets``), one row of panels each.
+    section
+        The section drawn.
+    spatial
+        The ``uns["spatial"]`` with the section's ``"hires"`` image.
+    model
+        Name of the model, in the prediction's title.
+    value_label
+        Label of the truth's and prediction's colour bars.
+
+    Returns
+    -------
+    Figure
+        Per gene three panels over the H&E (:func:`spatial_panels`): truth, prediction and error.
     """
     from stlib.get import expression_adata
 
-    m = (targets.obs["section"] == section).to_numpy()
+    m = get.section_mask(targets, section)
     e = expression_adata(targets, targets.X, m)
     e.uns["spatial"] = spatial
     keys, titles, cmaps, vlims, cbars = [], [], [], [], []

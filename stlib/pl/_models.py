@@ -14,7 +14,22 @@ from stlib.pl._data import log_axis
 
 
 def metric_bars(table: pd.DataFrame, metric: str = "pearson", *, title: str = "") -> Figure:
-    """Mean-over-genes metric per model and split (rows: model; columns: splits)."""
+    """Mean-over-genes metric per model and split (rows: model; columns: splits).
+
+    Parameters
+    ----------
+    table
+        Models x splits of one metric's mean over genes.
+    metric
+        Name of the metric, for the y label only.
+    title
+        Title of the axis.
+
+    Returns
+    -------
+    Figure
+        One axis of grouped bars: per model (x) one bar per split, with a line at 0.
+    """
     fig, ax = plt.subplots(figsize=(8, 3.6), layout="constrained")
     table.plot.bar(ax=ax)
     ax.set_ylabel(f"mean {metric} over genes")
@@ -27,6 +42,19 @@ def beside_paper(side: pd.DataFrame, metric: str = "PCC") -> Figure:
     """Grouped bars: the report's value and ours for one metric, per Table I row, one panel per split.
 
     ``side`` is :func:`stlib.book.tables.beside_paper`'s output.
+
+    Parameters
+    ----------
+    side
+        Rows indexed by (``model``, ``split``), columns (metric, ``"report"`` / ``"ours"``).
+    metric
+        The metric shown, e.g. ``"PCC"``.
+
+    Returns
+    -------
+    Figure
+        One panel per split (shared y): per model a grey bar of the report's value and a blue one
+        of this run's.
     """
     splits = list(dict.fromkeys(side.index.get_level_values("split")))
     fig, axes = plt.subplots(1, len(splits), figsize=(4.2 * len(splits), 3.6), sharey=True, layout="constrained",
@@ -52,6 +80,21 @@ def penalty_choices(results: Sequence, titles: dict[str, str] | None = None) -> 
 
     ``results`` are fits with ``settings["alphas"]`` and ``per_gene["alpha"]`` (linear models,
     the probe). A penalty of 0 (OLS) is drawn one step left of the smallest positive one.
+
+    Parameters
+    ----------
+    results
+        The fits (:class:`~stlib.models.ModelResult`); a name ending in ``probe`` is the family
+        ``"probe"``, any other the part after its last ``_`` (``"knn_ridge"`` -> ``"ridge"``). Each
+        grid needs a positive penalty.
+    titles
+        Family -> panel title; default the family.
+
+    Returns
+    -------
+    Figure
+        One panel per family: per model the number of genes at each penalty of its grid (x: log10
+        penalty), dotted lines at the grid's ends.
     """
     families: dict[str, list] = {}
     for r in results:
@@ -78,7 +121,21 @@ def penalty_choices(results: Sequence, titles: dict[str, str] | None = None) -> 
 
 def cv_folds(scores: pd.DataFrame, stat: str = "pcc") -> Figure:
     """Test ``stat`` of each model in each fold with its 95% interval (``scores``:
-    :func:`stlib.book.cv.cross_validate`), one group of bars per model."""
+    :func:`stlib.book.cv.cross_validate`), one group of bars per model.
+
+    Parameters
+    ----------
+    scores
+        Rows indexed by ``fold`` and ``model`` with the columns ``stat``, ``<stat>_lo`` and
+        ``<stat>_hi``; a model without any value of ``stat`` is left out.
+    stat
+        The statistic shown, e.g. ``"pcc"`` or ``"fraction"``.
+
+    Returns
+    -------
+    Figure
+        One axis: per model one bar per held-out fold, each with its interval as a line.
+    """
     folds = list(dict.fromkeys(scores.index.get_level_values("fold")))
     models = [m for m in dict.fromkeys(scores.index.get_level_values("model"))
               if scores.xs(m, level="model")[stat].notna().any()]
@@ -105,6 +162,20 @@ def claim_differences(judged: pd.DataFrame, by: str = "target") -> Figure:
     ``judged`` is :func:`stlib.book.verdict.judge`'s table with a column ``by`` (one colour per value,
     e.g. the target transform). A point right of zero is a difference in the claimed direction;
     a comparison holds when its whole interval is right of zero.
+
+    Parameters
+    ----------
+    judged
+        One row per comparison with ``claim``, ``comparison``, ``claimed difference``, ``lo``, ``hi``
+        and the column ``by``.
+    by
+        The column whose values are drawn in different colours, side by side on each row.
+
+    Returns
+    -------
+    Figure
+        One row per (claim, comparison) in order of appearance: the difference and its interval per
+        value of ``by``, a line at 0 and dotted lines between claims.
     """
     groups = list(dict.fromkeys(judged[by]))
     rows = list(dict.fromkeys(zip(judged["claim"], judged["comparison"])))
@@ -133,7 +204,26 @@ def learning_curves(history: pd.DataFrame, learning_rates: Sequence[Any], best_e
                     by: str = "lr") -> Figure:
     """Train and valid loss per epoch, one panel per learning rate (shared log y axis); a dot marks
     the restored epoch. ``by`` names another column of ``history`` to make the panels of (e.g. a
-    gene rule); ``learning_rates`` are then its values."""
+    gene rule); ``learning_rates`` are then its values.
+
+    Parameters
+    ----------
+    history
+        Tidy curves with ``epoch``, ``loss``, ``val_loss`` and the column ``by``.
+    learning_rates
+        The values of ``by`` to show, one panel each.
+    best_epochs
+        The restored epoch of each panel, aligned with ``learning_rates`` (must be an epoch of the
+        curve).
+    by
+        The column that tells the panels apart.
+
+    Returns
+    -------
+    Figure
+        One panel per value (shared log y axis): train and valid loss against epoch, a black dot on
+        the valid loss at the restored epoch.
+    """
     fig, axes = plt.subplots(1, len(learning_rates), figsize=(3.2 * len(learning_rates), 3), sharey=True,
                              layout="constrained", squeeze=False)
     axes = axes[0]
@@ -151,7 +241,22 @@ def learning_curves(history: pd.DataFrame, learning_rates: Sequence[Any], best_e
 
 
 def config_losses(history: pd.DataFrame, highlight: str, title: str) -> Figure:
-    """Valid loss per epoch of every configuration of a grid (``history["config"]``), one in red."""
+    """Valid loss per epoch of every configuration of a grid (``history["config"]``), one in red.
+
+    Parameters
+    ----------
+    history
+        Tidy curves with ``config``, ``epoch`` and ``val_loss`` (e.g. a GNN fit's ``history``).
+    highlight
+        The ``config`` drawn in red (e.g. :func:`~stlib.models.gnn.config_id` of the paper's).
+    title
+        Title of the axis.
+
+    Returns
+    -------
+    Figure
+        One axis: one valid-loss curve per configuration (grey, ``highlight`` red), log y axis.
+    """
     fig, ax = plt.subplots(figsize=(6, 3.2), layout="constrained")
     for cfg, d in history.groupby("config", sort=True):
         ax.plot(d["epoch"], d["val_loss"], lw=1, alpha=0.7, color="tab:red" if cfg == highlight else "grey")
@@ -164,7 +269,23 @@ def config_losses(history: pd.DataFrame, highlight: str, title: str) -> Figure:
 
 def controls_overview(test: pd.DataFrame, per_gene: pd.DataFrame, model: str) -> Figure:
     """Test mean PCC of each model under each control (bars), and one model's per-gene test PCC
-    under the two targets of ``per_gene`` (columns ``log1p``, ``paper``)."""
+    under the two targets of ``per_gene`` (columns ``log1p``, ``paper``).
+
+    Parameters
+    ----------
+    test
+        Models x controls of the test mean PCC.
+    per_gene
+        One row per gene with the columns ``log1p`` and ``paper``: ``model``'s per-gene test PCC.
+    model
+        Name of the model of ``per_gene`` (title only).
+
+    Returns
+    -------
+    Figure
+        Left: grouped bars of ``test`` (per model one bar per control); right: per-gene PCC under
+        ``log1p`` against ``paper``, with the line y = x.
+    """
     fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), layout="constrained")
     test.plot.bar(ax=axes[0])
     axes[0].set_ylabel("test mean PCC over genes")
@@ -181,7 +302,18 @@ def controls_overview(test: pd.DataFrame, per_gene: pd.DataFrame, model: str) ->
 
 def ladder_lines(pcc: pd.DataFrame) -> Figure:
     """Mean PCC of each Table I model at each step of the ladder (``stlib.book.ladder.step_table``
-    without the report's row), valid and test."""
+    without the report's row), valid and test.
+
+    Parameters
+    ----------
+    pcc
+        Steps (rows, in order) x (model, ``"Valid"`` / ``"Test"``) columns of mean PCC.
+
+    Returns
+    -------
+    Figure
+        Two panels (valid, test; shared y): one line per model over the steps, numbered from 0.
+    """
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True, layout="constrained")
     for ax, split in zip(axes, ("Valid", "Test")):
         sub = pcc.xs(split, axis=1, level=1)

@@ -13,7 +13,23 @@ from stlib.pl._maps import spatial_panels
 
 
 def prediction_map(pred: ad.AnnData, genes: Sequence[str], *, value_label: str = "predicted target") -> Figure:
-    """Predicted values of ``genes`` at each spot over the H&E (one panel per gene)."""
+    """Predicted values of ``genes`` at each spot over the H&E (one panel per gene).
+
+    Parameters
+    ----------
+    pred
+        A prediction of one section (:mod:`stlib.predictor`; may be backed): genes in ``X``,
+        ``obs["section"]``, ``obsm["spatial"]`` and ``uns["spatial"]`` with a ``"hires"`` image.
+    genes
+        The genes shown (``var_names`` of ``pred``).
+    value_label
+        Label of the colour bars.
+
+    Returns
+    -------
+    Figure
+        One panel per gene (:func:`spatial_panels`): the predicted value of each spot over the H&E.
+    """
     lib = str(pred.obs["section"].iloc[0])
     expr = pred[:, list(genes)].to_memory() if pred.isbacked else pred[:, list(genes)]
     expr = ad.AnnData(obs=expr.obs.assign(**{g: np.asarray(expr[:, g].X).ravel() for g in genes}),
@@ -24,7 +40,25 @@ def prediction_map(pred: ad.AnnData, genes: Sequence[str], *, value_label: str =
 
 def tissue_grid(pred: ad.AnnData, measured_xy: np.ndarray | None = None, *, margin: float = 0.03) -> Figure:
     """The H&E with the spots a prediction used (a tissue grid or given spots) and, when given,
-    the spots that were measured, in full-resolution pixels."""
+    the spots that were measured, in full-resolution pixels.
+
+    Parameters
+    ----------
+    pred
+        A prediction of one section, with ``obs["section"]``, ``obsm["spatial"]`` and
+        ``uns["spatial"][section]`` (``"hires"`` image, ``tissue_hires_scalef``,
+        ``spot_diameter_fullres``).
+    measured_xy
+        Optional ``(n, 2)`` full-resolution pixel coordinates of the measured spots.
+    margin
+        Padding around the spots, as a fraction of the image width (plus one spot diameter).
+
+    Returns
+    -------
+    Figure
+        One axis: the H&E cropped to the spots, the predicted spots as blue circles and the
+        measured ones as black dots, with their numbers in the legend.
+    """
     lib = str(pred.obs["section"].iloc[0])
     meta = pred.uns["spatial"][lib]
     img, s = meta["images"]["hires"], meta["scalefactors"]["tissue_hires_scalef"]

@@ -45,17 +45,49 @@ DEFAULT_ALPHAS = tuple(10.0 ** k for k in range(0, 8))
 
 class ModelError(DataError):
     """A saved model that cannot be used: another format version, a different backbone or
-    weights, genes that do not match, missing or damaged files."""
+    weights, genes that do not match, missing or damaged files.
+
+    Parameters
+    ----------
+    where
+        The model folder or file (or ``"model"``) the problem is in.
+    problem
+        What is wrong, in plain words.
+    """
 
 
 def genes_digest(genes: list[str]) -> str:
-    """sha256 of the gene ids in order (the model's output columns)."""
+    """sha256 of the gene ids in order (the model's output columns).
+
+    Parameters
+    ----------
+    genes
+        Gene ids, in the model's column order.
+
+    Returns
+    -------
+    str
+        Hexadecimal sha256 of the ids joined by newlines.
+    """
     return hashlib.sha256("\n".join(genes).encode()).hexdigest()
 
 
 @dataclass
 class ImageModel:
-    """A fitted model: its description (``meta``, written to ``model.json``) and its arrays."""
+    """A fitted model: its description (``meta``, written to ``model.json``) and its arrays.
+
+    Parameters
+    ----------
+    meta
+        The description made by :func:`fit_image_model`: ``genes``, ``backbone``, ``weights``,
+        ``weights_sha256``, ``input_size``, ``window_um``, ``n_neighbors``, ``spot_pitch_um``,
+        the penalty, valid scores, versions and input hashes; plus ``path`` once loaded
+        (:func:`load_model`).
+    arrays
+        The fitted arrays keyed by :data:`ARRAY_KEYS`: means and components of the image PCA and of
+        the pooled-image PCA, the standardisation's means and standard deviations, and the ridge
+        ``coef`` (``(2 * n_comps, n_genes)``) and ``intercept`` (``(n_genes,)``).
+    """
 
     meta: dict[str, Any]
     arrays: dict[str, np.ndarray] = field(repr=False)
@@ -69,13 +101,45 @@ class ImageModel:
         return float(self.meta["window_um"])
 
     def transform(self, cnn: np.ndarray, pooled: np.ndarray) -> np.ndarray:
-        """Model inputs (standardised image and pooled-image PCA) from raw CNN features."""
+        """Model inputs (standardised image and pooled-image PCA) from raw CNN features.
+
+        Parameters
+        ----------
+        cnn
+            ``(n, d)`` raw CNN features of the spots' windows.
+        pooled
+            ``(n, d)`` the same features averaged over each spot's nearest spots
+            (:func:`stlib.tl.features.knn_pool`).
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(n, 2 * n_comps)``: the image PCA then the pooled-image PCA, standardised with the
+            training spots' means and standard deviations.
+        """
         a = self.arrays
         z = np.hstack([(cnn - a["img_mean"]) @ a["img_components"].T, (pooled - a["knn_mean"]) @ a["knn_components"].T])
         return (z - a["scale_mean"]) / a["scale_std"]
 
     def predict(self, cnn: np.ndarray, pooled: np.ndarray) -> np.ndarray:
-        """``(n, n_genes)`` predicted targets from raw and KNN-pooled CNN features."""
+        """``(n, n_genes)`` predicted targets from raw and KNN-pooled CNN features.
+
+        Parameters
+        ----------
+        cnn, pooled
+            ``(n, d)`` raw and KNN-pooled CNN features, as in :meth:`transform`; ``d`` must be the
+            number of features the model was fitted on.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(n, n_genes)`` float32 predicted targets, columns in the order of ``genes``.
+
+        Raises
+        ------
+        ModelError
+            Features that are not 2-D or have another number of columns (another backbone?).
+        """
         d = self.arrays["img_mean"].shape[0]
         for name, f in (("CNN features", cnn), ("pooled CNN features", pooled)):
             if f.ndim != 2 or f.shape[1] != d:
@@ -85,13 +149,38 @@ class ImageModel:
         return (self.transform(cnn, pooled) @ self.arrays["coef"] + self.arrays["intercept"]).astype(np.float32)
 
     def best_genes(self, n: int = 3) -> list[str]:
-        """The ``n`` genes best predicted on valid (Pearson), for default maps."""
+        """The ``n`` genes best predicted on valid (Pearson), for default maps.
+
+        Parameters
+        ----------
+        n
+            Number of genes.
+
+        Returns
+        -------
+        list of str
+            Gene ids by decreasing valid Pearson correlation (genes without one last, ties in model
+            order); the model's first ``n`` genes when no per-gene scores are recorded.
+        """
         r = np.array([-np.inf if v is None else v for v in self.meta.get("valid_pearson_per_gene", [])] or
                      [0.0] * len(self.genes), dtype=float)
         return [self.genes[i] for i in np.argsort(-r, kind="stable")[:n]]
 
     def check_backbone(self, backbone: str, weights_sha256: str | None) -> None:
-        """Refuse a backbone (name, weights file checksum) other than the model's."""
+        """Refuse a backbone (name, weights file checksum) other than the model's.
+
+        Parameters
+        ----------
+        backbone
+            Name of the backbone that will embed the images (e.g. ``"mobilenet_v2"``).
+        weights_sha256
+            sha256 of its weights file (``None``: none); compared only when the model recorded one.
+
+        Raises
+        ------
+        ModelError
+            Another backbone, or weights of another checksum.
+        """
         want, want_sha = self.meta["backbone"], self.meta.get("weights_sha256")
         where = self.meta.get("path", "model")
         if backbone != want:
@@ -121,6 +210,38 @@ def fit_image_model(
     ``n_comps`` and ``n_neighbors`` default to the run's own (``uns["X_img_pca"]["n_comps"]``,
     ``uns["X_cnn_knn"]["n_neighbors"]``; 32 and 15 when absent).
     Returns the model and ``{"grid": valid Pearson and MSE per penalty}``.
+
+    Parameters
+    ----------
+    targets
+        A run's targets with the fields above, train and valid spots in ``obs["split"]`` and a
+        physical window (``uns["cnn_features"]["window_um"]``); not modified (a copy is used).
+    alphas
+        Ridge penalties tried.
+    n_comps
+        Components of each of the two PCAs (default: the run's, else 32).
+    n_neighbors
+        Spots averaged per spot for the pooled features (default: the run's, else 15).
+    select_on
+        ``"mse"`` (default) or ``"pearson"``: the valid criterion that picks the penalty.
+    seed
+        ``random_state`` of the PCAs, recorded in the model.
+
+    Returns
+    -------
+    model : ImageModel
+        The fitted model, for :func:`save_model`.
+    info : dict
+        ``{"grid": DataFrame}``: per penalty, ``alpha``, ``valid pearson``, ``valid mse`` and
+        ``chosen``.
+
+    Raises
+    ------
+    ValueError
+        Unknown ``select_on``.
+    DataError
+        No CNN features, coordinates, split or train / valid spots; train sections of different spot
+        geometries; CNN features cut in pixels (``window_um`` missing).
     """
     if select_on not in ("mse", "pearson"):
         raise ValueError(f"select_on must be 'mse' or 'pearson', got {select_on!r}")
@@ -232,7 +353,21 @@ def _versions() -> dict[str, str]:
 
 
 def save_model(model: ImageModel, folder: str | Path) -> Path:
-    """Write ``model.json`` and ``arrays.npz`` into ``folder`` (created); return the folder."""
+    """Write ``model.json`` and ``arrays.npz`` into ``folder`` (created); return the folder.
+
+    Parameters
+    ----------
+    model
+        The model to write; ``model.json`` gets its ``meta`` without ``path`` and with the arrays'
+        sha256 (``arrays_sha256``).
+    folder
+        The destination, created with its parents if missing; the two files are overwritten.
+
+    Returns
+    -------
+    pathlib.Path
+        ``folder``.
+    """
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     meta = {k: v for k, v in model.meta.items() if k != "path"}
@@ -246,6 +381,25 @@ def load_model(folder: str | Path, *, genes: list[str] | None = None) -> ImageMo
     """Read a saved model, checked: format version, file integrity, arrays against genes.
 
     ``genes``: when given, the model must predict exactly these gene ids, in this order.
+
+    Parameters
+    ----------
+    folder
+        A folder written by :func:`save_model`.
+    genes
+        When given, the gene ids the model must predict, in this order.
+
+    Returns
+    -------
+    ImageModel
+        The model, with ``meta["path"]`` set to ``folder``.
+
+    Raises
+    ------
+    ModelError
+        A missing file, not a model description, another format version, arrays that differ from
+        the recorded checksum or are incomplete, or gene ids that do not match the coefficients or
+        ``genes``.
     """
     where = Path(folder)
     mfile, afile = where / MODEL_FILE, where / ARRAYS_FILE
@@ -281,5 +435,16 @@ def load_model(folder: str | Path, *, genes: list[str] | None = None) -> ImageMo
 
 
 def describe(model: ImageModel) -> dict[str, Any]:
-    """The model's description without the gene list (for printing)."""
+    """The model's description without the gene list (for printing).
+
+    Parameters
+    ----------
+    model
+        A fitted or loaded model.
+
+    Returns
+    -------
+    dict
+        A copy of ``meta`` without ``genes`` and ``path`` (``valid_pearson_per_gene`` is kept).
+    """
     return {k: v for k, v in asdict(model)["meta"].items() if k not in ("genes", "path")}

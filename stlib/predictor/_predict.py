@@ -40,6 +40,26 @@ def tissue_mask(image_path: str | Path, *, max_size: int = TISSUE_THUMB) -> tupl
     Otsu's drops: on the five train and valid sections of ``her2st-demo`` it puts 98-100% of
     the spots the lab marked as under tissue on the mask, Otsu's 97-98%, for a similar area. The mask is closed and opened with a disc and specks smaller than 0.1% of the
     thumbnail are removed. Returns the mask and the thumbnail pixels per full-resolution pixel.
+
+    Parameters
+    ----------
+    image_path
+        The H&E image file.
+    max_size
+        Longest side of the thumbnail, px (a smaller image is not enlarged).
+
+    Returns
+    -------
+    mask : numpy.ndarray
+        Boolean ``(height, width)`` of the thumbnail, True on tissue; all False when the saturation
+        is nearly uniform (range below 0.05).
+    scale : float
+        Thumbnail pixels per full-resolution pixel.
+
+    Raises
+    ------
+    DataError
+        A missing, corrupt or truncated image.
     """
     from PIL import Image
     from skimage import filters, morphology
@@ -77,6 +97,34 @@ def tissue_grid(
     Returns the ``(n, 2)`` full-resolution centres (x, y), their ids ``"<col>x<row>"`` and a
     report (grid size, spots kept, tissue fraction). Raises :class:`DataError` for an image
     smaller than ``min_spots`` spot pitches allow, or without tissue.
+
+    Parameters
+    ----------
+    image_path
+        The full-resolution H&E image.
+    um_per_px
+        The image's resolution, micrometres per pixel.
+    pitch_um
+        Grid pitch in micrometres (the model's spot pitch).
+    min_spots
+        Fewest grid positions the image must have room for.
+
+    Returns
+    -------
+    xy : numpy.ndarray
+        ``(n, 2)`` centres (x, y) in full-resolution pixels of the grid points on tissue, row by row
+        (the grid starts half a pitch from the image's top-left corner).
+    ids : pandas.Index
+        Their ids ``"<col>x<row>"`` (grid column and row).
+    report : dict
+        ``grid`` (columns, rows), ``pitch_px``, ``n_grid`` (grid points), ``n_tissue`` (points kept)
+        and ``tissue_fraction`` (share of the thumbnail on tissue).
+
+    Raises
+    ------
+    DataError
+        An image less than two pitches on a side or with room for fewer than ``min_spots`` spots,
+        or no grid point on tissue.
     """
     from stlib.io.images import image_size
 
@@ -106,7 +154,23 @@ def tissue_grid(
 
 def read_spots(path: str | Path) -> tuple[np.ndarray, pd.Index, dict[str, Any]]:
     """Spot centres from a spots file (``spot_id, pixel_x, pixel_y`` [, ``in_tissue``]; CSV or TSV)
-    and what was dropped (``in_tissue`` 0, or empty / not 0 or 1), counted."""
+    and what was dropped (``in_tissue`` 0, or empty / not 0 or 1), counted.
+
+    Parameters
+    ----------
+    path
+        The spots file, CSV or TSV: ``spot_id, pixel_x, pixel_y`` [, ``in_tissue``], or a legacy-ST
+        spot table.
+
+    Returns
+    -------
+    xy : numpy.ndarray
+        ``(n, 2)`` float64 centres (``pixel_x``, ``pixel_y``) of the spots kept.
+    ids : pandas.Index
+        Their ``spot_id``.
+    report : dict
+        ``n_rows`` (spots in the file), ``dropped_not_in_tissue`` and ``dropped_selected_missing``.
+    """
     from stlib.io.spots import read_spot_table
 
     df, not_in, no_flag = read_spot_table(Path(path))
@@ -123,6 +187,37 @@ def resolve_resolution(model: ImageModel, um_per_px: float | None, spots_xy: np.
     default the model's): a Visium file (100 um) measured as legacy ST (200 um) would be off by 2x.
     A given ``um_per_px`` with spots is checked against their pitch: beyond
     :data:`~stlib.io._common.UM_PER_PX_TOLERANCE` apart is a :class:`DataError` with both values.
+
+    Parameters
+    ----------
+    model
+        The model (its ``meta["um_per_px_train"]`` and ``meta["spot_pitch_um"]`` are read).
+    um_per_px
+        The resolution given by the user, or ``None``.
+    spots_xy
+        ``(n, 2)`` spot centres in full-resolution pixels, or ``None``; at least two are needed to
+        measure or check the resolution.
+    where
+        The file (or name) in error messages.
+    spot_pitch_um
+        Centre-to-centre distance of the spots in micrometres (default: the model's).
+
+    Returns
+    -------
+    um_per_px : float
+        The resolution.
+    source : str
+        Where it came from: ``"given"``, ``"measured from the spots' <pitch> um pitch"`` or
+        ``"assumed: the training images' resolution"``.
+
+    Raises
+    ------
+    DataError
+        No way to know the resolution, a non-positive or non-finite one, or a given one that does
+        not match the spots' pitch.
+    ModelError
+        A resolution more than :data:`MAX_RESOLUTION_RATIO` times finer or coarser than the training
+        images'.
     """
     from stlib.io import section_geometry
 
@@ -257,7 +352,29 @@ def predict_image(
 
 
 def write_maps(pred: ad.AnnData, genes: list[str], folder: str | Path, *, dpi: int = 110) -> list[Path]:
-    """One PNG per gene: the predicted value of each spot over the H&E (:func:`stlib.pl.prediction_map`)."""
+    """One PNG per gene: the predicted value of each spot over the H&E (:func:`stlib.pl.prediction_map`).
+
+    Parameters
+    ----------
+    pred
+        A prediction (:func:`predict_image`).
+    genes
+        Genes to draw (``var_names`` of ``pred``).
+    folder
+        Output folder, created if missing.
+    dpi
+        Resolution of the PNGs.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written, ``<folder>/<gene>.png``, in the order of ``genes``.
+
+    Raises
+    ------
+    DataError
+        A gene that ``pred`` does not hold.
+    """
     import matplotlib.pyplot as plt
 
     from stlib import pl
@@ -280,7 +397,24 @@ def write_maps(pred: ad.AnnData, genes: list[str], folder: str | Path, *, dpi: i
 def match_spots(pred: ad.AnnData, spots_xy: np.ndarray, *, max_distance: float | None = None) -> np.ndarray:
     """For each of ``spots_xy`` (full-resolution x, y), the row of ``pred`` nearest to it, or -1
     when none lies within ``max_distance`` pixels (default: half the diagonal of a grid square,
-    0.71 of the prediction's spot pitch)."""
+    0.71 of the prediction's spot pitch).
+
+    Parameters
+    ----------
+    pred
+        A prediction (:func:`predict_image`) with ``obsm["spatial"]``.
+    spots_xy
+        ``(m, 2)`` centres (x, y) in full-resolution pixels.
+    max_distance
+        Largest distance for a match, in pixels. Default: ``sqrt(1/2)`` times the grid's pitch
+        (``uns["prediction"]["grid"]["pitch_px"]``) or, for a prediction at given spots, times a
+        200 um pitch at the image's ``um_per_px``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(m,)`` integer rows of ``pred``, ``-1`` where none lies within ``max_distance``.
+    """
     from sklearn.neighbors import NearestNeighbors
 
     info = pred.uns.get("prediction", {})

@@ -156,7 +156,21 @@ def moran_correlogram(residuals: np.ndarray, coords: np.ndarray, groups: Sequenc
 class BlockSize:
     """The block side chosen by :func:`block_size_from_residuals`: ``pitches`` (whole spot
     pitches), ``size`` (coordinate units, for :func:`stlib.tl.blocked.grid_blocks`), ``pitch``,
-    the ``correlogram`` it was read from, and the ``rule`` in words."""
+    the ``correlogram`` it was read from, and the ``rule`` in words.
+
+    Parameters
+    ----------
+    pitches
+        Block side in whole spot pitches, at least 1.
+    size
+        Block side in coordinate units, ``pitches * pitch``.
+    pitch
+        Spot pitch in coordinate units.
+    correlogram
+        The :func:`moran_correlogram` table the side was read from.
+    rule
+        The rule and the chosen side, in words.
+    """
 
     pitches: int
     size: float

@@ -199,7 +199,26 @@ def block_weights(groups: Sequence[str] | np.ndarray | None, blocks: Sequence[st
 
 def jackknife_weights(groups: Sequence[str] | np.ndarray | None, blocks: Sequence[str] | np.ndarray) -> np.ndarray:
     """Leave-one-unit-out weights ``(n_units, n_spots)``: the units are the sections when there
-    are several, otherwise the blocks (the BCa acceleration of :func:`interval_from_replicates`)."""
+    are several, otherwise the blocks (the BCa acceleration of :func:`interval_from_replicates`).
+
+    Parameters
+    ----------
+    groups
+        Section of each spot (``None``: one section).
+    blocks
+        Block of each spot (:func:`grid_blocks`).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_units, n_spots)`` float: row ``k`` is 0 on the spots of unit ``k`` and 1 elsewhere,
+        units in order of first appearance.
+
+    Raises
+    ------
+    DataError
+        Fewer than two units.
+    """
     b = np.asarray(blocks).astype(str)
     g = _groups(groups, len(b))
     units = g if len(pd.unique(g)) > 1 else b
@@ -275,6 +294,24 @@ class BlockedBootstrap:
 
     ``point``: model -> estimate (mean over seeds of the mean PCC); ``replicates``: ``(n_boot,
     n_models)``; ``jackknife``: ``(n_units, n_models)`` leave-one-unit-out values (BCa).
+
+    Parameters
+    ----------
+    point
+        Model -> point estimate.
+    replicates
+        ``(n_boot, n_models)`` replicate values, one column per model.
+    jackknife
+        ``(n_units, n_models)`` leave-one-unit-out values (:func:`jackknife_weights`), for ``"bca"``.
+    level
+        Interval level, in ``(0, 1)``.
+    n_boot
+        Number of replicates.
+    seed
+        Seed of the resampling.
+    settings
+        How the spots were resampled (``resampling``, ``n_sections``, ``n_blocks``), ``constant``
+        and ``n_seeds`` per model, for the record.
     """
 
     point: pd.Series
@@ -286,7 +323,18 @@ class BlockedBootstrap:
     settings: dict[str, object] = field(default_factory=dict)
 
     def interval(self, method: str = "percentile") -> pd.DataFrame:
-        """Per model: ``pcc, pcc_lo, pcc_hi`` with the interval of ``method`` (:data:`METHODS`)."""
+        """Per model: ``pcc, pcc_lo, pcc_hi`` with the interval of ``method`` (:data:`METHODS`).
+
+        Parameters
+        ----------
+        method
+            ``"percentile"`` (default), ``"basic"`` or ``"bca"`` (:func:`interval_from_replicates`).
+
+        Returns
+        -------
+        DataFrame
+            Indexed by model: ``pcc`` (point estimate), ``pcc_lo`` and ``pcc_hi``.
+        """
         rows = {m: (self.point[m], *interval_from_replicates(self.point[m], self.replicates[m], level=self.level,
                                                                 method=method, jackknife=self.jackknife[m]))
                 for m in self.point.index}
@@ -294,7 +342,27 @@ class BlockedBootstrap:
 
     def difference(self, a: str, b: str, method: str = "percentile") -> dict[str, float | bool]:
         """Paired difference ``a - b`` (same spot blocks, each model's own seeds): point, interval
-        of ``method``, and whether it excludes zero."""
+        of ``method``, and whether it excludes zero.
+
+        Parameters
+        ----------
+        a, b
+            Model names.
+        method
+            Interval method, as in :meth:`interval`.
+
+        Returns
+        -------
+        dict
+            ``difference`` (point estimate of ``a - b``), ``lo`` and ``hi`` (interval of the paired
+            replicate differences; NaN when no replicate is finite) and ``excludes_zero`` (``lo > 0`` or
+            ``hi < 0``).
+
+        Raises
+        ------
+        DataError
+            ``a`` or ``b`` is not one of the models.
+        """
         for name, m in (("a", a), ("b", b)):
             if m not in self.point.index:
                 raise DataError(name, f"no model {m!r}; models: {list(self.point.index)}")

@@ -34,7 +34,22 @@ __all__ = ["coverage_table", "gaussian_field", "grid_coords"]
 
 
 def grid_coords(n_side: int, n_sections: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Spot centres ``(n_sections * n_side**2, 2)`` of square grids of pitch 1, and their sections."""
+    """Spot centres ``(n_sections * n_side**2, 2)`` of square grids of pitch 1, and their sections.
+
+    Parameters
+    ----------
+    n_side
+        Spots per side of each section's grid.
+    n_sections
+        Number of sections (the same grid each).
+
+    Returns
+    -------
+    coords : numpy.ndarray
+        ``(n_sections * n_side**2, 2)`` float centres at integer positions ``0 .. n_side - 1``.
+    sections : numpy.ndarray
+        ``(n_sections * n_side**2,)`` section labels ``"s0"``, ``"s1"``, ...
+    """
     xy = np.stack(np.meshgrid(np.arange(n_side), np.arange(n_side), indexing="ij"), -1).reshape(-1, 2).astype(float)
     return np.tile(xy, (n_sections, 1)), np.repeat([f"s{i}" for i in range(n_sections)], len(xy))
 

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import scipy.sparse as sp
 
+from stlib import get
+from stlib._leaks import RECORDS
 from stlib._utils import dense
 from stlib.errors import DataError
 
@@ -122,7 +124,7 @@ def pca_fit_transform(
     if split_key not in adata.obs:
         raise DataError("adata.obs", f"no column {split_key!r} with the train/valid/test split")
     splits = [fit_on] if isinstance(fit_on, str) else list(fit_on)
-    mask = adata.obs[split_key].astype(str).isin(splits).to_numpy()
+    mask = get.split_mask(adata, list(splits), split_key)
     n_fit = int(mask.sum())
     if n_comps < 1:
         raise DataError(f"obsm[{use_rep!r}]", f"n_comps must be >= 1, got {n_comps}")
@@ -209,6 +211,28 @@ def knn_pool(
     ``uns[key_added] = {"use_rep", "n_neighbors", "include_self",
     "library_key"}``.
 
+    Parameters
+    ----------
+    adata
+        Spots with ``obsm[use_rep]``, ``obs[library_key]`` and ``obsm[spatial_key]`` (or
+        ``obsp[neighbors_key]``); modified in place.
+    use_rep
+        ``obsm`` key of the features to pool (``"X"``: ``adata.X``).
+    n_neighbors
+        Spots per pool, at least 1 (see ``include_self``); with ``neighbors_key`` only checked.
+    library_key
+        ``obs`` column naming each spot's section.
+    spatial_key
+        ``obsm`` key of the spot coordinates; unused with ``neighbors_key``.
+    key_added
+        ``obsm``/``uns`` key of the result.
+    include_self
+        Whether the spot itself is one of its ``n_neighbors`` (default) or left out; unused with
+        ``neighbors_key`` (the spot is always left out).
+    neighbors_key
+        ``obsp`` key of a graph whose non-zero entries are each spot's neighbours (edges must stay
+        within sections; every spot needs one); ``None`` (default): the spatial kNN.
+
     Raises
     ------
     DataError
@@ -291,6 +315,28 @@ def expression_neighbors(
 
     Writes block-diagonal ``obsp[key_added + "_distances"]`` and
     ``obsp[key_added + "_connectivities"]`` in ``adata``'s spot order, and ``uns[key_added]``.
+
+    Parameters
+    ----------
+    adata
+        Spots with ``obs[library_key]``; receives the graph.
+    data
+        The raw counts (all genes) of the same spots in the same order, in ``X``; default ``adata``.
+    n_neighbors
+        ``n_neighbors`` of :func:`scanpy.pp.neighbors` (the spot itself included); each section
+        needs more spots than this.
+    library_key
+        ``obs`` column naming each spot's section.
+    key_added
+        Prefix of the two ``obsp`` keys, and the ``uns`` key.
+    seed
+        ``random_state`` of the PCA and of the neighbours.
+
+    Raises
+    ------
+    DataError
+        ``data`` and ``adata`` with different spots (or order), or a section with ``n_neighbors``
+        spots or fewer (naming it).
     """
     import scanpy as sc
     from anndata import AnnData
@@ -334,7 +380,7 @@ def expression_neighbors(
     adata.uns[key_added] = {
         "n_neighbors": int(n_neighbors), "seed": int(seed), "library_key": library_key,
         "recipe": "per section: normalize_total, log1p, pca (50), neighbors (umap connectivities)",
-        "leak": "LEAK: built from each spot's own expression (test spots included)",
+        "leak": RECORDS["neighbors"],
     }
 
 
@@ -360,6 +406,18 @@ def spatial_graph(
     Reads ``obsm[spatial_key]``, ``obs[library_key]``. Writes (via squidpy)
     ``obsp["spatial_connectivities"]`` (0/1 CSR), ``obsp["spatial_distances"]``
     (CSR) and ``uns["spatial_neighbors"]``.
+
+    Parameters
+    ----------
+    adata
+        Spots with ``obsm[spatial_key]`` and ``obs[library_key]``; modified in place
+        (``obs[library_key]`` is made categorical when it is not).
+    n_neighs
+        Neighbours per spot; each section needs more spots than this.
+    library_key
+        ``obs`` column naming each spot's section.
+    spatial_key
+        ``obsm`` key of the spot coordinates.
 
     Raises
     ------
@@ -408,6 +466,22 @@ def graph_svd(
     ``obs[library_key]``. Writes ``obsm[key_added]`` (``(n_obs,
     n_components)`` float32) and ``uns[key_added] = {"n_components", "seed",
     "library_key", "explained_variance_ratio": {section: array}}``.
+
+    Parameters
+    ----------
+    adata
+        Spots with ``obsp[connectivity_key]`` and ``obs[library_key]``; modified in place.
+    n_components
+        Components per section; each section needs more spots than this.
+    library_key
+        ``obs`` column naming each spot's section.
+    key_added
+        ``obsm``/``uns`` key of the result.
+    seed
+        ``random_state`` of the SVD.
+    connectivity_key
+        ``obsp`` key of the graph (default :func:`spatial_graph`'s); also recorded in
+        ``uns[key_added]``.
 
     Raises
     ------

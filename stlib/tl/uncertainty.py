@@ -67,6 +67,27 @@ def bootstrap_weights(groups: Sequence[str] | np.ndarray, n_boot: int, seed: int
     replacement; with several, sections first (with replacement), then the spots of each
     drawn section. The result is a function of ``(groups, n_boot, seed)`` only, so models
     scored with the same arguments share their replicates (paired comparisons).
+
+    Parameters
+    ----------
+    groups
+        ``(n_spots,)`` section label of each spot.
+    n_boot
+        Number of replicates, at least 1.
+    seed
+        Seed of the resampling.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_boot, n_spots)`` float64: how many times each spot is drawn in each replicate.
+
+    Raises
+    ------
+    DataError
+        ``groups`` empty or not one-dimensional.
+    ValueError
+        ``n_boot < 1``.
     """
     g = np.asarray(groups).astype(str)
     if g.ndim != 1 or len(g) == 0:
@@ -88,7 +109,22 @@ def bootstrap_weights(groups: Sequence[str] | np.ndarray, n_boot: int, seed: int
 def weighted_moments(W: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Total weight ``(n_rep, 1)``, weighted means and variances ``(n_rep, n_genes)`` of the
     columns of ``x`` under each row of ``W``: what :func:`weighted_pearson` and the error
-    statistics need of the truth, computed once for every model scored against it."""
+    statistics need of the truth, computed once for every model scored against it.
+
+    Parameters
+    ----------
+    W
+        ``(n_rep, n_spots)`` weights, e.g. :func:`bootstrap_weights`; a row of ones gives the
+        moments over the spots as measured.
+    x
+        ``(n_spots, n_genes)`` values.
+
+    Returns
+    -------
+    (s, mean, var)
+        ``s``: ``(n_rep, 1)`` total weight of each row; ``mean`` and ``var``: ``(n_rep, n_genes)``
+        weighted means and variances (divisor ``s``).
+    """
     s = W.sum(axis=1, keepdims=True)
     mx = (W @ x) / s
     return s, mx, (W @ (x * x)) / s - mx * mx
@@ -103,6 +139,20 @@ def weighted_pearson(W: np.ndarray, x: np.ndarray, y: np.ndarray,
     A column that is constant over the weighted spots (variance within rounding of zero)
     or holds NaN gives NaN. ``x_moments``, ``y_moments``: :func:`weighted_moments` of ``(W, x)``
     and ``(W, y)``, when known.
+
+    Parameters
+    ----------
+    W
+        ``(n_rep, n_spots)`` weights, e.g. :func:`bootstrap_weights`.
+    x, y
+        ``(n_spots, n_genes)`` values; column ``j`` of ``x`` is correlated with column ``j`` of ``y``.
+    x_moments, y_moments
+        :func:`weighted_moments` of ``(W, x)`` and ``(W, y)``, when already computed.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_rep, n_genes)`` correlations in ``[-1, 1]``, NaN where undefined.
     """
     s, mx, vx = weighted_moments(W, x) if x_moments is None else x_moments
     _, my, vy = weighted_moments(W, y) if y_moments is None else y_moments
@@ -122,6 +172,18 @@ def weighted_ranks(W: np.ndarray, x: np.ndarray) -> np.ndarray:
     A spot of multiplicity ``w`` stands for ``w`` copies; tied values (equal in ``x``, or
     copies of one spot) share the mean of their ranks, as :func:`scipy.stats.rankdata`.
     Returns ``(n_rep, n)``: the rank of each spot's copies (any value where ``w = 0``).
+
+    Parameters
+    ----------
+    W
+        ``(n_rep, n)`` multiplicities of the spots, one resample per row.
+    x
+        ``(n,)`` values to rank.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_rep, n)`` float64 average ranks, starting at 1.
     """
     order = np.argsort(x, kind="stable")
     rank_group, group, _ = _group_ranks(W[:, order], x[order])
@@ -270,7 +332,20 @@ def _ceiling_replicates(thinned: ThinnedTargets, W: np.ndarray) -> np.ndarray:
 def constant_as_zero(r: np.ndarray, y_moments: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
     """Correlations ``r`` (``(n_rep, n_genes)``, NaN where none) with NaN read as 0, except where the
     truth is constant over the weighted spots (:func:`weighted_moments` ``y_moments``): the
-    ``constant="zero"`` rule of :mod:`stlib.metrics`."""
+    ``constant="zero"`` rule of :mod:`stlib.metrics`.
+
+    Parameters
+    ----------
+    r
+        ``(n_rep, n_genes)`` correlations, NaN where there is none (e.g. :func:`weighted_pearson`).
+    y_moments
+        :func:`weighted_moments` of the truth under the same weights.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_rep, n_genes)``: ``r`` with NaN read as 0, and NaN where the truth is constant.
+    """
     _, my, vy = y_moments
     return np.where(vy <= 1e-12 * np.maximum(1.0, my * my), np.nan, np.nan_to_num(r, nan=0.0))
 
@@ -295,6 +370,21 @@ class Bootstrap:
     ``point`` is indexed by model with the columns of :data:`STATS` that were computed;
     ``replicates[stat]`` is an ``(n_boot, n_models)`` DataFrame with the same columns as
     ``point``'s index. Percentile intervals at ``level``.
+
+    Parameters
+    ----------
+    point
+        Point estimates over the spots as measured: one row per model, one column per statistic.
+    replicates
+        Statistic -> ``(n_boot, n_models)`` replicate values, one column per model.
+    level
+        Level of the percentile intervals, in ``(0, 1)``.
+    n_boot
+        Number of replicates.
+    seed
+        Seed of the resampling.
+    settings
+        How the spots were resampled (``resampling``, ``n_sections``), for the record.
     """
 
     point: pd.DataFrame
@@ -305,17 +395,51 @@ class Bootstrap:
     settings: dict[str, object] = field(default_factory=dict)
 
     def interval(self, stat: str) -> pd.DataFrame:
-        """Per model: the point estimate and the percentile interval of ``stat``."""
+        """Per model: the point estimate and the percentile interval of ``stat``.
+
+        Parameters
+        ----------
+        stat
+            A statistic of :data:`STATS` that was computed (a key of ``replicates``).
+
+        Returns
+        -------
+        DataFrame
+            Indexed by model: ``<stat>`` (point estimate), ``<stat>_lo`` and ``<stat>_hi`` (quantiles
+            ``(1 - level) / 2`` and ``(1 + level) / 2`` of the replicates, NaN replicates skipped).
+        """
         q = (1 - self.level) / 2
         reps = self.replicates[stat]
         return pd.DataFrame({stat: self.point[stat], f"{stat}_lo": reps.quantile(q), f"{stat}_hi": reps.quantile(1 - q)})
 
     def table(self) -> pd.DataFrame:
-        """Per model: every statistic with its interval (``pcc, pcc_lo, pcc_hi, ...``)."""
+        """Per model: every statistic with its interval (``pcc, pcc_lo, pcc_hi, ...``).
+
+        Returns
+        -------
+        DataFrame
+            Indexed by model: the three columns of :meth:`interval` for every statistic computed, in
+            the order of :data:`STATS`.
+        """
         return pd.concat([self.interval(s) for s in STATS if s in self.replicates], axis=1)
 
     def difference(self, a: str, b: str, stat: str = "pcc") -> dict[str, float | bool]:
-        """Paired difference ``a - b`` of ``stat``: point, interval, and whether it excludes zero."""
+        """Paired difference ``a - b`` of ``stat``: point, interval, and whether it excludes zero.
+
+        Parameters
+        ----------
+        a, b
+            Model names.
+        stat
+            The statistic compared (default ``"pcc"``).
+
+        Returns
+        -------
+        dict
+            ``difference`` (point estimate of ``a - b``), ``lo`` and ``hi`` (percentile interval of the
+            replicates' paired differences, NaN replicates dropped; NaN when none is left) and
+            ``excludes_zero`` (``lo > 0`` or ``hi < 0``).
+        """
         reps = self.replicates[stat]
         d = (reps[a] - reps[b]).dropna()
         q = (1 - self.level) / 2
@@ -419,6 +543,28 @@ def per_gene_intervals(y_true: np.ndarray, y_pred: np.ndarray, *, groups: Sequen
 
     With many genes some clear the bar by chance (about ``n_genes * (1 - level) / 2`` if no gene
     had any signal): read the count against that number.
+
+    Parameters
+    ----------
+    y_true, y_pred
+        ``(n_spots, n_genes)`` truth and prediction of one split.
+    groups
+        Section of each spot (the resampling units above the spots).
+    genes
+        Gene names, the index of the result (default ``"0", "1", ...``).
+    n_boot, seed, level
+        Replicates, seed of the resampling, interval level.
+
+    Returns
+    -------
+    DataFrame
+        Indexed by ``gene``: ``pcc`` (over the spots as measured), ``pcc_lo`` and ``pcc_hi``
+        (percentile interval over the replicates with a correlation) and ``reliable`` (bool).
+
+    Raises
+    ------
+    DataError
+        Truth and prediction of different shapes, or ``groups`` of the wrong length.
     """
     y = np.asarray(y_true, dtype=np.float64)
     p = np.asarray(y_pred, dtype=np.float64)

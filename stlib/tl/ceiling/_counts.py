@@ -25,6 +25,25 @@ def check_counts(counts: Counts, what: str = "<counts>") -> Counts:
     Returns ``counts`` as a new CSR matrix with sorted indices (sparse input) or an ``int64``
     ndarray (dense; the input itself when it already is one), never modifying ``counts``;
     raises a :class:`~stlib.errors.DataError` naming ``what`` otherwise.
+
+    Parameters
+    ----------
+    counts
+        Spots x genes counts, dense (array-like) or scipy sparse. Integer, boolean or float dtypes
+        are accepted; float values must be finite whole numbers.
+    what
+        Name of the input in the error message (e.g. a file or argument name).
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix or numpy.ndarray
+        The counts as ``int64``: a CSR copy with sorted indices for sparse input, an ndarray for
+        dense input.
+
+    Raises
+    ------
+    DataError
+        Not 2-D, not numeric, or values that are non-finite, not whole or negative.
     """
     if sp.issparse(counts):
         X = sp.csr_matrix(counts)
@@ -156,6 +175,28 @@ def split_counts(counts: Counts, n_parts: int, rng: np.random.Generator | int | 
     Each molecule goes to one part uniformly at random (sequential binomial draws). Under
     Poisson sampling the parts are independent Poisson with mean ``lambda / n_parts``; they
     sum to ``counts``.
+
+    Parameters
+    ----------
+    counts
+        Spots x genes integer counts, dense or sparse.
+    n_parts
+        Number of parts, at least 1 (``1`` gives the checked counts as the only part).
+    rng
+        A :class:`numpy.random.Generator` (or a seed).
+
+    Returns
+    -------
+    list
+        ``n_parts`` count matrices of the same kind (CSR or ``int64`` ndarray) and shape as
+        ``counts``, summing to ``counts``.
+
+    Raises
+    ------
+    ValueError
+        ``n_parts < 1``.
+    DataError
+        Negative, non-integer or non-finite counts.
     """
     if n_parts < 1:
         raise ValueError(f"n_parts must be >= 1, got {n_parts}")

@@ -30,7 +30,21 @@ _SLOPE_RANGE = (0.0, 2.0)
 
 # --------------------------------------------------------------------------- corrections
 def spearman_brown(r_half: np.ndarray | float, factor: float = 2.0) -> np.ndarray:
-    """Spearman-Brown prophecy: reliability at ``factor`` times the depth, ``k r / (1 + (k-1) r)``."""
+    """Spearman-Brown prophecy: reliability at ``factor`` times the depth, ``k r / (1 + (k-1) r)``.
+
+    Parameters
+    ----------
+    r_half
+        Reliability at the measured depth (e.g. the correlation of two halves); scalar or array.
+    factor
+        The depth multiple ``k`` to project to; the default 2 gives the full depth from two halves.
+
+    Returns
+    -------
+    numpy.ndarray
+        The projected reliability, elementwise, of the shape of ``r_half`` (0-d for a scalar); NaN
+        stays NaN.
+    """
     r = np.asarray(r_half, dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         return factor * r / (1.0 + (factor - 1.0) * r)
@@ -43,6 +57,20 @@ def extrapolate_reliability(r_half: np.ndarray, r_quarter: np.ndarray) -> np.nda
     ``L(1) = L(1/2) + s log 2`` with slope ``s = (L(1/2) - L(1/4)) / log 2`` clipped to
     ``[0, 2]`` (Spearman-Brown is ``s = 1``). Falls back to Spearman-Brown where
     ``r_half <= 0`` or ``r_quarter <= 0`` (no log-odds), and keeps NaN where ``r_half`` is NaN.
+
+    Parameters
+    ----------
+    r_half
+        Per gene, the reliability at half depth (correlation of the two halves).
+    r_quarter
+        Per gene, the reliability at quarter depth (mean correlation of the pairs of quarters); NaN
+        where there is none (then Spearman-Brown is used).
+
+    Returns
+    -------
+    numpy.ndarray
+        Per gene, the reliability at full depth: the extrapolation where both reliabilities are in
+        ``(0, 1)``, elsewhere :func:`spearman_brown` of ``r_half``.
     """
     rh = np.asarray(r_half, dtype=np.float64)
     rq = np.asarray(r_quarter, dtype=np.float64)
@@ -82,6 +110,20 @@ class ThinnedTargets:
     each a dense ``(n_spots, n_genes)`` float array. Keeping them lets the reliability be
     computed on any subset of the spots (:meth:`estimate`): one section, a pooled split, or
     a bootstrap resample (:mod:`stlib.tl.uncertainty`), without thinning again.
+
+    Parameters
+    ----------
+    parts
+        One tuple per thinning draw of the transformed copies, each ``(n_spots, n_genes)``:
+        ``(a, b)`` for ``"spearman-brown"``, ``(a, b, q1, q2, q3, q4)`` for ``"extrapolate"``.
+    genes
+        ``(n_genes,)`` names of the columns.
+    transform
+        The space of the copies: a target transform (:data:`stlib.pp.TRANSFORMS`) or ``"counts"``.
+    correction
+        ``"extrapolate"`` or ``"spearman-brown"``: how :meth:`estimate` reaches full depth.
+    seed
+        Seed of the thinning.
     """
 
     parts: tuple[tuple[np.ndarray, ...], ...]
@@ -96,7 +138,23 @@ class ThinnedTargets:
 
     def estimate(self, rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Per gene over ``rows`` (default all spots): ``r_half``, ``r_quarter``, ``r_full``,
-        ``ceiling`` and ``n_constant_draws`` (see :func:`noise_ceiling`)."""
+        ``ceiling`` and ``n_constant_draws`` (see :func:`noise_ceiling`).
+
+        Parameters
+        ----------
+        rows
+            Positions of the spots to compute over (integer indices or a boolean mask over the
+            spots of the copies); ``None``: all spots.
+
+        Returns
+        -------
+        dict
+            ``(n_genes,)`` arrays: ``r_half`` (correlation of the halves, mean over draws; NaN where a
+            half was constant in any draw), ``r_quarter`` (mean correlation of the six pairs of quarters;
+            NaN with ``"spearman-brown"`` or where a quarter or half was constant), ``r_full`` (after the
+            correction), ``ceiling`` (``sqrt`` of ``r_full`` clipped to ``[0, 1]``, NaN where ``r_full``
+            is) and ``n_constant_draws`` (draws in which the gene was constant in a half).
+        """
         ng = len(self.genes)
         r_half = np.zeros(ng)
         r_quarter = np.zeros(ng)
@@ -130,13 +188,35 @@ class ThinnedTargets:
                 "ceiling": np.sqrt(np.clip(r_full, 0.0, 1.0)), "n_constant_draws": n_const}
 
     def subset(self, rows: np.ndarray) -> ThinnedTargets:
-        """The thinned copies of some spots only (e.g. one split's), in the order of ``rows``."""
+        """The thinned copies of some spots only (e.g. one split's), in the order of ``rows``.
+
+        Parameters
+        ----------
+        rows
+            Positions of the spots to keep (integer indices or a boolean mask).
+
+        Returns
+        -------
+        ThinnedTargets
+            A new object holding those rows of every copy; genes and settings unchanged.
+        """
         rows = np.asarray(rows)
         return ThinnedTargets(parts=tuple(tuple(y[rows] for y in d) for d in self.parts), genes=self.genes,
                               transform=self.transform, correction=self.correction, seed=self.seed)
 
     def ceiling(self, rows: np.ndarray | None = None) -> np.ndarray:
-        """Per gene, the ceiling over ``rows`` (NaN where undefined)."""
+        """Per gene, the ceiling over ``rows`` (NaN where undefined).
+
+        Parameters
+        ----------
+        rows
+            As in :meth:`estimate`; ``None``: all spots.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(n_genes,)`` ceilings, ``estimate(rows)["ceiling"]``.
+        """
         return self.estimate(rows)["ceiling"]
 
 
@@ -213,6 +293,44 @@ def thinned_targets(
     of each spot's counts is then thinned as one extra column). ``transform`` may also be
     ``"counts"`` (raw counts, for models scored in count space). The normalisation of
     ``"paper"`` is per section, as for the full data.
+
+    Parameters
+    ----------
+    counts
+        Spots x genes raw integer counts, dense or sparse: all genes, or only the target genes
+        together with ``all_gene_totals``.
+    transform
+        A target transform (:data:`stlib.pp.TRANSFORMS`) or ``"counts"``.
+    sections
+        One section label per spot (``None``: one section).
+    genes_mask
+        The target genes: boolean mask or integer indices over the columns. Default: all genes.
+    all_gene_totals
+        Per spot, the total count over all genes (whole numbers, at least the sum of the target
+        genes' counts), when ``counts`` holds fewer genes.
+    n_draws
+        Number of independent thinnings kept, at least 1.
+    seed
+        Seed of the thinning.
+    correction
+        ``"extrapolate"`` (default: halves and quarters are kept) or ``"spearman-brown"`` (halves
+        only).
+    target_sum
+        The total of ``"normalize_log1p"``.
+    gene_names
+        Names of the columns of ``counts`` (default ``"0", "1", ...``).
+
+    Returns
+    -------
+    ThinnedTargets
+        The transformed copies of the target genes, for :meth:`ThinnedTargets.estimate`.
+
+    Raises
+    ------
+    ValueError
+        Unknown ``transform`` or ``correction``, or ``n_draws < 1``.
+    DataError
+        Bad counts, section labels, mask, gene names or totals.
     """
     if transform not in SCORE_SPACES:
         raise ValueError(f"unknown target transform {transform!r}; use one of {SCORE_SPACES}")

@@ -30,6 +30,27 @@ def ceilings(data: ad.AnnData, genes: list[str], transform: str, *, by: str = "s
     ``data`` holds all genes' raw counts (chapter 1's ``data.h5ad``); the normalisation of the
     ``"paper"`` transform stays per section in both cases. Adds ``split`` (and, per section,
     ``median_total``: the section's median all-gene count per spot) to the output.
+
+    Parameters
+    ----------
+    data
+        All genes' raw counts in ``X``, with ``obs["section"]`` and ``obs["split"]``.
+    genes
+        The target genes (``var_names`` of ``data``), in output order.
+    transform
+        The target transform (:data:`stlib.pp.TRANSFORMS`) or ``"counts"``.
+    by
+        ``"section"`` (default): a ceiling per section; any other value: per split, pooled over its
+        sections' spots.
+    n_draws, seed
+        Thinnings averaged and their seed (:func:`noise_ceiling`).
+
+    Returns
+    -------
+    DataFrame
+        The columns of :func:`noise_ceiling`, one row per (section, gene) with ``split`` and
+        ``median_total`` inserted after ``section``; with ``by="split"`` one row per (split, gene),
+        the first column ``split``.
     """
     X, totals = _target_counts(data, genes)
     secs = data.obs["section"].astype(str).to_numpy()
@@ -57,6 +78,25 @@ def ceiling_vs_depth(data: ad.AnnData, genes: list[str], transform: str, *,
     Returns one row per (section, fraction, gene): ``split``, ``fraction``, ``median_total``
     (median count per spot after thinning), ``gene`` and ``ceiling``; :func:`depth_summary`
     averages over genes.
+
+    Parameters
+    ----------
+    data
+        All genes' raw counts in ``X``, with ``obs["section"]`` and ``obs["split"]``.
+    genes
+        The target genes (``var_names`` of ``data``).
+    transform
+        The target transform (:data:`stlib.pp.TRANSFORMS`) or ``"counts"``.
+    fractions
+        Shares of the molecules kept, in ``[0, 1]``; each is thinned from the full counts.
+    n_draws, seed
+        Thinnings averaged per ceiling, and the seed of both the depth thinning and the ceilings.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``section``, ``split``, ``fraction``, ``median_total``, ``gene`` and ``ceiling``,
+        one row per (fraction, section, gene).
     """
     X, totals = _target_counts(data, genes)
     full, mask = _with_rest(check_counts(X), totals, np.ones(len(genes), dtype=bool))
@@ -78,14 +118,44 @@ def ceiling_vs_depth(data: ad.AnnData, genes: list[str], transform: str, *,
 
 def depth_summary(depth: pd.DataFrame) -> pd.DataFrame:
     """:func:`ceiling_vs_depth` (stacked over gene rules with a ``rule`` column, or not) averaged
-    over genes: ``mean_ceiling`` over the genes with a ceiling, and ``n_nan``."""
+    over genes: ``mean_ceiling`` over the genes with a ceiling, and ``n_nan``.
+
+    Parameters
+    ----------
+    depth
+        :func:`ceiling_vs_depth` output, optionally several stacked with a ``rule`` column.
+
+    Returns
+    -------
+    DataFrame
+        One row per combination of the key columns present (``rule``, ``section``, ``split``,
+        ``fraction``, ``median_total``), in order of appearance, with ``mean_ceiling`` (NaN skipped)
+        and ``n_nan`` (genes without a ceiling).
+    """
     keys = [k for k in ("rule", "section", "split", "fraction", "median_total") if k in depth.columns]
     g = depth.groupby(keys, sort=False)["ceiling"]
     return pd.DataFrame({"mean_ceiling": g.mean(), "n_nan": g.apply(lambda c: int(c.isna().sum()))}).reset_index()
 
 
 def ceiling_caption(iv: pd.DataFrame, space: str = "target") -> str:
-    """The noise ceiling of each split (mean over genes, with its interval), for a table caption."""
+    """The noise ceiling of each split (mean over genes, with its interval), for a table caption.
+
+    Parameters
+    ----------
+    iv
+        An interval table with one row per (model, split): ``split`` (a column or an index level),
+        ``space``, ``ceiling``, ``ceiling_lo`` and ``ceiling_hi`` (the columns of
+        :meth:`stlib.tl.uncertainty.Bootstrap.table` plus ``split`` and ``space``). The first row of
+        each split in ``space`` is read.
+    space
+        The score space whose ceiling is shown: ``"target"`` (the run's targets) or ``"counts"``.
+
+    Returns
+    -------
+    str
+        A heading line, then one line per split present (train, valid, test):
+        ``"  <split>: <ceiling> [<lo>, <hi>]"`` to three decimals, ``n/a`` without a ceiling.
+    """
     sub = iv[iv["space"] == space].reset_index().drop_duplicates("split").set_index("split")
     parts = [f"  {s}: {with_interval(sub.loc[s, 'ceiling'], sub.loc[s, 'ceiling_lo'], sub.loc[s, 'ceiling_hi'])}"
              for s in SPLITS if s in sub.index]
@@ -96,6 +166,22 @@ def ceiling_summary(by_section: pd.DataFrame, by_split: pd.DataFrame) -> pd.Data
     """Mean ceiling over genes per section (by depth) and per pooled split, one column per gene rule.
 
     ``by_section`` / ``by_split``: :func:`ceilings` outputs stacked with a ``rule`` column.
+
+    Parameters
+    ----------
+    by_section
+        :func:`ceilings` outputs with ``by="section"``, stacked with a ``rule`` column.
+    by_split
+        :func:`ceilings` outputs with ``by="split"``, stacked the same way.
+
+    Returns
+    -------
+    DataFrame
+        Indexed by ``spots of`` (a section, or ``"<split> (pooled)"``): the sections by increasing
+        median total, then the pooled splits (train, valid, test). Columns ``split``, ``median counts
+        per spot`` (formatted; ``"(its sections)"`` for pooled rows) and ``mean ceiling, <rule>
+        genes`` per rule; ``attrs["genes without a ceiling (section rows)"]`` counts the section rows
+        without a ceiling, per rule.
     """
     sec = by_section.pivot_table(index=["section", "split", "median_total"], columns="rule", values="ceiling",
                                  aggfunc="mean").reset_index().sort_values("median_total")
@@ -118,6 +204,21 @@ def depth_match(depth: pd.DataFrame, rule: str) -> pd.DataFrame:
     ``depth``: :func:`ceiling_vs_depth` stacked over gene rules. Mean ceilings are over the
     genes that have a ceiling in **every** row of the table, so that the rows compare the same
     genes (a rare gene has none in a thinned section more often).
+
+    Parameters
+    ----------
+    depth
+        :func:`ceiling_vs_depth` outputs stacked with a ``rule`` column.
+    rule
+        The gene rule (a value of ``rule``) to compare.
+
+    Returns
+    -------
+    DataFrame
+        Indexed by ``section``: first the section with the lowest median total as measured
+        (``thinned to`` 1.0), then each other section at the fraction whose median total is nearest
+        to it on a log scale. Columns ``thinned to``, ``median counts per spot``, ``mean ceiling``
+        and ``genes compared``.
     """
     d = depth[depth["rule"] == rule]
     summ = depth_summary(d)
