@@ -25,7 +25,7 @@
 
 # %% tags=["parameters", "hide-input"]
 results_dir = "results/default"
-metric_protocol = "pooled"  # or "per_section_mean"
+aggregation = "pooled"  # or "per_section_mean"
 n_boot = 1000  # bootstrap replicates of the intervals
 seed = 0
 
@@ -43,12 +43,12 @@ out = store.resolve(results_dir)
 config = store.read_config(out)
 targets = store.load_targets(out, embeddings=False)
 preds = store.load_predictions(out)
-print(tables.protocol_text(config, targets, metric_protocol))
+print(tables.protocol_text(config, targets, aggregation))
 
 # %%
 long = scoring.metric_table(targets, preds)
 store.write_table(long, out, "all_models")
-table1 = tables.table_one(long, protocol=metric_protocol)
+table1 = tables.table_one(long, aggregation=aggregation)
 store.write_table(table1, out, "table1")
 scoring.show(table1)
 
@@ -107,7 +107,7 @@ for r in ref:
     store.save_predictions(r, targets, out)
 long = scoring.metric_table(targets, store.load_predictions(out))
 store.write_table(long, out, "all_models")
-wide = tables.wide(long, protocol=metric_protocol)
+wide = tables.wide(long, aggregation=aggregation)
 scoring.show(wide)
 
 # %% [markdown]
@@ -152,7 +152,7 @@ for m in tables.PROBE_ROWS.values():
 tables.table_one_every_metric(iv_all)
 
 # %%
-print(tables.depth_sentence(long, protocol=metric_protocol, boots=boots))
+print(tables.depth_sentence(long, aggregation=aggregation, boots=boots))
 
 # %% [markdown]
 # The same for every model, valid and test, ordered by the test fraction of the ceiling; "n/a"
@@ -163,20 +163,20 @@ scoring.show(tables.intervals_wide(iv))
 
 # %%
 fig = pl.metric_bars(wide.xs("pearson", axis=1, level=0), "pearson",
-                     title=f"mean PCC over genes ({metric_protocol})")
+                     title=f"mean PCC over genes ({aggregation})")
 
 # %% [markdown]
 # Pooled over the spots of a split, or within each section and then averaged over sections:
-# elsewhere the two protocols have been seen to differ a lot (differences between sections
+# elsewhere the two aggregations have been seen to differ a lot (differences between sections
 # inflate pooled correlations when a model gets each section's level right). In this run they
-# differ by at most {glue:text}`max_protocol_gap` over all models and splits (a split of a
+# differ by at most {glue:text}`max_aggregation_gap` over all models and splits (a split of a
 # single section gives the same number under both).
 
 # %%
-side_protocols = tables.protocols_side_by_side(long, "pearson")
-gap = (side_protocols["pooled"] - side_protocols["per_section_mean"]).abs()
-glue("max_protocol_gap", f"{np.nanmax(gap.to_numpy()):.3f}", display=False)
-scoring.show(side_protocols)
+side_by_side = tables.aggregations_side_by_side(long, "pearson")
+gap = (side_by_side["pooled"] - side_by_side["per_section_mean"]).abs()
+glue("max_aggregation_gap", f"{np.nanmax(gap.to_numpy()):.3f}", display=False)
+scoring.show(side_by_side)
 
 # %% [markdown]
 # ## Summary

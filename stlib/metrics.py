@@ -18,7 +18,7 @@ Conventions that matter when comparing numbers across papers:
   metric of that gene and ``missing_pred = True``.
 - Numbers pooled over all spots of a split differ a lot from numbers computed within
   each section and averaged over sections; :func:`evaluate` labels them with a
-  ``protocol`` column (``"pooled"`` / ``"per_section_mean"``).
+  ``aggregation`` column (``"pooled"`` / ``"per_section_mean"``).
 """
 
 from __future__ import annotations
@@ -209,7 +209,7 @@ def evaluate(
 
     Returns
     -------
-    DataFrame indexed by ``split`` with a ``protocol`` column (``"pooled"`` or
+    DataFrame indexed by ``split`` with an ``aggregation`` column (``"pooled"`` or
     ``"per_section_mean"``), the columns of :func:`summarize`, and ``n_spots`` and
     ``n_sections`` (1 for pooled rows).
     """
@@ -218,12 +218,12 @@ def evaluate(
     for split in _splits(y_true, predictions):
         t, p = _as_2d(y_true[split], split), _as_2d(predictions[split], split)
         s = summarize(per_gene_metrics(t, p, genes), constant)
-        rows.append({"split": split, "protocol": "pooled", **s.to_dict(), "n_spots": t.shape[0], "n_sections": 1})
+        rows.append({"split": split, "aggregation": "pooled", **s.to_dict(), "n_spots": t.shape[0], "n_sections": 1})
         if groups is not None:
             g = _section_ids(groups, split, t.shape[0])
             per_sec = pd.DataFrame([summarize(per_gene_metrics(t[g == sec], p[g == sec], genes), constant)
                                     for sec in pd.unique(g)])
-            row: dict[str, object] = {"split": split, "protocol": "per_section_mean"}
+            row: dict[str, object] = {"split": split, "aggregation": "per_section_mean"}
             row.update({m: float(pd.to_numeric(per_sec[m]).mean(skipna=True)) for m in METRICS})
             row.update({c: int(per_sec[c].sum()) for c in per_sec.columns if c.startswith("n_")})
             row.update({"n_spots": t.shape[0], "n_sections": len(per_sec)})

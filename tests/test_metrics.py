@@ -106,18 +106,18 @@ def test_evaluate_pooled_and_per_section() -> None:
     genes = ["a", "b", "c"]
 
     pooled = evaluate(y_true, preds, genes)
-    assert list(pooled.index) == ["test", "train"] and (pooled["protocol"] == "pooled").all()
+    assert list(pooled.index) == ["test", "train"] and (pooled["aggregation"] == "pooled").all()
     assert pooled.loc["test", "pearson"] == pytest.approx(summarize(per_gene_metrics(t, p, genes))["pearson"])
     assert pooled.loc["test", "n_genes"] == 3 and pooled.loc["test", "n_spots"] == 80
 
     both = evaluate(y_true, preds, genes, groups=groups)
-    test = both.loc["test"].set_index("protocol")
+    test = both.loc["test"].set_index("aggregation")
     per_sec = np.mean([summarize(per_gene_metrics(t[sec == s], p[sec == s]))["pearson"] for s in "AB"])
     assert test.loc["per_section_mean", "pearson"] == pytest.approx(per_sec)
     assert test.loc["pooled", "pearson"] > 0.8 > 0.3 > test.loc["per_section_mean", "pearson"]
     assert test.loc["per_section_mean", "n_sections"] == 2
     assert test.loc["per_section_mean", "n_genes"] == 6  # (section, gene) pairs
-    train = both.loc["train"].set_index("protocol")
+    train = both.loc["train"].set_index("aggregation")
     assert train.loc["per_section_mean", "n_sections"] == 2  # 40 A + 20 B
 
     with pytest.raises(DataError):

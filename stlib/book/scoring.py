@@ -32,7 +32,7 @@ def mean_scores(targets: ad.AnnData, scored: Mapping[str, Scored], *, by_section
     """The one scoring step: mean-over-genes metrics of each model on each split, in the space
     the model is scored in (:data:`Scored`), as :func:`stlib.metrics.evaluate` computes them.
 
-    Returns a long table with columns ``model, split, protocol`` (``"pooled"``; with
+    Returns a long table with columns ``model, split, aggregation`` (``"pooled"``; with
     ``by_section`` also ``"per_section_mean"``), the metric columns and ``space``.
     """
     spaces = {space for _, space in scored.values()}
@@ -48,10 +48,13 @@ def mean_scores(targets: ad.AnnData, scored: Mapping[str, Scored], *, by_section
     return pd.concat(rows, ignore_index=True)
 
 
-def scores(targets: ad.AnnData, result: ModelResult, *, protocol: str = "pooled") -> pd.DataFrame:
-    """Mean-over-genes metrics per split for one fitted model, in the space it is scored in."""
+def scores(targets: ad.AnnData, result: ModelResult, *, aggregation: str = "pooled") -> pd.DataFrame:
+    """Mean-over-genes metrics per split for one fitted model, in the space it is scored in.
+
+    ``aggregation`` is ``"pooled"`` (each gene over all spots of a split) or ``"per_section_mean"``.
+    """
     t = mean_scores(targets, scored_from_results([result]), by_section=True)
-    t = t[t["protocol"] == protocol].drop(columns=["model", "protocol", "space"]).set_index("split")
+    t = t[t["aggregation"] == aggregation].drop(columns=["model", "aggregation", "space"]).set_index("split")
     return t.loc[[s for s in SPLITS if s in t.index]]
 
 
@@ -88,14 +91,14 @@ def seed_spread(results: Mapping[int, ModelResult], targets: ad.AnnData,
 
 
 def metric_table(targets: ad.AnnData, predictions: Mapping[str, ad.AnnData]) -> pd.DataFrame:
-    """Long table: one row per (model, split, protocol) with the mean-over-genes metrics of the
+    """Long table: one row per (model, split, aggregation) with the mean-over-genes metrics of the
     prediction files, their scoring space, leaks and bugs."""
     out = mean_scores(targets, scored_from_files(predictions), by_section=True)
     settings = {name: store.model_settings(pred) for name, pred in predictions.items()}
     out["leaks"] = out["model"].map(lambda m: "; ".join(settings[m].get("leaks", [])))
     out["bugs"] = out["model"].map(lambda m: "; ".join(settings[m].get("bugs", [])))
     out["split"] = pd.Categorical(out["split"], categories=list(SPLITS))
-    return out.sort_values(["model", "protocol", "split"]).set_index(["model", "protocol", "split"])
+    return out.sort_values(["model", "aggregation", "split"]).set_index(["model", "aggregation", "split"])
 
 
 #: What :func:`interval_table` adds to a score table (besides the point PCC), as other tables copy it.

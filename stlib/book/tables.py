@@ -26,13 +26,13 @@ PROBE_ROWS: dict[str, str] = {"HEST probe (not in the report)": "hest_probe",
 METRIC_NAMES = {"pearson": "PCC", "spearman": "SRCC", "mse": "MSE", "mae": "MAE", "r2": "R2"}
 
 
-def table_one(long: pd.DataFrame, protocol: str = "pooled") -> pd.DataFrame:
+def table_one(long: pd.DataFrame, aggregation: str = "pooled") -> pd.DataFrame:
     """The paper's rows (Train / Valid / Test x PCC, SRCC, MSE, MAE, R2) from our models."""
     rows = []
     for paper_name, model in {**PAPER_ROWS, **PROBE_ROWS}.items():
         if model not in long.index.get_level_values("model"):
             continue
-        sub = long.xs((model, protocol), level=("model", "protocol"))
+        sub = long.xs((model, aggregation), level=("model", "aggregation"))
         for split in SPLITS:
             if split in sub.index:
                 r = sub.loc[split]
@@ -71,20 +71,20 @@ def beside_paper(table1: pd.DataFrame, paper: pd.DataFrame,
     return out
 
 
-def wide(long: pd.DataFrame, protocol: str = "pooled", metrics_: tuple[str, ...] = ("pearson", "spearman", "mse", "r2")) -> pd.DataFrame:
-    """Models x (metric, split), for one protocol."""
-    sub = long.xs(protocol, level="protocol")[list(metrics_)]
+def wide(long: pd.DataFrame, aggregation: str = "pooled", metrics_: tuple[str, ...] = ("pearson", "spearman", "mse", "r2")) -> pd.DataFrame:
+    """Models x (metric, split), for one aggregation (``"pooled"`` or ``"per_section_mean"``)."""
+    sub = long.xs(aggregation, level="aggregation")[list(metrics_)]
     w = sub.unstack("split")
     return w.sort_values(("pearson", "valid") if ("pearson", "valid") in w.columns else w.columns[0], ascending=False)
 
 
-def protocols_side_by_side(long: pd.DataFrame, metric: str = "pearson") -> pd.DataFrame:
-    """One metric, models x (protocol, split)."""
-    return long[metric].unstack(["protocol", "split"]).sort_index(axis=1)
+def aggregations_side_by_side(long: pd.DataFrame, metric: str = "pearson") -> pd.DataFrame:
+    """One metric, models x (aggregation, split)."""
+    return long[metric].unstack(["aggregation", "split"]).sort_index(axis=1)
 
 
-def protocol_text(config: Mapping[str, Any], targets: ad.AnnData, protocol: str) -> str:
-    """The protocol of a table, printed above it (HEST-style)."""
+def protocol_text(config: Mapping[str, Any], targets: ad.AnnData, aggregation: str) -> str:
+    """The protocol of a table (data, target, genes, split, aggregation, seed), printed above it (HEST-style)."""
     n = targets.obs.groupby("split", observed=True)["section"].agg(lambda s: ", ".join(pd.unique(s.astype(str))))
     spots = targets.obs["split"].value_counts()
     sel = targets.uns.get("gene_selection", {})
@@ -96,30 +96,30 @@ def protocol_text(config: Mapping[str, Any], targets: ad.AnnData, protocol: str)
         f"genes: {targets.n_vars}, rule '{sel.get('rule_name', 'book')}' fitted on {fit_on}"
         + (f" ({sel['leak']})" if sel.get("leak") else ""),
         "split: " + "; ".join(f"{s} = {n.get(s, '')} ({int(spots.get(s, 0))} spots)" for s in SPLITS),
-        f"metric protocol: per gene over the spots of a split ({protocol.replace('_', ' ')}), mean over genes",
+        f"aggregation: per gene over the spots of a split ({aggregation.replace('_', ' ')}), mean over genes",
         f"seed: {config.get('seed')}",
     ]
     return "\n".join(lines)
 
 
-def depth_sentence(long: pd.DataFrame, protocol: str = "pooled", split: str = "test",
+def depth_sentence(long: pd.DataFrame, aggregation: str = "pooled", split: str = "test",
                    boots: Mapping[tuple[str, str], uncertainty.Bootstrap] | None = None) -> str:
     """One sentence comparing the depth-only reference (an oracle) with the best image model.
 
     With ``boots`` (:func:`interval_table`'s second output) the sentence gives the paired
     bootstrap interval of the difference and calls the two different only if it excludes 0.
     """
-    sub = long.xs((protocol, split), level=("protocol", "split"))["pearson"]
+    sub = long.xs((aggregation, split), level=("aggregation", "split"))["pearson"]
     image = sub.drop(index=[m for m in REFERENCE_MODELS if m in sub.index]).dropna()
     if "depth_only" not in sub.index or image.empty:
         return "no depth-only reference in this run"
     best = image.idxmax()
     d, b = float(sub["depth_only"]), float(image.max())
     verdict = "higher than" if d > b else "below"
-    text = (f"{split} mean PCC ({protocol}): the depth-only oracle {d:.3f}, {verdict} the best image model "
+    text = (f"{split} mean PCC ({aggregation}): the depth-only oracle {d:.3f}, {verdict} the best image model "
             f"({best}, {b:.3f}); {int((image < d).sum())} of {len(image)} image models are below it.")
     bs = (boots or {}).get((split, "target"))
-    if bs is not None and protocol == "pooled" and {best, "depth_only"} <= set(bs.point.index):
+    if bs is not None and aggregation == "pooled" and {best, "depth_only"} <= set(bs.point.index):
         diff = bs.difference(best, "depth_only")
         call = "different" if diff["excludes_zero"] else "not distinguishable"
         text += (f"\n{best} minus depth-only: {diff['difference']:+.3f}, 95% paired interval "
