@@ -166,8 +166,8 @@ glue("offset_share_median", f"{off['offset share'].median():.2f}", display=False
 # %% [markdown]
 # The same maps on a depth-normalised target: every spot scaled to 10,000 counts before `log1p`
 # (`normalize_log1p`, chapter 9), genes and KNN Ridge refitted on it (sound protocol). The
-# authors' target scales each section to its own median depth, so a shallow section sits lower
-# everywhere; on a fixed total it does not.
+# authors' target scales each section to its own median depth, so a section with a low median
+# sits lower everywhere; on a fixed total it does not.
 
 # %%
 dn = ladder.prepare(ad.read_h5ad(out / "data.h5ad"), store.load_embeddings(out), protocol.as_protocol("sound"),

@@ -62,7 +62,8 @@ scoring.show(table1)
 # - **Data.** The report: He et al. 2020, 68 sections of 23 patients, test = 5 patients (6,098
 #   spots). This run: the data set and split in the protocol header above; on `her2st-demo`
 #   valid is two other sections of a train patient and test is one section of one patient.
-#   On that shallow test section a few genes are almost constant (nearly all zeros), and R2
+#   On that test section, most of it sparse stroma with few molecules per spot (chapter 11
+#   maps it), a few genes are almost constant (nearly all zeros), and R2
 #   averaged over genes is then dominated by them (a gene with almost no variance has a huge
 #   negative R2 for any offset): read our test R2 as "the predictions sit at the wrong level",
 #   not as a number to compare.

@@ -25,7 +25,7 @@
 #    - `paper`: what the authors' code did, each spot scaled to its section's median total count,
 #      then `log1p`; the linear scale of depth *within* a section is gone (not all of depth:
 #      `log1p` of sparse counts keeps a pattern of it), differences *between* sections stay
-#      (every spot of a shallow section is scaled to that section's small median);
+#      (every spot of a section with a low median depth is scaled to that small median);
 #    - `log1p` of raw counts: what the report's sentence says; every depth difference stays;
 #    - `normalize_log1p`: every spot scaled to 10,000 counts, then `log1p`; no depth left in
 #      any spot's scale.

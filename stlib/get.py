@@ -15,7 +15,7 @@ import pandas as pd
 
 from stlib._utils import SPLITS, dense
 
-__all__ = ["counts_by_split", "expression_adata", "full_predictions", "section_groups", "section_mask", "sections",
+__all__ = ["COMPARTMENTS", "compartments", "counts_by_split", "expression_adata", "full_predictions", "section_groups", "section_mask", "sections",
            "split_arrays", "split_arrays_obs", "split_mask", "split_masks"]
 
 
@@ -105,6 +105,40 @@ def sections(adata: ad.AnnData, mask: np.ndarray | None = None, key: str = "sect
     """
     col = adata.obs[key].astype(str)
     return list(dict.fromkeys(col.to_numpy() if mask is None else col.to_numpy()[np.asarray(mask)]))
+
+
+#: The tissue compartments of :func:`compartments`, in display order.
+COMPARTMENTS = ("tumour", "non-tumour", "unannotated")
+
+
+def compartments(adata: ad.AnnData, key: str = "tumor") -> np.ndarray:
+    """Each spot's tissue compartment from its tumour annotation: ``"tumour"``, ``"non-tumour"``
+    or ``"unannotated"`` (annotation missing).
+
+    The annotation is data, fixed before any model is scored (``obs["tumor_source"]`` says where
+    it comes from: a pathologist's labels, or the authors' expression clusters).
+
+    Parameters
+    ----------
+    adata
+        Spots with a boolean (nullable) ``obs[key]``.
+    key
+        The ``obs`` column of the tumour annotation.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_obs,)`` strings, one of :data:`COMPARTMENTS` per spot, in the order of ``adata``.
+    """
+    if key not in adata.obs:
+        raise KeyError(f"obs[{key!r}] (the tumour annotation) is missing; columns: {list(adata.obs.columns)}")
+    t = pd.array(adata.obs[key], dtype="boolean")
+    out = np.full(adata.n_obs, COMPARTMENTS[2], dtype=object)
+    known = ~np.asarray(t.isna())
+    vals = np.asarray(t.fillna(False), dtype=bool)
+    out[known & vals] = COMPARTMENTS[0]
+    out[known & ~vals] = COMPARTMENTS[1]
+    return out
 
 
 def _part(adata: ad.AnnData, key: str, mask: np.ndarray):

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from stlib import pp
+from stlib import get, pp
 from stlib.tl import ceiling, uncertainty
 from stlib.book import ladder, scoring, tables
 from stlib.models._base import ModelResult
@@ -220,3 +220,32 @@ def test_reliable_genes_counts_per_model(data: ad.AnnData, targets: ad.AnnData) 
     assert rel.loc["constant", "reliable genes"] == 0 and rel.loc["constant", "with a PCC"] == 0
     assert rel["expected by chance"].iloc[0] == pytest.approx(targets.n_vars * 0.025)
     assert per_model["oracle"]["reliable"].sum() == rel.loc["oracle", "reliable genes"]
+
+
+def test_scores_by_compartment(data: ad.AnnData, targets: ad.AnnData) -> None:
+    targets = targets.copy()
+    targets.obsm["lam"] = data.obsm["lam"]
+    test = np.flatnonzero((targets.obs["split"] == "test").to_numpy())
+    tumor = pd.array([pd.NA] * targets.n_obs, dtype="boolean")
+    tumor[test[:20]] = True
+    tumor[test[20:50]] = False
+    targets.obs["tumor"] = tumor
+    targets.obs["tumor_source"] = "synthetic"
+    comp = get.compartments(targets)
+    assert (comp[test[:20]] == "tumour").all() and (comp[test[20:50]] == "non-tumour").all()
+    assert (comp[test[50:]] == "unannotated").all() and set(get.COMPARTMENTS) == set(comp)
+    scored = scoring.scored_from_results(_results(targets))
+    by = scoring.by_compartment(targets, scored, split="test", n_boot=100, seed=0)
+    assert list(dict.fromkeys(by.index.get_level_values("compartment"))) == ["all", *get.COMPARTMENTS]
+    assert "glm_counts" not in by.index.get_level_values("model")  # scored on counts: another ceiling
+    assert by.loc[("tumour", "oracle"), "spots"] == 20 and by.loc[("unannotated", "oracle"), "spots"] == 30
+    iv, _ = scoring.interval_table(targets, scored, splits=("test",), n_boot=100, seed=0)
+    assert by.loc[("all", "oracle"), "pcc"] == pytest.approx(iv.loc[("oracle", "test"), "pcc"])
+    assert by.loc[("tumour", "oracle"), "pcc"] > by.loc[("tumour", "noisy"), "pcc"]
+    med = np.median(targets.obs["total_counts"].to_numpy()[test[:20]])
+    assert by.loc[("tumour", "oracle"), "median counts"] == pytest.approx(med)
+    assert by.attrs["annotation"] == "synthetic" and by.attrs["sections"] == ["S1"]
+    only = scoring.by_compartment(targets, scored, split="test", models=["noisy"], n_boot=20)
+    assert set(only.index.get_level_values("model")) == {"noisy"}
+    with pytest.raises(KeyError, match="tumour annotation"):
+        get.compartments(ad.AnnData(obs=targets.obs.drop(columns="tumor")))

@@ -51,7 +51,10 @@ def test_claim_differences_one_row_per_comparison():
     fig = pl.claim_differences(judged)
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["x > y", "x > z"]
-    assert len(ax.containers) == 2  # one error-bar series per target
+    assert len([ln for ln in ax.lines if ln.get_marker() == "o"]) == 2  # one series of points per target
+    plt.close(fig)
+    fig = pl.claim_differences(judged.assign(central=[True, False, True, False]))
+    assert [t.get_fontweight() for t in fig.axes[0].get_yticklabels()] == ["bold", "normal"]
     plt.close(fig)
 
 
@@ -82,4 +85,43 @@ def test_variants_vs_ceiling_fills_gains_only():
     assert len(faces) == 4
     assert faces[2] == "#ffffff" and faces[1] != "#ffffff"  # "same" is open, "better" filled
     assert fig.get_size_inches()[0] <= 7.5  # shown at the page's width, not shrunk
+    plt.close(fig)
+
+
+def test_depth_and_compartments_is_cropped_labelled_and_coloured():
+    import anndata as ad
+
+    rng = np.random.default_rng(0)
+    n = 40
+    xy = np.column_stack([rng.uniform(400, 600, n), rng.uniform(300, 500, n)])  # full-resolution pixels
+    tumor = pd.array([True] * 10 + [False] * 10 + [pd.NA] * 20, dtype="boolean")
+    obs = pd.DataFrame({"section": pd.Categorical(["S1"] * n), "tumor": tumor,
+                        "total_counts": rng.integers(1, 20000, n).astype(float)}, index=[f"s{i}" for i in range(n)])
+    a = ad.AnnData(np.zeros((n, 1), np.float32), obs=obs)
+    a.obsm["spatial"] = xy
+    a.uns["spatial"] = {"S1": {"images": {"hires": np.full((200, 200, 3), 0.8)},
+                               "scalefactors": {"tissue_hires_scalef": 0.2, "spot_diameter_fullres": 10.0}}}
+    fig = pl.depth_and_compartments(a, "S1")
+    maps = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in maps] == ["S1: total counts per spot", "S1: tumour annotation"]
+    x0, x1 = maps[0].get_xlim()
+    assert 60 <= x0 <= 80 and 120 <= x1 <= 140  # cropped to the spots (80-120 hires px) plus 3% of 200 px
+    cbar_labels = [ax.get_ylabel() for ax in fig.axes if not ax.get_title() and ax.get_ylabel()]
+    assert cbar_labels == ["log10 total counts per spot"]
+    colours = {tuple(np.round(c, 3)) for coll in maps[1].collections for c in coll.get_facecolors()}
+    want = {tuple(np.round(matplotlib.colors.to_rgba(c), 3)) for c in pl.COMPARTMENT_COLORS.values()}
+    assert want <= colours
+    plt.close(fig)
+
+
+def test_fraction_of_ceiling_draws_an_interval_beside_its_estimate():
+    """A percentile interval can exclude its own estimate (chapter 12 showed one); the figure draws it
+    as it is instead of failing on a negative error bar."""
+    idx = pd.MultiIndex.from_product([["hest_probe", "depth_only"], ["test"]], names=["model", "split"])
+    iv = pd.DataFrame({"pcc": [0.05, 0.07], "fraction": [0.20, 0.244], "fraction_lo": [0.15, 0.245],
+                       "fraction_hi": [0.25, 0.323]}, index=idx)
+    fig = pl.fraction_of_ceiling(iv)
+    segs = [s for coll in fig.axes[0].collections for s in getattr(coll, "get_segments", lambda: [])()]
+    spans = sorted((round(float(s[0][0]), 3), round(float(s[1][0]), 3)) for s in segs)
+    assert spans == [(0.15, 0.25), (0.245, 0.323)]
     plt.close(fig)

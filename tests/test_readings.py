@@ -1,6 +1,7 @@
 """The chapters' readings: what decides a sentence lives in stlib.book.readings and is tested here."""
 
 import anndata as ad
+import pytest
 import numpy as np
 import pandas as pd
 
@@ -73,3 +74,59 @@ def test_beyond_readings_say_where_valid_comes_from():
 def test_leak_flags_are_read_from_a_table_or_a_column():
     t = pd.DataFrame({"leaks / bugs": ["none", "a; b", "b", None]})
     assert tables.leak_flags(t) == ["a", "b"] == tables.leak_flags(t["leaks / bugs"])
+
+
+def _iv(rows):
+    idx = pd.MultiIndex.from_tuples([(m, s) for m, s, _ in rows], names=["model", "split"])
+    return pd.DataFrame({"fraction": [f for _, _, f in rows], "space": "target"}, index=idx)
+
+
+def test_the_quoted_model_is_chosen_on_valid_never_on_test():
+    iv = _iv([("ridge", "valid", 0.30), ("ridge", "test", 0.10), ("mlp", "valid", 0.20), ("mlp", "test", 0.50),
+              ("depth_only", "valid", 0.90), ("depth_only", "test", 0.90)])
+    assert readings.chosen_image_model(iv, "valid") == "ridge"  # mlp is better on test: not looked at
+    with pytest.raises(ValueError, match="never on test"):
+        readings.chosen_image_model(iv, "test")
+    iv.loc[("ridge", "valid"), "space"] = "counts"  # scored on counts: not comparable, not chosen
+    assert readings.chosen_image_model(iv, "valid") == "mlp"
+    per_gene = pd.DataFrame({"ridge": [0.5, 0.1], "mlp": [0.1, 0.6], "depth_only": [0.0, 0.0]}, index=["A", "B"])
+    assert readings.top_genes_reading(iv, per_gene, split="test", n_top=1)[0] == "mlp"
+
+
+def test_choosing_with_no_candidate_says_so():
+    iv = _iv([("depth_only", "valid", 0.9), ("depth_only", "test", 0.9)])
+    with pytest.raises(ValueError, match="no image model"):
+        readings.chosen_image_model(iv, "valid")
+
+
+def test_compartment_reading_quotes_each_compartment():
+    idx = pd.MultiIndex.from_product([["all", "tumour", "non-tumour"], ["lasso", "depth_only"]],
+                                     names=["compartment", "model"])
+    by_comp = pd.DataFrame({"spots": [20, 20, 5, 5, 15, 15], "median counts": [600.0] * 2 + [9000.0] * 2 + [300.0] * 2,
+                            "pcc": [0.1, 0.05, 0.2, 0.0, 0.05, 0.01], "pcc_lo": [0.0] * 6, "pcc_hi": [0.3] * 6,
+                            "ceiling": [0.3] * 6}, index=idx)
+    by_comp.attrs.update({"sections": ["B4"], "annotation": "pathologist"})
+    by_section = pd.DataFrame({"section": ["B4", "C1", "C2"], "median_total": [600.0, 8000.0, 8500.0]})
+    out = readings.compartment_reading(by_comp, by_section, "lasso")
+    assert out["comp_split_median"] == "600" and out["comp_other_median_min"] == "8,000"
+    assert out["comp_tumour_spots"] == "5" and out["comp_tumour_median"] == "9,000"
+    assert out["comp_tumour_model"] == "0.200 [0.000, 0.300]" and out["comp_tumour_reference"].startswith("0.000")
+    assert out["comp_deep_vs_others"].startswith("deeper")
+    assert out["comp_unannotated_spots"] == "n/a"  # fewer than 3 spots: not scored, said so
+    by_comp.loc[("tumour", "lasso"), "median counts"] = 8200.0
+    by_comp.loc[("tumour", "depth_only"), "median counts"] = 8200.0
+    assert readings.compartment_reading(by_comp, by_section, "lasso")["comp_deep_vs_others"].startswith("not")
+    table = tables.compartment_table(by_comp, ["lasso", "depth_only"])
+    assert list(table.index) == ["all", "tumour", "non-tumour"] and table.loc["tumour", "median counts"] == "8,200"
+
+
+def test_same_numbers_uses_a_float32_tolerance():
+    idx = pd.MultiIndex.from_product([["lasso", "ridge"], ["Valid", "Test"]])
+    a = pd.Series([0.1, 0.2, np.nan, 0.4], index=idx)
+    assert tables.FLOAT32_TOL == pytest.approx(100 * np.finfo(np.float32).eps)
+    close = a + 4e-7
+    r = tables.same_numbers(a, close)
+    assert r["same"] and r["max_abs_diff"] == pytest.approx(4e-7) and r["n"] == 4
+    assert not tables.same_numbers(a, a + 1e-3)["same"]
+    assert not tables.same_numbers(a, a.fillna(0.3))["same"]  # NaN against a number is a difference
+    assert not tables.same_numbers(a, a.iloc[:3])["same"]  # a missing entry too

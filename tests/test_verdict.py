@@ -32,7 +32,7 @@ claims:
     chapter: 03_glm
     comparisons:
       - {better: a, worse: b, split: valid}
-      - {better: a, worse: b, split: test}
+      - {better: a, worse: b, split: test, central: true}
   - id: a_lower_error
     label: A has the lower error
     where: V.E
@@ -53,7 +53,7 @@ def test_shipped_claims_load_and_name_known_models():
         assert c.quote and c.reading and c.chapter[:2].isdigit()
 
 
-def test_judge_holds_reversed_not_shown(tmp_path):
+def test_judge_replicated_reversed_not_replicated(tmp_path):
     claims = _claims(tmp_path, CLAIMS)
     rng = np.random.default_rng(0)
     n = 400
@@ -62,12 +62,33 @@ def test_judge_holds_reversed_not_shown(tmp_path):
     err = _boot({"a": 0.5 + 0.01 * rng.standard_normal(n), "c": 0.2 + 0.01 * rng.standard_normal(n)}, stat="mse")
     boots = {("valid", "target"): valid, ("test", "target"): test, ("valid", "errors"): err}
     j = verdict.judge(claims, boots)
-    assert list(j["outcome"]) == ["holds", "not shown", "reversed"]
+    assert list(j["outcome"]) == ["replicated", "not replicated", "reversed"]
+    assert list(j["central"]) == [False, True, True]  # a one-comparison claim: its comparison is central
     # lower is better for mse: A (0.5) above C (0.2) is a difference of -0.3 in the claimed direction
     assert j.loc[2, "claimed difference"] == pytest.approx(-0.3, abs=0.01)
     v = verdict.verdicts(j)
-    assert v["a_beats_b"] == "not shown" and v["a_lower_error"] == "contradicted"
-    assert verdict.verdict_sentence(j, "a_lower_error") == "contradicted (0 of 1 comparisons hold, 1 reversed)"
+    assert v["a_beats_b"] == "not replicated" and v["a_lower_error"] == "reversed"
+    assert verdict.verdict_sentence(j, "a_lower_error") == "reversed (0 of 1 comparisons replicated, 1 reversed (central))"
+
+
+def test_a_claim_is_reversed_only_when_a_central_comparison_is(tmp_path):
+    claims = _claims(tmp_path, CLAIMS)[:1]  # valid: not central, test: central
+    rng = np.random.default_rng(2)
+    n = 300
+    up = {"a": 0.3 + 0.01 * rng.standard_normal(n), "b": 0.1 + 0.01 * rng.standard_normal(n)}
+    down = {"a": 0.1 + 0.01 * rng.standard_normal(n), "b": 0.3 + 0.01 * rng.standard_normal(n)}
+    j = verdict.judge(claims, {("valid", "target"): _boot(down), ("test", "target"): _boot(up)})
+    assert list(j["outcome"]) == ["reversed", "replicated"]
+    assert verdict.verdicts(j)["a_beats_b"] == "not replicated"  # only a side comparison reversed
+    assert verdict.verdict_sentence(j, "a_beats_b").endswith("1 reversed (not central))")
+    j = verdict.judge(claims, {("valid", "target"): _boot(up), ("test", "target"): _boot(down)})
+    assert verdict.verdicts(j)["a_beats_b"] == "reversed"
+
+
+def test_a_claim_of_several_comparisons_must_name_its_central_one(tmp_path):
+    body = CLAIMS.replace("split: test, central: true}", "split: test}")
+    with pytest.raises(DataError, match="central"):
+        _claims(tmp_path, body)
 
 
 def test_all_comparisons_must_hold(tmp_path):
@@ -76,7 +97,7 @@ def test_all_comparisons_must_hold(tmp_path):
     rng = np.random.default_rng(1)
     b = {"a": 0.3 + 0.01 * rng.standard_normal(n), "b": 0.1 + 0.01 * rng.standard_normal(n)}
     j = verdict.judge(claims, {("valid", "target"): _boot(b), ("test", "target"): _boot(b)})
-    assert verdict.verdicts(j)["a_beats_b"] == "holds"
+    assert verdict.verdicts(j)["a_beats_b"] == "replicated"
 
 
 def test_judge_needs_both_models_in_one_bootstrap(tmp_path):

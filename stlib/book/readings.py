@@ -1,7 +1,9 @@
 """The numbers the chapters' text quotes, as formatted strings (for ``myst_nb.glue``).
 
 Chapter 11 reads the noise ceiling (:mod:`stlib.tl.ceiling`) against the scores of the
-models: :func:`ceiling_reading` and :func:`per_gene_reading`.
+models (:func:`ceiling_reading`, :func:`per_gene_reading`), the test section by its tissue
+compartments (:func:`compartment_reading`), and names the model it quotes on valid only
+(:func:`chosen_image_model`).
 """
 
 from __future__ import annotations
@@ -16,17 +18,51 @@ from stlib.models.reference import REFERENCE_MODELS
 from stlib.tl.ceiling import depth_match
 
 
+def chosen_image_model(iv: pd.DataFrame, choose_on: str = "valid", stat: str = "fraction") -> str:
+    """The image model with the highest ``stat`` on ``choose_on``: the book's "chosen model".
+
+    Reference models (:data:`stlib.models.reference.REFERENCE_MODELS`: the depth-only oracle, the
+    train mean) are not image models and are never chosen; only models scored in the target space
+    compete. The choice is made on train or valid, never on test.
+
+    Parameters
+    ----------
+    iv
+        Intervals indexed by ``(model, split)`` with a ``stat`` column and, if it has one, ``space``
+        (chapter 8's); with ``space``, only models scored in the target space compete.
+    choose_on
+        ``"valid"`` (default) or ``"train"``.
+    stat
+        The column that ranks the models (``"fraction"``: of the noise ceiling).
+
+    Returns
+    -------
+    str
+        The chosen model.
+    """
+    if choose_on not in ("train", "valid"):
+        raise ValueError(f"choose_on={choose_on!r}: a model is chosen on train or valid, never on test")
+    sub = iv.xs(choose_on, level="split")
+    keep = ~sub.index.isin(REFERENCE_MODELS)
+    if "space" in sub.columns:
+        keep &= (sub["space"] == "target").to_numpy()
+    sub = sub[keep][stat].dropna()
+    if sub.empty:
+        raise ValueError(f"no image model has a {stat!r} on {choose_on!r}")
+    return str(sub.idxmax())
+
+
 def ceiling_reading(iv: pd.DataFrame, by_section: pd.DataFrame, depth: pd.DataFrame, paper: pd.DataFrame,
-                    rule: str, split: str = "test") -> dict[str, str]:
+                    rule: str, split: str = "test", choose_on: str = "valid") -> dict[str, str]:
     """The numbers chapter 11's text quotes, as formatted strings (for ``myst_nb.glue``).
 
     ``by_section``: :func:`ceilings` per section stacked over gene rules (``rule`` column);
-    ``depth``: :func:`ceiling_vs_depth` stacked likewise; ``rule``: the run's gene rule.
+    ``depth``: :func:`ceiling_vs_depth` stacked likewise; ``rule``: the run's gene rule. The model
+    quoted (``best_model``) is :func:`chosen_image_model` on ``choose_on``; its numbers are read on
+    ``split``.
     """
-    sub = iv.xs(split, level="split")
-    sub = sub[(sub["space"] == "target") & ~sub.index.isin(REFERENCE_MODELS)]
-    best = sub["fraction"].idxmax()
-    r = sub.loc[best]
+    best = chosen_image_model(iv, choose_on)
+    r = iv.loc[(best, split)]
     gap = 1.0 - r["pcc"]
     sec = by_section[by_section["rule"] == rule].groupby("section")["ceiling"].mean()
     paper_best = float(paper.xs("Test", level="split")["PCC"].max())
@@ -47,8 +83,9 @@ def ceiling_reading(iv: pd.DataFrame, by_section: pd.DataFrame, depth: pd.DataFr
         "matched_max": f"{others.max():.2f}",
         "shallow_vs_matched": where,
         "depth_verdict": {
-            "above": "its low ceiling is its depth: at equal depth its spots vary more than the others'",
-            "within": "at equal depth it is like the others: its low ceiling is its depth",
+            "above": ("its median depth does not set its ceiling: at that depth the others reach less, because "
+                      "its depth varies with its tissue from spot to spot, and that variation is signal"),
+            "within": "at equal depth it is like the others: its lower ceiling is its depth",
             "below": "even at equal depth it is below the others: its depth and its tissue both lower it",
         }[where],
         "other_rule": str(other_rule),
@@ -56,6 +93,7 @@ def ceiling_reading(iv: pd.DataFrame, by_section: pd.DataFrame, depth: pd.DataFr
         "rule_gain_max": f"{gain.max():+.2f}",
         "test_ceiling": with_interval(r["ceiling"], r["ceiling_lo"], r["ceiling_hi"], 2),
         "best_model": str(best),
+        "chosen_on": choose_on,
         "best_pcc": with_interval(r["pcc"], r["pcc_lo"], r["pcc_hi"]),
         "best_fraction": with_interval(r["fraction"], r["fraction_lo"], r["fraction_hi"], 2),
         "depth_fraction": (with_interval(*iv.loc[("depth_only", split), ["fraction", "fraction_lo", "fraction_hi"]], 2)
@@ -86,15 +124,68 @@ def per_gene_reading(per_gene: pd.DataFrame, data: ad.AnnData, split: str = "tes
     }
 
 
+def compartment_reading(by_comp: pd.DataFrame, by_section: pd.DataFrame, model: str,
+                        reference: str = "depth_only") -> dict[str, str]:
+    """What chapter 11 says about the test split's depth and scores by tissue compartment.
+
+    Parameters
+    ----------
+    by_comp
+        :func:`stlib.book.scoring.by_compartment` of the split (``attrs["split"]`` names it).
+    by_section
+        Chapter 11's per-section ceilings with a ``median_total`` column (per section) and ``section``.
+    model
+        The chosen image model (:func:`chosen_image_model`), quoted per compartment.
+    reference
+        The reference quoted beside it (the depth-only model).
+
+    Returns
+    -------
+    dict
+        ``comp_split_median`` (median counts per spot of the whole split), ``comp_other_median_min``
+        (the lowest median of the sections outside the split), and per compartment ``c`` of
+        :data:`stlib.get.COMPARTMENTS` (``-`` written ``_``; "n/a" when it has fewer than 3 spots):
+        ``comp_<c>_spots``, ``comp_<c>_median``, ``comp_<c>_model`` and ``comp_<c>_reference`` (PCC with
+        interval), plus ``comp_model``, ``comp_reference``, ``comp_annotation`` (the annotation's source)
+        and ``comp_deep_vs_others`` (whether the tumour spots' median is above every other section's).
+    """
+    split_sections = set(by_comp.attrs.get("sections", []))
+    med = by_section.groupby("section")["median_total"].first()
+    others = med.drop(index=[s for s in med.index if s in split_sections], errors="ignore")
+    out = {"comp_model": model, "comp_reference": reference,
+           "comp_annotation": str(by_comp.attrs.get("annotation", "unknown")),
+           "comp_split_median": f"{by_comp.loc['all', 'median counts'].iloc[0]:,.0f}",
+           "comp_other_median_min": f"{others.min():,.0f}" if len(others) else "n/a"}
+    for c in get.COMPARTMENTS:
+        key = c.replace("-", "_")
+        if c not in by_comp.index.get_level_values("compartment"):
+            for part in ("spots", "median", "model", "reference"):
+                out[f"comp_{key}_{part}"] = "n/a"
+            continue
+        t = by_comp.loc[c]
+        out[f"comp_{key}_spots"] = str(int(t["spots"].iloc[0]))
+        out[f"comp_{key}_median"] = f"{t['median counts'].iloc[0]:,.0f}"
+        for part, m in (("model", model), ("reference", reference)):
+            out[f"comp_{key}_{part}"] = (with_interval(t.loc[m, "pcc"], t.loc[m, "pcc_lo"], t.loc[m, "pcc_hi"])
+                                         if m in t.index else "n/a")
+    if "tumour" in by_comp.index.get_level_values("compartment") and len(others):
+        deep = by_comp.loc["tumour", "median counts"].iloc[0] > others.max()
+        out["comp_deep_vs_others"] = ("deeper than the median spot of every other section" if deep
+                                      else "not deeper than the median spot of every other section")
+    else:
+        out["comp_deep_vs_others"] = "n/a"
+    return out
+
+
 # ------------------------------------------------------------------ chapter 11: the best-predicted genes
 IMMUNE_OVER = ("immune genes are over-represented among the best predicted: the image carries most where "
                "immune cells gather (lymphocyte- and macrophage-rich stroma looks unlike tumour epithelium in H&E)")
 IMMUNE_NOT = "immune genes are not over-represented among the best predicted"
 
 
-def top_genes_reading(iv: pd.DataFrame, per_gene: pd.DataFrame, *, split: str = "test", n_top: int = 20
-                      ) -> tuple[str, pd.Series, pd.DataFrame, dict[str, str]]:
-    """The genes the best image model predicts best, their marker classes, and the text about them.
+def top_genes_reading(iv: pd.DataFrame, per_gene: pd.DataFrame, *, split: str = "test", n_top: int = 20,
+                      choose_on: str = "valid") -> tuple[str, pd.Series, pd.DataFrame, dict[str, str]]:
+    """The genes the chosen image model predicts best, their marker classes, and the text about them.
 
     Parameters
     ----------
@@ -103,15 +194,16 @@ def top_genes_reading(iv: pd.DataFrame, per_gene: pd.DataFrame, *, split: str = 
     per_gene
         Per-gene PCC of each model on ``split`` (columns: models, ``depth_only`` among them).
     split
-        The split whose fraction of the ceiling names the best image model (reference models
-        excluded), and whose per-gene PCC ranks the genes.
+        The split whose per-gene PCC ranks the genes.
     n_top
         How many genes.
+    choose_on
+        The split whose fraction of the ceiling chooses the model (:func:`chosen_image_model`).
 
     Returns
     -------
     tuple
-        The best image model, its ``n_top`` genes (per-gene PCC, descending), the class shares
+        The chosen image model, its ``n_top`` genes (per-gene PCC, descending), the class shares
         (:func:`stlib.book.markers.class_shares`: top genes against all target genes) and the
         glued values ``top_model, top_genes, top_immune, all_immune,
         n_all_genes, n_beyond_depth, beyond_depth_genes, immune_reading, n_stromal,
@@ -121,8 +213,7 @@ def top_genes_reading(iv: pd.DataFrame, per_gene: pd.DataFrame, *, split: str = 
     """
     from stlib.book import markers
 
-    at = iv.xs(split, level="split")
-    top_model = at.drop(index=[m for m in REFERENCE_MODELS if m in at.index])["fraction"].idxmax()
+    top_model = chosen_image_model(iv, choose_on)
     top = per_gene[top_model].dropna().sort_values(ascending=False).head(n_top)
     shares = markers.class_shares(top.index, per_gene.index)
     beyond = per_gene.loc[top.index, "depth_only"].fillna(0) < 0.5 * top

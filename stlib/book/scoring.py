@@ -23,7 +23,7 @@ from stlib._utils import SPLITS
 from stlib.models import ModelResult
 from stlib.pp import TARGET_SUM
 
-__all__ = ["INTERVAL_COLUMNS", "Scored", "fit_summary", "interval_extras", "interval_table", "mean_scores", "metric_table",
+__all__ = ["INTERVAL_COLUMNS", "Scored", "by_compartment", "fit_summary", "interval_extras", "interval_table", "mean_scores", "metric_table",
            "scored_from_files", "scored_from_results", "scores", "seed_spread", "show", "thinned_by_space",
            "with_interval"]
 
@@ -199,6 +199,82 @@ def interval_table(
     out = pd.concat(rows).rename_axis("model").reset_index().set_index(["model", "split"]).sort_index()
     out.attrs.update({"n_boot": n_boot, "level": uncertainty.DEFAULT_LEVEL, "seed": seed, "n_draws": n_draws})
     return out, boots
+
+
+def by_compartment(
+    targets: ad.AnnData,
+    scored: Mapping[str, Scored],
+    *,
+    split: str = "test",
+    models: Sequence[str] | None = None,
+    n_boot: int = uncertainty.DEFAULT_N_BOOT,
+    seed: int = 0,
+    n_draws: int = 5,
+    thinned: Mapping[str, ceiling.ThinnedTargets] | None = None,
+) -> pd.DataFrame:
+    """Scores of one split within each tissue compartment, beside the whole split.
+
+    The compartments (:func:`stlib.get.compartments`: tumour, non-tumour, unannotated) come from
+    the tumour annotation, which is data and is fixed before any model is scored. Within each, as
+    in :func:`interval_table`: mean PCC over genes with its bootstrap interval (sections, then spots),
+    the noise ceiling of those spots and the fraction of it, for models scored in the target space;
+    a compartment's replicates are shared by all its models. A gene that is constant over a
+    compartment's spots has no PCC there and is skipped, as in Table I.
+
+    Parameters
+    ----------
+    targets
+        The run's targets (``obs``: split, section, tumor, total_counts; ``layers["counts"]``).
+    scored
+        Model -> (per-split predictions, space), :func:`scored_from_files`.
+    split
+        The split to read.
+    models
+        The models to score (default: every model scored in the target space).
+    n_boot, seed, n_draws
+        Bootstrap replicates, their seed, and thinned draws of the ceiling.
+    thinned
+        Thinned copies of every spot in the target space (:func:`thinned_by_space`), if already made.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``(compartment, model)``; ``compartment`` is ``"all"`` then
+        :data:`stlib.get.COMPARTMENTS` (those with at least 3 spots); columns ``spots``,
+        ``median counts`` (``obs["total_counts"]``: the molecules of every gene per
+        spot) and those of :meth:`stlib.tl.uncertainty.Bootstrap.table`.
+    """
+    in_split = get.split_mask(targets, split)
+    if not in_split.any():
+        raise KeyError(f"split {split!r} has no spots")
+    names = [m for m, (p, space) in scored.items() if space == "target" and split in p]
+    if models is not None:
+        names = [m for m in models if m in names]
+    thinned = dict(thinned or {})
+    if "target" not in thinned:
+        thinned.update(thinned_by_space(targets, ("target",), n_draws=n_draws, seed=seed))
+    y = get.split_arrays(targets, ["X"])[split]
+    totals = targets.obs.loc[in_split, "total_counts"].to_numpy(dtype=np.float64)
+    comp = get.compartments(targets)[in_split]
+    sections = targets.obs.loc[in_split, "section"].astype(str).to_numpy()
+    rows = np.flatnonzero(in_split)
+    tabs = {}
+    for name in ("all", *get.COMPARTMENTS):
+        keep = np.ones(len(comp), bool) if name == "all" else comp == name
+        if keep.sum() < 3:
+            continue
+        bs = uncertainty.bootstrap_scores(y[keep], {m: scored[m][0][split][keep] for m in names},
+                                          groups=sections[keep], thinned=thinned["target"].subset(rows[keep]),
+                                          n_boot=n_boot, seed=seed, rank_stats=False)
+        t = bs.table()
+        t.insert(0, "median counts", float(np.median(totals[keep])))
+        t.insert(0, "spots", int(keep.sum()))
+        tabs[name] = t
+    out = pd.concat(tabs, names=["compartment", "model"])
+    out.attrs.update({"split": split, "sections": sorted(set(sections)), "n_boot": n_boot, "seed": seed, "n_draws": n_draws,
+                      "annotation": ", ".join(sorted(targets.obs.loc[in_split, "tumor_source"].astype(str).unique()))
+                      if "tumor_source" in targets.obs else "unknown"})
+    return out
 
 
 def interval_extras(targets: ad.AnnData, scored: Mapping[str, Scored], *, n_boot: int, seed: int = 0,

@@ -214,6 +214,7 @@ TABLES: dict[str, tuple[str, str]] = {
     "ceiling_depth": ("11", "the ceiling against sequencing depth"),
     "per_gene": ("11", "per-gene scores and ceilings"),
     "reliable_genes": ("11", "genes whose ceiling is reliably above zero"),
+    "test_compartments": ("11", "the test split's scores and depth by tissue compartment"),
     "per_gene_intervals": ("11", "per-gene intervals of each model"),
     "resolution_study": ("12", "features and scores at native against common resolution"),
     "patient_cv": ("12", "leave-one-patient-out scores per fold"),

@@ -7,6 +7,7 @@ import textwrap
 from typing import Any
 
 import anndata as ad
+import numpy as np
 import pandas as pd
 
 from stlib import get, metrics
@@ -251,3 +252,69 @@ def leak_flags(table: pd.DataFrame | pd.Series, column: str = "leaks / bugs") ->
     """
     values = table[column] if isinstance(table, pd.DataFrame) else table
     return sorted({x for v in values.fillna("") for x in str(v).split("; ") if x and x != "none"})
+
+
+#: Tolerance of :func:`same_numbers`: a hundred float32 rounding units at 1 (about 1.2e-5). The
+#: predictions are stored as float32 (relative rounding about 6e-8 per value), and a mean PCC
+#: recomputed from stored rather than in-memory predictions, or summed in another order, moves by
+#: up to about 1e-6 on these data; three printed decimals never see the difference.
+FLOAT32_TOL = float(100 * np.finfo(np.float32).eps)
+
+
+def same_numbers(a: pd.Series, b: pd.Series, tol: float = FLOAT32_TOL) -> dict[str, Any]:
+    """Whether two tables of the same scores agree to within float32 rounding.
+
+    Parameters
+    ----------
+    a, b
+        Scores with the same index (e.g. ``(model, split)``); NaN equals NaN.
+    tol
+        Largest absolute difference that counts as the same (:data:`FLOAT32_TOL`).
+
+    Returns
+    -------
+    dict
+        ``same`` (bool), ``max_abs_diff`` (float, NaN pairs ignored), ``tol``, ``n`` (entries compared)
+        and ``missing`` (index entries of ``a`` that ``b`` lacks: these make ``same`` False).
+    """
+    missing = [k for k in a.index if k not in b.index]
+    common = [k for k in a.index if k in b.index]
+    x = a.loc[common].to_numpy(dtype=np.float64)
+    y = b.loc[common].to_numpy(dtype=np.float64)
+    both_nan = np.isnan(x) & np.isnan(y)
+    one_nan = np.isnan(x) ^ np.isnan(y)
+    diff = np.abs(x - y)[~both_nan & ~one_nan]
+    biggest = float(diff.max()) if diff.size else 0.0
+    return {"same": bool(not missing and not one_nan.any() and biggest <= tol), "max_abs_diff": biggest,
+            "tol": tol, "n": len(common), "missing": missing}
+
+
+def compartment_table(by_comp: pd.DataFrame, models: list[str] | None = None) -> pd.DataFrame:
+    """:func:`stlib.book.scoring.by_compartment` for display: one row per compartment.
+
+    Parameters
+    ----------
+    by_comp
+        Indexed by ``(compartment, model)`` with ``spots``, ``median counts``, ``ceiling`` and
+        ``pcc, pcc_lo, pcc_hi``.
+    models
+        The models shown, in this order (default: all).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by compartment: ``spots``, ``median counts``, ``ceiling`` and one ``PCC [95% CI]``
+        column per model (named by the model).
+    """
+    comps = list(dict.fromkeys(by_comp.index.get_level_values("compartment")))
+    names = models or list(dict.fromkeys(by_comp.index.get_level_values("model")))
+    rows = {}
+    for c in comps:
+        t = by_comp.loc[c]
+        first = t.iloc[0]
+        row = {"spots": int(first["spots"]), "median counts": f"{first['median counts']:,.0f}",
+               "ceiling": f"{first['ceiling']:.2f}"}
+        for m in names:
+            row[m] = with_interval(t.loc[m, "pcc"], t.loc[m, "pcc_lo"], t.loc[m, "pcc_hi"]) if m in t.index else "n/a"
+        rows[c] = row
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("compartment")

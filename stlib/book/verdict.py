@@ -1,17 +1,20 @@
 """The report's claims about its models, checked with paired bootstrap intervals (chapter 13).
 
 Each claim of the report (``data/paper_claims.yaml``) is read as a set of comparisons
-"``better`` scores above ``worse`` on a split". A comparison is judged on the paired
-bootstrap replicates of :func:`stlib.book.scoring.interval_table` (the same resampled spots for
-both models, :meth:`stlib.tl.uncertainty.Bootstrap.difference`):
+"``better`` scores above ``worse`` on a split", one or more of them marked **central**
+(what the claim is about; the others are the same claim read on other feature sets or
+splits). A comparison is judged on the paired bootstrap replicates of
+:func:`stlib.book.scoring.interval_table` (the same resampled spots for both models,
+:meth:`stlib.tl.uncertainty.Bootstrap.difference`):
 
-- ``holds``: the 95% interval of the difference excludes zero in the claimed direction;
+- ``replicated``: the 95% interval of the difference excludes zero in the claimed direction;
 - ``reversed``: it excludes zero the other way;
-- ``not shown``: it contains zero.
+- ``not replicated``: it contains zero.
 
-A claim **holds** when every comparison holds, is **contradicted** when any is reversed,
-and is **not shown** otherwise. For ``mse`` and ``mae`` lower is better; for ``pcc``,
-``srcc`` and ``r2`` higher.
+This is a replication on a substitute data set, not a test of the report's own numbers: a claim
+is **replicated** when every comparison is, **reversed** only when a central comparison is
+reversed, and **not replicated** otherwise. For ``mse`` and ``mae`` lower is better; for
+``pcc``, ``srcc`` and ``r2`` higher.
 
 Reads ``data/paper_claims.yaml``; writes nothing (the chapter writes ``tables/verdict.csv``).
 """
@@ -34,8 +37,8 @@ __all__ = ["Claim", "Comparison", "CLAIM_OUTCOMES", "against_report", "claim_mod
 
 #: Statistics for which a lower value is better.
 LOWER_IS_BETTER = frozenset({"mse", "mae"})
-#: Outcomes of a claim, in the order the book lists them.
-CLAIM_OUTCOMES = ("holds", "not shown", "contradicted")
+#: Outcomes of a claim (and of a comparison), in the order the book lists them.
+CLAIM_OUTCOMES = ("replicated", "not replicated", "reversed")
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class Comparison:
     worse: str
     split: str
     stat: str = "pcc"
+    central: bool = False
 
     def __str__(self) -> str:
         rel = "<" if self.stat in LOWER_IS_BETTER else ">"
@@ -77,6 +81,10 @@ def load_claims(path: str | Path | None = None) -> list[Claim]:
             comps = tuple(Comparison(**comp) for comp in c["comparisons"])
             if not comps:
                 raise ValueError(f"claim {c['id']!r} has no comparisons")
+            if len(comps) == 1 and not comps[0].central:
+                comps = (Comparison(**{**c["comparisons"][0], "central": True}),)
+            if not any(x.central for x in comps):
+                raise ValueError(f"claim {c['id']!r}: mark the comparison(s) the claim is about with central: true")
             bad = [str(x) for x in comps if x.stat not in uncertainty.STATS or x.better == x.worse]
             if bad:
                 raise ValueError(f"claim {c['id']!r}: unusable comparisons {bad}")
@@ -109,8 +117,8 @@ def judge(claims: Sequence[Claim], boots: Mapping[tuple[str, str], uncertainty.B
             d = bs.difference(x.better, x.worse, stat=x.stat)
             sign = -1.0 if x.stat in LOWER_IS_BETTER else 1.0
             diff, lo, hi = (sign * d["difference"], *sorted((sign * d["lo"], sign * d["hi"])))
-            outcome = "holds" if lo > 0 else "reversed" if hi < 0 else "not shown"
-            rows.append({"claim": c.id, "comparison": str(x), "split": x.split, "stat": x.stat,
+            outcome = "replicated" if lo > 0 else "reversed" if hi < 0 else "not replicated"
+            rows.append({"claim": c.id, "comparison": str(x), "central": x.central, "split": x.split, "stat": x.stat,
                          "better": x.better, "worse": x.worse,
                          "score (better)": float(bs.point.loc[x.better, x.stat]),
                          "score (worse)": float(bs.point.loc[x.worse, x.stat]),
@@ -130,25 +138,60 @@ def _bootstrap_with(boots: Mapping[tuple[str, str], uncertainty.Bootstrap], x: C
     return found[0]
 
 
+def _claim_outcome(sub: pd.DataFrame) -> str:
+    if (sub["outcome"] == "replicated").all():
+        return "replicated"
+    if ((sub["outcome"] == "reversed") & sub["central"].astype(bool)).any():
+        return "reversed"
+    return "not replicated"
+
+
 def verdicts(judged: pd.DataFrame) -> pd.Series:
-    """Per claim (in the order of ``judged``): ``holds``, ``contradicted`` or ``not shown``."""
-    def one(outcomes: pd.Series) -> str:
-        if (outcomes == "holds").all():
-            return "holds"
-        if (outcomes == "reversed").any():
-            return "contradicted"
-        return "not shown"
-    return judged.groupby("claim", sort=False)["outcome"].agg(one)
+    """Per claim (in the order of ``judged``): ``replicated``, ``not replicated`` or ``reversed``.
+
+    Parameters
+    ----------
+    judged
+        :func:`judge`'s table (``claim``, ``outcome``, ``central``).
+
+    Returns
+    -------
+    pandas.Series
+        Indexed by claim id. Replicated: every comparison replicated; reversed: a central
+        comparison reversed; not replicated: otherwise.
+    """
+    return judged.groupby("claim", sort=False)[["outcome", "central"]].apply(_claim_outcome).rename("outcome")
 
 
 def verdict_sentence(judged: pd.DataFrame, claim: str) -> str:
-    """The verdict of one claim in words, with how many of its comparisons hold or are reversed."""
+    """The verdict of one claim in words, with how many of its comparisons replicate or reverse.
+
+    Parameters
+    ----------
+    judged
+        :func:`judge`'s table.
+    claim
+        The claim's id.
+
+    Returns
+    -------
+    str
+        E.g. ``"not replicated (3 of 8 comparisons replicated, 2 reversed (none central))"``.
+    """
     sub = judged[judged["claim"] == claim]
-    v = verdicts(sub).iloc[0]
-    n, n_hold, n_rev = len(sub), int((sub["outcome"] == "holds").sum()), int((sub["outcome"] == "reversed").sum())
-    parts = [f"{n_hold} of {n} comparisons hold"]
+    v = _claim_outcome(sub)
+    rev = sub["outcome"] == "reversed"
+    n, n_rep, n_rev = len(sub), int((sub["outcome"] == "replicated").sum()), int(rev.sum())
+    n_rev_central = int((rev & sub["central"].astype(bool)).sum())
+    parts = [f"{n_rep} of {n} comparisons replicated"]
     if n_rev:
-        parts.append(f"{n_rev} reversed")
+        if not n_rev_central:
+            which = "not central" if n_rev == 1 else "none central"
+        elif n_rev == n_rev_central:
+            which = "central" if n_rev == 1 else "all central"
+        else:
+            which = f"{n_rev_central} of them central"
+        parts.append(f"{n_rev} reversed ({which})")
     return f"{v} ({', '.join(parts)})"
 
 

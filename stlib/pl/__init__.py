@@ -15,7 +15,16 @@ from stlib.pl._models import (
     metric_bars,
     penalty_choices,
 )
-from stlib.pl._maps import cluster_figure, count_histogram, de_heatmap, he_image, spatial_panels, truth_prediction_maps
+from stlib.pl._maps import (
+    COMPARTMENT_COLORS,
+    cluster_figure,
+    count_histogram,
+    de_heatmap,
+    depth_and_compartments,
+    he_image,
+    spatial_panels,
+    truth_prediction_maps,
+)
 from stlib.pl._predict import prediction_map, tissue_grid
 from stlib.pl._ceiling import (
     ceiling_by_section,
@@ -26,6 +35,7 @@ from stlib.pl._ceiling import (
 )
 
 __all__ = [
+    "COMPARTMENT_COLORS",
     "beside_paper",
     "ceiling_by_section",
     "ceiling_vs_depth",
@@ -36,6 +46,7 @@ __all__ = [
     "count_histogram",
     "cv_folds",
     "de_heatmap",
+    "depth_and_compartments",
     "embeddings_overview",
     "fraction_of_ceiling",
     "he_image",

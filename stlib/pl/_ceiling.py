@@ -10,6 +10,15 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 
+def interval_lines(ax, y, lo, hi, colors, lw: float = 1.5) -> None:
+    """Horizontal interval lines from ``lo`` to ``hi`` at ``y``, drawn as they are.
+
+    Unlike ``errorbar``'s distances from the point, the lines need not contain the point: a
+    percentile bootstrap interval can lie beside its own estimate, and the figure shows it so.
+    """
+    ax.hlines(np.atleast_1d(y), np.atleast_1d(lo), np.atleast_1d(hi), colors=colors, lw=lw)
+
+
 def ceiling_by_section(by_section: pd.DataFrame) -> Figure:
     """Per-gene noise ceilings in each section (ordered by depth), one box per gene rule.
 
@@ -114,8 +123,7 @@ def fraction_of_ceiling(iv: pd.DataFrame, split: str = "test") -> Figure:
     fig, ax = plt.subplots(figsize=(7, 0.28 * len(sub) + 1.2), layout="constrained")
     y = np.arange(len(sub))
     colors = ["tab:red" if m == "depth_only" else "tab:blue" for m in sub.index]
-    ax.errorbar(sub["fraction"], y, xerr=[sub["fraction"] - sub["fraction_lo"], sub["fraction_hi"] - sub["fraction"]],
-                fmt="none", ecolor=colors, elinewidth=1.5)
+    interval_lines(ax, y, sub["fraction_lo"], sub["fraction_hi"], colors)
     ax.scatter(sub["fraction"], y, c=colors, s=18, zorder=3)
     ax.set_yticks(y)
     ax.set_yticklabels([f"{m} (oracle)" if m == "depth_only" else m for m in sub.index], fontsize=8)
@@ -200,9 +208,7 @@ def variants_vs_ceiling(tables: dict[str, pd.DataFrame], reference: str = "froze
         tab = tab.reindex(order)
         for yi, (m, row) in zip(y, tab.iterrows()):
             color = "tab:red" if m == oracle else "grey" if m == reference else "tab:blue"
-            ax.errorbar(row["fraction"], yi, xerr=[[row["fraction"] - row["fraction_lo"]],
-                                                   [row["fraction_hi"] - row["fraction"]]],
-                        fmt="none", ecolor=color, elinewidth=1.5)
+            interval_lines(ax, yi, row["fraction_lo"], row["fraction_hi"], color)
             filled = bool(row.get("gain", False)) or m in (reference, oracle)
             ax.scatter(row["fraction"], yi, s=28, zorder=3, edgecolors=color,
                        facecolors=color if filled else "white")

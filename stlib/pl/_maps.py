@@ -23,10 +23,13 @@ def spatial_panels(
     size: float = 1.3,
     vlims: Sequence[tuple[float, float] | None] | None = None,
     cbar_labels: Sequence[str | None] | None = None,
+    crop_margin: float | None = None,
 ) -> Figure:
     """Spots over the section's H&E (``images["hires"]``), one panel per ``obs`` key, via squidpy.
 
     ``cbar_labels`` label the colour bars of continuous keys (one entry per key, ``None`` for none).
+    A categorical key is drawn in the colours of ``uns[f"{key}_colors"]`` when it has them
+    (scanpy's convention).
 
     Parameters
     ----------
@@ -49,6 +52,9 @@ def spatial_panels(
         Per key ``(vmin, vmax)``, or ``None`` for the automatic range.
     cbar_labels
         Per key the label of its colour bar, or ``None``.
+    crop_margin
+        If given, each panel is cropped to the section's spots, padded by this fraction of the
+        image width (default: the whole image).
 
     Returns
     -------
@@ -76,9 +82,54 @@ def spatial_panels(
             for coll in ax.collections:
                 if getattr(coll, "colorbar", None) is not None:
                     coll.colorbar.set_label(cbar_labels[i], fontsize=8)
+        if crop_margin is not None:
+            _crop_to_spots(ax, expr, section, crop_margin)
     for ax in list(axes.flat)[len(keys):]:
         ax.axis("off")
     return fig
+
+
+def _crop_to_spots(ax, expr: ad.AnnData, section: str, margin: float) -> None:
+    meta = expr.uns["spatial"][section]
+    img = meta["images"]["hires"]
+    xy = np.asarray(expr.obsm["spatial"], float)[get.section_mask(expr, section)] * meta["scalefactors"]["tissue_hires_scalef"]
+    pad = margin * img.shape[1]
+    x0, y0 = np.maximum(xy.min(0) - pad, 0)
+    x1, y1 = np.minimum(xy.max(0) + pad, [img.shape[1], img.shape[0]])
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y1, y0)
+
+
+#: Colours of the tissue compartments (:data:`stlib.get.COMPARTMENTS`), readable over H&E.
+COMPARTMENT_COLORS = {"tumour": "#d62728", "non-tumour": "#ff9f1c", "unannotated": "#b8b8b8"}
+
+
+def depth_and_compartments(expr: ad.AnnData, section: str) -> Figure:
+    """A section's total counts per spot (log scale) beside its tissue compartments, over its H&E.
+
+    Parameters
+    ----------
+    expr
+        The section's spots (:func:`stlib.get.expression_adata`): ``obs["total_counts"]``,
+        ``obs["tumor"]``, ``obsm["spatial"]`` and ``uns["spatial"][section]`` with a ``"hires"``
+        image (:func:`stlib.io.add_hires_image`).
+    section
+        The section drawn.
+
+    Returns
+    -------
+    Figure
+        Two panels cropped to the spots: ``log10`` total counts (labelled colour bar) and the
+        compartment of each spot (:func:`stlib.get.compartments`) in :data:`COMPARTMENT_COLORS`.
+    """
+    view = expr[get.section_mask(expr, section)].copy()
+    view.obs["log10 counts per spot"] = np.log10(np.maximum(view.obs["total_counts"].to_numpy(float), 1.0))
+    view.obs["compartment"] = pd.Categorical(get.compartments(view), categories=list(get.COMPARTMENTS))
+    view.uns["compartment_colors"] = [COMPARTMENT_COLORS[c] for c in get.COMPARTMENTS]
+    return spatial_panels(view, ["log10 counts per spot", "compartment"], section=section,
+                          titles=[f"{section}: total counts per spot", f"{section}: tumour annotation"],
+                          cmaps=["viridis", None], cbar_labels=["log10 total counts per spot", None],
+                          crop_margin=0.03, size=1.0)
 
 
 def count_histogram(true_counts: np.ndarray, pred_counts: np.ndarray, *, title: str, bins: int = 60) -> Figure:

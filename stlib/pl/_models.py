@@ -167,7 +167,7 @@ def claim_differences(judged: pd.DataFrame, by: str = "target") -> Figure:
     ----------
     judged
         One row per comparison with ``claim``, ``comparison``, ``claimed difference``, ``lo``, ``hi``
-        and the column ``by``.
+        and the column ``by``; with a ``central`` column, central comparisons are labelled in bold.
     by
         The column whose values are drawn in different colours, side by side on each row.
 
@@ -186,10 +186,14 @@ def claim_differences(judged: pd.DataFrame, by: str = "target") -> Figure:
         sub = judged[judged[by] == g]
         y = np.array([pos[(c, x)] for c, x in zip(sub["claim"], sub["comparison"])]) + offset[k]
         d = sub["claimed difference"].to_numpy()
-        err = np.vstack([d - sub["lo"].to_numpy(), sub["hi"].to_numpy() - d])
-        ax.errorbar(d, y, xerr=err, fmt="o", ms=3.5, lw=1.2, capsize=2, color=f"C{k}", label=str(g))
+        ax.hlines(y, sub["lo"].to_numpy(), sub["hi"].to_numpy(), colors=f"C{k}", lw=1.2)
+        ax.plot(d, y, "o", ms=3.5, color=f"C{k}", label=str(g))
     ax.axvline(0, color="black", lw=0.8)
     ax.set_yticks(np.arange(len(rows)), [x for _, x in rows], fontsize=8)
+    if "central" in judged.columns:
+        central = {(c, x) for c, x, k in zip(judged["claim"], judged["comparison"], judged["central"]) if bool(k)}
+        for label, r in zip(ax.get_yticklabels(), rows):
+            label.set_fontweight("bold" if r in central else "normal")
     ax.invert_yaxis()
     bounds = [i for i in range(1, len(rows)) if rows[i][0] != rows[i - 1][0]]
     for b in bounds:

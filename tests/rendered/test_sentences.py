@@ -61,13 +61,13 @@ def test_ch13_lasso_beats_every_linear_model_knn_ridge_does_not(judged):
     o = _outcomes(judged, "paper", "best_linear")
     lasso = o[o.index.str.startswith("lasso >")]
     ridge = o[o.index.str.startswith("knn_ridge >")]
-    assert len(lasso) and (lasso == "holds").all()
-    assert (ridge != "holds").any()
+    assert len(lasso) and (lasso == "replicated").all()
+    assert (ridge != "replicated").any()
 
 
 def test_ch13_glm_choices_do_not_help(judged):
     for claim in ("apriori_best_valid", "knn_nb_better_valid", "poisson_poor"):
-        assert not (_outcomes(judged, "paper", claim) == "holds").any(), claim
+        assert not (_outcomes(judged, "paper", claim) == "replicated").any(), claim
 
 
 def test_ch13_network_against_gnn_reads_the_verdict(judged):
