@@ -249,3 +249,43 @@ def test_scores_by_compartment(data: ad.AnnData, targets: ad.AnnData) -> None:
     assert set(only.index.get_level_values("model")) == {"noisy"}
     with pytest.raises(KeyError, match="tumour annotation"):
         get.compartments(ad.AnnData(obs=targets.obs.drop(columns="tumor")))
+
+
+def _with_grid(targets: ad.AnnData, data: ad.AnnData) -> ad.AnnData:
+    t = targets.copy()
+    t.obsm["lam"] = data.obsm["lam"]
+    pos = t.obs.groupby("section", observed=True).cumcount().to_numpy()
+    t.obsm["spatial"] = np.column_stack([(pos % 10) * 100.0, (pos // 10) * 100.0])  # 10 x 8 grid per section
+    return t
+
+
+def test_interval_table_blocks_methods_and_the_constant_rule(data: ad.AnnData, targets: ad.AnnData) -> None:
+    t = _with_grid(targets, data)
+    scored = scoring.scored_from_results(_results(t))
+    iid, boots = scoring.interval_table(t, scored, n_boot=200, seed=0)
+    # the default is the spot bootstrap with percentile intervals: quantiles of the replicates as they are
+    reps = boots[("test", "target")].replicates["pcc"]["noisy"]
+    assert iid.loc[("noisy", "test"), "pcc_lo"] == pytest.approx(reps.quantile(0.025))
+    one_block, _ = scoring.interval_table(t, scored, n_boot=200, seed=0, block_pitches=100)
+    row = one_block.loc[("noisy", "test")]  # the test split is one section, one block: every replicate is the data
+    assert row["pcc_lo"] == pytest.approx(row["pcc"]) and row["pcc_hi"] == pytest.approx(row["pcc"])
+    blocks, bb = scoring.interval_table(t, scored, n_boot=200, seed=0, block_pitches=2, method="bca")
+    assert blocks.loc[("noisy", "test"), "pcc"] == pytest.approx(iid.loc[("noisy", "test"), "pcc"])
+    assert bb[("test", "target")].settings["resampling"] == "blocks of 2 spot pitches"
+    assert bb[("valid", "target")].method == "bca" and "pcc" in bb[("valid", "target")].jackknife
+    assert blocks.attrs["block_pitches"] == 2 and blocks.attrs["method"] == "bca"
+    d = bb[("test", "target")].difference("oracle", "noisy")
+    assert d["lo"] <= d["difference"] <= d["hi"] and d["excludes_zero"]
+    zero, _ = scoring.interval_table(t, scored, n_boot=50, seed=0, constant="zero")
+    assert np.isnan(iid.loc[("constant", "test"), "pcc"]) and zero.loc[("constant", "test"), "pcc"] == 0
+
+
+def test_block_size_is_chosen_on_valid_never_test(data: ad.AnnData, targets: ad.AnnData) -> None:
+    t = _with_grid(targets, data)
+    scored = scoring.scored_from_results(_results(t))
+    size = scoring.block_size(t, scored, "noisy", split="valid")
+    assert size.pitches >= 1 and size.pitch == pytest.approx(100.0)
+    with pytest.raises(ValueError, match="never on test"):
+        scoring.block_size(t, scored, "noisy", split="test")
+    with pytest.raises(ValueError, match="target-space"):
+        scoring.block_size(t, scored, "glm_counts", split="valid")

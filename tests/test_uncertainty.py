@@ -217,3 +217,22 @@ def test_constant_rule_zero_in_bootstrap_scores() -> None:
     pd.testing.assert_frame_equal(skip.replicates["mse"], zero.replicates["mse"])
     with pytest.raises(DataError, match="^constant:"):
         uncertainty.bootstrap_scores(y, {"q": q}, groups=groups, n_boot=5, constant="none")
+
+
+def test_bootstrap_scores_checks_given_weights_and_the_method():
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=(30, 4))
+    preds = {"m": y + rng.normal(size=y.shape)}
+    groups = np.array(["S"] * 30)
+    with pytest.raises(DataError, match="weights"):
+        uncertainty.bootstrap_scores(y, preds, groups=groups, weights=np.ones((5, 29)), rank_stats=False)
+    with pytest.raises(DataError, match="jackknife"):
+        uncertainty.bootstrap_scores(y, preds, groups=groups, method="bca", rank_stats=False)
+    with pytest.raises(DataError, match="method"):
+        uncertainty.bootstrap_scores(y, preds, groups=groups, method="bootstrap-t", rank_stats=False)
+    W = rng.multinomial(30, np.full(30, 1 / 30), size=40).astype(float)
+    J = 1.0 - np.eye(30)
+    bs = uncertainty.bootstrap_scores(y, preds, groups=groups, weights=W, jackknife=J, method="bca", rank_stats=False)
+    assert bs.n_boot == 40 and bs.method == "bca" and bs.jackknife["pcc"].shape == (30, 1)
+    lo, hi = bs.interval("pcc").loc["m", ["pcc_lo", "pcc_hi"]]
+    assert lo < hi

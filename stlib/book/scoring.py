@@ -23,7 +23,7 @@ from stlib._utils import SPLITS
 from stlib.models import ModelResult
 from stlib.pp import TARGET_SUM
 
-__all__ = ["INTERVAL_COLUMNS", "Scored", "by_compartment", "fit_summary", "interval_extras", "interval_table", "mean_scores", "metric_table",
+__all__ = ["INTERVAL_COLUMNS", "Scored", "block_size", "by_compartment", "fit_summary", "interval_extras", "interval_table", "mean_scores", "metric_table",
            "scored_from_files", "scored_from_results", "scores", "seed_spread", "show", "thinned_by_space",
            "with_interval"]
 
@@ -157,6 +157,9 @@ def interval_table(
     n_draws: int = 5,
     thinned: Mapping[str, ceiling.ThinnedTargets] | None = None,
     rank_stats: bool = False,
+    block_pitches: float | None = None,
+    method: str = "percentile",
+    constant: str = "skip",
 ) -> tuple[pd.DataFrame, dict[tuple[str, str], uncertainty.Bootstrap]]:
     """Mean PCC, ceiling and fraction of the ceiling with bootstrap intervals, per model and split.
 
@@ -170,7 +173,18 @@ def interval_table(
     :meth:`stlib.tl.uncertainty.Bootstrap.table` plus ``space``: PCC, ceiling, fraction, MSE, MAE
     and R2, and with ``rank_stats=True`` SRCC (ranks per replicate and gene: slow, so only for
     the few rows that need it).
+
+    ``block_pitches`` resamples square blocks of that many spot pitches
+    (:func:`stlib.tl.blocked.grid_blocks` on ``obsm["spatial"]``; sections first when a split has
+    several) instead of single spots: neighbouring spots are correlated, so single spots give
+    intervals that are too narrow (:func:`block_size` chooses the side on valid). ``method`` is
+    the interval (``"bca"`` adds a jackknife over sections, or blocks in a one-section split);
+    ``constant="zero"`` counts a gene predicted as constant as PCC 0, so every model is averaged
+    over the same genes. The defaults are the iid spot bootstrap, percentile intervals and
+    Table I's convention.
     """
+    from stlib.tl import blocked
+
     spaces = tuple(sorted({space for _, space in scored.values()}))
     thinned = dict(thinned or {})
     missing = tuple(s for s in spaces if s not in thinned)
@@ -184,21 +198,78 @@ def interval_table(
         idx = np.flatnonzero(split_of == split)
         if not len(idx):
             continue
+        weights = jack = None
+        resampling = None
+        if block_pitches is not None or method == "bca":
+            if block_pitches is not None:
+                coords = np.asarray(targets.obsm["spatial"], dtype=np.float64)[idx]
+                pitch = blocked.spot_pitch(coords, sections[idx])
+                blocks = blocked.grid_blocks(coords, sections[idx], block_pitches * pitch)
+                weights = blocked.block_weights(sections[idx], blocks, n_boot, seed)
+                resampling = (f"{'sections, then ' if len(set(sections[idx])) > 1 else ''}blocks of "
+                              f"{block_pitches:g} spot pitches")
+            else:
+                blocks = np.array([f"{s}:{i}" for s, i in zip(sections[idx], idx)])
+            if method == "bca":
+                jack = blocked.jackknife_weights(sections[idx], blocks)
         for space in spaces:
             preds = {n: p[split] for n, (p, sp_) in scored.items() if sp_ == space and split in p}
             if not preds:
                 continue
             bs = uncertainty.bootstrap_scores(truth[space][split], preds, groups=sections[idx],
                                               thinned=thinned[space].subset(idx), n_boot=n_boot, seed=seed,
-                                              rank_stats=rank_stats)
+                                              rank_stats=rank_stats, weights=weights, jackknife=jack,
+                                              method=method, constant=constant, resampling=resampling)
             boots[(split, space)] = bs
             t = bs.table()
             t.insert(0, "split", split)
             t["space"] = space
             rows.append(t)
     out = pd.concat(rows).rename_axis("model").reset_index().set_index(["model", "split"]).sort_index()
-    out.attrs.update({"n_boot": n_boot, "level": uncertainty.DEFAULT_LEVEL, "seed": seed, "n_draws": n_draws})
+    out.attrs.update({"n_boot": n_boot, "level": uncertainty.DEFAULT_LEVEL, "seed": seed, "n_draws": n_draws,
+                      "block_pitches": block_pitches, "method": method, "constant": constant})
     return out, boots
+
+
+def block_size(targets: ad.AnnData, scored: Mapping[str, Scored], model: str, *, split: str = "valid",
+               threshold: float | None = None):
+    """The block side of the blocked bootstrap, read from one model's residuals on ``split``.
+
+    The residual of a spot is its influence on the mean PCC (:func:`stlib.tl.autocorr.pcc_influence`);
+    the side is the smallest lag at which their Moran's I falls below ``threshold``
+    (:func:`stlib.tl.autocorr.block_size_from_residuals`). Chosen on train or valid, never test.
+
+    Parameters
+    ----------
+    targets
+        The run's targets (``obsm["spatial"]``, ``obs["section"]``, ``obs["split"]``).
+    scored
+        Model -> (per-split predictions, space) (:func:`scored_from_files`).
+    model
+        The model whose residuals are read (scored in the target space).
+    split
+        ``"valid"`` (default) or ``"train"``.
+    threshold
+        Moran's I counted as "about zero" (default: the rule's).
+
+    Returns
+    -------
+    stlib.tl.autocorr.BlockSize
+        ``pitches`` is the side to pass to :func:`interval_table` as ``block_pitches``.
+    """
+    from stlib.tl import autocorr
+
+    if split not in ("train", "valid"):
+        raise ValueError(f"split={split!r}: the block size is chosen on train or valid, never on test")
+    preds, space = scored[model]
+    if space != "target":
+        raise ValueError(f"{model} is scored on {space}; choose the block size on a target-space model")
+    mask = get.split_mask(targets, split)
+    y = get.split_arrays(targets, ["X"])[split]
+    infl = autocorr.pcc_influence(y, np.asarray(preds[split], dtype=np.float64))
+    coords = np.asarray(targets.obsm["spatial"], dtype=np.float64)[mask]
+    kw = {} if threshold is None else {"threshold": threshold}
+    return autocorr.block_size_from_residuals(infl, coords, targets.obs.loc[mask, "section"].astype(str).to_numpy(), **kw)
 
 
 def by_compartment(

@@ -44,12 +44,17 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from scipy.stats import norm
 
 from stlib.errors import DataError
-from stlib.tl.uncertainty import DEFAULT_LEVEL, DEFAULT_N_BOOT, constant_as_zero, weighted_moments, weighted_pearson
-
-METHODS: tuple[str, ...] = ("percentile", "basic", "bca")
+from stlib.tl.uncertainty import (
+    DEFAULT_LEVEL,
+    DEFAULT_N_BOOT,
+    METHODS,
+    constant_as_zero,
+    interval_from_replicates,
+    weighted_moments,
+    weighted_pearson,
+)
 CONSTANT_RULES: tuple[str, ...] = ("skip", "zero")
 
 __all__ = ["BlockedBootstrap", "CONSTANT_RULES", "METHODS", "block_weights", "blocked_bootstrap_scores", "grid_blocks",
@@ -226,55 +231,6 @@ def jackknife_weights(groups: Sequence[str] | np.ndarray | None, blocks: Sequenc
     if len(uniq) < 2:
         raise DataError("blocks", "a jackknife needs at least two sections or blocks")
     return 1.0 - (codes[None, :] == np.arange(len(uniq))[:, None])
-
-
-def interval_from_replicates(point: float, replicates: np.ndarray, *, level: float = DEFAULT_LEVEL,
-                             method: str = "percentile", jackknife: np.ndarray | None = None) -> tuple[float, float]:
-    """A bootstrap interval of one statistic.
-
-    Parameters
-    ----------
-    point
-        The estimate on the data as measured.
-    replicates
-        ``(n_boot,)`` the statistic on each replicate (NaN replicates dropped).
-    level
-        Coverage, in (0, 1).
-    method
-        ``"percentile"`` (quantiles of the replicates), ``"basic"`` (``2 * point`` minus them) or
-        ``"bca"`` (bias-corrected and accelerated, Efron 1987; needs ``jackknife``).
-    jackknife
-        ``(n_units,)`` the statistic with each unit left out (:func:`jackknife_weights`).
-
-    Returns
-    -------
-    (lo, hi)
-    """
-    if method not in METHODS:
-        raise DataError("method", f"must be one of {METHODS}, got {method!r}")
-    if not 0 < level < 1:
-        raise DataError("level", f"must be in (0, 1), got {level!r}")
-    r = np.asarray(replicates, dtype=np.float64)
-    r = r[np.isfinite(r)]
-    if not len(r) or not np.isfinite(point):
-        return np.nan, np.nan
-    q = (1 - level) / 2
-    if method == "percentile":
-        return float(np.quantile(r, q)), float(np.quantile(r, 1 - q))
-    if method == "basic":
-        return float(2 * point - np.quantile(r, 1 - q)), float(2 * point - np.quantile(r, q))
-    if jackknife is None:
-        raise DataError("jackknife", "the BCa interval needs the jackknife values of the statistic")
-    jk = np.asarray(jackknife, dtype=np.float64)
-    jk = jk[np.isfinite(jk)]
-    d = jk.mean() - jk
-    den = 6.0 * (d @ d) ** 1.5
-    a = float((d**3).sum() / den) if den > 0 else 0.0
-    prop = (np.sum(r < point) + 0.5 * np.sum(r == point)) / len(r)
-    z0 = norm.ppf(np.clip(prop, 0.5 / len(r), 1 - 0.5 / len(r)))
-    z = norm.ppf([q, 1 - q])
-    alphas = norm.cdf(z0 + (z0 + z) / (1 - a * (z0 + z)))
-    return float(np.quantile(r, alphas[0])), float(np.quantile(r, alphas[1]))
 
 
 def _mean_pcc(W: np.ndarray, y: np.ndarray, p: np.ndarray, y_mom: tuple[np.ndarray, np.ndarray, np.ndarray],

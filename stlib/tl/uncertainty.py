@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy.stats import norm
 
 from stlib.tl.ceiling import ThinnedTargets, extrapolate_reliability, spearman_brown
 from stlib.errors import DataError
@@ -55,9 +56,11 @@ from stlib.errors import DataError
 STATS: tuple[str, ...] = ("pcc", "ceiling", "fraction", "srcc", "mse", "mae", "r2")
 DEFAULT_N_BOOT = 1000
 DEFAULT_LEVEL = 0.95
+#: Interval methods of :func:`interval_from_replicates`.
+METHODS: tuple[str, ...] = ("percentile", "basic", "bca")
 
-__all__ = ["Bootstrap", "DEFAULT_LEVEL", "DEFAULT_N_BOOT", "STATS", "bootstrap_scores", "bootstrap_weights",
-           "constant_as_zero", "per_gene_intervals", "weighted_moments", "weighted_pearson", "weighted_ranks"]
+__all__ = ["Bootstrap", "DEFAULT_LEVEL", "DEFAULT_N_BOOT", "METHODS", "STATS", "bootstrap_scores", "bootstrap_weights",
+           "constant_as_zero", "interval_from_replicates", "per_gene_intervals", "weighted_moments", "weighted_pearson", "weighted_ranks"]
 
 
 def bootstrap_weights(groups: Sequence[str] | np.ndarray, n_boot: int, seed: int) -> np.ndarray:
@@ -281,6 +284,55 @@ def weighted_spearman(W: np.ndarray, y: np.ndarray, preds: Sequence[np.ndarray],
     return out
 
 
+def interval_from_replicates(point: float, replicates: np.ndarray, *, level: float = DEFAULT_LEVEL,
+                             method: str = "percentile", jackknife: np.ndarray | None = None) -> tuple[float, float]:
+    """A bootstrap interval of one statistic.
+
+    Parameters
+    ----------
+    point
+        The estimate on the data as measured.
+    replicates
+        ``(n_boot,)`` the statistic on each replicate (NaN replicates dropped).
+    level
+        Coverage, in (0, 1).
+    method
+        ``"percentile"`` (quantiles of the replicates), ``"basic"`` (``2 * point`` minus them) or
+        ``"bca"`` (bias-corrected and accelerated, Efron 1987; needs ``jackknife``).
+    jackknife
+        ``(n_units,)`` the statistic with each unit left out (:func:`jackknife_weights`).
+
+    Returns
+    -------
+    (lo, hi)
+    """
+    if method not in METHODS:
+        raise DataError("method", f"must be one of {METHODS}, got {method!r}")
+    if not 0 < level < 1:
+        raise DataError("level", f"must be in (0, 1), got {level!r}")
+    r = np.asarray(replicates, dtype=np.float64)
+    r = r[np.isfinite(r)]
+    if not len(r) or not np.isfinite(point):
+        return np.nan, np.nan
+    q = (1 - level) / 2
+    if method == "percentile":
+        return float(np.quantile(r, q)), float(np.quantile(r, 1 - q))
+    if method == "basic":
+        return float(2 * point - np.quantile(r, 1 - q)), float(2 * point - np.quantile(r, q))
+    if jackknife is None:
+        raise DataError("jackknife", "the BCa interval needs the jackknife values of the statistic")
+    jk = np.asarray(jackknife, dtype=np.float64)
+    jk = jk[np.isfinite(jk)]
+    d = jk.mean() - jk
+    den = 6.0 * (d @ d) ** 1.5
+    a = float((d**3).sum() / den) if den > 0 else 0.0
+    prop = (np.sum(r < point) + 0.5 * np.sum(r == point)) / len(r)
+    z0 = norm.ppf(np.clip(prop, 0.5 / len(r), 1 - 0.5 / len(r)))
+    z = norm.ppf([q, 1 - q])
+    alphas = norm.cdf(z0 + (z0 + z) / (1 - a * (z0 + z)))
+    return float(np.quantile(r, alphas[0])), float(np.quantile(r, alphas[1]))
+
+
 def _error_stats(W: np.ndarray, y: np.ndarray, p: np.ndarray,
                  y_moments: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Per replicate (rows): means over genes of MSE, MAE and R2 (:mod:`stlib.metrics` conventions)."""
@@ -369,7 +421,8 @@ class Bootstrap:
 
     ``point`` is indexed by model with the columns of :data:`STATS` that were computed;
     ``replicates[stat]`` is an ``(n_boot, n_models)`` DataFrame with the same columns as
-    ``point``'s index. Percentile intervals at ``level``.
+    ``point``'s index. Intervals at ``level`` by ``method`` (:func:`interval_from_replicates`;
+    ``"bca"`` needs ``jackknife``).
 
     Parameters
     ----------
@@ -385,6 +438,10 @@ class Bootstrap:
         Seed of the resampling.
     settings
         How the spots were resampled (``resampling``, ``n_sections``), for the record.
+    method
+        Interval method of :meth:`interval` and :meth:`difference` (:data:`METHODS`).
+    jackknife
+        Statistic -> ``(n_units, n_models)`` leave-one-unit-out values, for ``"bca"``.
     """
 
     point: pd.DataFrame
@@ -393,6 +450,16 @@ class Bootstrap:
     n_boot: int
     seed: int
     settings: dict[str, object] = field(default_factory=dict)
+    method: str = "percentile"
+    jackknife: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    def _interval(self, point: float, reps: np.ndarray, jack: np.ndarray | None) -> tuple[float, float]:
+        if self.method == "percentile":  # as pandas' quantile: NaN replicates skipped, linear interpolation
+            r = np.asarray(reps, dtype=np.float64)
+            r = r[~np.isnan(r)]
+            q = (1 - self.level) / 2
+            return (float(np.quantile(r, q)), float(np.quantile(r, 1 - q))) if len(r) else (np.nan, np.nan)
+        return interval_from_replicates(point, reps, level=self.level, method=self.method, jackknife=jack)
 
     def interval(self, stat: str) -> pd.DataFrame:
         """Per model: the point estimate and the percentile interval of ``stat``.
@@ -405,12 +472,17 @@ class Bootstrap:
         Returns
         -------
         DataFrame
-            Indexed by model: ``<stat>`` (point estimate), ``<stat>_lo`` and ``<stat>_hi`` (quantiles
-            ``(1 - level) / 2`` and ``(1 + level) / 2`` of the replicates, NaN replicates skipped).
+            Indexed by model: ``<stat>`` (point estimate), ``<stat>_lo`` and ``<stat>_hi`` (with
+            ``method="percentile"`` the quantiles ``(1 - level) / 2`` and ``(1 + level) / 2`` of the
+            replicates, NaN replicates skipped; otherwise :func:`interval_from_replicates`).
         """
-        q = (1 - self.level) / 2
         reps = self.replicates[stat]
-        return pd.DataFrame({stat: self.point[stat], f"{stat}_lo": reps.quantile(q), f"{stat}_hi": reps.quantile(1 - q)})
+        jack = self.jackknife.get(stat)
+        lims = {m: self._interval(float(self.point.loc[m, stat]), reps[m].to_numpy(),
+                                  None if jack is None else jack[m].to_numpy()) for m in reps.columns}
+        return pd.DataFrame({stat: self.point[stat],
+                             f"{stat}_lo": pd.Series({m: v[0] for m, v in lims.items()}, dtype=float),
+                             f"{stat}_hi": pd.Series({m: v[1] for m, v in lims.items()}, dtype=float)})
 
     def table(self) -> pd.DataFrame:
         """Per model: every statistic with its interval (``pcc, pcc_lo, pcc_hi, ...``).
@@ -436,15 +508,15 @@ class Bootstrap:
         Returns
         -------
         dict
-            ``difference`` (point estimate of ``a - b``), ``lo`` and ``hi`` (percentile interval of the
+            ``difference`` (point estimate of ``a - b``), ``lo`` and ``hi`` (interval of ``method`` of the
             replicates' paired differences, NaN replicates dropped; NaN when none is left) and
             ``excludes_zero`` (``lo > 0`` or ``hi < 0``).
         """
         reps = self.replicates[stat]
-        d = (reps[a] - reps[b]).dropna()
-        q = (1 - self.level) / 2
-        lo, hi = (float(d.quantile(q)), float(d.quantile(1 - q))) if len(d) else (np.nan, np.nan)
+        jack = self.jackknife.get(stat)
         point = float(self.point.loc[a, stat] - self.point.loc[b, stat])
+        lo, hi = self._interval(point, (reps[a] - reps[b]).to_numpy(),
+                                None if jack is None else (jack[a] - jack[b]).to_numpy())
         return {"difference": point, "lo": lo, "hi": hi, "excludes_zero": bool(lo > 0 or hi < 0)}
 
 
@@ -459,6 +531,10 @@ def bootstrap_scores(
     level: float = DEFAULT_LEVEL,
     rank_stats: bool = True,
     constant: str = "skip",
+    weights: np.ndarray | None = None,
+    jackknife: np.ndarray | None = None,
+    method: str = "percentile",
+    resampling: str | None = None,
 ) -> Bootstrap:
     """Mean PCC (and, with ``thinned``, ceiling and fraction of it) with bootstrap replicates.
 
@@ -480,6 +556,17 @@ def bootstrap_scores(
     constant
         ``pcc`` of a gene predicted as constant: ``"skip"`` (default, Table I) or ``"zero"``
         (:data:`stlib.metrics.CONSTANT_RULES`; ``srcc`` keeps ``"skip"``).
+    weights
+        ``(n_boot, n_spots)`` multiplicities of the replicates, made by the caller (e.g. the
+        spatially blocked ones of :func:`stlib.tl.blocked.block_weights`); default: sections then
+        spots (:func:`bootstrap_weights`, ``n_boot`` and ``seed``).
+    jackknife
+        ``(n_units, n_spots)`` leave-one-unit-out weights (:func:`stlib.tl.blocked.jackknife_weights`):
+        the statistics are computed on them too, for ``method="bca"``; ``srcc`` gets none.
+    method
+        Interval method (:data:`METHODS`): ``"percentile"`` (default), ``"basic"`` or ``"bca"``.
+    resampling
+        How ``weights`` were drawn, in words, for ``settings`` (default: described from ``groups``).
 
     Returns
     -------
@@ -494,17 +581,33 @@ def bootstrap_scores(
                                    f"of shape {y.shape}")
     if constant not in ("skip", "zero"):
         raise DataError("constant", f"must be 'skip' or 'zero', got {constant!r}")
+    if method not in METHODS:
+        raise DataError("method", f"must be one of {METHODS}, got {method!r}")
+    if method == "bca" and jackknife is None:
+        raise DataError("jackknife", "method='bca' needs the jackknife weights (stlib.tl.blocked.jackknife_weights)")
     names = list(predictions)
-    W = bootstrap_weights(groups, n_boot, seed)
-    if len(W[0]) != y.shape[0]:
-        raise DataError("groups", f"{W.shape[1]} labels for {y.shape[0]} spots")
+    if weights is None:
+        W = bootstrap_weights(groups, n_boot, seed)
+        if len(W[0]) != y.shape[0]:
+            raise DataError("groups", f"{W.shape[1]} labels for {y.shape[0]} spots")
+    else:
+        W = np.asarray(weights, dtype=np.float64)
+        if W.ndim != 2 or W.shape[1] != y.shape[0]:
+            raise DataError("weights", f"expected (n_boot, {y.shape[0]}) multiplicities, got shape {W.shape}")
+        n_boot = W.shape[0]
+    J = None if jackknife is None else np.asarray(jackknife, dtype=np.float64)
+    if J is not None and (J.ndim != 2 or J.shape[1] != y.shape[0]):
+        raise DataError("jackknife", f"expected (n_units, {y.shape[0]}) weights, got shape {J.shape}")
     one = np.ones((1, y.shape[0]))
     ceil_point = _ceiling_replicates(thinned, one) if thinned is not None else None
     ceil_reps = _ceiling_replicates(thinned, W) if thinned is not None else None
+    ceil_jack = _ceiling_replicates(thinned, J) if thinned is not None and J is not None else None
     point: dict[str, dict[str, float]] = {}
     reps: dict[str, dict[str, np.ndarray]] = {}
+    jack: dict[str, dict[str, np.ndarray]] = {}
     arrays = {}
     m_one, m_w = (weighted_moments(one, y), weighted_moments(W, y)) if names else (None, None)
+    m_j = weighted_moments(J, y) if names and J is not None else None
     for name in names:
         p = np.asarray(predictions[name], dtype=np.float64)
         if p.shape != y.shape:
@@ -517,6 +620,11 @@ def bootstrap_scores(
         reps[name] = _stats(rw, ceil_reps)
         point[name].update({k: float(v[0]) for k, v in _error_stats(one, y, p, m_one).items()})
         reps[name].update(_error_stats(W, y, p, m_w))
+        if J is not None:
+            rj = weighted_pearson(J, y, p, m_j)
+            if constant == "zero":
+                rj = constant_as_zero(rj, m_j)
+            jack[name] = {**_stats(rj, ceil_jack), **_error_stats(J, y, p, m_j)}
     if rank_stats and names:
         both = np.vstack([one, W])
         for name, r in zip(names, weighted_spearman(both, y, [arrays[n] for n in names])):
@@ -525,12 +633,15 @@ def bootstrap_scores(
                 m = np.nanmean(r, axis=1)
             point[name]["srcc"], reps[name]["srcc"] = float(m[0]), m[1:]
     stats = [s for s in STATS if s in next(iter(reps.values()), {})]
+    n_sec = int(len(pd.unique(np.asarray(groups))))
     return Bootstrap(
         point=pd.DataFrame(point).T[stats] if names else pd.DataFrame(columns=stats),
         replicates={s: pd.DataFrame({n: reps[n][s] for n in names}) for s in stats},
         level=level, n_boot=n_boot, seed=seed,
-        settings={"resampling": "sections, then spots within sections" if len(pd.unique(np.asarray(groups))) > 1
-                  else "spots", "n_sections": int(len(pd.unique(np.asarray(groups))))},
+        settings={"resampling": resampling or ("sections, then spots within sections" if n_sec > 1 else "spots"),
+                  "n_sections": n_sec, "method": method},
+        method=method,
+        jackknife={s: pd.DataFrame({n: jack[n][s] for n in names}) for s in stats if names and all(s in jack.get(n, {}) for n in names)},
     )
 
 
