@@ -120,8 +120,12 @@ def test_fraction_of_ceiling_draws_an_interval_beside_its_estimate():
     idx = pd.MultiIndex.from_product([["hest_probe", "depth_only"], ["test"]], names=["model", "split"])
     iv = pd.DataFrame({"pcc": [0.05, 0.07], "fraction": [0.20, 0.244], "fraction_lo": [0.15, 0.245],
                        "fraction_hi": [0.25, 0.323]}, index=idx)
-    fig = pl.fraction_of_ceiling(iv)
+    fig = pl.fraction_of_ceiling(iv, chosen="hest_probe")
     segs = [s for coll in fig.axes[0].collections for s in getattr(coll, "get_segments", lambda: [])()]
     spans = sorted((round(float(s[0][0]), 3), round(float(s[1][0]), 3)) for s in segs)
     assert spans == [(0.15, 0.25), (0.245, 0.323)]
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels == ["HEST probe (chosen on valid)", "depth only (measured counts)"]  # readable names
+    assert [t.get_fontweight() for t in fig.axes[0].get_yticklabels()] == ["bold", "normal"]
+    assert pl.model_label("not_a_model") == "not_a_model"
     plt.close(fig)

@@ -130,3 +130,39 @@ def test_same_numbers_uses_a_float32_tolerance():
     assert not tables.same_numbers(a, a + 1e-3)["same"]
     assert not tables.same_numbers(a, a.fillna(0.3))["same"]  # NaN against a number is a difference
     assert not tables.same_numbers(a, a.iloc[:3])["same"]  # a missing entry too
+
+
+def test_depth_comparison_chooses_on_valid_and_reads_test():
+    from stlib.tl.uncertainty import Bootstrap
+
+    rows = [("ridge", "valid", 0.30), ("ridge", "test", 0.05), ("mlp", "valid", 0.10), ("mlp", "test", 0.09),
+            ("depth_only", "valid", 0.2), ("depth_only", "test", 0.06)]
+    long = pd.DataFrame({"pearson": [v for *_, v in rows]},
+                        index=pd.MultiIndex.from_tuples([(m, "pooled", s) for m, s, _ in rows],
+                                                        names=["model", "aggregation", "split"]))
+    c = tables.depth_comparison(long)
+    assert c["model"] == "ridge" and c["pcc"] == 0.05 and c["n_below"] == 1  # mlp is better on test: not chosen
+    with pytest.raises(ValueError, match="never on test"):
+        tables.depth_comparison(long, choose_on="test")
+    rng = np.random.default_rng(0)
+    reps = pd.DataFrame({"ridge": 0.05 + 0.01 * rng.standard_normal(500), "mlp": 0.09 + 0.01 * rng.standard_normal(500),
+                         "depth_only": 0.06 + 0.01 * rng.standard_normal(500)})
+    point = pd.DataFrame({"pcc": [0.05, 0.09, 0.06], "fraction": [0.2, 0.3, 0.25]}, index=["ridge", "mlp", "depth_only"])
+    test = Bootstrap(point=point, replicates={"pcc": reps, "fraction": reps * 4}, level=0.95, n_boot=500, seed=0)
+    valid = Bootstrap(point=point.assign(fraction=[0.5, 0.1, 0.4]), replicates={"pcc": reps, "fraction": reps},
+                      level=0.95, n_boot=500, seed=0)
+    c = tables.depth_comparison(long, boots={("test", "target"): test, ("valid", "target"): valid})
+    assert c["model"] == "ridge" and c["chosen_by"] == "fraction of the noise ceiling"  # valid's fraction
+    assert c["diff"] == pytest.approx(-0.01) and c["fraction_diff"] == pytest.approx(-0.05)
+    text = tables.depth_sentence(long, boots={("test", "target"): test, ("valid", "target"): valid})
+    assert "chosen on valid by its fraction of the noise ceiling (ridge, 0.050)" in " ".join(text.split())
+    valid.point.loc["mlp", "fraction"] = 0.9  # the fraction on valid decides, not the PCC
+    assert tables.depth_comparison(long, boots={("test", "target"): test, ("valid", "target"): valid})["model"] == "mlp"
+
+
+def test_design_line_counts_patients_sections_and_spots():
+    obs = pd.DataFrame({"patient": list("CCCB"), "section": ["C1", "C1", "C2", "B1"],
+                        "split": ["train", "train", "valid", "test"]}, index=list("abcd"))
+    line = readings.design_line(ad.AnnData(np.zeros((4, 1), np.float32), obs=obs))
+    assert line == ("2 patients, 3 sections, 4 spots: train 2 spots of 1 section of 1 patient (C); "
+                    "valid 1 spots of 1 section of 1 patient (C); test 1 spots of 1 section of 1 patient (B)")

@@ -362,3 +362,30 @@ def beyond_readings(tables: dict[str, pd.DataFrame], results: dict[str, list], t
         "without it is worse, with an interval below zero" if abl.loc[full, "vs chosen hi"] < 0 else
         "the projection alone does not separate from the same ridge at full rank")
     return out
+
+
+# ------------------------------------------------------------------ the intro's design line (chapter 8)
+def design_line(targets: ad.AnnData) -> str:
+    """The run's design in one line: patients, sections and spots of the data and of each split.
+
+    Parameters
+    ----------
+    targets
+        The run's spots (``obs``: ``patient``, ``section``, ``split``).
+
+    Returns
+    -------
+    str
+        E.g. ``"2 patients, 6 sections, 1,193 spots: train 551 spots of 3 sections of 1 patient (C),
+        valid ..., test 283 spots of 1 section of 1 patient (B)"``.
+    """
+    obs = targets.obs
+    parts = []
+    for split in ("train", "valid", "test"):
+        m = get.split_mask(targets, split)
+        if m.any():
+            pats = ", ".join(sorted(obs.loc[m, "patient"].astype(str).unique()))
+            parts.append(f"{split} {_where(targets, split)} ({pats})")
+    n_pat, n_sec = obs["patient"].nunique(), obs["section"].nunique()
+    return (f"{n_pat} patient{'s' if n_pat > 1 else ''}, {n_sec} section{'s' if n_sec > 1 else ''}, "
+            f"{len(obs):,} spots: " + "; ".join(parts))

@@ -103,36 +103,99 @@ def protocol_text(config: Mapping[str, Any], targets: ad.AnnData, aggregation: s
     return "\n".join(lines)
 
 
-def depth_sentence(long: pd.DataFrame, aggregation: str = "pooled", split: str = "test",
-                   boots: Mapping[tuple[str, str], uncertainty.Bootstrap] | None = None) -> str:
-    """One sentence comparing the depth-only reference (an oracle) with the best image model.
+def depth_comparison(long: pd.DataFrame, aggregation: str = "pooled", split: str = "test",
+                     boots: Mapping[tuple[str, str], uncertainty.Bootstrap] | None = None,
+                     choose_on: str = "valid") -> dict[str, Any]:
+    """The image model chosen on ``choose_on`` against the depth-only model, read on ``split``.
 
-    With ``boots`` (:func:`interval_table`'s second output) the sentence gives the paired
-    bootstrap interval of the difference and calls the two different only if it excludes 0.
+    Parameters
+    ----------
+    long
+        :func:`stlib.book.scoring.metric_table` (``pearson`` by model, aggregation and split).
+    aggregation
+        ``"pooled"`` or ``"per_section_mean"``.
+    split
+        The split read (test).
+    boots
+        :func:`stlib.book.scoring.interval_table`'s bootstraps (keyed by ``(split, space)``): with
+        them, the paired differences and their intervals (pooled aggregation only).
+    choose_on
+        The split that chooses the image model: ``"valid"`` or ``"train"``, never test. With
+        ``boots`` the model with the highest fraction of ``choose_on``'s ceiling (every model over
+        the same genes: constants count as 0), as chapter 11 chooses; without, the highest mean PCC.
+
+    Returns
+    -------
+    dict
+        ``model`` (chosen on ``choose_on``), ``chosen_by``, ``pcc``, ``depth_pcc``, ``n_below`` and
+        ``n_image`` (image models below the depth-only model on ``split``), and with ``boots`` ``diff``,
+        ``lo``, ``hi``, ``call`` ("different" / "not distinguishable") of the PCC and, for the same
+        model, ``fraction``, ``depth_fraction``, ``fraction_diff``, ``fraction_lo``, ``fraction_hi``,
+        ``fraction_call``. Empty when the run has no depth-only model.
     """
+    if choose_on not in ("train", "valid"):
+        raise ValueError(f"choose_on={choose_on!r}: a model is chosen on train or valid, never on test")
     sub = long.xs((aggregation, split), level=("aggregation", "split"))["pearson"]
+    on = long.xs((aggregation, choose_on), level=("aggregation", "split"))["pearson"]
     image = sub.drop(index=[m for m in REFERENCE_MODELS if m in sub.index]).dropna()
-    if "depth_only" not in sub.index or image.empty:
-        return "no depth-only reference in this run"
-    best = image.idxmax()
-    d, b = float(sub["depth_only"]), float(image.max())
-    verdict = "higher than" if d > b else "below"
-    text = (f"{split} mean PCC ({aggregation}): the depth-only oracle {d:.3f}, {verdict} the best image model "
-            f"({best}, {b:.3f}); {int((image < d).sum())} of {len(image)} image models are below it.")
-    bs = (boots or {}).get((split, "target"))
-    if bs is not None and aggregation == "pooled" and {best, "depth_only"} <= set(bs.point.index):
+    chooser = on.reindex(image.index).dropna()
+    if "depth_only" not in sub.index or chooser.empty:
+        return {}
+    best, chosen_by = str(chooser.idxmax()), "mean PCC"
+    bs = (boots or {}).get((split, "target")) if aggregation == "pooled" else None
+    chooser_bs = (boots or {}).get((choose_on, "target"))
+    if bs is not None and chooser_bs is not None and "fraction" in chooser_bs.point.columns:
+        frac = chooser_bs.point["fraction"].reindex(image.index).dropna()
+        frac = frac[frac.index.isin(bs.point.index)]
+        if not frac.empty:
+            best, chosen_by = str(frac.idxmax()), "fraction of the noise ceiling"
+    d = float(sub["depth_only"])
+    out: dict[str, Any] = {"model": best, "chosen_by": chosen_by, "pcc": float(image[best]), "depth_pcc": d,
+                           "n_below": int((image < d).sum()), "n_image": int(len(image)), "choose_on": choose_on}
+    if bs is not None and {best, "depth_only"} <= set(bs.point.index):
         diff = bs.difference(best, "depth_only")
-        call = "different" if diff["excludes_zero"] else "not distinguishable"
-        text += (f"\n{best} minus depth-only: {diff['difference']:+.3f}, 95% paired interval "
-                 f"[{diff['lo']:+.3f}, {diff['hi']:+.3f}]: {call}.")
+        out.update({"diff": diff["difference"], "lo": diff["lo"], "hi": diff["hi"],
+                    "call": "different" if diff["excludes_zero"] else "not distinguishable"})
         if "fraction" in bs.point.columns:
-            frac = bs.point["fraction"].drop(index=[m for m in REFERENCE_MODELS if m in bs.point.index])
-            fbest = frac.idxmax()
-            fd = bs.difference(fbest, "depth_only", stat="fraction")
-            call = "different" if fd["excludes_zero"] else "not distinguishable"
-            text += (f"\nby the fraction of the noise ceiling (genes predicted as a constant count as 0): best "
-                     f"image model {fbest} {frac[fbest]:.3f}, depth-only {bs.point.loc['depth_only', 'fraction']:.3f}; "
-                     f"difference {fd['difference']:+.3f} [{fd['lo']:+.3f}, {fd['hi']:+.3f}]: {call}.")
+            fd = bs.difference(best, "depth_only", stat="fraction")
+            out.update({"fraction": float(bs.point.loc[best, "fraction"]),
+                        "depth_fraction": float(bs.point.loc["depth_only", "fraction"]),
+                        "fraction_diff": fd["difference"], "fraction_lo": fd["lo"], "fraction_hi": fd["hi"],
+                        "fraction_call": "different" if fd["excludes_zero"] else "not distinguishable"})
+    return out
+
+
+def depth_sentence(long: pd.DataFrame, aggregation: str = "pooled", split: str = "test",
+                   boots: Mapping[tuple[str, str], uncertainty.Bootstrap] | None = None,
+                   choose_on: str = "valid") -> str:
+    """:func:`depth_comparison` in words (the image model is chosen on ``choose_on``, never on test).
+
+    Parameters
+    ----------
+    long, aggregation, split, boots, choose_on
+        As :func:`depth_comparison`.
+
+    Returns
+    -------
+    str
+        Wrapped at 90 characters; "no depth-only reference in this run" when there is none.
+    """
+    c = depth_comparison(long, aggregation, split, boots, choose_on)
+    if not c:
+        return "no depth-only reference in this run"
+    verdict = ("equal, to three decimals, to" if f"{c['depth_pcc']:.3f}" == f"{c['pcc']:.3f}"
+               else "higher than" if c["depth_pcc"] > c["pcc"] else "below")
+    text = (f"{split} mean PCC ({aggregation}): the depth-only model {c['depth_pcc']:.3f}, {verdict} the image model "
+            f"chosen on {choose_on} by its {c['chosen_by']} ({c['model']}, {c['pcc']:.3f}); {c['n_below']} of "
+            f"{c['n_image']} image models are below it.")
+    if "diff" in c:
+        text += (f"\n{c['model']} minus depth-only: {c['diff']:+.3f}, 95% paired interval "
+                 f"[{c['lo']:+.3f}, {c['hi']:+.3f}]: {c['call']}.")
+    if "fraction_diff" in c:
+        text += (f"\nby the fraction of the noise ceiling (genes predicted as a constant count as 0): "
+                 f"{c['model']} {c['fraction']:.3f}, depth-only {c['depth_fraction']:.3f}; "
+                 f"difference {c['fraction_diff']:+.3f} [{c['fraction_lo']:+.3f}, {c['fraction_hi']:+.3f}]: "
+                 f"{c['fraction_call']}.")
     return "\n".join(textwrap.fill(line, 90, subsequent_indent="  ") for line in text.split("\n"))
 
 

@@ -25,6 +25,7 @@ from stlib.pl._maps import (
     spatial_panels,
     truth_prediction_maps,
 )
+from stlib.pl._labels import MODEL_LABELS, model_label, model_labels
 from stlib.pl._predict import prediction_map, tissue_grid
 from stlib.pl._ceiling import (
     ceiling_by_section,
@@ -36,6 +37,9 @@ from stlib.pl._ceiling import (
 
 __all__ = [
     "COMPARTMENT_COLORS",
+    "MODEL_LABELS",
+    "model_label",
+    "model_labels",
     "beside_paper",
     "ceiling_by_section",
     "ceiling_vs_depth",

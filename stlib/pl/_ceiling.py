@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from stlib.pl._labels import model_labels
+
 
 def interval_lines(ax, y, lo, hi, colors, lw: float = 1.5) -> None:
     """Horizontal interval lines from ``lo`` to ``hi`` at ``y``, drawn as they are.
@@ -101,7 +103,7 @@ def ceiling_vs_depth(depth: pd.DataFrame) -> Figure:
     return fig
 
 
-def fraction_of_ceiling(iv: pd.DataFrame, split: str = "test") -> Figure:
+def fraction_of_ceiling(iv: pd.DataFrame, split: str = "test", chosen: str | None = None) -> Figure:
     """Forest plot: each model's fraction of the noise ceiling on ``split`` with its 95% interval.
 
     Parameters
@@ -111,25 +113,31 @@ def fraction_of_ceiling(iv: pd.DataFrame, split: str = "test") -> Figure:
         ``fraction_hi`` (``stlib.book.scoring.interval_table``); rows without a PCC are left out.
     split
         The split shown.
+    chosen
+        The model chosen on valid, labelled in bold with "(chosen on valid)".
 
     Returns
     -------
     Figure
-        One row per model, sorted by fraction: the point and its interval, ``depth_only`` in red
-        and labelled "(oracle)"; lines at 0 and at 1 (the ceiling).
+        One row per model by its readable name (:data:`stlib.pl.MODEL_LABELS`), sorted by
+        fraction: the point and its interval, ``depth_only`` in red; lines at 0 and at 1 (the
+        ceiling).
     """
     sub = iv.xs(split, level="split")
     sub = sub[sub["pcc"].notna()].sort_values("fraction")
-    fig, ax = plt.subplots(figsize=(7, 0.28 * len(sub) + 1.2), layout="constrained")
+    fig, ax = plt.subplots(figsize=(6.8, 0.26 * len(sub) + 1.1), layout="constrained")
     y = np.arange(len(sub))
     colors = ["tab:red" if m == "depth_only" else "tab:blue" for m in sub.index]
     interval_lines(ax, y, sub["fraction_lo"], sub["fraction_hi"], colors)
     ax.scatter(sub["fraction"], y, c=colors, s=18, zorder=3)
     ax.set_yticks(y)
-    ax.set_yticklabels([f"{m} (oracle)" if m == "depth_only" else m for m in sub.index], fontsize=8)
+    ax.set_yticklabels([f"{lab} (chosen on valid)" if m == chosen else lab
+                        for m, lab in zip(sub.index, model_labels(sub.index))], fontsize=9)
+    for label, m in zip(ax.get_yticklabels(), sub.index):
+        label.set_fontweight("bold" if m == chosen else "normal")
     ax.axvline(0, color="black", lw=0.8)
     ax.axvline(1, color="grey", lw=0.8, ls="--")
-    ax.set_xlabel(f"fraction of the noise ceiling reached, {split} split (95% bootstrap interval)")
+    ax.set_xlabel(f"fraction of the noise ceiling, {split} (95% interval)")
     ax.set_xlim(min(-0.1, float(sub["fraction_lo"].min()) - 0.05), 1.05)
     return fig
 
