@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from stlib import get, metrics
-from stlib.tl import ceiling, uncertainty
+from stlib.tl import autocorr, blocked, ceiling, uncertainty
 from stlib.book import store
 from stlib._format import show, with_interval
 from stlib._utils import SPLITS
@@ -183,7 +183,6 @@ def interval_table(
     over the same genes. The defaults are the iid spot bootstrap, percentile intervals and
     Table I's convention.
     """
-    from stlib.tl import blocked
 
     spaces = tuple(sorted({space for _, space in scored.values()}))
     thinned = dict(thinned or {})
@@ -257,8 +256,6 @@ def block_size(targets: ad.AnnData, scored: Mapping[str, Scored], model: str, *,
     stlib.tl.autocorr.BlockSize
         ``pitches`` is the side to pass to :func:`interval_table` as ``block_pitches``.
     """
-    from stlib.tl import autocorr
-
     if split not in ("train", "valid"):
         raise ValueError(f"split={split!r}: the block size is chosen on train or valid, never on test")
     preds, space = scored[model]

@@ -17,6 +17,7 @@ from stlib._utils import SPLITS
 from stlib.models.reference import REFERENCE_MODELS
 from stlib.book.scoring import Scored
 from stlib._format import with_interval
+from stlib.book import readings
 from stlib.book.protocol import TABLE_MODELS
 
 #: The paper's Table I rows and the model of this book that reproduces each.
@@ -145,10 +146,11 @@ def depth_comparison(long: pd.DataFrame, aggregation: str = "pooled", split: str
     bs = (boots or {}).get((split, "target")) if aggregation == "pooled" else None
     chooser_bs = (boots or {}).get((choose_on, "target"))
     if bs is not None and chooser_bs is not None and "fraction" in chooser_bs.point.columns:
-        frac = chooser_bs.point["fraction"].reindex(image.index).dropna()
-        frac = frac[frac.index.isin(bs.point.index)]
-        if not frac.empty:
-            best, chosen_by = str(frac.idxmax()), "fraction of the noise ceiling"
+        on_both = chooser_bs.point.loc[chooser_bs.point.index.isin(image.index) & chooser_bs.point.index.isin(bs.point.index)]
+        if on_both["fraction"].notna().any():
+            best = readings.chosen_image_model(pd.concat({choose_on: on_both}, names=["split", "model"]).swaplevel(),
+                                               choose_on)
+            chosen_by = "fraction of the noise ceiling"
     d = float(sub["depth_only"])
     out: dict[str, Any] = {"model": best, "chosen_by": chosen_by, "pcc": float(image[best]), "depth_pcc": d,
                            "n_below": int((image < d).sum()), "n_image": int(len(image)), "choose_on": choose_on}

@@ -83,16 +83,17 @@ def spatial_panels(
                 if getattr(coll, "colorbar", None) is not None:
                     coll.colorbar.set_label(cbar_labels[i], fontsize=8)
         if crop_margin is not None:
-            _crop_to_spots(ax, expr, section, crop_margin)
+            _crop_to_spots(ax, expr[get.section_mask(expr, section)], section, crop_margin)
     for ax in list(axes.flat)[len(keys):]:
         ax.axis("off")
     return fig
 
 
 def _crop_to_spots(ax, expr: ad.AnnData, section: str, margin: float) -> None:
+    """Limit ``ax`` to the spots of ``expr`` (hires pixels), padded by ``margin`` of the image width."""
     meta = expr.uns["spatial"][section]
     img = meta["images"]["hires"]
-    xy = np.asarray(expr.obsm["spatial"], float)[get.section_mask(expr, section)] * meta["scalefactors"]["tissue_hires_scalef"]
+    xy = np.asarray(expr.obsm["spatial"], float) * meta["scalefactors"]["tissue_hires_scalef"]
     pad = margin * img.shape[1]
     x0, y0 = np.maximum(xy.min(0) - pad, 0)
     x1, y1 = np.minimum(xy.max(0) + pad, [img.shape[1], img.shape[0]])
@@ -284,17 +285,9 @@ def he_image(expr: ad.AnnData, section: str, *, margin: float = 0.04) -> Figure:
     Figure
         One axis with the cropped image, titled with the section.
     """
-    meta = expr.uns["spatial"][section]
-    img = meta["images"]["hires"]
-    s = meta["scalefactors"]["tissue_hires_scalef"]
-    xy = np.asarray(expr.obsm["spatial"], float) * s
-    pad = margin * img.shape[1]
-    x0, y0 = np.maximum(xy.min(0) - pad, 0)
-    x1, y1 = np.minimum(xy.max(0) + pad, [img.shape[1], img.shape[0]])
     fig, ax = plt.subplots(figsize=(4.2, 4.2), layout="constrained")
-    ax.imshow(img)
-    ax.set_xlim(x0, x1)
-    ax.set_ylim(y1, y0)
+    ax.imshow(expr.uns["spatial"][section]["images"]["hires"])
+    _crop_to_spots(ax, expr, section, margin)
     ax.axis("off")
     ax.set_title(f"H&E, section {section}", fontsize=10)
     return fig
