@@ -7,6 +7,7 @@
 - :mod:`stlib.io.her2st`, :mod:`stlib.io.he2020`: the readers, each with its folder layout;
 - :mod:`stlib.io.spots`, :mod:`stlib.io.visium`: your own sections (a manifest naming every file;
   Space Ranger outputs through squidpy);
+- :mod:`stlib.io.hest`: HEST-1k samples (``st/<id>.h5ad``, pyramidal ``wsis/<id>.tif``, ``metadata/<id>.json``);
 - :mod:`stlib.io.her2st_app`: HER2ST sections read from the web app's views (patient A);
 - :mod:`stlib.io.register`: tissue masks, spots on tissue, registering spots to the tissue;
 - :mod:`stlib.io.rdata`: a small reader of R's saveRDS files (the app's ``dims.list``);

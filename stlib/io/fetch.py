@@ -18,6 +18,11 @@ A file may also carry its git blob id (``git_blob``: the SHA-1 git gives the fil
 upstream repository, ``sha1(b"blob <size>\\0" + bytes)``; a manifest gives it for files whose
 sha256 is not known offline). A file is verified by its sha256 when known, else by its blob id.
 
+A gated origin says so in the manifest (``auth: huggingface``, e.g. HEST-1k): its downloads carry
+the user's Hugging Face token (``$HF_TOKEN``, else the file ``huggingface-cli login`` writes,
+``$HF_HOME/token``); without one, a :class:`~stlib.errors.DataError` says how to get access before
+any download starts.
+
 A checksum mismatch is a :class:`~stlib.errors.ChecksumError` naming the file (and both ids); a
 failed download a :class:`~stlib.errors.DataError` naming the URL and how to work offline.
 """
@@ -41,9 +46,10 @@ log = logging.getLogger("stlib.io.registry")
 
 ENV_MIRROR = "STLIB_DATA_MIRROR"
 ENV_DATA_DIR = "STLIB_DATA_DIR"
+ENV_HF_TOKEN = "HF_TOKEN"
 
-__all__ = ["ENV_DATA_DIR", "ENV_MIRROR", "cache_root", "fetch", "git_blob_sha1", "local_root", "mirror_root",
-           "verify_file"]
+__all__ = ["ENV_DATA_DIR", "ENV_MIRROR", "cache_root", "fetch", "git_blob_sha1", "hf_token", "local_root",
+           "mirror_root", "verify_file"]
 
 def mirror_root(ds: Manifest) -> Path | None:
     """The mirror folder of this data set, if ``$STLIB_DATA_MIRROR`` is set."""
@@ -67,7 +73,8 @@ def cache_root(ds: Manifest) -> Path:
     import pooch
 
     base = os.environ.get(ENV_DATA_DIR)
-    return (Path(base).expanduser() if base else Path(pooch.os_cache("stlib"))) / ds.name
+    name = (ds.extra.get("subset") or {}).get("of", ds.name)  # a subset shares the whole data set's cache
+    return (Path(base).expanduser() if base else Path(pooch.os_cache("stlib"))) / name
 
 def fetch(ds: Manifest, *, progress: bool = True, files: Sequence[str] | None = None) -> Path:
     """Make every file available locally, verified, and return the data-set root.
@@ -91,6 +98,8 @@ def fetch(ds: Manifest, *, progress: bool = True, files: Sequence[str] | None = 
             verify_file(mirror / f, ds.files.get(f), _blob(ds, f))
         return mirror
     root = cache_root(ds)
+    missing = [f for f in wanted if not (mirror is not None and (mirror / f).is_file()) and not (root / f).is_file()]
+    downloader = _downloader(ds, progress) if missing else None
     for f in _progress(wanted, progress, f"fetch {ds.name}"):
         src = mirror / f if mirror is not None else None
         if src is not None and src.is_file():
@@ -100,10 +109,37 @@ def fetch(ds: Manifest, *, progress: bool = True, files: Sequence[str] | None = 
             if not dest.exists():
                 dest.symlink_to(src.resolve())
             continue
-        _download(ds, f, root, progress)
+        _download(ds, f, root, progress, downloader)
     return root
 
-def _download(ds: Manifest, relpath: str, root: Path, progress: bool) -> Path:
+
+def hf_token() -> str | None:
+    """The user's Hugging Face token: ``$HF_TOKEN``, else ``$HF_HOME/token`` (default
+    ``~/.cache/huggingface/token``, written by ``huggingface-cli login``); ``None`` when neither."""
+    tok = os.environ.get(ENV_HF_TOKEN, "").strip()
+    if tok:
+        return tok
+    home = Path(os.environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface").expanduser()
+    f = home / "token"
+    return (f.read_text().strip() or None) if f.is_file() else None
+
+
+def _downloader(ds: Manifest, progress: bool):
+    """pooch's HTTP downloader with the Hugging Face token for a gated origin (``auth: huggingface``);
+    ``None`` (pooch's default) for any other origin. No token: a :class:`DataError` saying what to do."""
+    if str(ds.extra.get("auth") or "").lower() != "huggingface":
+        return None
+    import pooch
+
+    tok = hf_token()
+    if not tok:
+        raise DataError(ds.origin, f"{ds.name} is a gated Hugging Face data set: accept its terms on its page, create "
+                        f"an access token and set {ENV_HF_TOKEN} (or run `huggingface-cli login`); or download the "
+                        f"files yourself and set {ENV_MIRROR} to the folder holding {ds.mirror_subdir}/"
+                        + (f". {' '.join(str(ds.extra['access']).split())}" if ds.extra.get("access") else ""))
+    return pooch.HTTPDownloader(progressbar=progress, headers={"Authorization": f"Bearer {tok}"})
+
+def _download(ds: Manifest, relpath: str, root: Path, progress: bool, downloader=None) -> Path:
     import pooch
 
     dest = root / relpath
@@ -121,6 +157,7 @@ def _download(ds: Manifest, relpath: str, root: Path, progress: bool) -> Path:
             fname=dest.name,
             path=dest.parent,
             progressbar=progress,
+            **({"downloader": downloader} if downloader is not None else {}),
         )
     except ValueError as exc:  # pooch's hash mismatch
         raise ChecksumError(url, f"checksum mismatch after download ({exc})") from None

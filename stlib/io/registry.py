@@ -11,10 +11,16 @@ knows its own folder layout; :mod:`stlib.io.spots` reads your own sections, each
 the manifest names, and :mod:`stlib.io.visium` Space Ranger outputs (through squidpy) (``origin: local``: the files are beside the manifest). A data set may leave ``sections`` empty and name
 ``sections_from`` (e.g. ``metadata.csv``): its sections are then discovered from the fetched
 files at read time, and its ``patients:`` table (patient -> subtype) is checked against them.
+:mod:`stlib.io.hest` reads HEST-1k samples (``st/<id>.h5ad``, ``wsis/<id>.tif``, ``metadata/<id>.json``).
+
+A manifest may group its sections into ``subsets`` (each section's ``subset``): ``<name>:<subset>``
+(e.g. ``hest:her2st``) loads the data set restricted to one of them, with the rows of its split
+file that belong to it (the file is still checked whole).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -26,7 +32,7 @@ import yaml
 
 from stlib._utils import SPLITS, project_data_dir
 from stlib.errors import DataError, SplitError
-from stlib.io import fetch, he2020, her2st, spots, visium
+from stlib.io import fetch, he2020, her2st, hest, spots, visium
 from stlib.io._common import PathLikeStr
 from stlib.io._manifest import Manifest
 from stlib.io.splits import read_split
@@ -56,7 +62,7 @@ class Dataset(Manifest):
     name
         The data set's name; also the folder of its download cache.
     reader
-        The reader of its folder layout: ``"her2st"``, ``"he2020"``, ``"spots"`` or ``"visium"``.
+        The reader of its folder layout: ``"her2st"``, ``"he2020"``, ``"spots"``, ``"visium"`` or ``"hest"``.
     origin
         Where the files come from: a URL (a file is ``<origin>/<path>``), or ``local``, ``.`` or a
         folder (relative to the manifest) whose files are used in place.
@@ -174,6 +180,11 @@ class Dataset(Manifest):
         """
         if self.split_file is None:
             raise SplitError(f"{self.manifest_path}: no split file registered")
+        subset = self.extra.get("subset")
+        if subset:  # one subset of a manifest: its split file is checked whole, then restricted
+            whole = dataclasses.replace(self, sections=subset["all_sections"], extra={})
+            df = whole.split()
+            return df[df["section"].isin(list(self.sections))].reset_index(drop=True)
         return read_split(self.split_file, self, allow_train_valid_overlap=bool(
             self.split_policy.get("allow_train_valid_patient_overlap", False)), absent_ok=bool(self.sections_from))
 
@@ -241,6 +252,10 @@ def load_dataset(name_or_path: str | PathLikeStr) -> Dataset:
         ``reader``, ``origin``, ``sections``, ``files``), an unknown reader, or neither sections
         nor ``sections_from`` is a :class:`~stlib.errors.DataError`.
     """
+    subset = None
+    m_sub = re.fullmatch(r"(.+?):([A-Za-z0-9_-]+)", str(name_or_path))
+    if m_sub and not Path(str(name_or_path)).is_file():
+        name_or_path, subset = m_sub.group(1), m_sub.group(2)
     p = Path(name_or_path)
     if not p.suffix:
         p = project_data_dir() / "datasets" / f"{name_or_path}.yaml"
@@ -252,7 +267,7 @@ def load_dataset(name_or_path: str | PathLikeStr) -> Dataset:
         raise DataError(p, f"malformed manifest: {exc}") from None
     if not isinstance(m, dict):
         raise DataError(p, "a manifest is a YAML mapping (name, reader, origin, sections, ...)")
-    if m.get("reader") in ("spots", "visium"):  # own sections: the files are named per section
+    if m.get("reader") in ("spots", "visium", "hest"):  # the files are named per section
         m.setdefault("files", {})
     for key in ("name", "reader", "origin", "sections", "files"):
         if key not in m:
@@ -264,6 +279,8 @@ def load_dataset(name_or_path: str | PathLikeStr) -> Dataset:
         raise DataError(p, "manifest lists no sections and no 'sections_from'")
     known = {"name", "reader", "origin", "sections", "files", "split", "mirror_subdir", "split_policy",
              "archive", "patients", "sections_from"}
+    if subset is not None and not isinstance(m.get("subsets"), dict):
+        raise DataError(p, f"no subsets: '{m['name']}:{subset}' names a subset of a manifest without 'subsets'")
     archive = m.get("archive")
     if archive is not None and not isinstance(archive, dict):
         raise DataError(p, "'archive' must be a mapping {url, fname, sha256, marker}")
@@ -271,11 +288,11 @@ def load_dataset(name_or_path: str | PathLikeStr) -> Dataset:
         raise DataError(p, "'sections' and 'files' must be mappings")
     files, git_blobs = _parse_files(p, m["files"] or {})
     extra = {k: v for k, v in m.items() if k not in known}
-    if m["reader"] in ("spots", "visium"):
+    if m["reader"] in ("spots", "visium", "hest"):
         for v in (m["sections"] or {}).values():  # "group" is the spots layout's word for subtype
             if isinstance(v, dict) and "group" in v:
                 v.setdefault("subtype", v["group"])
-        layout = spots if m["reader"] == "spots" else visium
+        layout = {"spots": spots, "visium": visium, "hest": hest}[m["reader"]]
         listed = layout.section_files(p, {str(k): dict(v or {}) for k, v in (m["sections"] or {}).items()})
         for fs in listed.values():
             for f in fs:
@@ -285,7 +302,7 @@ def load_dataset(name_or_path: str | PathLikeStr) -> Dataset:
     # manifest (a user's own data set) relative to its own folder
     in_registry = p.resolve().parent == (project_data_dir() / "datasets").resolve()
     split_base = p.parent.parent if in_registry else p.parent
-    return Dataset(
+    ds = Dataset(
         name=m["name"],
         reader=m["reader"],
         origin=m["origin"],
@@ -301,6 +318,25 @@ def load_dataset(name_or_path: str | PathLikeStr) -> Dataset:
         sections_from=m.get("sections_from"),
         git_blobs=git_blobs,
     )
+    return ds if subset is None else _restrict(ds, subset)
+
+
+def _restrict(ds: Dataset, subset: str) -> Dataset:
+    """``ds`` restricted to the sections of one of its ``subsets`` (named ``<name>:<subset>``; its
+    download cache stays the whole data set's)."""
+    known = sorted(ds.extra.get("subsets") or {})
+    if subset not in known:
+        raise DataError(ds.manifest_path, f"unknown subset {subset!r} of {ds.name}; known: {known}")
+    keep = {s: v for s, v in ds.sections.items() if str(v.get("subset")) == subset}
+    if not keep:
+        raise DataError(ds.manifest_path, f"no section has subset: {subset}")
+    listed = ds.extra.get("section_files") or {}
+    drop = {f for s, fs in listed.items() if s not in keep for f in fs}
+    extra = {**ds.extra, "subset": {"of": ds.name, "name": subset, "all_sections": ds.sections},
+             "section_files": {s: fs for s, fs in listed.items() if s in keep}}
+    return dataclasses.replace(ds, name=f"{ds.name}:{subset}", sections=keep, extra=extra,
+                               files={f: h for f, h in ds.files.items() if f not in drop},
+                               git_blobs={f: h for f, h in ds.git_blobs.items() if f not in drop})
 
 
 _HEX = {"sha256": 64, "git_blob": 40}
@@ -336,6 +372,7 @@ READERS: dict[str, Callable[[Dataset, Path, Sequence[str]], ad.AnnData]] = {
     "he2020": he2020.read_from_manifest,
     "spots": spots.read_from_manifest,
     "visium": visium.read_from_manifest,
+    "hest": hest.read_from_manifest,
 }
 
 
