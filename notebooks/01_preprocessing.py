@@ -21,13 +21,16 @@
 # median total count, then `log1p`.
 #
 # **Prerequisites.** The data set is fetched (or verified in a local mirror) by `stlib`; see
-# [Data](../data.md). Running time: under a minute on `her2st-demo`.
+# [Data](../data.md). Running time: about a minute on `her2st-abc` (the default: eight sections of
+# three patients), more the first time the images are brought to one resolution.
 #
 # **Writes.** `data.h5ad` (all spots, all genes, raw counts, Leiden clusters) and
 # `targets.h5ad` (target genes only) in the run's results folder.
 
 # %% tags=["parameters", "hide-input"]
-dataset = "her2st-demo"
+dataset = "her2st-abc"
+resolution = "coarsest"  # every section at the coarsest section's um/px (chapter 12's choice); "native" keeps each
+image_dir = "cache/common_resolution"  # where the downsampled images go (shared with chapter 12)
 protocol = "sound"  # "paper": the authors' choices, leaks included (see chapter 10)
 target_transform = "paper"  # the authors' code; "log1p" (the report's sentence) or "normalize_log1p"
 gene_rule = "paper"  # the authors' rule; "book" (mean then variance) or "paper_list" (their 250 Ensembl ids)
@@ -45,8 +48,8 @@ import scanpy as sc
 from myst_nb import glue
 
 import stlib
-from stlib import pl, pp
-from stlib.book import store
+from stlib import im, pl, pp
+from stlib.book import scoring, store
 from stlib.book import protocol as protocols
 from stlib.io import load_dataset
 from stlib.io.paper import paper_gene_ids
@@ -54,9 +57,11 @@ from stlib.io.paper import paper_gene_ids
 warnings.filterwarnings("ignore", category=FutureWarning)
 out = store.resolve(results_dir)
 proto = protocols.as_protocol(protocol)
-store.write_config(out, {"dataset": dataset, "target_transform": target_transform, "gene_rule": gene_rule,
+store.write_config(out, {"dataset": dataset, "resolution": resolution, "target_transform": target_transform, "gene_rule": gene_rule,
                          "n_genes": n_genes, "seed": seed, "protocol": proto.name,
-                         "protocol_choices": proto.as_dict()}, fresh=True)
+                         "protocol_choices": proto.as_dict(),
+                         # every mean over genes counts a constant prediction as PCC 0 (chapter 8 adds the intervals)
+                         "intervals": {"constant": scoring.BOOK_CONSTANT}}, fresh=True)
 print(f"stlib {stlib.__version__}, scanpy {sc.__version__}")
 
 # %% [markdown]
@@ -66,10 +71,19 @@ print(f"stlib {stlib.__version__}, scanpy {sc.__version__}")
 # spot centres in full-resolution pixels in `obsm["spatial"]`, the image location in
 # `uns["spatial"]`. Spots that are listed but have no counts (or the reverse) are dropped and
 # counted, never silently.
+#
+# Patient A's images are the study's web-app views, several times coarser than B's and C's
+# scans (chapter 2 prints each section's um per pixel after this step). Chapter 12 measures
+# what that costs and chooses, on valid, to bring every section to one resolution: here B and C
+# are downsampled to A's (`resolution` parameter; `"native"` keeps each section's own), and A's
+# black background is painted white like the glass around B and C
+# (`stlib.im.common_resolution`).
 
 # %%
 ds = load_dataset(dataset)
 adata = ds.read(progress=False)
+if resolution != "native":
+    adata = im.common_resolution(adata, resolution, store.resolve(image_dir), background="white")
 adata
 
 # %%
@@ -77,9 +91,10 @@ summary = pp.section_summary(adata)
 summary
 
 # %% [markdown]
-# The split is by patient and is a data file (`data/splits/`). For `her2st-demo` (six sections of two
-# patients), train and valid are different sections of patient C, and the
-# test patient B is never seen by any fitted step:
+# The split is by patient and is a data file (`data/splits/`). In the default design
+# (`her2st-abc`, eight sections of three patients) each part is its own patient: patient C
+# trains, patient A is valid, so that every choice is made on a patient no model was fitted
+# on, and patient B is the test, never seen by any fitted step or any choice:
 
 # %%
 split = ds.split()
@@ -139,7 +154,7 @@ print(f"\n{len(genes)} genes; the first ten: {', '.join(genes[:10])}")
 # %% [markdown]
 # The authors' own 250 genes (`data/paper_genes.tsv`, in their order, with the penalties their
 # grid search chose) are Ensembl ids of the He et al. 2020 matrices; `gene_rule="paper_list"`
-# uses them on that data set. HER2ST names genes by symbol, so on `her2st-demo` the list cannot
+# uses them on that data set. HER2ST names genes by symbol, so on HER2ST the list cannot
 # be used as it is:
 
 # %%

@@ -19,9 +19,10 @@
 # 1. **image**: a window centred on the spot through an ImageNet CNN without its classifier
 #    (global average pooling), then PCA to 32 fitted on the train spots. The report cut 224 x 224
 #    px from images at ~0.69 um/px: 155 um, the 100 um spot and a rim of tissue. The book keeps
-#    that physical size: at each section's own resolution (from the manifest, or measured from
-#    the 200 um spot pitch; 0.73-0.74 um/px here) the window is 210-212 px, resampled to the
-#    network's 224 px input, so that sections scanned at other resolutions are seen at the same scale;
+#    that physical size: at each section's resolution (from the manifest, or measured from the
+#    200 um spot pitch; after chapter 1's common resolution, the um/px printed below) the window
+#    is 45 px here, resampled to the network's 224 px input, so that sections scanned at other
+#    resolutions are seen at the same scale;
 # 2. **KNN-pooled image**: the same CNN features averaged over the spot's 15 nearest spots of
 #    its section (the spot included), then PCA to 32 fitted on train;
 # 3. **graph**: the 15-nearest-spot connectivity graph of each section (squidpy), then a
@@ -59,7 +60,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from stlib import im, pl
+from stlib import get, im, pl
 from stlib.book import store
 from stlib.book import protocol as protocols
 
@@ -87,10 +88,10 @@ if window_um is not None:
 print("windows padded at the image border, per section:", dict(info["n_padded"]))
 
 # %% [markdown]
-# What the CNN sees: a few windows of a training section.
+# What the CNN sees: a few windows of the first training section.
 
 # %%
-fig = pl.window_gallery(targets, section=str(targets.obs["section"].cat.categories[1]), n=6, size=window, seed=seed,
+fig = pl.window_gallery(targets, section=get.sections(targets, get.split_mask(targets, "train"))[0], n=6, size=window, seed=seed,
                         window_um=window_um)
 
 # %% [markdown]
@@ -111,9 +112,10 @@ print("variance explained by 32 components (train):", ev.iloc[-1].round(3).to_di
 fig = pl.embeddings_overview(targets, ev)
 
 # %% [markdown]
-# Where the test spots fall relative to train and valid (green against blue and orange) shows
-# the domain shift between patients: another tumour, another staining and scan. Any region that
-# only the test section occupies is one the models never saw during fitting.
+# Where the valid and test spots fall relative to train (orange and green against blue) shows
+# the domain shift between patients: each is another tumour, another staining and scan (for A,
+# the web app's images). Any region that only valid or test spots occupy is one the models never
+# saw during fitting.
 #
 # The graph SVD is computed per section: its components describe the position of a spot in
 # its own section's graph (roughly, smooth spatial modes) and are **not aligned across

@@ -27,7 +27,7 @@
 # -191 come from. Here (sound protocol) the log size factor is the GLM's offset and predictions
 # are scored in the target's space, like every other model.
 #
-# **Prerequisites.** Chapter 2 (`embeddings.h5ad`). Running time: 1-2 minutes on `her2st-demo`.
+# **Prerequisites.** Chapter 2 (`embeddings.h5ad`). Running time: 1-2 minutes on the default data set.
 #
 # **Writes.** `predictions/{poisson,nb_alpha1,nb_apriori,knn_*}.h5ad`.
 
@@ -50,6 +50,7 @@ from stlib.book import protocol as protocols
 from stlib.models import glm, inputs
 
 out = store.resolve(results_dir)
+scoring.use_run_intervals(out)  # the run's rule for constant predictions (chapter 1)
 proto = protocols.as_protocol(protocol)
 targets = store.load_targets(out)
 counts = get.counts_by_split(targets)
@@ -75,7 +76,8 @@ status
 # %% [markdown]
 # The a-priori alpha of each gene (train counts only): the NB2 dispersion (v - m) / m^2, and
 # the authors' m^2 / (v - m), its inverse. Genes whose variance is below their mean get the lower
-# clip (the authors: alpha 0, a Poisson model); rare genes have large dispersions.
+# clip (the authors: alpha 0, a Poisson model); the counts printed below say how many genes are
+# clipped.
 
 # %%
 c = counts["train"]

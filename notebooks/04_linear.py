@@ -44,6 +44,7 @@ from stlib.book import protocol as protocols
 from stlib.models import inputs, linear, probe
 
 out = store.resolve(results_dir)
+scoring.use_run_intervals(out)  # the run's rule for constant predictions (chapter 1)
 proto = protocols.as_protocol(protocol)
 targets = store.load_targets(out)
 

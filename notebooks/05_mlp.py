@@ -45,6 +45,7 @@ from stlib.book import protocol as protocols
 from stlib.models import inputs, nn
 
 out = store.resolve(results_dir)
+scoring.use_run_intervals(out)  # the run's rule for constant predictions (chapter 1)
 proto = protocols.as_protocol(protocol)
 targets = store.load_targets(out)
 X, Y_train, Y_valid = inputs.arrays(targets, "single")

@@ -73,6 +73,7 @@ from stlib.book import protocol as protocols
 from stlib.models import gnn, inputs
 
 out = store.resolve(results_dir)
+scoring.use_run_intervals(out)  # the run's rule for constant predictions (chapter 1)
 proto = protocols.as_protocol(protocol)
 targets = store.load_targets(out)
 graphs = inputs.section_graphs(targets, "X_img_knn_pca", k=15)

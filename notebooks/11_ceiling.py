@@ -30,8 +30,9 @@
 # and negative-binomial counts with known rates the estimate is within 0.03 of the true
 # ceiling on average over genes (`tests/test_ceiling.py`; plain Spearman-Brown is biased
 # upwards after `log1p` at low depth). Those simulations vary the spots' depth by about 30%;
-# the test section's spots vary 80-fold, so for its rarest genes (a noisy quarter-depth
-# reliability) the estimate is less tested. Only molecule sampling counts as noise: spot-to-spot
+# the test section's spots range from {glue:text}`depth_p5` to {glue:text}`depth_p95` counts
+# (5th to 95th percentile), so for its rarest genes (a noisy quarter-depth reliability) the
+# estimate is less tested. Only molecule sampling counts as noise: spot-to-spot
 # variation beyond it (overdispersion) counts as signal, so the ceiling is an upper bound.
 #
 # **Prerequisites.** Chapters 1 and 8 (`data.h5ad`, `targets.h5ad`, `tables/intervals.csv`).
@@ -58,6 +59,7 @@ from stlib.tl import ceiling
 from stlib.book import readings, scoring, store, tables
 
 out = store.resolve(results_dir)
+print("intervals:", scoring.use_run_intervals(out).describe())  # the rule chapter 8 chose and stored
 config = store.read_config(out)
 data = ad.read_h5ad(out / "data.h5ad")
 targets = store.load_targets(out, embeddings=False)
@@ -123,8 +125,8 @@ scoring.show(b4_like, 2)
 #
 # From chapter 8's intervals: per model, the fraction of the test split's ceiling it reaches
 # (summed per-gene PCC over summed ceilings, constant predictions counted as 0), with its 95%
-# bootstrap interval; the grey line at 1 is what a perfect model of the expected counts would
-# reach.
+# interval (blocks of neighbouring spots, BCa: chapter 8's rule); the grey line at 1 is what a
+# perfect model of the expected counts would reach.
 
 # %% tags=["hide-input"]
 iv = store.read_table(out, "intervals", index_col=["model", "split"])
@@ -135,8 +137,9 @@ glue("fraction_fig", fig, display=False)  # the intro shows it
 # %% [markdown]
 # The model this chapter quotes is chosen on **valid**, never on test: the image model with the
 # highest fraction of the valid split's ceiling (`readings.chosen_image_model`, in bold above). In
-# this design valid is two held-out sections of the training patient, so the choice favours what
-# works on patient C.
+# this design valid is patient A, whom no model was fitted on: the choice is made on an unseen
+# patient (all sections are used at A's resolution). The choice falls on a model that is below
+# zero on test:
 
 # %% tags=["hide-input"]
 glue("chosen_model", chosen, display=False)
@@ -159,9 +162,9 @@ fig = pl.depth_and_compartments(get.expression_adata(targets, targets.X, get.sec
 # %% [markdown]
 # The same split, scored within each compartment (mean PCC over genes with its 95% bootstrap
 # interval, and the compartment's own noise ceiling). The depth-only model is a model given each
-# spot's measured total counts; in this section that largely tracks how cellular the tissue
-# under the spot is, which an image model can see too ([chapter 9](09_controls) predicts test
-# depth from the image, and scores the image models with depth partialled out).
+# spot's measured total counts; in this section depth differs strongly between the compartments
+# (the table below), and [chapter 9](09_controls) predicts test depth from the image and scores
+# the image models with depth partialled out.
 
 # %% tags=["hide-input"]
 preds = store.load_predictions(out)
@@ -182,7 +185,7 @@ tables.compartment_table(by_comp, shown_models)
 # counts, {glue:text}`comp_deep_vs_others`; its {glue:text}`comp_non_tumour_spots` non-tumour
 # spots {glue:text}`comp_non_tumour_median`, and its {glue:text}`comp_unannotated_spots`
 # unannotated spots, most of them fatty, sparse stroma, {glue:text}`comp_unannotated_median`.
-# The section is not shallowly sequenced; most of it is tissue with few cells. Within the
+# Its low median is that of its sparse majority, not of the whole section. Within the
 # compartments {glue:text}`comp_model` reaches {glue:text}`comp_tumour_model` on the tumour
 # spots, {glue:text}`comp_non_tumour_model` on the non-tumour and
 # {glue:text}`comp_unannotated_model` on the unannotated ones (depth-only:
@@ -263,7 +266,8 @@ scoring.show(per_gene_iv[top_model].loc[top.index[:10], ["pcc", "pcc_lo", "pcc_h
 # {glue:text}`top_immune` of its top 20 are immune genes, against {glue:text}`all_immune` of all
 # {glue:text}`n_all_genes`: {glue:text}`immune_reading`. For {glue:text}`n_beyond_depth` of the
 # 20 (among them {glue:text}`beyond_depth_genes`) the depth-only model reaches less than half
-# the model's PCC: for those the image predicts more than how deeply a spot was sequenced. In all,
+# the model's PCC; but the 20 are picked on test as the best of 250, and in the table above the
+# interval of some of them includes zero. In all,
 # {glue:text}`top_model` predicts {glue:text}`n_reliable_top` genes reliably (about
 # {glue:text}`reliable_chance` would by chance; the depth-only model: {glue:text}`n_reliable_depth`). Of all
 # target genes, {glue:text}`n_stromal` are stromal, {glue:text}`n_epithelial` epithelial or
@@ -310,11 +314,12 @@ for key, value in reading.items():
 # ## Summary
 #
 # - The ceiling is a property of the counts, not of any model: it falls steeply when a section is
-#   thinned evenly. The test section is not evenly shallow: its cellular, tumour-rich corner is
-#   deeper than the median spot of every other section and its fatty stroma very shallow, so
-#   depth there is mostly cellularity, and its ceiling is higher than its median depth suggests.
-# - The model quoted is chosen on valid (here the training patient's held-out sections); its test
-#   scores are read, not chosen.
+#   thinned evenly. The test section is not evenly shallow: its tumour spots are deeper than the
+#   median spot of every other section and its unannotated, mostly sparse stroma very shallow,
+#   and its ceiling is higher than the other sections reach when thinned to its median depth.
+# - The model quoted is chosen on valid (here patient A, unseen by every fit); its test
+#   scores are read, not chosen: here {glue:text}`best_model`, with a test PCC of
+#   {glue:text}`best_pcc`.
 # - Fractions of the ceiling, with intervals, stand beside the PCCs of chapter 8 (every split)
 #   and of chapters 9 and 10 (the test split).
 # - Next: [three patients, each held out in turn](12_patient_cv).

@@ -14,16 +14,17 @@
 # %% [markdown]
 # # 12. Three patients: each held out in turn, at one resolution, beside the field
 #
-# **Overview.** Every other chapter tests on one section of one patient (B4) after training on
-# another (C). Here a third patient enters: HER2ST patient A, two sections read from the study's
-# web-app views (about 3.4 um per pixel, 4.7 times coarser than B and C, the background painted
-# black; A1 carries the pathologist's labels). With three patients the design can put one
-# patient in each part, **train C, valid A, test B** (`her2st-abc`), so that a choice made on
-# valid is a choice made on a patient the model never saw. The chapter
+# **Overview.** Every other chapter uses the book's default design (`her2st-abc`), one patient
+# in each part: **train C, valid A, test B**, so that a choice made on valid is a choice made on
+# a patient the model never saw, and the test score is one section of one patient (B4). Patient
+# A's two sections are read from the study's web-app views (about 3.4 um per pixel, 4.7 times
+# coarser than B's and C's scans, the background painted black; A1 carries the pathologist's
+# labels). The chapter
 #
 # 1. measures what A's coarser pixels cost: B and C downsampled to A's resolution, the features
 #    of the same spots compared, and the models scored at both resolutions;
-# 2. chooses the resolution **on valid (patient A) only**, by a rule fixed before looking;
+# 2. chooses the resolution **on valid (patient A) only**, by a rule fixed before looking
+#    (chapter 1 brings every section of the book to the resolution chosen here, A's);
 # 3. holds out every patient in turn (leave one patient out) at that resolution: the book's
 #    main generalisation result, per fold and as a mean with its interval;
 # 4. runs the field's protocol (ST-Net and the HER2ST benchmarks after it) on the same three
@@ -62,6 +63,7 @@ from stlib.book import cv, patients, scoring, store
 from stlib.io import load_dataset
 
 out = store.resolve(results_dir)
+print("intervals:", scoring.use_run_intervals(out).describe())  # the rule chapter 8 chose and stored
 config = store.read_config(out)
 ds = load_dataset(patients_dataset)
 data = ds.read(progress=False)
@@ -141,8 +143,9 @@ print(f"chosen: {choice['choice']} ({choice['reason']})")
 # Each fold holds out one patient and trains on the other two, running the recipe from the
 # start on its own train spots: the gene rule, the target, the probe's scaler, PCA and penalty
 # (cross-validation over the train sections), the depth-only reference. Test scores are pooled
-# over the held-out patient's spots, with 95% bootstrap intervals (spots resampled within
-# sections, sections resampled where a patient has several) and the fraction of the fold's
+# over the held-out patient's spots, with 95% intervals of chapter 8's rule (blocks of
+# neighbouring spots resampled within sections, sections first where a patient has several;
+# BCa) and the fraction of the fold's
 # noise ceiling (chapter 11):
 
 # %%
@@ -256,10 +259,10 @@ glue("n_intervals", str(len(scored)), display=False)
 # - **Held out in turn**, the KNN-pooled probe's test PCC is {glue:text}`probe_by_fold`; the
 #   mean over the three patients {glue:text}`probe_mean` (the depth-only oracle:
 #   {glue:text}`depth_by_fold`; mean {glue:text}`depth_mean`). One held-out patient is one draw:
-#   the number other chapters report for B is one of these folds. The probe does worst with
-#   patient {glue:text}`worst_fold` held out ({glue:text}`worst_pcc`), where the depth-only
-#   oracle still predicts: what the image features learned on two patients need not carry to a
-#   third, imaged another way.
+#   the other chapters' test patient, B, is one of these three (there trained on C alone, here
+#   on A and C). The probe does worst with patient {glue:text}`worst_fold` held out
+#   ({glue:text}`worst_pcc`), where the depth-only oracle still predicts: what the image
+#   features learned on two patients need not carry to a third, imaged another way.
 # - **Resolution.** Downsampling B and C to A's pixels moves their features a long way (median
 #   cosine {glue:text}`cosine_range`; a spot's downsampled features find its own native ones
 #   among its section's spots in {glue:text}`same_spot_range` of the spots), yet the scores
@@ -268,10 +271,10 @@ glue("n_intervals", str(len(scored)), display=False)
 #   {glue:text}`other_resolution` resolution the mean is {glue:text}`sens_mean`.
 # - **A2's registration**: a translation of {glue:text}`a2_shift` of the app view took its spots
 #   off the painted background from {glue:text}`a2_off`.
-# - **The intervals.** {glue:text}`n_outside` of the {glue:text}`n_intervals` per-fold intervals
-#   do not contain their own point: they are percentile intervals of a PCC pooled over spots,
-#   from a resampling that duplicates spots and, for patient A, may draw one of its two sections
-#   twice, so they show how much the score moves under resampling, not a bias-corrected range.
+# - **The intervals** are chapter 8's (BCa, blocks of neighbouring spots resampled, sections
+#   first where a patient has several): {glue:text}`n_outside` of the {glue:text}`n_intervals`
+#   per-fold intervals do not contain their own point. The train mean predicts every gene as a
+#   constant, which the rule counts as PCC 0, so its score and interval are 0 by construction.
 # - Only {glue:text}`n_common_genes` of each fold's 250 genes are chosen by every fold: the gene
 #   rule, fitted on the train patients, picks other genes when other patients train.
 # - **The field.** Under the field's protocol the single-spot probe reaches a mean PCC of

@@ -20,11 +20,11 @@
 # loaded back as a user would load it, and given only the H&E image of the held-out test
 # section:
 #
-# 1. **the model**: chapter 2's image features (a 155 um window at each section's own
-#    resolution, ImageNet CNN, PCA 32 fitted on train) and the same features averaged over the
-#    15 nearest spots (PCA 32), standardised, then one ridge regression for all genes, its
-#    penalty chosen on valid. Nothing here uses expression as an input, so it needs nothing but
-#    the image. It is saved with everything needed to use it again (`stlib.predictor`);
+# 1. **the model**: chapter 2's image features (a 155 um window at the one resolution chapter 1
+#    brings every section to, ImageNet CNN, PCA 32 fitted on train) and the same features
+#    averaged over the 15 nearest spots (PCA 32), standardised, then one ridge regression for all
+#    genes, its penalty chosen on valid. Nothing here uses expression as an input, so it needs
+#    nothing but the image. It is saved with everything needed to use it again (`stlib.predictor`);
 # 2. **at the measured spots**: the test section's spot centres are given, its counts are not;
 #    the prediction is scored against the measured targets;
 # 3. **from the image alone**: no spot centres either. Tissue is found in the image (Li's
@@ -58,6 +58,7 @@ from stlib import get, pl
 from stlib.book import store
 
 out = store.resolve(results_dir)
+print("intervals:", st.book.scoring.use_run_intervals(out).describe())  # the rule chapter 8 chose and stored
 targets = store.load_targets(out)
 masks = st.get.split_masks(targets)
 test_sections = st.get.sections(targets, masks["test"])
@@ -68,9 +69,8 @@ print(f"train {st.get.sections(targets, masks['train'])}, valid {st.get.sections
 # ## The model, fitted, saved and loaded back
 #
 # The penalty is the one with the lowest mean squared error on valid. The valid Pearson is no
-# guide here: in the table it keeps rising with the penalty to the end of the grid, because it
-# ignores the predictions' scale, while predictions shrunk towards each gene's mean make flat
-# maps and a larger error.
+# guide here: in the table it hardly moves across the grid, as it ignores the predictions'
+# scale, while the valid error does move: it is higher on both sides of the chosen penalty.
 
 # %%
 fitted, info = st.predictor.fit_image_model(targets, seed=seed)
@@ -109,7 +109,7 @@ for what, call in {
 # The image and the spot centres of the test section go in; its counts stay out. The CNN features
 # equal chapter 2's (same windows, same batches, checked to 1e-4), so this is the model as chapter
 # 2's features would score it. Scores are per gene over the section's spots, averaged over genes, with
-# 95% bootstrap intervals over spots; beside them, the fraction of the noise ceiling of the
+# 95% intervals of chapter 8's rule (blocks of neighbouring spots, BCa); beside them, the fraction of the noise ceiling of the
 # section's counts (chapter 11).
 
 # %%
@@ -128,8 +128,9 @@ for sec in test_sections:
 y = np.asarray(test.X, dtype=np.float64)
 p_spots = np.vstack([np.asarray(preds[s].X) for s in test_sections])
 thinned = st.book.scoring.thinned_by_space(test, ("target",), seed=seed)["target"]
-boot = st.tl.uncertainty.bootstrap_scores(y, {"image alone, measured spots": p_spots}, groups=test.obs["section"].astype(str),
-                                       thinned=thinned, n_boot=n_boot, seed=seed, rank_stats=False)
+boot = st.book.scoring.rule_bootstrap(y, {"image alone, measured spots": p_spots}, coords=np.asarray(test.obsm["spatial"]),
+                                     sections=test.obs["section"].astype(str).to_numpy(), thinned=thinned,
+                                     n_boot=n_boot, seed=seed)
 spots_table = boot.table()[["pcc", "pcc_lo", "pcc_hi", "ceiling", "fraction", "fraction_lo", "fraction_hi", "mse"]]
 spots_table.round(3)
 
@@ -162,9 +163,10 @@ match = {sec: st.predictor.match_spots(grids[sec], np.asarray(test[get.section_m
          for sec in test_sections}
 have = np.concatenate([match[s] >= 0 for s in test_sections])
 p_grid = np.vstack([np.asarray(grids[s].X)[np.maximum(match[s], 0)] for s in test_sections])[have]
-boot_grid = st.tl.uncertainty.bootstrap_scores(
+boot_grid = st.book.scoring.rule_bootstrap(
     y[have], {"image alone, measured spots": p_spots[have], "image alone, tissue grid": p_grid},
-    groups=test.obs["section"].astype(str).to_numpy()[have], n_boot=n_boot, seed=seed, rank_stats=False)
+    coords=np.asarray(test.obsm["spatial"])[have], sections=test.obs["section"].astype(str).to_numpy()[have],
+    n_boot=n_boot, seed=seed)
 grid_table = boot_grid.table()[["pcc", "pcc_lo", "pcc_hi", "mse"]]
 agree = st.metrics.per_gene_metrics(p_spots[have], p_grid)["pearson"]
 print(f"measured spots with a grid spot on tissue within 0.71 pitch: {int(have.sum())} of {len(have)}")
@@ -231,8 +233,8 @@ glue("depth_rank", f"{sec0}'s median of {depth[sec0]:,.0f} counts per spot is th
 #   array's spots.
 # - On the maps the prediction is higher than the measured value for {glue:text}`above` of the
 #   spots and genes shown: the section-wide offset chapter 7 measured on the authors' target,
-#   which carries each section's sequencing depth ({glue:text}`depth_rank`). The pattern, not
-#   the level, is what the image gives.
+#   which carries each section's sequencing depth ({glue:text}`depth_rank`). The level is not
+#   what the image gives, and the pattern it gives is weak (the mean Pearson above).
 # - The resolution is measured from the spot pitch when spots are given, and otherwise assumed
 #   to be the training images'; a scan at another resolution needs `um_per_px` (the CLI's
 #   `--um-per-px`), or the window would cover the wrong amount of tissue.

@@ -40,7 +40,7 @@
 #    chosen on valid.
 #
 # Every model is scored on the test section with the fraction of its noise ceiling and a 95%
-# bootstrap interval over its spots, under both gene rules. A variant is called a **gain** only
+# interval of chapter 8's rule (blocks of neighbouring spots, BCa), under both gene rules. A variant is called a **gain** only
 # where its paired difference from the probe (same bootstrap replicates) has an interval above
 # zero. The test section takes part in no choice: PCA, scaler, stain target, network weights and
 # head are fitted on train; penalties, ranks, smoothing and early stopping use valid.
@@ -83,6 +83,7 @@ from stlib.book import beyond, readings, store
 from stlib.models import finetune, reference
 
 out = store.resolve(results_dir)
+print("intervals:", st.book.scoring.use_run_intervals(out).describe())  # the rule chapter 8 chose and stored
 data = ad.read_h5ad(out / "data.h5ad")
 targets = store.load_targets(out)
 config = {k: targets.uns["cnn_features"][k] for k in ("backbone", "weights", "window_um")}  # chapter 2's features

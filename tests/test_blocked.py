@@ -207,3 +207,26 @@ def test_blocked_intervals_cover_better_than_iid_spots() -> None:
     assert (abs(blk3 - 0.95) <= 3 * se3 + 0.01).all()  # sections first: close to nominal
     with pytest.raises(DataError, match="n_sims"):
         coverage.coverage_table(n_sims=0)
+
+
+def test_bca_with_rank_statistics_and_constant_genes() -> None:
+    """SRCC gets its own jackknife under BCa, and a constant gene counts as 0 with constant='zero'."""
+    from stlib.tl import uncertainty
+
+    xy, g = _grid(n_side=8)
+    rng = np.random.default_rng(1)
+    y = rng.normal(size=(len(xy), 4))
+    good = y + rng.normal(size=y.shape)
+    flat = good.copy()
+    flat[:, 0] = 1.0  # gene 0 predicted as a constant
+    blocks = blocked.grid_blocks(xy, g, 2 * blocked.spot_pitch(xy, g))
+    W = blocked.block_weights(g, blocks, 200, 0)
+    J = blocked.jackknife_weights(g, blocks)
+    kw = dict(groups=g, n_boot=200, seed=0, weights=W, jackknife=J, method="bca", rank_stats=True)
+    skip = uncertainty.bootstrap_scores(y, {"good": good, "flat": flat}, constant="skip", **kw)
+    zero = uncertainty.bootstrap_scores(y, {"good": good, "flat": flat}, constant="zero", **kw)
+    t = zero.table()
+    assert np.isfinite(t.loc["good", ["srcc_lo", "srcc_hi"]]).all() and len(zero.jackknife["srcc"]) == J.shape[0]
+    # skipping the constant gene averages over 3 genes, counting it as 0 over 4
+    assert zero.point.loc["flat", "srcc"] == pytest.approx(skip.point.loc["flat", "srcc"] * 3 / 4)
+    assert zero.point.loc["flat", "pcc"] == pytest.approx(skip.point.loc["flat", "pcc"] * 3 / 4)

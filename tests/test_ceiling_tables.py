@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import anndata as ad
 import numpy as np
 import pandas as pd
@@ -289,3 +291,68 @@ def test_block_size_is_chosen_on_valid_never_test(data: ad.AnnData, targets: ad.
         scoring.block_size(t, scored, "noisy", split="test")
     with pytest.raises(ValueError, match="target-space"):
         scoring.block_size(t, scored, "glm_counts", split="valid")
+
+
+@pytest.fixture()
+def iid_rule():
+    """Leave the IID rule in force after a test that sets another."""
+    yield
+    scoring.set_interval_rule(None)
+
+
+def test_the_rule_in_force_sets_every_interval_and_arguments_override(data: ad.AnnData, targets: ad.AnnData,
+                                                                      iid_rule, tmp_path) -> None:
+    t = _with_grid(targets, data)
+    scored = scoring.scored_from_results(_results(t))
+    assert scoring.interval_rule() == scoring.IID_RULE
+    explicit, eb = scoring.interval_table(t, scored, n_boot=100, seed=0, block_pitches=2, method="bca", constant="zero")
+    rule = scoring.choose_interval_rule(t, scored, "noisy", split="valid")
+    assert rule.method == "bca" and rule.constant == "zero" and "valid" in rule.chosen_on
+    with pytest.raises(ValueError, match="never on test"):
+        scoring.choose_interval_rule(t, scored, "noisy", split="test")
+    scoring.set_interval_rule(scoring.IntervalRule(block_pitches=2, method="bca", constant="zero"))
+    ruled, rb = scoring.interval_table(t, scored, n_boot=100, seed=0)
+    pd.testing.assert_frame_equal(ruled, explicit)  # the rule in force is the same as the arguments
+    # an argument overrides the rule: Table I's convention for the column compared with the report
+    skip, _ = scoring.interval_table(t, scored, n_boot=100, seed=0, constant="skip")
+    assert np.isnan(skip.loc[("constant", "test"), "pcc"]) and ruled.loc[("constant", "test"), "pcc"] == 0
+    spots, _ = scoring.interval_table(t, scored, n_boot=100, seed=0, block_pitches=None)
+    assert spots.attrs["block_pitches"] is None and spots.attrs["method"] == "bca"
+    # arrays bootstrapped outside interval_table get the same replicates
+    m = (t.obs["split"] == "test").to_numpy()
+    preds = {k: scored[k][0]["test"] for k in ("oracle", "noisy")}
+    bs = scoring.rule_bootstrap(np.asarray(t.X[m].toarray() if hasattr(t.X, "toarray") else t.X[m], np.float64), preds,
+                                coords=t.obsm["spatial"][m], sections=t.obs["section"].to_numpy()[m], n_boot=100, seed=0)
+    assert bs.table().loc["noisy", "pcc_lo"] == pytest.approx(ruled.loc[("noisy", "test"), "pcc_lo"])
+    # the run's config carries the rule to the next chapter
+    from stlib.book import store
+    store.write_config(tmp_path, {"intervals": dataclasses.asdict(rule)}, fresh=True)
+    scoring.set_interval_rule(None)
+    assert scoring.use_run_intervals(tmp_path) == rule and scoring.interval_rule() == rule
+    store.write_config(tmp_path, {"dataset": "x"}, fresh=True)
+    assert scoring.use_run_intervals(tmp_path) == scoring.IID_RULE
+    with pytest.raises(ValueError, match="method"):
+        scoring.set_interval_rule({"method": "studentized"})
+
+
+def test_plain_means_follow_the_gene_rule_in_force(data: ad.AnnData, targets: ad.AnnData, iid_rule) -> None:
+    """One gene set for every mean: with the rule's constant='zero', a partly constant model's plain
+    mean PCC equals its interval table's point; Table I's convention on request."""
+    t = targets.copy()
+    t.obsm["lam"] = data.obsm["lam"]
+    res = _results(t)
+    half = {s: p.copy() for s, p in res[1].predictions.items()}  # "noisy" with half its genes constant
+    for p in half.values():
+        p[:, :30] = 1.0
+    res.append(ModelResult(name="half", predictions=half))
+    scored = scoring.scored_from_results(res)
+    skip = scoring.mean_scores(t, scored).set_index(["model", "split"])
+    scoring.set_interval_rule(scoring.IntervalRule(constant="zero"))
+    zero = scoring.mean_scores(t, scored).set_index(["model", "split"])
+    iv, _ = scoring.interval_table(t, scored, n_boot=20, seed=0)
+    for split in ("valid", "test"):
+        assert zero.loc[("half", split), "pearson"] == pytest.approx(skip.loc[("half", split), "pearson"] / 2)
+        assert zero.loc[("half", split), "pearson"] == pytest.approx(iv.loc[("half", split), "pcc"])
+        assert zero.loc[("constant", split), "pearson"] == 0 and np.isnan(skip.loc[("constant", split), "pearson"])
+    report = scoring.mean_scores(t, scored, constant="skip").set_index(["model", "split"])
+    pd.testing.assert_frame_equal(report, skip)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
@@ -249,7 +250,12 @@ def test_pipeline_runs_on_own_sections(own_run) -> None:
     assert table["pcc"].between(-1, 1).all()
     m = load_model(out / "results" / "model")
     assert m.meta["fitted_on"]["train_sections"] == ["S1", "S2"] and m.meta["fitted_on"]["penalty_chosen_on"] == ["S3"]
-    assert m.meta["um_per_px_train"] == UM_PER_PX and len(m.genes) == 20
+    # chapter 1 brings every section to the coarsest one's resolution (S4's, measured from its pitch)
+    data = ad.read_h5ad(out / "results" / "data.h5ad")
+    coarsest = data.uns["common_resolution"]["um_per_px"]
+    assert coarsest >= UM_PER_PX and coarsest == pytest.approx(UM_PER_PX, rel=0.05)
+    # (each section at the target within its integer image size: the median of theirs)
+    assert m.meta["um_per_px_train"] == pytest.approx(coarsest, rel=1e-3) and len(m.genes) == 20
 
 
 def test_predict_cli_on_an_image(own_run, tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from PIL import Image
 from stlib import im, pp
 from stlib.book import cv, patients
 from stlib.errors import DataError
+from stlib.io import add_hires_image
 
 from test_cv import _data
 
@@ -32,7 +33,8 @@ def _sections(tmp_path):
     obs = pd.DataFrame({"section": pd.Categorical(["F"] * 3 + ["K"] * 2)}, index=[f"s{i}" for i in range(5)])
     a = ad.AnnData(X=np.ones((5, 2), np.float32), obs=obs)
     a.obsm["spatial"] = np.array([[199.5, 199.5], [150.0, 250.0], [0.0, 0.0], [50.0, 50.0], [30.0, 70.0]])
-    a.uns["spatial"] = {"F": {"metadata": {"image_path": str(paths["F"]), "um_per_px": 0.5}},
+    a.uns["spatial"] = {"F": {"metadata": {"image_path": str(paths["F"]), "um_per_px": 0.5},
+                              "scalefactors": {"spot_diameter_fullres": 200.0}},
                         "K": {"metadata": {"image_path": str(paths["K"]), "um_per_px": 2.0}}}
     return a
 
@@ -49,6 +51,12 @@ def test_common_resolution_downsamples_finer_sections_and_paints_background(tmp_
     np.testing.assert_allclose(out.obsm["spatial"][3:], a.obsm["spatial"][3:])  # K never upsampled
     img = np.asarray(Image.open(out.uns["spatial"]["F"]["metadata"]["image_path"]))
     assert img.shape == (100, 100, 3)
+    assert list(out.uns["spatial"]["F"]["metadata"]["image_shape"]) == [100, 100]  # the new image's, not the source's
+    # the downsampled section can be drawn (no low-resolution copy survives: one is made on demand)
+    assert "images" not in out.uns["spatial"]["F"]
+    assert out.uns["spatial"]["F"]["scalefactors"] == {"spot_diameter_fullres": pytest.approx(50.0)}  # 200 px * 0.25
+    assert add_hires_image(out, "F", max_size=50) == pytest.approx(0.5)
+    assert out.uns["spatial"]["F"]["images"]["hires"].shape == (50, 50, 3)
     assert (img[:10, :10] == 255).all()  # the painted border is white glass now
     assert img[49, 49].max() < 100  # the black inside the tissue stays dark
     assert rec["F"]["painted_px"] > 0

@@ -65,3 +65,18 @@ def test_count_tail():
     tail = qualitative.count_tail(t, p, thresholds=(0.5, 1, 20))
     assert list(tail["measured counts"]) == [0.5, 0.5, 0.0]
     assert list(tail["predicted means"]) == pytest.approx([2 / 3, 1 / 3, 1 / 3])
+
+
+def test_de_spots_prefers_pathologist_sections_of_the_split():
+    t = _targets()
+    t.obs["section"] = np.repeat(["A1", "A2", "B4"], 20)
+    t.obs["split"] = np.repeat(["valid", "valid", "test"], 20)
+    t.obs["tumor_source"] = np.repeat(["pathologist drawing (data/ST-pat/lbl)", "authors' expression clusters",
+                                       "authors' expression clusters"], 20)
+    mask, note = qualitative.de_spots(t, "valid")
+    assert mask.sum() == 20 and set(t.obs.loc[mask, "section"]) == {"A1"}
+    assert "A1" in note and "A2 left out" in note
+    mask, note = qualitative.de_spots(t, "test")  # no pathologist: every section of the split
+    assert mask.sum() == 20 and set(t.obs.loc[mask, "section"]) == {"B4"} and "expression clusters" in note
+    with pytest.raises(ValueError, match="no spots"):
+        qualitative.de_spots(t, "train")

@@ -154,6 +154,12 @@ def test_depth_comparison_chooses_on_valid_and_reads_test():
     c = tables.depth_comparison(long, boots={("test", "target"): test, ("valid", "target"): valid})
     assert c["model"] == "ridge" and c["chosen_by"] == "fraction of the noise ceiling"  # valid's fraction
     assert c["diff"] == pytest.approx(-0.01) and c["fraction_diff"] == pytest.approx(-0.05)
+    assert c["call"] == "not distinguishable" and c["relation"] == "not distinguishable from"
+    far = Bootstrap(point=point, replicates={"pcc": reps.assign(depth_only=reps["depth_only"] + 0.2),
+                                             "fraction": reps * 4}, level=0.95, n_boot=500, seed=0)
+    far.point.loc["depth_only", "pcc"] = 0.26
+    c_far = tables.depth_comparison(long, boots={("test", "target"): far, ("valid", "target"): valid})
+    assert c_far["call"] == "different" and c_far["relation"] == "below" and c_far["depth_pcc"] == 0.26
     text = tables.depth_sentence(long, boots={("test", "target"): test, ("valid", "target"): valid})
     assert "chosen on valid by its fraction of the noise ceiling (ridge, 0.050)" in " ".join(text.split())
     valid.point.loc["mlp", "fraction"] = 0.9  # the fraction on valid decides, not the PCC

@@ -191,11 +191,11 @@ def variant_table(
     intervals, the paired difference of test PCC against ``reference`` with its interval, whether
     it is a gain (the interval excludes zero and the difference is positive), and the cost.
 
-    The bootstrap resamples the test spots (sections, then spots within sections), the same
-    replicates for every model, so differences are paired.
+    The bootstrap follows the rule in force (:func:`stlib.book.scoring.interval_rule`: blocks of
+    neighbouring test spots, sections first), the same replicates for every model, so
+    differences are paired.
     """
     from stlib import get
-    from stlib.tl import uncertainty
     from stlib.book import scoring
     from stlib.metrics import per_gene_metrics
 
@@ -206,11 +206,14 @@ def variant_table(
     y = np.asarray(test.X, np.float64)
     preds = {r.name: r.predictions["test"] for r in results}
     thinned = scoring.thinned_by_space(test, ("target",), seed=seed)["target"]
-    boot = uncertainty.bootstrap_scores(y, preds, groups=test.obs["section"].astype(str).to_numpy(), thinned=thinned,
-                                        n_boot=n_boot, seed=seed, rank_stats=False)
+    boot = scoring.rule_bootstrap(y, preds, coords=np.asarray(test.obsm["spatial"], dtype=np.float64),
+                                  sections=test.obs["section"].astype(str).to_numpy(), thinned=thinned,
+                                  n_boot=n_boot, seed=seed)
     tab = boot.table()[["pcc", "pcc_lo", "pcc_hi", "ceiling", "fraction", "fraction_lo", "fraction_hi"]]
     Yv = np.asarray(targets.X[masks["valid"]], np.float64)
-    tab.insert(0, "valid pcc", [float(np.nanmean(per_gene_metrics(Yv, r.predictions["valid"])["pearson"]))
+    zero = scoring.interval_rule().constant == "zero"  # the same gene set as the test intervals
+    tab.insert(0, "valid pcc", [float(np.nanmean(per_gene_metrics(Yv, r.predictions["valid"])["pearson"].fillna(0)
+                                                 if zero else per_gene_metrics(Yv, r.predictions["valid"])["pearson"]))
                                 for r in results])
     rows = []
     for r in results:

@@ -66,6 +66,52 @@ def tumor_de(
     return df.head(n_top).reset_index(drop=True)
 
 
+#: Words of ``obs["tumor_source"]`` that mark a pathologist's annotation (stlib.io's readers write them).
+PATHOLOGIST = "pathologist"
+
+
+def de_spots(targets: ad.AnnData, split: str, *, split_key: str = "split",
+             source_key: str = "tumor_source") -> tuple[np.ndarray, str]:
+    """The spots of the tumour comparison (the report's Fig. 2): the split's sections whose tumour
+    annotation is a pathologist's, when it has any, else every section of the split.
+
+    The report ran its Fig. 2 on a valid section with the pathologist's tumour column; expression
+    clusters (the other sections' annotation) would make the comparison partly circular.
+
+    Parameters
+    ----------
+    targets
+        Spots with ``obs[split_key]``, ``obs["section"]`` and ``obs[source_key]``.
+    split
+        The split to draw from (``"valid"`` as in the report, or ``"test"``).
+    split_key, source_key
+        ``obs`` columns of the split and of the annotation's source.
+
+    Returns
+    -------
+    tuple
+        A boolean mask over ``targets`` and a sentence naming the sections and their annotation.
+    """
+    from stlib.get import split_mask
+
+    mask = split_mask(targets, split, split_key)
+    if not mask.any():
+        raise ValueError(f"no spots in split {split!r}")
+    obs = targets.obs.loc[mask]
+    src = obs[source_key].astype(str) if source_key in obs else pd.Series("", index=obs.index)
+    by_path = src.str.contains(PATHOLOGIST, case=False).to_numpy()
+    secs_all = sorted(pd.unique(obs["section"].astype(str)))
+    if by_path.any():
+        keep = mask.copy()
+        keep[np.flatnonzero(mask)[~by_path]] = False
+        secs = sorted(pd.unique(obs.loc[by_path, "section"].astype(str)))
+        rest = [s for s in secs_all if s not in secs]
+        note = (f"{split}: section(s) {', '.join(secs)}, annotated by a pathologist"
+                + (f" ({', '.join(rest)} left out: annotated by expression clusters)" if rest else ""))
+        return keep, note
+    return mask, f"{split}: section(s) {', '.join(secs_all)}, annotation: {src.iloc[0] or 'none recorded'}"
+
+
 def cluster_errors(
     targets: ad.AnnData,
     predictions: Mapping[str, ad.AnnData],

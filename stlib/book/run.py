@@ -29,7 +29,7 @@ from stlib.im import BACKBONES
 
 DEFAULT_NAME = "default"
 #: The data set of the notebooks' ``dataset`` parameter when none is given (checked before the first chapter).
-DEFAULT_DATASET = "her2st-demo"
+DEFAULT_DATASET = "her2st-abc"
 
 
 def notebook_sources(root: Path) -> list[Path]:

@@ -9,7 +9,9 @@ from a prediction file (:func:`scored_from_results`, :func:`scored_from_files`).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
 
 import anndata as ad
 import numpy as np
@@ -23,14 +25,20 @@ from stlib._utils import SPLITS
 from stlib.models import ModelResult
 from stlib.pp import TARGET_SUM
 
-__all__ = ["INTERVAL_COLUMNS", "Scored", "block_size", "by_compartment", "fit_summary", "interval_extras", "interval_table", "mean_scores", "metric_table",
+__all__ = ["BOOK_CONSTANT", "IID_RULE", "INTERVAL_COLUMNS", "IntervalRule", "Scored", "block_size", "choose_interval_rule",
+           "interval_rule", "resampling_for", "rule_bootstrap", "set_interval_rule", "use_run_intervals", "by_compartment", "fit_summary", "interval_extras", "interval_table", "mean_scores", "metric_table",
            "scored_from_files", "scored_from_results", "scores", "seed_spread", "show", "thinned_by_space",
            "with_interval"]
 
 
-def mean_scores(targets: ad.AnnData, scored: Mapping[str, Scored], *, by_section: bool = False) -> pd.DataFrame:
+def mean_scores(targets: ad.AnnData, scored: Mapping[str, Scored], *, by_section: bool = False,
+                constant: str | None = None) -> pd.DataFrame:
     """The one scoring step: mean-over-genes metrics of each model on each split, in the space
     the model is scored in (:data:`Scored`), as :func:`stlib.metrics.evaluate` computes them.
+
+    ``constant`` is the rule for genes a model predicts as a constant (``"zero"``: PCC 0, every
+    model averaged over the same genes; ``"skip"``: left out, the report's Table I convention);
+    default: the rule in force (:func:`interval_rule`), so plain means and intervals agree.
 
     Returns a long table with columns ``model, split, aggregation`` (``"pooled"``; with
     ``by_section`` also ``"per_section_mean"``), the metric columns and ``space``.
@@ -41,7 +49,8 @@ def mean_scores(targets: ad.AnnData, scored: Mapping[str, Scored], *, by_section
     rows = []
     for name, (pred, space) in scored.items():
         groups = get.section_groups(targets, pred) if by_section else None
-        t = metrics.evaluate(truth[space], pred, genes, groups=groups).reset_index()
+        t = metrics.evaluate(truth[space], pred, genes, groups=groups,
+                             constant=constant or interval_rule().constant).reset_index()
         t.insert(0, "model", name)
         t["space"] = space
         rows.append(t)
@@ -90,15 +99,20 @@ def seed_spread(results: Mapping[int, ModelResult], targets: ad.AnnData,
     return show(per_seed), show(summary)
 
 
-def metric_table(targets: ad.AnnData, predictions: Mapping[str, ad.AnnData]) -> pd.DataFrame:
+def metric_table(targets: ad.AnnData, predictions: Mapping[str, ad.AnnData], *,
+                 constant: str | None = None) -> pd.DataFrame:
     """Long table: one row per (model, split, aggregation) with the mean-over-genes metrics of the
-    prediction files, their scoring space, leaks and bugs."""
-    out = mean_scores(targets, scored_from_files(predictions), by_section=True)
+    prediction files, their scoring space, leaks and bugs (``constant`` as :func:`mean_scores`;
+    ``attrs["constant"]`` records the rule used)."""
+    constant = constant or interval_rule().constant
+    out = mean_scores(targets, scored_from_files(predictions), by_section=True, constant=constant)
     settings = {name: store.model_settings(pred) for name, pred in predictions.items()}
     out["leaks"] = out["model"].map(lambda m: "; ".join(settings[m].get("leaks", [])))
     out["bugs"] = out["model"].map(lambda m: "; ".join(settings[m].get("bugs", [])))
     out["split"] = pd.Categorical(out["split"], categories=list(SPLITS))
-    return out.sort_values(["model", "aggregation", "split"]).set_index(["model", "aggregation", "split"])
+    out = out.sort_values(["model", "aggregation", "split"]).set_index(["model", "aggregation", "split"])
+    out.attrs["constant"] = constant
+    return out
 
 
 #: What :func:`interval_table` adds to a score table (besides the point PCC), as other tables copy it.
@@ -147,6 +161,177 @@ def thinned_by_space(targets: ad.AnnData, spaces: tuple[str, ...] = ("target",),
     return out
 
 
+@dataclass(frozen=True)
+class IntervalRule:
+    """How every interval of a run is made: one source, read by every chapter that draws one.
+
+    ``block_pitches``: the side of the square blocks of neighbouring spots that are resampled
+    (None: single spots); ``method``: ``"percentile"``, ``"basic"`` or ``"bca"``; ``constant``:
+    ``"zero"`` counts a gene predicted as a constant as PCC 0 (every model is averaged over the
+    same genes), ``"skip"`` leaves it out (the report's Table I convention); ``chosen_on``: how
+    the block side was chosen (a sentence; never on test).
+    """
+
+    block_pitches: float | None = None
+    method: str = "percentile"
+    constant: str = "skip"
+    chosen_on: str = ""
+
+    def kwargs(self) -> dict[str, Any]:
+        """The arguments of :func:`interval_table` this rule sets."""
+        return {"block_pitches": self.block_pitches, "method": self.method, "constant": self.constant}
+
+    def describe(self) -> str:
+        """One sentence for a caption or a printout."""
+        what = "single spots" if self.block_pitches is None else f"blocks of {self.block_pitches:g} x {self.block_pitches:g} spot pitches"
+        genes = "genes predicted as constant count as PCC 0" if self.constant == "zero" else \
+            "genes predicted as constant are left out of the mean"
+        return (f"{self.method} intervals resampling {what} (sections first where a split has several); {genes}"
+                + (f"; block side chosen on {self.chosen_on}" if self.chosen_on else ""))
+
+
+#: The book's rule for genes a model predicts as a constant, in every mean from chapter 1 on:
+#: PCC 0, so every model is averaged over the same genes (chapter 1 stores it with the run).
+BOOK_CONSTANT = "zero"
+
+#: Independent spots, percentile intervals, constant genes skipped: the book's rule before issue 28
+#: and the report's Table I convention; the default until a run chooses its own rule.
+IID_RULE = IntervalRule()
+_RULE: list[IntervalRule] = [IID_RULE]
+
+
+def interval_rule() -> IntervalRule:
+    """The rule in force (:func:`set_interval_rule`, :func:`use_run_intervals`)."""
+    return _RULE[0]
+
+
+def set_interval_rule(rule: IntervalRule | Mapping[str, Any] | None) -> IntervalRule:
+    """Put ``rule`` in force for :func:`interval_table` and :func:`rule_bootstrap` (None: :data:`IID_RULE`).
+
+    Parameters
+    ----------
+    rule
+        An :class:`IntervalRule` or its fields as a mapping.
+
+    Returns
+    -------
+    IntervalRule
+        The rule now in force.
+    """
+    if rule is None:
+        rule = IID_RULE
+    elif not isinstance(rule, IntervalRule):
+        rule = IntervalRule(**{k: rule[k] for k in ("block_pitches", "method", "constant", "chosen_on") if k in rule})
+    if rule.method not in uncertainty.METHODS:
+        raise ValueError(f"method={rule.method!r}; use one of {uncertainty.METHODS}")
+    if rule.constant not in ("skip", "zero"):
+        raise ValueError(f"constant={rule.constant!r}; use 'skip' or 'zero'")
+    _RULE[0] = rule
+    return rule
+
+
+def choose_interval_rule(targets: ad.AnnData, scored: Mapping[str, Scored], model: str, *, split: str = "valid",
+                         method: str = "bca", constant: str = "zero") -> IntervalRule:
+    """The book's rule for a run: blocks whose side :func:`block_size` reads from ``model``'s
+    residuals on ``split`` (valid or train, never test), ``method`` intervals, constant genes as 0.
+
+    Parameters
+    ----------
+    targets, scored
+        The run's targets and the models' predictions (:func:`scored_from_files`).
+    model
+        The target-space model whose residuals set the block side.
+    split
+        ``"valid"`` (default) or ``"train"``.
+    method, constant
+        As in :class:`IntervalRule`.
+
+    Returns
+    -------
+    IntervalRule
+        Not yet in force: pass it to :func:`set_interval_rule` (and store it with the run's config).
+    """
+    bs = block_size(targets, scored, model, split=split)
+    return IntervalRule(block_pitches=float(bs.pitches), method=method, constant=constant,
+                        chosen_on=f"{split}, from the spatial autocorrelation of {model}'s residuals")
+
+
+def use_run_intervals(results_dir: str | Path) -> IntervalRule:
+    """Put in force the rule a run stored in its config (``"intervals"``, written where the rule
+    was chosen); a run without one keeps :data:`IID_RULE`. Returns the rule in force."""
+    cfg = store.read_config(Path(results_dir))
+    return set_interval_rule(cfg.get("intervals"))
+
+
+def resampling_for(coords: np.ndarray | None, sections: np.ndarray, n_boot: int, seed: int,
+                   rule: IntervalRule | None = None) -> tuple[np.ndarray | None, np.ndarray | None, str | None]:
+    """Bootstrap weights, jackknife weights and a description of the resampling of one split's
+    spots under ``rule`` (default: the rule in force), for :func:`stlib.tl.uncertainty.bootstrap_scores`.
+
+    Parameters
+    ----------
+    coords
+        ``(n_spots, 2)`` spot centres in pixels.
+    sections
+        Section of each spot.
+    n_boot, seed
+        Replicates and the seed of the resampling.
+    rule
+        The rule; default :func:`interval_rule`.
+
+    Returns
+    -------
+    tuple
+        ``(weights, jackknife, resampling)``, each None when the rule resamples single spots
+        with percentile or basic intervals (the bootstrap's own resampling).
+    """
+    rule = rule or interval_rule()
+    sections = np.asarray(sections).astype(str)
+    if rule.block_pitches is None and rule.method != "bca":
+        return None, None, None
+    weights = resampling = None
+    if rule.block_pitches is not None:
+        if coords is None:
+            raise ValueError("the interval rule resamples blocks of spots: give the spots' coordinates")
+        coords = np.asarray(coords, dtype=np.float64)
+        pitch = blocked.spot_pitch(coords, sections)
+        blocks = blocked.grid_blocks(coords, sections, rule.block_pitches * pitch)
+        weights = blocked.block_weights(sections, blocks, n_boot, seed)
+        resampling = (f"{'sections, then ' if len(set(sections)) > 1 else ''}blocks of "
+                      f"{rule.block_pitches:g} spot pitches")
+    else:
+        blocks = np.array([f"{s}:{i}" for i, s in enumerate(sections)])
+    jack = blocked.jackknife_weights(sections, blocks) if rule.method == "bca" else None
+    return weights, jack, resampling
+
+
+def rule_bootstrap(y_true: np.ndarray, predictions: Mapping[str, np.ndarray], *, coords: np.ndarray | None,
+                   sections: np.ndarray, thinned: ceiling.ThinnedTargets | None = None, n_boot: int = uncertainty.DEFAULT_N_BOOT,
+                   seed: int = 0, rank_stats: bool = False, rule: IntervalRule | None = None) -> uncertainty.Bootstrap:
+    """:func:`stlib.tl.uncertainty.bootstrap_scores` under the rule in force (or ``rule``): the
+    one entry for chapters that bootstrap arrays rather than a run's splits.
+
+    Parameters
+    ----------
+    y_true, predictions, thinned, n_boot, seed, rank_stats
+        As in :func:`stlib.tl.uncertainty.bootstrap_scores`.
+    coords, sections
+        Spot centres (pixels) and sections of the rows of ``y_true``.
+    rule
+        Default :func:`interval_rule`.
+
+    Returns
+    -------
+    stlib.tl.uncertainty.Bootstrap
+    """
+    rule = rule or interval_rule()
+    sections = np.asarray(sections).astype(str)
+    weights, jack, resampling = resampling_for(coords, sections, n_boot, seed, rule)
+    return uncertainty.bootstrap_scores(y_true, predictions, groups=sections, thinned=thinned, n_boot=n_boot,
+                                        seed=seed, rank_stats=rank_stats, weights=weights, jackknife=jack,
+                                        method=rule.method, constant=rule.constant, resampling=resampling)
+
+
 def interval_table(
     targets: ad.AnnData,
     scored: Mapping[str, Scored],
@@ -157,9 +342,9 @@ def interval_table(
     n_draws: int = 5,
     thinned: Mapping[str, ceiling.ThinnedTargets] | None = None,
     rank_stats: bool = False,
-    block_pitches: float | None = None,
-    method: str = "percentile",
-    constant: str = "skip",
+    block_pitches: float | None | str = "rule",
+    method: str | None = None,
+    constant: str | None = None,
 ) -> tuple[pd.DataFrame, dict[tuple[str, str], uncertainty.Bootstrap]]:
     """Mean PCC, ceiling and fraction of the ceiling with bootstrap intervals, per model and split.
 
@@ -180,9 +365,17 @@ def interval_table(
     intervals that are too narrow (:func:`block_size` chooses the side on valid). ``method`` is
     the interval (``"bca"`` adds a jackknife over sections, or blocks in a one-section split);
     ``constant="zero"`` counts a gene predicted as constant as PCC 0, so every model is averaged
-    over the same genes. The defaults are the iid spot bootstrap, percentile intervals and
-    Table I's convention.
+    over the same genes. Left out, the three come from the rule in force (:func:`interval_rule`:
+    the run's own, set by :func:`use_run_intervals`; :data:`IID_RULE` otherwise: independent
+    spots, percentile intervals and Table I's convention).
     """
+    rule = interval_rule()
+    rule = replace(rule, **{k: v for k, v in {"block_pitches": block_pitches, "method": method,
+                                               "constant": constant}.items()
+                            if v is not None and not (k == "block_pitches" and v == "rule")})
+    if block_pitches is None:
+        rule = replace(rule, block_pitches=None)
+    block_pitches, method, constant = rule.block_pitches, rule.method, rule.constant
 
     spaces = tuple(sorted({space for _, space in scored.values()}))
     thinned = dict(thinned or {})
@@ -197,20 +390,9 @@ def interval_table(
         idx = np.flatnonzero(split_of == split)
         if not len(idx):
             continue
-        weights = jack = None
-        resampling = None
-        if block_pitches is not None or method == "bca":
-            if block_pitches is not None:
-                coords = np.asarray(targets.obsm["spatial"], dtype=np.float64)[idx]
-                pitch = blocked.spot_pitch(coords, sections[idx])
-                blocks = blocked.grid_blocks(coords, sections[idx], block_pitches * pitch)
-                weights = blocked.block_weights(sections[idx], blocks, n_boot, seed)
-                resampling = (f"{'sections, then ' if len(set(sections[idx])) > 1 else ''}blocks of "
-                              f"{block_pitches:g} spot pitches")
-            else:
-                blocks = np.array([f"{s}:{i}" for s, i in zip(sections[idx], idx)])
-            if method == "bca":
-                jack = blocked.jackknife_weights(sections[idx], blocks)
+        coords = (np.asarray(targets.obsm["spatial"], dtype=np.float64)[idx] if block_pitches is not None
+                  else np.zeros((len(idx), 2)))  # single spots need no coordinates
+        weights, jack, resampling = resampling_for(coords, sections[idx], n_boot, seed, rule)
         for space in spaces:
             preds = {n: p[split] for n, (p, sp_) in scored.items() if sp_ == space and split in p}
             if not preds:
@@ -284,7 +466,7 @@ def by_compartment(
 
     The compartments (:func:`stlib.get.compartments`: tumour, non-tumour, unannotated) come from
     the tumour annotation, which is data and is fixed before any model is scored. Within each, as
-    in :func:`interval_table`: mean PCC over genes with its bootstrap interval (sections, then spots),
+    in :func:`interval_table`: mean PCC over genes with its bootstrap interval (the rule in force),
     the noise ceiling of those spots and the fraction of it, for models scored in the target space;
     a compartment's replicates are shared by all its models. A gene that is constant over a
     compartment's spots has no PCC there and is skipped, as in Table I.
@@ -331,9 +513,11 @@ def by_compartment(
         keep = np.ones(len(comp), bool) if name == "all" else comp == name
         if keep.sum() < 3:
             continue
-        bs = uncertainty.bootstrap_scores(y[keep], {m: scored[m][0][split][keep] for m in names},
-                                          groups=sections[keep], thinned=thinned["target"].subset(rows[keep]),
-                                          n_boot=n_boot, seed=seed, rank_stats=False)
+        bs = rule_bootstrap(y[keep], {m: scored[m][0][split][keep] for m in names},
+                            coords=(np.asarray(targets.obsm["spatial"], dtype=np.float64)[rows[keep]]
+                                    if "spatial" in targets.obsm else None),
+                            sections=sections[keep], thinned=thinned["target"].subset(rows[keep]),
+                            n_boot=n_boot, seed=seed)
         t = bs.table()
         t.insert(0, "median counts", float(np.median(totals[keep])))
         t.insert(0, "spots", int(keep.sum()))

@@ -130,7 +130,8 @@ def depth_comparison(long: pd.DataFrame, aggregation: str = "pooled", split: str
     dict
         ``model`` (chosen on ``choose_on``), ``chosen_by``, ``pcc``, ``depth_pcc``, ``n_below`` and
         ``n_image`` (image models below the depth-only model on ``split``), and with ``boots`` ``diff``,
-        ``lo``, ``hi``, ``call`` ("different" / "not distinguishable") of the PCC and, for the same
+        ``lo``, ``hi``, ``call`` ("different" / "not distinguishable"), ``relation`` of the image model
+        to the depth-only one ("above", "below", "not distinguishable from") of the PCC and, for the same
         model, ``fraction``, ``depth_fraction``, ``fraction_diff``, ``fraction_lo``, ``fraction_hi``,
         ``fraction_call``. Empty when the run has no depth-only model.
     """
@@ -156,8 +157,12 @@ def depth_comparison(long: pd.DataFrame, aggregation: str = "pooled", split: str
                            "n_below": int((image < d).sum()), "n_image": int(len(image)), "choose_on": choose_on}
     if bs is not None and {best, "depth_only"} <= set(bs.point.index):
         diff = bs.difference(best, "depth_only")
+        # the points of the bootstrap: the same gene rule (constant genes) as the interval
+        out.update({"pcc": float(bs.point.loc[best, "pcc"]), "depth_pcc": float(bs.point.loc["depth_only", "pcc"])})
         out.update({"diff": diff["difference"], "lo": diff["lo"], "hi": diff["hi"],
-                    "call": "different" if diff["excludes_zero"] else "not distinguishable"})
+                    "call": "different" if diff["excludes_zero"] else "not distinguishable",
+                    "relation": ("not distinguishable from" if not diff["excludes_zero"]
+                                 else "above" if diff["difference"] > 0 else "below")})
         if "fraction" in bs.point.columns:
             fd = bs.difference(best, "depth_only", stat="fraction")
             out.update({"fraction": float(bs.point.loc[best, "fraction"]),

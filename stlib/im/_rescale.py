@@ -192,9 +192,13 @@ def common_resolution(
         new_um = um / ((fx + fy) / 2)
         if not info["unchanged"]:  # low-resolution copies and their scale factors described the old pixels
             out.uns["spatial"][sec].pop("images", None)
-            out.uns["spatial"][sec].pop("scalefactors", None)
+            old = dict(out.uns["spatial"][sec].pop("scalefactors", None) or {})
+            if "spot_diameter_fullres" in old:  # a length in full-resolution pixels: rescaled with them
+                out.uns["spatial"][sec]["scalefactors"] = {
+                    "spot_diameter_fullres": float(old["spot_diameter_fullres"]) * (fx + fy) / 2}
         meta = out.uns["spatial"][sec].setdefault("metadata", {})
         meta.update({"image_path": image_file, "image_sha256": sha if info["unchanged"] else sha256_file(image_file),
+                     "image_shape": [int(size[1]), int(size[0])],
                      "um_per_px": float(new_um), "common_resolution_source": str(path)})
         record[sec] = {"from_um_per_px": float(um), "to_um_per_px": float(new_um), "factor": float((fx + fy) / 2),
                        "source": str(path), "image": image_file, "painted_px": int(painted),

@@ -253,6 +253,7 @@ def add_hires_image(adata: ad.AnnData, section: str, max_size: int = 2000) -> fl
         raise DataError(path, "missing image file") from None
     except (Image.UnidentifiedImageError, OSError) as exc:
         raise DataError(path, f"corrupt or truncated image ({exc})") from None
-    meta["images"]["hires"] = np.asarray(img)
-    meta["scalefactors"]["tissue_hires_scalef"] = float(target[0] / w)
+    # an empty "images" mapping does not survive every h5ad round trip: create it when absent
+    meta.setdefault("images", {})["hires"] = np.asarray(img)
+    meta.setdefault("scalefactors", {})["tissue_hires_scalef"] = float(target[0] / w)
     return float(target[0] / w)

@@ -25,7 +25,7 @@ MODEL_LABELS: dict[str, str] = {
     "mlp": "network (lr on valid)",
     "mlp_lr0.001": "network (lr 1e-3, authors')",
     "gnn_paper": "GNN, report's configuration",
-    "gnn": "GNN, chosen on valid",
+    "gnn": "GraphSAGE GNN (settings on valid)",
     "gnn_authors": "authors' GNN code",
 }
 

@@ -102,7 +102,7 @@ def _crop_to_spots(ax, expr: ad.AnnData, section: str, margin: float) -> None:
 
 
 #: Colours of the tissue compartments (:data:`stlib.get.COMPARTMENTS`), readable over H&E.
-COMPARTMENT_COLORS = {"tumour": "#d62728", "non-tumour": "#ff9f1c", "unannotated": "#b8b8b8"}
+COMPARTMENT_COLORS = {"tumour": "#d62728", "non-tumour": "#ff9f1c", "unannotated": "#6e6e6e"}
 
 
 def depth_and_compartments(expr: ad.AnnData, section: str) -> Figure:

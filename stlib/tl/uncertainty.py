@@ -626,12 +626,18 @@ def bootstrap_scores(
                 rj = constant_as_zero(rj, m_j)
             jack[name] = {**_stats(rj, ceil_jack), **_error_stats(J, y, p, m_j)}
     if rank_stats and names:
-        both = np.vstack([one, W])
+        both = np.vstack([one, W] + ([J] if J is not None else []))  # the jackknife rows too: BCa needs them
+        n_w = W.shape[0]
         for name, r in zip(names, weighted_spearman(both, y, [arrays[n] for n in names])):
+            if constant == "zero":  # a gene predicted as one constant counts as 0, as for PCC
+                flat = np.ptp(arrays[name], axis=0) == 0
+                r = np.where(np.isnan(r) & flat[None, :], 0.0, r)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
                 m = np.nanmean(r, axis=1)
-            point[name]["srcc"], reps[name]["srcc"] = float(m[0]), m[1:]
+            point[name]["srcc"], reps[name]["srcc"] = float(m[0]), m[1:1 + n_w]
+            if J is not None:
+                jack[name]["srcc"] = m[1 + n_w:]
     stats = [s for s in STATS if s in next(iter(reps.values()), {})]
     n_sec = int(len(pd.unique(np.asarray(groups))))
     return Bootstrap(

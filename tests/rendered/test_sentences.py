@@ -141,21 +141,29 @@ def test_ch10_gnn_bug_moves_only_the_gnn(ladder):
         assert (d.drop("gnn_paper") < 1e-9).all(), split
 
 
-def test_ch10_mlp_learning_rate_on_valid_is_lower_on_test(ladder):
-    test = _pcc(ladder, "test")["mlp"]
-    steps = list(test.index)
-    i = steps.index("MLP: learning rate chosen on valid")
-    assert test.iloc[i] < test.iloc[i - 1]
+def test_ch10_mlp_learning_rate_moves_little(ladder):
+    """"valid and test stay near zero under both rates, and the two rows' test intervals overlap"."""
+    step = "MLP: learning rate chosen on valid"
+    steps = list(dict.fromkeys(ladder["step"]))
+    before = steps[steps.index(step) - 1]
+    rows = ladder[(ladder["model"] == "mlp") & ladder["step"].isin([before, step])].set_index(["step", "split"])
+    for st in (before, step):
+        for split in ("valid", "test"):
+            assert abs(rows.loc[(st, split), "pearson"]) < 0.05, (st, split)
+    a, b = rows.loc[(before, "test")], rows.loc[(step, "test")]
+    assert a["pcc_lo"] <= b["pcc_hi"] and b["pcc_lo"] <= a["pcc_hi"]
 
 
 def test_ch07_depth_explains_most_of_the_count_gap():
-    """"the depth explains most of the gap, not all": the predicted/measured mean ratio exceeds the
-    depth ratio's upper end but not by more than a factor of two."""
+    """"The predicted means sit far above the measured counts mostly because of the target": the
+    predicted/measured mean ratio is at least the depth ratio's lower end and at most twice its
+    upper end, so the depth ratio accounts for at least half of it."""
     text = _text("book/notebooks/07_qualitative")
+    assert "mostly because of the target" in text
     m = re.search(r"a ratio of (\d+) to (\d+) ; the predicted mean is (\d+) times", text)
     assert m, "chapter 7's depth-ratio sentence not found"
     lo, hi, mean_ratio = (int(g) for g in m.groups())
-    assert hi < mean_ratio < 2 * hi
+    assert lo <= mean_ratio <= 2 * hi
 
 
 def test_ch16_states_the_stored_scale_record():
