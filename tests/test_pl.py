@@ -129,3 +129,20 @@ def test_fraction_of_ceiling_draws_an_interval_beside_its_estimate():
     assert [t.get_fontweight() for t in fig.axes[0].get_yticklabels()] == ["bold", "normal"]
     assert pl.model_label("not_a_model") == "not_a_model"
     plt.close(fig)
+
+
+def test_as_image_is_one_rendering_of_the_figure():
+    import matplotlib.pyplot as plt
+    from IPython.display import Image
+
+    from stlib import pl
+
+    fig, ax = plt.subplots(figsize=(2, 1.5))
+    ax.plot([0, 1], [0, 1])
+    img = pl.as_image(fig, dpi=50)
+    assert isinstance(img, Image) and img.data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not plt.fignum_exists(fig.number)  # closed: the inline backend does not draw it again
+    # the bytes are what a mime bundle carries, once
+    import base64
+
+    assert base64.b64decode(img._repr_png_()) == img.data

@@ -26,6 +26,7 @@ from stlib.pl._maps import (
     truth_prediction_maps,
 )
 from stlib.pl._labels import MODEL_LABELS, model_label, model_labels
+from stlib.pl._export import as_image
 from stlib.pl._predict import prediction_map, tissue_grid
 from stlib.pl._ceiling import (
     ceiling_by_section,
@@ -40,6 +41,7 @@ __all__ = [
     "MODEL_LABELS",
     "model_label",
     "model_labels",
+    "as_image",
     "beside_paper",
     "ceiling_by_section",
     "ceiling_vs_depth",

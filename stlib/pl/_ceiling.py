@@ -137,7 +137,7 @@ def fraction_of_ceiling(iv: pd.DataFrame, split: str = "test", chosen: str | Non
         label.set_fontweight("bold" if m == chosen else "normal")
     ax.axvline(0, color="black", lw=0.8)
     ax.axvline(1, color="grey", lw=0.8, ls="--")
-    ax.set_xlabel(f"fraction of the noise ceiling, {split} (95% interval)")
+    ax.set_xlabel(f"fraction of the noise ceiling\n({split}, 95% interval)")
     ax.set_xlim(min(-0.1, float(sub["fraction_lo"].min()) - 0.05), 1.05)
     return fig
 
