@@ -212,9 +212,8 @@ def variant_table(
     tab = boot.table()[["pcc", "pcc_lo", "pcc_hi", "ceiling", "fraction", "fraction_lo", "fraction_hi"]]
     Yv = np.asarray(targets.X[masks["valid"]], np.float64)
     zero = scoring.interval_rule().constant == "zero"  # the same gene set as the test intervals
-    tab.insert(0, "valid pcc", [float(np.nanmean(per_gene_metrics(Yv, r.predictions["valid"])["pearson"].fillna(0)
-                                                 if zero else per_gene_metrics(Yv, r.predictions["valid"])["pearson"]))
-                                for r in results])
+    valid_pcc = [per_gene_metrics(Yv, r.predictions["valid"])["pearson"] for r in results]
+    tab.insert(0, "valid pcc", [float(np.nanmean(p.fillna(0) if zero else p)) for p in valid_pcc])
     rows = []
     for r in results:
         if r.name == reference or reference not in preds:
