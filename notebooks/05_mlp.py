@@ -80,14 +80,17 @@ scoring.fit_summary([res] + ([fixed] if nn.PAPER_LR in fits and len(fits) > 1 el
 #
 # A network's score depends on its random start and the order of its batches. The chosen
 # network (its learning rate fixed) is refitted with each seed of `seeds`, everything else equal;
-# the spread over seeds sits beside the bootstrap intervals of chapter 8, which hold the spots'
-# sampling only.
+# the fits are stored with the network's predictions, and from chapter 8 on the network is scored
+# as the **mean over these seeds**, each interval drawing the seeds with the spots, so that its
+# intervals carry the training's variance as well as the spots' sampling.
 
 # %%
 by_seed = protocols.fit_mlp_seeds(targets, proto, lr=res.settings["lr"], seeds=seeds, model_cache=model_cache,
                                   epochs=mlp_epochs, name="mlp", n_jobs=n_jobs)
 per_seed, spread = scoring.seed_spread(by_seed, targets)
 store.write_table(spread, out, "seeds_mlp")
+if len(by_seed) > 1:  # chapters 8 on score the network as the mean over these fits
+    store.save_seed_predictions("mlp", {s: protocols.label(r, proto) for s, r in by_seed.items()}, targets, out)
 per_seed
 
 # %%
@@ -98,7 +101,8 @@ spread
 #
 # - The network has the authors' two hidden layers; its learning rate and stopping epoch come
 #   from the valid spots only, and the authors' hand-set 1e-3 is reported beside it.
-# - Its seed spread (mean and sd over `seeds`) says how far a single fit's score can be trusted.
+# - Its seed spread (mean and sd over `seeds`) says how far a single fit's score can be trusted;
+#   the later chapters score the mean over the seeds.
 # - Next: [the graph neural network](06_gnn).
 
 # %% tags=["remove-input", "nbval-ignore-output"]

@@ -59,6 +59,8 @@ print("intervals:", rule.describe())
 long = scoring.metric_table(targets, preds)
 table1 = tables.table_one(long, aggregation=aggregation)
 store.write_table(table1, out, "table1")
+print("scored as the mean over their seeds:",
+      ", ".join(f"{m} ({k})" for m, k in long.attrs["n_seeds"].items() if k > 1) or "none", "| every other model: one fit")
 scoring.show(table1)
 
 # %% [markdown]
@@ -130,7 +132,7 @@ scoring.show(wide)
 # %% [markdown]
 # ## How sure, and how far from what the counts allow
 #
-# Every number above is one fit scored on one set of spots. Two things are needed to read it:
+# Every number above is scored on one set of spots. Three things are needed to read it:
 #
 # - **An interval.** 95% bootstrap intervals (1,000 replicates) that carry the correlation
 #   between neighbouring spots: square **blocks** of neighbouring spots are resampled, not single
@@ -145,6 +147,11 @@ scoring.show(wide)
 #   chapter draws its intervals with it (`scoring.use_run_intervals`).
 # - **One gene set.** A gene a model predicts as a constant counts as PCC 0, as in Table I above,
 #   so every model is averaged over the same genes.
+# - **Seeds.** A network's score depends on its random start (chapters 5 and 6). The networks
+#   refitted with several seeds are scored as the **mean over their seeds**, here and in every
+#   later chapter, and each replicate draws the seeds with replacement along with the spots, so
+#   their intervals, and every paired difference that involves them, carry the training's
+#   variance too.
 # - **The noise ceiling.** The counts of a spot are a sample of its molecules: part of every
 #   gene's variation over the spots is sampling noise that no model can predict. The ceiling is
 #   the highest mean PCC any prediction could reach on the split's spots, estimated by splitting

@@ -144,15 +144,16 @@ def compartments(adata: ad.AnnData, key: str = "tumor") -> np.ndarray:
 def _part(adata: ad.AnnData, key: str, mask: np.ndarray):
     if key == "X":
         return adata.X[mask]
-    if key == "counts":
-        return adata.layers["counts"][mask]
+    if key == "counts" or (key not in adata.obsm and key in adata.layers):
+        return adata.layers[key][mask]
     return adata.obsm[key][mask]
 
 
 def split_arrays(adata: ad.AnnData, keys: Sequence[str], split_key: str = "split") -> dict[str, np.ndarray]:
     """Per split, the horizontal concatenation of ``obsm[k]`` for ``k in keys`` (``"X"`` = targets).
 
-    Rows keep the order of ``adata`` within each split. ``"counts"`` reads ``layers["counts"]``.
+    Rows keep the order of ``adata`` within each split. ``"counts"`` reads ``layers["counts"]``, and
+    a key that is a layer and not an ``obsm`` key reads that layer.
 
     Parameters
     ----------

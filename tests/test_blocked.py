@@ -8,7 +8,7 @@ import pytest
 
 from stlib import metrics
 from stlib.errors import DataError
-from stlib.tl import autocorr, blocked, coverage
+from stlib.tl import autocorr, blocked, coverage, uncertainty
 
 
 def _grid(n_side: int = 12, n_sections: int = 1, pitch: float = 100.0) -> tuple[np.ndarray, np.ndarray]:
@@ -230,3 +230,35 @@ def test_bca_with_rank_statistics_and_constant_genes() -> None:
     # skipping the constant gene averages over 3 genes, counting it as 0 over 4
     assert zero.point.loc["flat", "srcc"] == pytest.approx(skip.point.loc["flat", "srcc"] * 3 / 4)
     assert zero.point.loc["flat", "pcc"] == pytest.approx(skip.point.loc["flat", "pcc"] * 3 / 4)
+
+
+def test_book_bootstrap_scores_seeds_as_the_blocked_one() -> None:
+    """uncertainty.bootstrap_scores (the book's tables: PCC, ceiling, errors, SRCC) takes a seed
+    stack too: the point is the mean over seeds of every statistic, and each replicate draws the
+    seeds with replacement from the same stream as blocked_bootstrap_scores, so the two agree."""
+    xy, g, y, p = _field_data(5)
+    rng = np.random.default_rng(2)
+    seeds = np.stack([y + s * rng.normal(size=y.shape) for s in (0.5, 1.5, 4.0)])
+    blocks = blocked.grid_blocks(xy, g, 500.0)
+    W = blocked.block_weights(g, blocks, 250, 7)
+    J = blocked.jackknife_weights(g, blocks)
+    kw = dict(groups=g, n_boot=250, seed=7, weights=W, jackknife=J, method="bca")
+    book = uncertainty.bootstrap_scores(y, {"m": seeds, "p": p}, rank_stats=True, **kw)
+    ref = blocked.blocked_bootstrap_scores(y, {"m": seeds, "p": p}, groups=g, blocks=blocks, n_boot=250, seed=7)
+    np.testing.assert_allclose(book.replicates["pcc"]["m"], ref.replicates["m"], rtol=1e-10)
+    np.testing.assert_allclose(book.jackknife["pcc"]["m"], ref.jackknife["m"], rtol=1e-10)
+    for stat in ("pcc", "mse", "srcc"):
+        singles = [uncertainty.bootstrap_scores(y, {"m": s}, rank_stats=True, **kw).point.loc["m", stat] for s in seeds]
+        assert book.point.loc["m", stat] == pytest.approx(np.mean(singles), rel=1e-10)
+    assert book.settings["n_seeds"] == {"m": 3, "p": 1}
+    # the seed-to-seed variance is in the replicates: wider than one seed's interval
+    held = uncertainty.bootstrap_scores(y, {"m": seeds[1]}, **kw).interval("pcc").loc["m"]
+    drawn = book.interval("pcc").loc["m"]
+    assert drawn["pcc_hi"] - drawn["pcc_lo"] > 2 * (held["pcc_hi"] - held["pcc_lo"])
+    # one model's seeds change no other model's replicates, and a 2-D prediction is one seed
+    alone = uncertainty.bootstrap_scores(y, {"p": p}, **kw)
+    np.testing.assert_array_equal(alone.replicates["pcc"]["p"], book.replicates["pcc"]["p"])
+    same = uncertainty.bootstrap_scores(y, {"p": p[None]}, **kw)
+    np.testing.assert_array_equal(same.replicates["pcc"]["p"], alone.replicates["pcc"]["p"])
+    with pytest.raises(DataError, match="prediction of shape"):
+        uncertainty.bootstrap_scores(y, {"m": seeds[:, :, :3]}, **kw)

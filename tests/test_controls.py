@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stlib.book import controls
+from stlib.book import controls, scoring
 from tests.test_leakage import _synthetic
 
 
@@ -79,3 +79,14 @@ def test_depth_from_image_and_depth_partial_table() -> None:
     table = controls.depth_partial(t, {r.name: _as_file(r, t) for r in (depth, good)})
     assert table.loc["depth_only", ("genes with a partial PCC", "test")] == 0
     assert table.loc["good", ("PCC, depth removed", "test")] == pytest.approx(1.0)
+    assert table.loc["good", ("lo", "test")] <= table.loc["good", ("PCC, depth removed", "test")] <= \
+        table.loc["good", ("hi", "test")]
+    # the book's rule: a gene with nothing beyond depth counts as 0, so every model has the same genes
+    before = scoring.interval_rule()
+    try:
+        scoring.set_interval_rule({"constant": "zero"})
+        zero = controls.depth_partial(t, {r.name: _as_file(r, t) for r in (depth, good)}, n_boot=50)
+    finally:
+        scoring.set_interval_rule(before)
+    assert zero.loc["depth_only", ("PCC, depth removed", "test")] == 0.0
+    assert np.isnan(table.loc["depth_only", ("PCC, depth removed", "test")])

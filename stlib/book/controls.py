@@ -120,29 +120,63 @@ def partial_pearson(y: np.ndarray, p: np.ndarray, z: np.ndarray) -> np.ndarray:
     return np.where(flat, np.nan, np.clip(r, -1.0, 1.0))
 
 
-def depth_partial(targets: ad.AnnData, predictions: dict[str, ad.AnnData],
-                  splits: Sequence[str] = ("valid", "test")) -> pd.DataFrame:
+def depth_partial(targets: ad.AnnData, predictions: dict[str, ad.AnnData], splits: Sequence[str] = ("valid", "test"),
+                  *, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
     """Per model and split: the mean over genes of the plain PCC and of the PCC with the spots'
-    log total counts partialled out (pooled over the split's spots; models scored in the
-    target's space only)."""
+    log total counts partialled out (:func:`partial_pearson`; pooled over the split's spots;
+    models scored in the target's space only), the latter with its 95% interval.
+
+    Both means follow the run's interval rule (:func:`stlib.book.scoring.interval_rule`): a gene
+    with nothing left of it once depth is removed (a constant, or a prediction that is a line in
+    depth) counts as 0 under the book's rule, or is left out under the report's. Models stored
+    with several seeds are the mean over their seeds (:func:`stlib.book.scoring.scored_from_files`).
+    The interval resamples the residuals as the rule says (blocks of neighbouring spots, seeds
+    with the spots); the line in depth is fitted once on all of the split's spots, not in each
+    replicate.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by model; columns ``(measure, split)`` with the measures ``PCC``,
+        ``PCC, depth removed``, ``lo``, ``hi`` (its interval) and ``genes with a partial PCC``.
+    """
+    rule = scoring.interval_rule()
     Y = get.split_arrays(targets, ["X"])
     logd = {s: np.log(a[:, 0]) for s, a in get.split_arrays_obs(targets, "total_counts").items()}
+    genes = list(targets.var_names)
+    scored = {m: v for m, v in scoring.scored_from_files(predictions).items() if v[1] == "target"}
     rows = []
-    for name, pred in predictions.items():
-        if store.model_settings(pred).get("score_space", "target") != "target":
+    for s in splits:
+        names = [m for m, (P, _) in scored.items() if s in P]
+        if not names:
             continue
-        P = get.split_arrays(pred, ["X"])
-        for s in splits:
-            if s not in P:
-                continue
-            plain = metrics.per_gene_metrics(Y[s], P[s])["pearson"].to_numpy()
-            part = partial_pearson(Y[s], P[s], logd[s])
-            with np.errstate(invalid="ignore"):
-                rows.append({"model": name, "split": s, "PCC": np.nanmean(plain) if np.isfinite(plain).any() else np.nan,
-                             "PCC, depth removed": np.nanmean(part) if np.isfinite(part).any() else np.nan,
-                             "genes with a partial PCC": int(np.isfinite(part).sum())})
+        mask = get.split_mask(targets, s)
+        y = np.asarray(Y[s], dtype=np.float64)
+        Z = np.column_stack([np.ones(len(y)), logd[s]])
+        ry = y - Z @ np.linalg.lstsq(Z, y, rcond=None)[0]
+        resid, plain, n_part = {}, {}, {}
+        for m in names:
+            fits = np.asarray(scored[m][0][s], dtype=np.float64)
+            fits = fits[None] if fits.ndim == 2 else fits
+            parts = []
+            for f in fits:
+                r = f - Z @ np.linalg.lstsq(Z, f, rcond=None)[0]
+                r[:, ~np.isfinite(partial_pearson(y, f, logd[s]))] = 0.0  # nothing beyond depth: a constant
+                parts.append(r)
+            resid[m] = np.stack(parts) if len(parts) > 1 else parts[0]
+            plain[m] = float(np.mean([metrics.evaluate({s: y}, {s: f}, genes, constant=rule.constant).loc[s, "pearson"]
+                                      for f in fits]))
+            n_part[m] = int(np.isfinite(partial_pearson(y, fits[0], logd[s])).sum())
+        bs = scoring.rule_bootstrap(ry, resid, coords=(np.asarray(targets.obsm["spatial"], dtype=np.float64)[mask]
+                                                       if "spatial" in targets.obsm else None),
+                                    sections=targets.obs.loc[mask, "section"].astype(str).to_numpy(),
+                                    n_boot=n_boot, seed=seed)
+        iv = bs.interval("pcc")
+        for m in names:
+            rows.append({"model": m, "split": s, "PCC": plain[m], "PCC, depth removed": iv.loc[m, "pcc"],
+                         "lo": iv.loc[m, "pcc_lo"], "hi": iv.loc[m, "pcc_hi"], "genes with a partial PCC": n_part[m]})
     out = pd.DataFrame(rows).pivot(index="model", columns="split")
-    return out.reindex(columns=[(m, s) for m in ("PCC", "PCC, depth removed", "genes with a partial PCC")
+    return out.reindex(columns=[(m, s) for m in ("PCC", "PCC, depth removed", "lo", "hi", "genes with a partial PCC")
                                 for s in splits if (m, s) in out.columns])
 
 

@@ -27,7 +27,7 @@ from stlib.pp import TARGET_SUM
 
 __all__ = ["BOOK_CONSTANT", "IID_RULE", "INTERVAL_COLUMNS", "IntervalRule", "Scored", "block_size", "choose_interval_rule",
            "interval_rule", "resampling_for", "rule_bootstrap", "set_interval_rule", "use_run_intervals", "by_compartment", "fit_summary", "interval_extras", "interval_table", "mean_scores", "metric_table",
-           "scored_from_files", "scored_from_results", "scores", "seed_spread", "show", "thinned_by_space",
+           "n_seeds", "scored_from_files", "scored_from_results", "scores", "seed_spread", "show", "thinned_by_space",
            "with_interval"]
 
 
@@ -40,6 +40,9 @@ def mean_scores(targets: ad.AnnData, scored: Mapping[str, Scored], *, by_section
     model averaged over the same genes; ``"skip"``: left out, the report's Table I convention);
     default: the rule in force (:func:`interval_rule`), so plain means and intervals agree.
 
+    A model with seeds (``(n_seeds, n_spots, n_genes)`` arrays, :func:`scored_from_files`) is
+    scored as the mean over its seeds of each metric.
+
     Returns a long table with columns ``model, split, aggregation`` (``"pooled"``; with
     ``by_section`` also ``"per_section_mean"``), the metric columns and ``space``.
     """
@@ -49,8 +52,14 @@ def mean_scores(targets: ad.AnnData, scored: Mapping[str, Scored], *, by_section
     rows = []
     for name, (pred, space) in scored.items():
         groups = get.section_groups(targets, pred) if by_section else None
-        t = metrics.evaluate(truth[space], pred, genes, groups=groups,
-                             constant=constant or interval_rule().constant).reset_index()
+        per_seed = [metrics.evaluate(truth[space], fit, genes, groups=groups,
+                                     constant=constant or interval_rule().constant).reset_index()
+                    for fit in _seed_fits(pred)]
+        t = per_seed[0]
+        if len(per_seed) > 1:  # a model with seeds: the mean over its seeds of every metric
+            num = t.select_dtypes("number").columns
+            t = t.copy()
+            t[num] = np.mean([d[num].to_numpy(dtype=np.float64) for d in per_seed], axis=0)
         t.insert(0, "model", name)
         t["space"] = space
         rows.append(t)
@@ -100,18 +109,22 @@ def seed_spread(results: Mapping[int, ModelResult], targets: ad.AnnData,
 
 
 def metric_table(targets: ad.AnnData, predictions: Mapping[str, ad.AnnData], *,
-                 constant: str | None = None) -> pd.DataFrame:
+                 constant: str | None = None, seeds: bool = True) -> pd.DataFrame:
     """Long table: one row per (model, split, aggregation) with the mean-over-genes metrics of the
     prediction files, their scoring space, leaks and bugs (``constant`` as :func:`mean_scores`;
-    ``attrs["constant"]`` records the rule used)."""
+    ``attrs["constant"]`` records the rule used). A model stored with several seeds is scored as
+    the mean over them (``seeds=False``: its one fit in ``X``, :func:`scored_from_files`);
+    ``attrs["n_seeds"]`` says how many each model averages."""
     constant = constant or interval_rule().constant
-    out = mean_scores(targets, scored_from_files(predictions), by_section=True, constant=constant)
+    scored = scored_from_files(predictions, seeds=seeds)
+    out = mean_scores(targets, scored, by_section=True, constant=constant)
     settings = {name: store.model_settings(pred) for name, pred in predictions.items()}
     out["leaks"] = out["model"].map(lambda m: "; ".join(settings[m].get("leaks", [])))
     out["bugs"] = out["model"].map(lambda m: "; ".join(settings[m].get("bugs", [])))
     out["split"] = pd.Categorical(out["split"], categories=list(SPLITS))
     out = out.sort_values(["model", "aggregation", "split"]).set_index(["model", "aggregation", "split"])
     out.attrs["constant"] = constant
+    out.attrs["n_seeds"] = n_seeds(scored)
     return out
 
 
@@ -123,13 +136,38 @@ INTERVAL_COLUMNS = ("pcc_lo", "pcc_hi", "ceiling", "fraction", "fraction_lo", "f
 Scored = tuple[Mapping[str, np.ndarray], str]
 
 
-def scored_from_files(predictions: Mapping[str, ad.AnnData]) -> dict[str, Scored]:
-    """Per model, its per-split predictions in the space it is scored in (from prediction files)."""
+def scored_from_files(predictions: Mapping[str, ad.AnnData], *, seeds: bool = True) -> dict[str, Scored]:
+    """Per model, its per-split predictions in the space it is scored in (from prediction files).
+
+    A model refitted with several seeds (:func:`stlib.book.store.save_seed_predictions`) gives
+    ``(n_seeds, n_spots, n_genes)`` arrays: every score of it is then the mean over its seeds, and
+    every interval resamples the seeds with the spots (:func:`stlib.tl.uncertainty.bootstrap_scores`).
+    ``seeds=False`` reads the one fit in ``X`` (seed ``seed`` of the chapter that fitted it).
+    """
     out = {}
     for name, pred in predictions.items():
         space = store.model_settings(pred).get("score_space", "target")
-        out[name] = (get.split_arrays(pred, ["counts" if space == "counts" else "X"]), space)
+        fits = store.seed_layers(pred) if seeds and space == "target" else []
+        if fits:
+            per_seed = [get.split_arrays(pred, [layer]) for layer in fits]
+            out[name] = ({s: np.stack([d[s] for d in per_seed]) for s in per_seed[0]}, space)
+        else:
+            out[name] = (get.split_arrays(pred, ["counts" if space == "counts" else "X"]), space)
     return out
+
+
+def n_seeds(scored: Mapping[str, Scored]) -> dict[str, int]:
+    """Per model, how many seeds its scores average over (1: one fit)."""
+    return {name: (next(iter(p.values())).shape[0] if p and np.ndim(next(iter(p.values()))) == 3 else 1)
+            for name, (p, _) in scored.items()}
+
+
+def _seed_fits(pred: Mapping[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
+    """Per-split predictions of each seed (a 2-D prediction is one seed)."""
+    if not pred or np.ndim(next(iter(pred.values()))) == 2:
+        return [dict(pred)]
+    n = next(iter(pred.values())).shape[0]
+    return [{s: a[k] for s, a in pred.items()} for k in range(n)]
 
 
 def scored_from_results(results: Mapping[str, ModelResult] | list[ModelResult]) -> dict[str, Scored]:
@@ -445,7 +483,8 @@ def block_size(targets: ad.AnnData, scored: Mapping[str, Scored], model: str, *,
         raise ValueError(f"{model} is scored on {space}; choose the block size on a target-space model")
     mask = get.split_mask(targets, split)
     y = get.split_arrays(targets, ["X"])[split]
-    infl = autocorr.pcc_influence(y, np.asarray(preds[split], dtype=np.float64))
+    infl = np.mean([autocorr.pcc_influence(y, np.asarray(fit[split], dtype=np.float64))
+                    for fit in _seed_fits(preds)], axis=0)  # a model with seeds: their mean influence
     coords = np.asarray(targets.obsm["spatial"], dtype=np.float64)[mask]
     kw = {} if threshold is None else {"threshold": threshold}
     return autocorr.block_size_from_residuals(infl, coords, targets.obs.loc[mask, "section"].astype(str).to_numpy(), **kw)
@@ -513,7 +552,7 @@ def by_compartment(
         keep = np.ones(len(comp), bool) if name == "all" else comp == name
         if keep.sum() < 3:
             continue
-        bs = rule_bootstrap(y[keep], {m: scored[m][0][split][keep] for m in names},
+        bs = rule_bootstrap(y[keep], {m: np.asarray(scored[m][0][split])[..., keep, :] for m in names},
                             coords=(np.asarray(targets.obsm["spatial"], dtype=np.float64)[rows[keep]]
                                     if "spatial" in targets.obsm else None),
                             sections=sections[keep], thinned=thinned["target"].subset(rows[keep]),

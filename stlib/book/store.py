@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import anndata as ad
+import numpy as np
 import pandas as pd
 
 from stlib._utils import resolve
@@ -83,6 +84,43 @@ def save_predictions(result: ModelResult, targets: ad.AnnData, results_dir: Path
     out.parent.mkdir(parents=True, exist_ok=True)
     pred.write_h5ad(out)
     return out
+
+
+def save_seed_predictions(name: str, fits: Mapping[int, ModelResult], targets: ad.AnnData, results_dir: Path,
+                          split_key: str = "split") -> Path:
+    """Add a model's refits with other seeds to its prediction file: ``layers["seed_<k>"]`` (target
+    space) for each seed ``k`` of ``fits``, and ``uns["seeds"]``. ``X`` stays the fit the chapter
+    made with its own ``seed``; scores of the model are then the mean over ``uns["seeds"]``
+    (:func:`stlib.book.scoring.scored_from_files`).
+
+    Raises
+    ------
+    FileNotFoundError
+        The model has no prediction file yet (:func:`save_predictions` first).
+    ValueError
+        Fewer than two seeds, or a fit of another model.
+    """
+    path = results_dir / "predictions" / f"{name}.h5ad"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no predictions of {name!r} to add seeds to (save_predictions first)")
+    if len(fits) < 2:
+        raise ValueError(f"{name}: {len(fits)} seed(s); seeds are stored for two or more")
+    other = sorted({r.name for r in fits.values()} - {name})
+    if other:
+        raise ValueError(f"{name}: the seed fits are of {other}")
+    pred = ad.read_h5ad(path)
+    for k in [k for k in pred.layers if k.startswith("seed_")]:
+        del pred.layers[k]
+    for k, r in fits.items():
+        pred.layers[f"seed_{int(k)}"] = full_predictions(targets, r.predictions, split_key)
+    pred.uns["seeds"] = np.asarray([int(k) for k in fits], dtype=np.int64)
+    pred.write_h5ad(path)
+    return path
+
+
+def seed_layers(pred: ad.AnnData) -> list[str]:
+    """The layers of a prediction file that hold one fit per seed (empty: one fit, in ``X``)."""
+    return [f"seed_{int(k)}" for k in pred.uns.get("seeds", [])]
 
 
 def load_predictions(results_dir: Path, names: Sequence[str] | None = None) -> dict[str, ad.AnnData]:

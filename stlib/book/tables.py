@@ -15,7 +15,7 @@ from stlib.tl import uncertainty
 from stlib.io.paper import read_paper_table1
 from stlib._utils import SPLITS
 from stlib.models.reference import REFERENCE_MODELS
-from stlib.book.scoring import Scored
+from stlib.book.scoring import Scored, resampling_for
 from stlib._format import with_interval
 from stlib.book import readings
 from stlib.book.protocol import TABLE_MODELS
@@ -229,7 +229,9 @@ def per_gene_table(targets: ad.AnnData, scored: Mapping[str, Scored], split_ceil
     for name, (P, space) in scored.items():
         if space != "target" or (models is not None and name not in models) or split not in P:
             continue
-        out[name] = metrics.per_gene_metrics(Y, P[split], genes)["pearson"].to_numpy()
+        fits = np.asarray(P[split], dtype=np.float64)
+        fits = fits[None] if fits.ndim == 2 else fits  # a model with seeds: the mean over them
+        out[name] = np.mean([metrics.per_gene_metrics(Y, f, genes)["pearson"].to_numpy() for f in fits], axis=0)
     out.attrs["n_spots"] = int(mask.sum())
     return out.sort_values("ceiling", ascending=False)
 
@@ -237,12 +239,17 @@ def per_gene_table(targets: ad.AnnData, scored: Mapping[str, Scored], split_ceil
 def reliable_genes(targets: ad.AnnData, scored: Mapping[str, Scored], *, split: str = "test",
                    n_boot: int = uncertainty.DEFAULT_N_BOOT, seed: int = 0) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
     """Per model (target space only): how many genes it predicts reliably on ``split`` (per-gene
-    95% bootstrap interval of the PCC above zero, :func:`stlib.tl.uncertainty.per_gene_intervals`),
-    beside the number expected by chance; and each model's per-gene intervals."""
+    95% bootstrap interval of the PCC above zero, :func:`stlib.tl.uncertainty.per_gene_intervals`,
+    resampled as the interval rule in force says, seeds with the spots), beside the number
+    expected by chance; and each model's per-gene intervals."""
     Y = get.split_arrays(targets, ["X"])[split]
     groups = get.section_groups(targets, [split])[split]
     genes = list(targets.var_names)
-    per_model = {name: uncertainty.per_gene_intervals(Y, P[split], groups=groups, genes=genes, n_boot=n_boot, seed=seed)
+    mask = get.split_mask(targets, split)
+    coords = np.asarray(targets.obsm["spatial"], dtype=np.float64)[mask] if "spatial" in targets.obsm else None
+    weights = resampling_for(coords, groups, n_boot, seed)[0]  # the rule in force: blocks of spots, or single ones
+    per_model = {name: uncertainty.per_gene_intervals(Y, P[split], groups=groups, genes=genes, n_boot=n_boot, seed=seed,
+                                                      weights=weights, name=name)
                  for name, (P, space) in scored.items() if space == "target" and split in P}
     chance = len(genes) * (1 - uncertainty.DEFAULT_LEVEL) / 2
     out = pd.DataFrame({"reliable genes": {m: int(t["reliable"].sum()) for m, t in per_model.items()},

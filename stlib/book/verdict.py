@@ -32,8 +32,8 @@ from stlib.tl import uncertainty
 from stlib.errors import DataError
 from stlib._utils import project_data_dir
 
-__all__ = ["Claim", "Comparison", "CLAIM_OUTCOMES", "against_report", "claim_models", "judge", "load_claims", "verdicts",
-           "verdict_sentence"]
+__all__ = ["Claim", "Comparison", "CLAIM_OUTCOMES", "against_report", "claim_models", "judge", "judge_by_seed",
+           "load_claims", "verdicts", "verdict_sentence"]
 
 #: Statistics for which a lower value is better.
 LOWER_IS_BETTER = frozenset({"mse", "mae"})
@@ -161,6 +161,55 @@ def verdicts(judged: pd.DataFrame) -> pd.Series:
         comparison reversed; not replicated: otherwise.
     """
     return judged.groupby("claim", sort=False)[["outcome", "central"]].apply(_claim_outcome).rename("outcome")
+
+
+def judge_by_seed(claims: Sequence[Claim], targets, scored: Mapping[str, tuple], *, n_boot: int, seed: int = 0,
+                  seed_names: Sequence[str] | None = None, splits: tuple[str, ...] = ("valid", "test")) -> pd.DataFrame:
+    """Each claim's outcome when every model with seeds is scored as its fit with **one** seed
+    (the k-th of each), the other models as they are: does a claim's outcome hang on the seed?
+
+    Parameters
+    ----------
+    claims
+        :func:`load_claims`.
+    targets, scored
+        As for :func:`stlib.book.scoring.interval_table`; models with seeds have
+        ``(n_seeds, n_spots, n_genes)`` arrays (:func:`stlib.book.scoring.scored_from_files`),
+        all with the same number of seeds.
+    n_boot, seed
+        Replicates and seed of the intervals (the same resampled spots for every seed).
+    seed_names
+        Column labels of the seeds (default ``seed 1, seed 2, ...``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by claim id, one column per seed (:func:`verdicts`); empty columns when no
+        model has more than one seed.
+
+    Raises
+    ------
+    ValueError
+        Models with different numbers of seeds.
+    """
+    from stlib.book import scoring
+
+    counts = {m: k for m, k in scoring.n_seeds(scored).items() if k > 1}
+    if not counts:
+        return pd.DataFrame(index=pd.Index([c.id for c in claims], name="claim"))
+    if len(set(counts.values())) > 1:
+        raise ValueError(f"models with different numbers of seeds: {counts}")
+    n = next(iter(counts.values()))
+    names = list(seed_names) if seed_names is not None else [f"seed {k + 1}" for k in range(n)]
+    if len(names) != n:
+        raise ValueError(f"{len(names)} seed names for {n} seeds")
+    thinned = scoring.thinned_by_space(targets, tuple(sorted({space for _, space in scored.values()})), seed=seed)
+    out = {}
+    for k, label in enumerate(names):
+        one = {m: (({s: a[k] for s, a in p.items()} if m in counts else p), space) for m, (p, space) in scored.items()}
+        _, boots = scoring.interval_table(targets, one, splits=splits, n_boot=n_boot, seed=seed, thinned=thinned)
+        out[label] = verdicts(judge(claims, boots))
+    return pd.DataFrame(out).rename_axis("claim")
 
 
 def verdict_sentence(judged: pd.DataFrame, claim: str) -> str:

@@ -37,7 +37,6 @@ otherwise blocks).
 from __future__ import annotations
 
 import warnings
-import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -52,6 +51,9 @@ from stlib.tl.uncertainty import (
     METHODS,
     constant_as_zero,
     interval_from_replicates,
+    seed_mean,
+    seed_multiplicities,
+    seed_stack,
     weighted_moments,
     weighted_pearson,
 )
@@ -328,15 +330,6 @@ class BlockedBootstrap:
         return {"difference": point, "lo": lo, "hi": hi, "excludes_zero": bool(lo > 0 or hi < 0)}
 
 
-def _seed_stack(name: str, pred: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    p = np.asarray(pred, dtype=np.float64)
-    if p.ndim == 2:
-        p = p[None]
-    if p.ndim != 3 or p.shape[1:] != shape or p.shape[0] == 0:
-        raise DataError(name, f"prediction of shape {np.shape(pred)}; expected {shape} or (n_seeds, *{shape})")
-    return p
-
-
 def blocked_bootstrap_scores(
     y_true: np.ndarray,
     predictions: Mapping[str, np.ndarray],
@@ -383,7 +376,7 @@ def blocked_bootstrap_scores(
     if b.shape != (y.shape[0],):
         raise DataError("blocks", f"{b.shape[0] if b.ndim else 0} block labels for {y.shape[0]} spots")
     g = _groups(groups, y.shape[0])
-    stacks = {name: _seed_stack(name, p, y.shape) for name, p in predictions.items()}
+    stacks = {name: seed_stack(name, p, y.shape) for name, p in predictions.items()}
     W = block_weights(g, b, n_boot, seed)
     J = jackknife_weights(g, b)
     one = np.ones((1, y.shape[0]))
@@ -396,12 +389,7 @@ def blocked_bootstrap_scores(
         rj = np.stack([_mean_pcc(J, y, p, mom["J"], constant) for p in stack])
         point[name] = float(pt.mean())
         jack[name] = rj.mean(axis=0)
-        if S == 1:
-            reps[name] = rw[0]
-        else:
-            rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
-            V = rng.multinomial(S, np.full(S, 1.0 / S), size=n_boot)  # (n_boot, S) seed multiplicities
-            reps[name] = np.einsum("bs,sb->b", V, rw) / S
+        reps[name] = seed_mean(list(rw), seed_multiplicities(name, S, n_boot, seed))
     n_sec = len(pd.unique(g))
     return BlockedBootstrap(
         point=pd.Series(point, dtype=float), replicates=pd.DataFrame(reps), jackknife=pd.DataFrame(jack),

@@ -60,7 +60,8 @@ DEFAULT_LEVEL = 0.95
 METHODS: tuple[str, ...] = ("percentile", "basic", "bca")
 
 __all__ = ["Bootstrap", "DEFAULT_LEVEL", "DEFAULT_N_BOOT", "METHODS", "STATS", "bootstrap_scores", "bootstrap_weights",
-           "constant_as_zero", "interval_from_replicates", "per_gene_intervals", "weighted_moments", "weighted_pearson", "weighted_ranks"]
+           "constant_as_zero", "interval_from_replicates", "per_gene_intervals", "seed_mean", "seed_multiplicities", "seed_stack",
+           "weighted_moments", "weighted_pearson", "weighted_ranks"]
 
 
 def bootstrap_weights(groups: Sequence[str] | np.ndarray, n_boot: int, seed: int) -> np.ndarray:
@@ -520,6 +521,87 @@ class Bootstrap:
         return {"difference": point, "lo": lo, "hi": hi, "excludes_zero": bool(lo > 0 or hi < 0)}
 
 
+def seed_stack(name: str, pred: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A model's prediction as ``(n_seeds, n_spots, n_genes)``: a 2-D prediction is one seed.
+
+    Parameters
+    ----------
+    name
+        The model's name (for the error message).
+    pred
+        ``(n_spots, n_genes)`` or ``(n_seeds, n_spots, n_genes)``.
+    shape
+        ``(n_spots, n_genes)`` of the truth.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, ``(n_seeds, n_spots, n_genes)``.
+
+    Raises
+    ------
+    DataError
+        Neither ``shape`` nor ``(n_seeds, *shape)``, or no seed at all.
+    """
+    p = np.asarray(pred, dtype=np.float64)
+    if p.ndim == 2:
+        p = p[None]
+    if p.ndim != 3 or p.shape[1:] != tuple(shape) or p.shape[0] == 0:
+        raise DataError(name, f"prediction of shape {np.shape(pred)}; expected {tuple(shape)} or (n_seeds, *{tuple(shape)})")
+    return p
+
+
+def seed_multiplicities(name: str, n_seeds: int, n_boot: int, seed: int) -> np.ndarray | None:
+    """How often each of a model's seeds is drawn in each bootstrap replicate.
+
+    Seeds are drawn with replacement from a stream of the model's own (``seed`` and the model's
+    name), so adding a model changes no other model's replicates.
+
+    Parameters
+    ----------
+    name
+        The model's name.
+    n_seeds, n_boot, seed
+        Its number of seeds, the replicates, the seed of the resampling.
+
+    Returns
+    -------
+    numpy.ndarray or None
+        ``(n_boot, n_seeds)`` multiplicities summing to ``n_seeds`` per replicate; ``None`` for a
+        single seed.
+    """
+    if n_seeds == 1:
+        return None
+    import zlib
+    rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+    return rng.multinomial(n_seeds, np.full(n_seeds, 1.0 / n_seeds), size=n_boot)
+
+
+def seed_mean(per_seed: Sequence[np.ndarray], multiplicities: np.ndarray | None) -> np.ndarray:
+    """Per replicate, the mean over a model's seeds of a statistic.
+
+    Parameters
+    ----------
+    per_seed
+        One ``(n_boot,)`` array of the statistic per seed.
+    multiplicities
+        :func:`seed_multiplicities`: each replicate weighs the seeds it drew, so the replicates
+        carry the seed-to-seed variance too; ``None``: the plain mean.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_boot,)``; NaN where a drawn seed has no value.
+    """
+    R = np.stack([np.asarray(r, dtype=np.float64) for r in per_seed])  # (S, n_boot)
+    if multiplicities is None:
+        return R.mean(axis=0)
+    V = np.asarray(multiplicities, dtype=np.float64).T  # (S, n_boot)
+    out = (V * np.nan_to_num(R, nan=0.0)).sum(axis=0) / V.sum(axis=0)
+    out[((V > 0) & np.isnan(R)).any(axis=0)] = np.nan  # a drawn seed without a value: no value
+    return out
+
+
 def bootstrap_scores(
     y_true: np.ndarray,
     predictions: Mapping[str, np.ndarray],
@@ -543,7 +625,11 @@ def bootstrap_scores(
     y_true
         ``(n_spots, n_genes)`` truth of one split, in the space the predictions are scored in.
     predictions
-        Model name -> ``(n_spots, n_genes)`` prediction (NaN columns: failed fits).
+        Model name -> ``(n_spots, n_genes)`` prediction (NaN columns: failed fits), or
+        ``(n_seeds, n_spots, n_genes)``: one fit per seed. A model with seeds is scored as the mean
+        over its seeds of each statistic, and every replicate draws its seeds with replacement as
+        well as the spots (:func:`seed_multiplicities`), so its intervals and paired differences
+        carry the seed-to-seed variance of the fit.
     groups
         Section of each spot (the resampling units above the spots).
     thinned
@@ -605,39 +691,43 @@ def bootstrap_scores(
     point: dict[str, dict[str, float]] = {}
     reps: dict[str, dict[str, np.ndarray]] = {}
     jack: dict[str, dict[str, np.ndarray]] = {}
-    arrays = {}
+    stacks = {name: seed_stack(name, predictions[name], y.shape) for name in names}
+    seed_w = {name: seed_multiplicities(name, len(st), n_boot, seed) for name, st in stacks.items()}
     m_one, m_w = (weighted_moments(one, y), weighted_moments(W, y)) if names else (None, None)
     m_j = weighted_moments(J, y) if names and J is not None else None
     for name in names:
-        p = np.asarray(predictions[name], dtype=np.float64)
-        if p.shape != y.shape:
-            raise DataError(name, f"prediction of shape {p.shape}, truth {y.shape}")
-        arrays[name] = p
-        r1, rw = weighted_pearson(one, y, p, m_one), weighted_pearson(W, y, p, m_w)
-        if constant == "zero":
-            r1, rw = constant_as_zero(r1, m_one), constant_as_zero(rw, m_w)
-        point[name] = {k: float(v[0]) for k, v in _stats(r1, ceil_point).items()}
-        reps[name] = _stats(rw, ceil_reps)
-        point[name].update({k: float(v[0]) for k, v in _error_stats(one, y, p, m_one).items()})
-        reps[name].update(_error_stats(W, y, p, m_w))
-        if J is not None:
-            rj = weighted_pearson(J, y, p, m_j)
+        per_seed_point, per_seed_reps, per_seed_jack = [], [], []
+        for p in stacks[name]:
+            r1, rw = weighted_pearson(one, y, p, m_one), weighted_pearson(W, y, p, m_w)
             if constant == "zero":
-                rj = constant_as_zero(rj, m_j)
-            jack[name] = {**_stats(rj, ceil_jack), **_error_stats(J, y, p, m_j)}
+                r1, rw = constant_as_zero(r1, m_one), constant_as_zero(rw, m_w)
+            per_seed_point.append({**_stats(r1, ceil_point), **_error_stats(one, y, p, m_one)})
+            per_seed_reps.append({**_stats(rw, ceil_reps), **_error_stats(W, y, p, m_w)})
+            if J is not None:
+                rj = weighted_pearson(J, y, p, m_j)
+                if constant == "zero":
+                    rj = constant_as_zero(rj, m_j)
+                per_seed_jack.append({**_stats(rj, ceil_jack), **_error_stats(J, y, p, m_j)})
+        point[name] = {k: float(np.mean([d[k][0] for d in per_seed_point])) for k in per_seed_point[0]}
+        reps[name] = {k: seed_mean([d[k] for d in per_seed_reps], seed_w[name]) for k in per_seed_reps[0]}
+        if J is not None:
+            jack[name] = {k: np.mean([d[k] for d in per_seed_jack], axis=0) for k in per_seed_jack[0]}
     if rank_stats and names:
         both = np.vstack([one, W] + ([J] if J is not None else []))  # the jackknife rows too: BCa needs them
         n_w = W.shape[0]
-        for name, r in zip(names, weighted_spearman(both, y, [arrays[n] for n in names])):
+        flat = [(name, p) for name in names for p in stacks[name]]
+        by_name: dict[str, list[np.ndarray]] = {name: [] for name in names}
+        for (name, p), r in zip(flat, weighted_spearman(both, y, [p for _, p in flat])):
             if constant == "zero":  # a gene predicted as one constant counts as 0, as for PCC
-                flat = np.ptp(arrays[name], axis=0) == 0
-                r = np.where(np.isnan(r) & flat[None, :], 0.0, r)
+                r = np.where(np.isnan(r) & (np.ptp(p, axis=0) == 0)[None, :], 0.0, r)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
-                m = np.nanmean(r, axis=1)
-            point[name]["srcc"], reps[name]["srcc"] = float(m[0]), m[1:1 + n_w]
+                by_name[name].append(np.nanmean(r, axis=1))
+        for name, ms in by_name.items():
+            point[name]["srcc"] = float(np.mean([m[0] for m in ms]))
+            reps[name]["srcc"] = seed_mean([m[1:1 + n_w] for m in ms], seed_w[name])
             if J is not None:
-                jack[name]["srcc"] = m[1 + n_w:]
+                jack[name]["srcc"] = np.mean([m[1 + n_w:] for m in ms], axis=0)
     stats = [s for s in STATS if s in next(iter(reps.values()), {})]
     n_sec = int(len(pd.unique(np.asarray(groups))))
     return Bootstrap(
@@ -645,7 +735,8 @@ def bootstrap_scores(
         replicates={s: pd.DataFrame({n: reps[n][s] for n in names}) for s in stats},
         level=level, n_boot=n_boot, seed=seed,
         settings={"resampling": resampling or ("sections, then spots within sections" if n_sec > 1 else "spots"),
-                  "n_sections": n_sec, "method": method},
+                  "n_sections": n_sec, "method": method,
+                  "n_seeds": {k: len(v) for k, v in stacks.items()}},
         method=method,
         jackknife={s: pd.DataFrame({n: jack[n][s] for n in names}) for s in stats if names and all(s in jack.get(n, {}) for n in names)},
     )
@@ -653,10 +744,12 @@ def bootstrap_scores(
 
 def per_gene_intervals(y_true: np.ndarray, y_pred: np.ndarray, *, groups: Sequence[str] | np.ndarray,
                        genes: Sequence[str] | None = None, n_boot: int = DEFAULT_N_BOOT, seed: int = 0,
-                       level: float = DEFAULT_LEVEL) -> pd.DataFrame:
+                       level: float = DEFAULT_LEVEL, weights: np.ndarray | None = None,
+                       name: str = "model") -> pd.DataFrame:
     """Per gene: the PCC over the split's spots, its percentile interval over the same replicates
-    as :func:`bootstrap_scores` (same ``groups``, ``n_boot``, ``seed``), and ``reliable``: the
-    interval lies above zero. A gene without a correlation (constant or failed) is never reliable.
+    as :func:`bootstrap_scores` (same ``groups``, ``n_boot``, ``seed``, or the same ``weights``), and
+    ``reliable``: the interval lies above zero. A gene without a correlation (constant or failed)
+    is never reliable.
 
     With many genes some clear the bar by chance (about ``n_genes * (1 - level) / 2`` if no gene
     had any signal): read the count against that number.
@@ -664,13 +757,21 @@ def per_gene_intervals(y_true: np.ndarray, y_pred: np.ndarray, *, groups: Sequen
     Parameters
     ----------
     y_true, y_pred
-        ``(n_spots, n_genes)`` truth and prediction of one split.
+        ``(n_spots, n_genes)`` truth and prediction of one split; the prediction may be
+        ``(n_seeds, n_spots, n_genes)``: its PCC is then the mean over the seeds, and each
+        replicate draws the seeds with replacement (the stream of :func:`seed_multiplicities`
+        for ``name``), as :func:`bootstrap_scores` does.
     groups
         Section of each spot (the resampling units above the spots).
     genes
         Gene names, the index of the result (default ``"0", "1", ...``).
     n_boot, seed, level
         Replicates, seed of the resampling, interval level.
+    weights
+        ``(n_boot, n_spots)`` multiplicities made by the caller (e.g. spatial blocks,
+        :func:`stlib.tl.blocked.block_weights`); default: sections then spots.
+    name
+        The model's name (only for its stream of seed draws).
 
     Returns
     -------
@@ -681,17 +782,33 @@ def per_gene_intervals(y_true: np.ndarray, y_pred: np.ndarray, *, groups: Sequen
     Raises
     ------
     DataError
-        Truth and prediction of different shapes, or ``groups`` of the wrong length.
+        Truth and prediction of different shapes, or ``groups`` or ``weights`` of the wrong length.
     """
     y = np.asarray(y_true, dtype=np.float64)
-    p = np.asarray(y_pred, dtype=np.float64)
-    if y.shape != p.shape or y.ndim != 2:
-        raise DataError("y_pred", f"prediction of shape {p.shape}, truth {y.shape}")
-    W = bootstrap_weights(groups, n_boot, seed)
-    if W.shape[1] != y.shape[0]:
-        raise DataError("groups", f"{W.shape[1]} labels for {y.shape[0]} spots")
-    point = weighted_pearson(np.ones((1, y.shape[0])), y, p)[0]
-    reps = weighted_pearson(W, y, p)
+    if y.ndim != 2:
+        raise DataError("y_true", f"expected (n_spots, n_genes), got shape {y.shape}")
+    try:
+        stack = seed_stack(name, y_pred, y.shape)
+    except DataError:
+        raise DataError("y_pred", f"prediction of shape {np.shape(y_pred)}, truth {y.shape}") from None
+    if weights is None:
+        W = bootstrap_weights(groups, n_boot, seed)
+    else:
+        W = np.asarray(weights, dtype=np.float64)
+        n_boot = W.shape[0]
+    if W.ndim != 2 or W.shape[1] != y.shape[0]:
+        raise DataError("groups" if weights is None else "weights", f"{W.shape[-1]} labels for {y.shape[0]} spots")
+    one = np.ones((1, y.shape[0]))
+    m_one, m_w = weighted_moments(one, y), weighted_moments(W, y)
+    point = np.mean([weighted_pearson(one, y, p, m_one)[0] for p in stack], axis=0)
+    per_seed = np.stack([weighted_pearson(W, y, p, m_w) for p in stack])  # (S, n_boot, n_genes)
+    V = seed_multiplicities(name, len(stack), n_boot, seed)
+    if V is None:
+        reps = per_seed[0]
+    else:
+        Vf = V.T.astype(np.float64)[:, :, None]  # (S, n_boot, 1)
+        reps = (Vf * np.nan_to_num(per_seed)).sum(axis=0) / Vf.sum(axis=0)
+        reps[((Vf > 0) & np.isnan(per_seed)).any(axis=0)] = np.nan
     q = (1 - level) / 2
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a gene without any correlation: NaN
