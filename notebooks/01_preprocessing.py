@@ -79,14 +79,14 @@ print(f"stlib {stlib.__version__}, scanpy {sc.__version__}")
 # black background is painted white like the glass around B and C
 # (`stlib.im.common_resolution`).
 
-# %%
+# %% tags=["hide-input"]
 ds = load_dataset(dataset)
 adata = ds.read(progress=False)
 if resolution != "native":
     adata = im.common_resolution(adata, resolution, store.resolve(image_dir), background="white")
 adata
 
-# %%
+# %% tags=["hide-input"]
 summary = pp.section_summary(adata)
 summary
 
@@ -96,7 +96,7 @@ summary
 # trains, patient A is valid, so that every choice is made on a patient no model was fitted
 # on, and patient B is the test, never seen by any fitted step or any choice:
 
-# %%
+# %% tags=["hide-input"]
 split = ds.split()
 print(split.to_string(index=False))
 if ds.split_policy:
@@ -119,7 +119,7 @@ glue("depth_fold", f"{others.min() / med[test_secs].max():.0f} to {others.max() 
 # total count: depth differences between the spots of a section are removed, but each section
 # keeps its own scale (these medians), so the difference between sections stays in the target:
 
-# %%
+# %% tags=["hide-input"]
 fig = pl.qc_overview(adata)
 
 # %% [markdown]
@@ -128,7 +128,7 @@ fig = pl.qc_overview(adata)
 # For the qualitative chapter we cluster each section on all genes (normalise, log1p, PCA,
 # kNN graph, Leiden; seeded).
 
-# %%
+# %% tags=["hide-input"]
 pp.leiden_per_section(adata, seed=seed)
 print(adata.obs.groupby("section", observed=True)["leiden_local"].nunique().to_string())
 
@@ -141,7 +141,7 @@ print(adata.obs.groupby("section", observed=True)["leiden_local"].nunique().to_s
 # sections, test included. The sound protocol runs the same rule on the **train** spots only; the
 # `paper` protocol fits it on all sections, and the choice is then labelled as a leak:
 
-# %%
+# %% tags=["hide-input"]
 if gene_rule == "paper_list":
     genes = pp.gene_set(adata, paper_gene_ids(), name="the authors' 250 genes")
 else:
@@ -157,19 +157,19 @@ print(f"\n{len(genes)} genes; the first ten: {', '.join(genes[:10])}")
 # uses them on that data set. HER2ST names genes by symbol, so on HER2ST the list cannot
 # be used as it is:
 
-# %%
+# %% tags=["hide-input"]
 ids = paper_gene_ids()
 print(f"the authors' genes found in {dataset}: {sum(g in adata.var_names for g in ids)} of {len(ids)}")
 
-# %%
+# %% tags=["hide-input"]
 targets = pp.make_targets(adata, genes, transform=target_transform)
 print(targets.uns["target"]["description"])
 targets
 
-# %%
+# %% tags=["hide-input"]
 fig = pl.target_overview(targets)
 
-# %%
+# %% tags=["hide-input"]
 adata.write_h5ad(out / "data.h5ad")
 targets.write_h5ad(out / "targets.h5ad")
 print("wrote data.h5ad and targets.h5ad")

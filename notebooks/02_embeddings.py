@@ -59,6 +59,7 @@ scheduler = None  # a dask.distributed scheduler address, e.g. "tcp://127.0.0.1:
 import anndata as ad
 import numpy as np
 import pandas as pd
+from myst_nb import glue
 
 from stlib import get, im, pl
 from stlib.book import store
@@ -77,7 +78,7 @@ w = None if str(weights).lower() == "none" else weights
 # parallel with Dask. Features are cached per section, keyed by the image checksum, the
 # backbone, its weights and the window, so a rerun reads them back.
 
-# %%
+# %% tags=["hide-input"]
 im.cnn_features(targets, backbone=backbone, weights=w, size=window, window_um=window_um,
                 cache_dir=store.resolve(cache_dir), scheduler=scheduler, progress=False)
 info = targets.uns["cnn_features"]
@@ -90,14 +91,14 @@ print("windows padded at the image border, per section:", dict(info["n_padded"])
 # %% [markdown]
 # What the CNN sees: a few windows of the first training section.
 
-# %%
+# %% tags=["hide-input"]
 fig = pl.window_gallery(targets, section=get.sections(targets, get.split_mask(targets, "train"))[0], n=6, size=window, seed=seed,
                         window_um=window_um)
 
 # %% [markdown]
 # ## PCA on train, KNN pooling, neighbourhood graph
 
-# %%
+# %% tags=["hide-input"]
 data = ad.read_h5ad(out / "data.h5ad") if proto.neighbors == "expression" else None
 protocols.build_features(targets, proto, data=data, n_comps=n_comps, n_neighbors=n_neighbors, seed=seed)
 print(f"neighbours for pooling and the graph SVD: {targets.uns['neighbors_for_features']}"
@@ -107,8 +108,10 @@ ev = pd.DataFrame({
     "KNN-pooled PCA": np.cumsum(targets.uns["X_img_knn_pca"]["explained_variance_ratio"]),
 }, index=np.arange(1, n_comps + 1))
 print("variance explained by 32 components (train):", ev.iloc[-1].round(3).to_dict())
+glue("ev_image", f"{ev.iloc[-1]['image PCA']:.0%}", display=False)
+glue("ev_knn", f"{ev.iloc[-1]['KNN-pooled PCA']:.0%}", display=False)
 
-# %%
+# %% tags=["hide-input"]
 fig = pl.embeddings_overview(targets, ev)
 
 # %% [markdown]
@@ -122,14 +125,16 @@ fig = pl.embeddings_overview(targets, ev)
 # sections**: component 3 of one section has no reason to mean what component 3 of another
 # means. We keep the paper's design and discuss it on the deviations page.
 
-# %%
+# %% tags=["hide-input"]
 store.write_embeddings(targets, out)
 print({k: targets.obsm[k].shape for k in ("X_cnn", "X_img_pca", "X_img_knn_pca", "X_graph_svd")})
 
 # %% [markdown]
 # ## Summary
 #
-# - Three embeddings of 32 dimensions per spot; PCA fitted on train only.
+# - Three embeddings of 32 dimensions per spot, PCA fitted on train only: the 32 components keep
+#   {glue:text}`ev_image` of the image features' variance on the train spots
+#   ({glue:text}`ev_knn` of the KNN-pooled features').
 # - Next: [count models](03_glm).
 
 # %% tags=["remove-input", "nbval-ignore-output"]

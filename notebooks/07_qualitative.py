@@ -72,7 +72,7 @@ print(f"split {split}: sections {sections}; maps show section {section}")
 # predicted genes; panel (b) is the comparison it meant, done gene by gene: per cluster, the
 # difference between the predicted and the true cluster mean, averaged over all target genes.
 
-# %%
+# %% tags=["hide-input"]
 if gene not in targets.var_names:
     print(f"{gene} is not among the {targets.n_vars} target genes of this run; using {targets.var_names[0]} instead")
     gene = str(targets.var_names[0])
@@ -92,7 +92,7 @@ fig = pl.cluster_figure(means, errors, gene, section)
 # error near that reference means the model does not separate the clusters; one below it can
 # come from a smaller offset over the whole section as well as from separating them.
 
-# %%
+# %% tags=["hide-input"]
 train_mean = reference.reference_models(targets)[0]
 train_mean_X = get.full_predictions(targets, train_mean.predictions)
 ref = qualitative.cluster_errors(targets, {"train_mean": ad.AnnData(X=train_mean_X)}, mask=sec_mask)
@@ -102,7 +102,7 @@ glue("cluster_err_models", ", ".join(f"{m} {v:.2f}" for m, v in cluster_err.drop
 glue("cluster_err_ref", f"{cluster_err['train_mean']:.2f}", display=False)
 cluster_err.to_frame().T.round(3)
 
-# %%
+# %% tags=["hide-input"]
 add_hires_image(targets, section)
 expr = qualitative.expression_adata(targets, targets.X, sec_mask)
 expr.obs["tumour (annotation)"] = expr.obs["tumor"].astype("string").fillna("unknown").astype("category")
@@ -122,7 +122,7 @@ fig = pl.spatial_panels(expr, ["leiden", "tumour (annotation)"], section=section
 # truth gene that a model ranks lower still shows whether the model moves it the right way.
 # Unannotated spots are left out.
 
-# %%
+# %% tags=["hide-input"]
 de_mask, de_note = qualitative.de_spots(targets, de_split)
 print(de_note)
 truth = qualitative.expression_adata(targets, targets.X, de_mask)
@@ -148,7 +148,7 @@ fig = pl.de_heatmap(scores, tops)
 # The test section's H&E, then truth, prediction and error (prediction - truth) of chosen genes
 # for KNN Ridge (the report's Fig. 3 model), on the authors' target.
 
-# %%
+# %% tags=["hide-input"]
 genes_shown = [g for g in map_genes if g in targets.var_names] or list(targets.var_names[:3])
 if [g for g in map_genes if g not in targets.var_names]:
     print(f"not among this run's target genes: {[g for g in map_genes if g not in targets.var_names]}; "
@@ -156,7 +156,7 @@ if [g for g in map_genes if g not in targets.var_names]:
 fig = pl.he_image(expr, section)
 
 
-# %%
+# %% tags=["hide-input"]
 p_map = store.load_predictions(out, [map_model])[map_model]
 fig = pl.truth_prediction_maps(targets, p_map.X, genes_shown, section=section, spatial=expr.uns["spatial"],
                                model=map_model, value_label="log-normalised (authors')")
@@ -166,7 +166,7 @@ fig = pl.truth_prediction_maps(targets, p_map.X, genes_shown, section=section, s
 # everywhere in this section. That is an offset between patients, not a spatial pattern: the
 # share of each gene's squared error that is its mean offset over the section:
 
-# %%
+# %% tags=["hide-input"]
 off = qualitative.offset_share(np.asarray(targets.X)[sec_mask], np.asarray(p_map.X)[sec_mask])
 off.index = targets.var_names
 print(off.loc[genes_shown].round(3).to_string())
@@ -180,7 +180,7 @@ glue("offset_share_median", f"{off['offset share'].median():.2f}", display=False
 # authors' target scales each section to its own median depth, so a section with a low median
 # sits lower everywhere; on a fixed total it does not.
 
-# %%
+# %% tags=["hide-input"]
 dn = ladder.prepare(ad.read_h5ad(out / "data.h5ad"), store.load_embeddings(out), protocol.as_protocol("sound"),
                     n_genes=targets.n_vars, transform="normalize_log1p", seed=seed)
 fit = protocol.fit_table_models(dn, "sound", models=(map_model,), model_cache=model_cache, seed=seed)[map_model]
@@ -201,7 +201,7 @@ glue("offset_share_median_dn", f"{dn_off['offset share'].median():.2f}", display
 # of the measured counts is one integer). The report's Fig. 4 compared two different
 # quantities (per-gene sums against per-spot totals; see the deviations page).
 
-# %%
+# %% tags=["hide-input"]
 cm = store.load_predictions(out, [count_model])[count_model]
 true_counts = targets.layers["counts"][mask]
 true_counts = true_counts.toarray() if hasattr(true_counts, "toarray") else np.asarray(true_counts)

@@ -55,7 +55,7 @@ store.write_config(out, {"intervals": dataclasses.asdict(rule)})
 glue("interval_rule", rule.describe(), display=False)
 print("intervals:", rule.describe())
 
-# %%
+# %% tags=["hide-input"]
 long = scoring.metric_table(targets, preds)
 table1 = tables.table_one(long, aggregation=aggregation)
 store.write_table(table1, out, "table1")
@@ -95,17 +95,17 @@ scoring.show(table1)
 #   book, Table I above included, such a gene counts as PCC 0, so that all models are averaged
 #   over the same 250 genes.
 
-# %%
+# %% tags=["hide-input"]
 paper = tables.paper_table()
 table1_report = tables.table_one(scoring.metric_table(targets, preds, constant="skip"), aggregation=aggregation)
 side = tables.beside_paper(table1_report, paper)  # ours in the report's convention: constant genes left out
 scoring.show(side.drop(columns=[("", "leaks / bugs")]), 4)
 
-# %%
+# %% tags=["hide-input"]
 flags = tables.leak_flags(table1)
 print("leaks / bugs of our rows:" + ("".join(f"\n  - {x}" for x in flags) if flags else " none"))
 
-# %%
+# %% tags=["hide-input"]
 fig = pl.beside_paper(side, "PCC")
 
 # %% [markdown]
@@ -120,7 +120,7 @@ fig = pl.beside_paper(side, "PCC")
 # components of the full backbone features) is the field's standard yardstick for a frozen
 # image encoder; it is also the last rows of Table I above.
 
-# %%
+# %% tags=["hide-input"]
 ref = reference.reference_models(targets)
 for r in ref:
     store.save_predictions(r, targets, out)
@@ -162,7 +162,7 @@ scoring.show(wide)
 #   is in the interval. Metrics pooled over the spots of a split, as Table I, each in the space
 #   its model is scored in (Table I's "scored in" column).
 
-# %%
+# %% tags=["hide-input"]
 scored = scoring.scored_from_files(store.load_predictions(out))
 iv, boots = scoring.interval_table(targets, scored, n_boot=n_boot, seed=seed)
 store.write_table(iv, out, "intervals")
@@ -176,7 +176,7 @@ scoring.show(tables.table_one_intervals(iv))
 # of the mean over spots contains the true mean, resampling single spots or blocks
 # (`stlib.tl.coverage`; `mc_se` is the Monte Carlo standard error):
 
-# %%
+# %% tags=["hide-input"]
 cov = coverage.coverage_table(n_sims=400, seed=seed)
 cov_show = cov[["coverage", "mc_se", "mean_width", "block_pitches"]].round(3)
 glue("coverage_table", cov_show, display=False)  # the methods page shows it
@@ -195,7 +195,7 @@ cov_show
 # section R2 is dominated by a few genes that are almost constant there (see above): its wide
 # interval says the same.
 
-# %%
+# %% tags=["hide-input"]
 rows = [m for m in {**tables.PAPER_ROWS, **tables.PROBE_ROWS}.values() if m in scored]
 iv_all, _ = scoring.interval_table(targets, {m: scored[m] for m in rows}, n_boot=n_boot, seed=seed, rank_stats=True)
 store.write_table(iv_all, out, "table1_intervals")
@@ -209,7 +209,7 @@ tables.table_one_every_metric(iv_all)
 # ceiling; test is never used to choose) against the depth-only model, a reference given each
 # test spot's measured total counts, with the paired 95% interval of their difference on test.
 
-# %%
+# %% tags=["hide-input"]
 print(tables.depth_sentence(long, aggregation=aggregation, boots=boots))
 dc = tables.depth_comparison(long, aggregation=aggregation, boots=boots)
 glue("answer_model", dc.get("model", "n/a"), display=False)
@@ -224,10 +224,10 @@ glue("design_line", readings.design_line(targets), display=False)
 # The same for every model, valid and test, ordered by the test fraction of the ceiling; the
 # train mean predicts one constant per gene, so every gene counts as 0 for it.
 
-# %%
+# %% tags=["hide-input"]
 scoring.show(tables.intervals_wide(iv))
 
-# %%
+# %% tags=["hide-input"]
 fig = pl.metric_bars(wide.xs("pearson", axis=1, level=0), "pearson",
                      title=f"mean PCC over genes ({aggregation})")
 
@@ -238,7 +238,7 @@ fig = pl.metric_bars(wide.xs("pearson", axis=1, level=0), "pearson",
 # differ by at most {glue:text}`max_aggregation_gap` over all models and splits (a split of a
 # single section gives the same number under both).
 
-# %%
+# %% tags=["hide-input"]
 side_by_side = tables.aggregations_side_by_side(long, "pearson")
 gap = (side_by_side["pooled"] - side_by_side["per_section_mean"]).abs()
 glue("max_aggregation_gap", f"{np.nanmax(gap.to_numpy()):.3f}", display=False)

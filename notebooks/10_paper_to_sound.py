@@ -67,12 +67,12 @@ print(f"data set {config['dataset']}; backbone {config['backbone']} ({config['we
 # Each row is a protocol; a step changes the one choice its name gives, the rest as in the row
 # above.
 
-# %%
+# %% tags=["hide-input"]
 steps = pd.DataFrame([{"step": label, **{k: v for k, v in p.as_dict().items() if k != "name"}}
                       for label, p in protocol.LADDER]).set_index("step")
 steps
 
-# %%
+# %% tags=["hide-input"]
 long = ladder.run_ladder(data, feats, n_genes=n_genes, seed=seed, model_cache=model_cache, mlp_epochs=mlp_epochs,
                          gnn_epochs=gnn_epochs, authors_gnn_epochs=authors_gnn_epochs, n_jobs=n_jobs,
                          n_boot=n_boot)
@@ -84,7 +84,7 @@ store.write_table(long, out, "ladder", index=False)
 # The report's row, then each step. Read down a column to see which choice moved that model's
 # number.
 
-# %%
+# %% tags=["hide-input"]
 paper = tables.paper_table()
 pcc = ladder.step_table(long, "pearson", paper=paper)
 scoring.show(pcc, 3)
@@ -94,10 +94,10 @@ scoring.show(pcc, 3)
 #
 # NB rows are on raw counts (as the report's) until the GLM step, in the target's space after.
 
-# %%
+# %% tags=["hide-input"]
 scoring.show(ladder.step_table(long, "mse", paper=paper), 3)
 
-# %%
+# %% tags=["hide-input"]
 fig = pl.ladder_lines(pcc.drop(index=pcc.index[0]))
 
 # %% [markdown]
@@ -109,7 +109,7 @@ fig = pl.ladder_lines(pcc.drop(index=pcc.index[0]))
 # row, not of the change between two rows: where two rows' intervals do not overlap, the step
 # clearly moved that model; where they overlap, this table cannot tell.
 
-# %%
+# %% tags=["hide-input"]
 scoring.show(ladder.step_intervals(long, "fraction", split="test"))
 
 # %% [markdown]
@@ -118,7 +118,7 @@ scoring.show(ladder.step_intervals(long, "fraction", split="test"))
 # For each step, the largest change of valid and of test PCC over the six models (the step minus
 # the row above):
 
-# %%
+# %% tags=["hide-input"]
 body = pcc.drop(index=pcc.index[0])
 delta = body.diff().iloc[1:]
 moved = pd.DataFrame({
@@ -146,9 +146,9 @@ glue("test_down", ", ".join(f"{m} ({change.loc[m, 'Test']:+.3f})" for m in down)
 # network once (seed 0), so the comparison is with Table I's seed-0 fits; Table I itself scores
 # the networks as the mean over their seeds. The leaks and bugs that each step still carries:
 
-# %%
+# %% tags=["hide-input"]
 one_fit = scoring.metric_table(store.load_targets(out, embeddings=False), store.load_predictions(out), seeds=False)
-t1 = tables.table_one(one_fit, aggregation="pooled").set_index(["model", "split"])["PCC"]
+t1 = tables.table_one(one_fit, aggregation="pooled")["PCC"]
 check = tables.same_numbers(body.iloc[-1], t1)
 print(f"the last step reproduces chapter 8's Table I (seed-0 fits): {check['same']} ({check['n']} numbers, "
       f"compared to within {check['tol']:.1e})")

@@ -71,8 +71,8 @@ run_rule = targets.uns["gene_selection"].get("rule_name", "paper")
 #
 # The run's 250 genes, and for comparison the 250 of the other rule, both chosen on the train
 # sections: the authors' rule (`paper`: 1,000 Seurat highly variable genes, then the 250 with the
-# highest mean) and this book's earlier rule (`book`: the 1,000 with the highest mean, then the
-# 250 with the highest variance).
+# highest mean) and an alternative rule (`book`: the 1,000 with the highest mean, then the 250
+# with the highest variance).
 
 # %% tags=["hide-input"]
 genes = {run_rule: list(targets.var_names)}

@@ -77,7 +77,7 @@ print(f"\ngene rule {config['gene_rule']!r}, target {config['target_transform']!
 # background; the reader registers them by maximising the spots on tissue over translations
 # (`stlib.io.register`). What it found:
 
-# %%
+# %% tags=["hide-input"]
 reg = data.uns["load_report"]["A2"]["spot_transform"]["registration"]
 print(f"translation {reg['translation']} px of the app view; spots off tissue "
       f"{reg['off_tissue_before']:.1%} before, {reg['off_tissue_after']:.1%} after")
@@ -93,11 +93,11 @@ print("A1 tumour annotation from", labels["tumor_source"].iloc[0] if "tumor_sour
 # around B and C, so that the two differ in resolution only. The network sees the same 155 um
 # window either way, resampled to 224 px:
 
-# %%
+# %% tags=["hide-input"]
 views = patients.views(data, store.resolve(image_dir))
 fig = pl.resolution_pairs(views, ["C3", "B4", "A1"], n_per_section=2, seed=seed, window_um=window_um)
 
-# %%
+# %% tags=["hide-input"]
 feats = {name: patients.spot_features(v, backbone=backbone, weights=None if weights == "none" else weights,
                                       window_um=window_um, n_neighbors=n_neighbors,
                                       cache_dir=store.resolve(cache_dir))
@@ -112,7 +112,7 @@ change.round(3)
 # train (patient C) at each resolution and scored on valid (A) and test (B), with the paired
 # difference common minus native (the same genes and the same bootstrap draws at both):
 
-# %%
+# %% tags=["hide-input"]
 study, diffs = patients.resolution_study(data, feats, split, n_genes=config["n_genes"],
                                          gene_rule=config["gene_rule"], transform=config["target_transform"],
                                          n_boot=n_boot, seed=seed)
@@ -120,7 +120,7 @@ store.write_table(study, out, "resolution_study")
 shown = study.assign(**{"PCC [95% CI]": scoring.with_interval(study["pcc"], study["pcc_lo"], study["pcc_hi"])})
 shown["PCC [95% CI]"].unstack("resolution")
 
-# %%
+# %% tags=["hide-input"]
 diffs.assign(**{"common - native [95% CI]": scoring.with_interval(diffs["difference"], diffs["lo"], diffs["hi"])})[
     ["common - native [95% CI]", "excludes_zero"]]
 
@@ -132,7 +132,7 @@ diffs.assign(**{"common - native [95% CI]": scoring.with_interval(diffs["differe
 # difference in expression, unless it lowers the KNN probe's **valid** PCC with a paired
 # interval below zero. Test rows are never read.
 
-# %%
+# %% tags=["hide-input"]
 choice = patients.choose_resolution(diffs)
 other = "native" if choice["choice"] == "common" else "common"
 print(f"chosen: {choice['choice']} ({choice['reason']})")
@@ -148,7 +148,7 @@ print(f"chosen: {choice['choice']} ({choice['reason']})")
 # BCa) and the fraction of the fold's
 # noise ceiling (chapter 11):
 
-# %%
+# %% tags=["hide-input"]
 main = patients.leave_one_patient_out(data, feats[choice["choice"]], n_genes=config["n_genes"],
                                       gene_rule=config["gene_rule"], transform=config["target_transform"],
                                       n_boot=n_boot, seed=seed)
@@ -157,10 +157,10 @@ store.write_table(scores, out, "patient_cv")
 store.write_table(records, out, "patient_cv_folds")
 records
 
-# %%
+# %% tags=["hide-input"]
 cv.table(scores)
 
-# %%
+# %% tags=["hide-input"]
 fig = pl.cv_folds(scores)
 
 # %% [markdown]
@@ -168,7 +168,7 @@ fig = pl.cv_folds(scores)
 # of spots within the held-out patients; it cannot carry the choice of patients (three are too
 # few to estimate that), which the smallest and largest fold show instead:
 
-# %%
+# %% tags=["hide-input"]
 mean = main["mean"]
 store.write_table(mean, out, "patient_cv_mean")
 mean.assign(**{"mean PCC [95% CI]": scoring.with_interval(mean["pcc"], mean["pcc_lo"], mean["pcc_hi"])})[
@@ -177,7 +177,7 @@ mean.assign(**{"mean PCC [95% CI]": scoring.with_interval(mean["pcc"], mean["pcc
 # %% [markdown]
 # The same folds at the resolution not chosen, as a sensitivity check (not a choice):
 
-# %%
+# %% tags=["hide-input"]
 sens = patients.leave_one_patient_out(data, feats[other], n_genes=config["n_genes"], gene_rule=config["gene_rule"],
                                       transform=config["target_transform"], n_boot=n_boot, seed=seed)["mean"]
 sens.assign(**{"mean PCC [95% CI]": scoring.with_interval(sens["pcc"], sens["pcc_lo"], sens["pcc_hi"])})[
@@ -190,7 +190,7 @@ sens.assign(**{"mean PCC [95% CI]": scoring.with_interval(sens["pcc"], sens["pcc
 # every spot with `normalize_total` and `log1p`, hold out patients, and report the mean over
 # genes of each gene's PCC. The same folds under that protocol:
 
-# %%
+# %% tags=["hide-input"]
 field = patients.leave_one_patient_out(data, feats[choice["choice"]], n_boot=n_boot, seed=seed,
                                        **patients.FIELD_PROTOCOL)
 store.write_table(field["scores"], out, "field_protocol_folds")
@@ -200,7 +200,7 @@ cv.table(field["scores"])
 # Beside the published numbers (`data/field_benchmarks.yaml`: each with its conditions, the
 # table it was read in, and whether it could be verified against a first-party source here):
 
-# %%
+# %% tags=["hide-input"]
 pub = patients.published()
 comparison = patients.field_comparison(field["mean"], pub, models={
     "hest_probe": "this book: HEST probe, single spot", "knn_hest_probe": "this book: HEST probe, KNN-pooled"})
@@ -210,7 +210,7 @@ comparison[["mean PCC", "verified"]]
 # %% [markdown]
 # The conditions of each number, and where it was read:
 
-# %%
+# %% tags=["hide-input"]
 with pd.option_context("display.max_colwidth", 100):
     display(comparison[["conditions"]])
     display(comparison[["encoder", "source"]])

@@ -75,7 +75,7 @@ print(f"{len(claims)} claims, {sum(len(c.comparisons) for c in claims)} comparis
 # %% [markdown]
 # ## The claims, and how the book reads them
 
-# %%
+# %% tags=["hide-input"]
 claims_table = pd.DataFrame([{"claim": c.label, "section": c.where, "the report says": f"“{c.quote}”",
                               "the book checks": c.reading} for c in claims])
 display(HTML(claims_table.to_html(index=False, classes="prose")))
@@ -87,7 +87,7 @@ display(HTML(claims_table.to_html(index=False, classes="prose")))
 # target's space; the networks refitted with several seeds (chapters 5 and 6) as the mean over
 # their seeds, every interval drawing the seeds with the spots.
 
-# %%
+# %% tags=["hide-input"]
 if config["target_transform"] != "paper":
     raise ValueError(f"this chapter expects the run's target to be the authors' ('paper'), not {config['target_transform']!r}")
 targets = store.load_targets(out, embeddings=False)
@@ -105,7 +105,7 @@ print("scored as the mean over their seeds (seeds resampled with the spots):",
 # The same genes rule, features and models, refitted on `log1p` of the raw counts (the
 # sound protocol; `stlib.book.ladder.prepare`, `stlib.book.protocol.fit_table_models`).
 
-# %%
+# %% tags=["hide-input"]
 data = ad.read_h5ad(out / "data.h5ad")
 feats = store.load_embeddings(out)
 raw = ladder.prepare(data, feats, protocol.as_protocol("sound"), n_genes=config["n_genes"], transform="log1p", seed=seed)
@@ -116,7 +116,7 @@ _, boots_raw = scoring.interval_table(raw, scoring.scored_from_results(fits), sp
 judged["log1p"] = verdict.judge(claims, boots_raw)
 print(f"genes shared by the two targets' selections: {len(set(raw.var_names) & set(targets.var_names))} of {raw.n_vars}")
 
-# %%
+# %% tags=["hide-input"]
 both = pd.concat(judged, names=["target"]).reset_index(level=0)
 store.write_table(both, out, "verdict", index=False)
 fig = pl.claim_differences(both.assign(target=both["target"].map(TARGETS)))
@@ -164,7 +164,7 @@ glue("mlp_test_paper", f"{j.loc['mlp > gnn_paper (PCC, test)', 'score (better)']
 # above (same replicates, same rule): a claim whose outcome changes from column to column rests
 # on which fit was drawn, and its outcome under the mean is the one to read.
 
-# %%
+# %% tags=["hide-input"]
 seed_names = [k.replace("_", " ") for k in store.seed_layers(preds[next(iter(seeded))])] if seeded else None
 by_seed = verdict.judge_by_seed(claims, targets, scored, n_boot=n_boot, seed=seed, seed_names=seed_names)
 by_seed.insert(0, "mean over seeds", verdict.verdicts(judged["paper"]))
@@ -185,7 +185,7 @@ by_seed
 # The claimed difference (better minus worse; for MSE, worse minus better) with its paired 95%
 # interval. Scores are means over genes, pooled over the spots of the split.
 
-# %%
+# %% tags=["hide-input"]
 cell = scoring.with_interval(both["claimed difference"], both["lo"], both["hi"]) + ": " + both["outcome"]
 every = both.assign(cell=cell).pivot(index=["claim", "comparison"], columns="target", values="cell")
 every = every.reindex(index=pd.MultiIndex.from_frame(judged["paper"][["claim", "comparison"]]), columns=list(judged))

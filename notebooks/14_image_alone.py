@@ -72,11 +72,11 @@ print(f"train {st.get.sections(targets, masks['train'])}, valid {st.get.sections
 # guide here: in the table it hardly moves across the grid, as it ignores the predictions'
 # scale, while the valid error does move: it is higher on both sides of the chosen penalty.
 
-# %%
+# %% tags=["hide-input"]
 fitted, info = st.predictor.fit_image_model(targets, seed=seed)
 info["grid"].round(4)
 
-# %%
+# %% tags=["hide-input"]
 folder = st.predictor.save_model(fitted, out / "model")
 model = st.predictor.load_model(folder, genes=list(targets.var_names))
 meta = st.predictor.describe(model)
@@ -91,7 +91,7 @@ print(f"training resolution {meta['um_per_px_train']:.3f} um/px; weights sha256 
 # A model is refused when it cannot be what the user thinks it is: another format version,
 # arrays that are not the saved ones, other genes, or features from another backbone.
 
-# %%
+# %% tags=["hide-input"]
 for what, call in {
     "other genes": lambda: st.predictor.load_model(folder, genes=[*targets.var_names[:-1], "NOT_A_GENE"]),
     "same genes, other order": lambda: st.predictor.load_model(folder, genes=list(targets.var_names[::-1])),
@@ -112,7 +112,7 @@ for what, call in {
 # 95% intervals of chapter 8's rule (blocks of neighbouring spots, BCa); beside them, the fraction of the noise ceiling of the
 # section's counts (chapter 11).
 
-# %%
+# %% tags=["hide-input"]
 test = targets[masks["test"]].copy()
 rows, preds = [], {}
 for sec in test_sections:
@@ -137,7 +137,7 @@ spots_table.round(3)
 # %% [markdown]
 # ## From the image alone: a grid over the tissue
 
-# %%
+# %% tags=["hide-input"]
 grids = {}
 for sec in test_sections:
     image = test.uns["spatial"][sec]["metadata"]["image_path"]
@@ -147,7 +147,7 @@ for sec in test_sections:
           f"({model.meta['spot_pitch_um']:g} um at {g['um_per_px']:.3f} um/px, {g['um_per_px_source']}); "
           f"{g['grid']['n_tissue']} grid spots on tissue; the array measured {int(get.section_mask(test, sec).sum())}")
 
-# %%
+# %% tags=["hide-input"]
 sec0 = test_sections[0]
 fig = pl.tissue_grid(grids[sec0], measured_xy=np.asarray(test[get.section_mask(test, sec0)].obsm["spatial"]))
 
@@ -158,7 +158,7 @@ fig = pl.tissue_grid(grids[sec0], measured_xy=np.asarray(test[get.section_mask(t
 # the two predictions are also compared with each other, gene by gene: how much moving a
 # window (and the neighbourhood it is pooled over) by up to 141 um changes what the model says.
 
-# %%
+# %% tags=["hide-input"]
 match = {sec: st.predictor.match_spots(grids[sec], np.asarray(test[get.section_mask(test, sec)].obsm["spatial"]))
          for sec in test_sections}
 have = np.concatenate([match[s] >= 0 for s in test_sections])
@@ -174,7 +174,7 @@ print(f"grid vs spot prediction, per gene Pearson: median {agree.median():.2f} "
       f"(quartiles {agree.quantile(0.25):.2f} to {agree.quantile(0.75):.2f})")
 grid_table.round(3)
 
-# %%
+# %% tags=["hide-input"]
 table = pd.concat([spots_table, grid_table.loc[["image alone, tissue grid"]]])
 store.write_table(table, out, "image_alone")
 
@@ -183,7 +183,7 @@ store.write_table(table, out, "image_alone")
 #
 # The genes the model predicts best on valid. Each row shares one colour scale.
 
-# %%
+# %% tags=["hide-input"]
 genes = model.best_genes(n_maps)
 part = test[get.section_mask(test, sec0)]
 expr = part[:, genes].copy()
@@ -196,7 +196,7 @@ lims = [(float(min(expr.obs[f"{g} measured"].min(), expr.obs[f"{g} at the spots"
          float(max(expr.obs[f"{g} measured"].max(), expr.obs[f"{g} at the spots"].max()))) for g in genes for _ in (0, 1)]
 fig = pl.spatial_panels(expr, keys, section=sec0, ncols=2, vlims=lims, cbar_labels=["target"] * len(keys))
 
-# %%
+# %% tags=["hide-input"]
 fig = pl.prediction_map(grids[sec0], genes)
 
 # %% tags=["remove-input"]

@@ -103,13 +103,13 @@ for rule, t in rules.items():
 # The three feature variants, each computed once over every spot (and cached): the seconds are
 # what the network and the image work took.
 
-# %% tags=["nbval-ignore-output"]
+# %% tags=["hide-input", "nbval-ignore-output"]
 views, feature_cost = beyond.feature_views(
     targets, backbone=config["backbone"], weights=config["weights"], window_um=config["window_um"],
     cache_dir=store.resolve(cache_dir), scales=context_scales, stain=stain)
 pd.Series(feature_cost, name="seconds").round(0).to_frame()
 
-# %%
+# %% tags=["hide-input"]
 for name, key in views.items():
     meta = targets.uns["cnn_features" if key == "X_cnn" else f"cnn_features_{key}"]
     extra = f", stain target fitted on {meta['stain']['sections']}" if meta.get("stain") else ""
@@ -126,7 +126,7 @@ for name, key in views.items():
 # every spot as it is; each epoch then trains the last blocks and the head on one view per train
 # spot drawn at random. The same views serve both gene rules.
 
-# %% tags=["nbval-ignore-output"]
+# %% tags=["hide-input", "nbval-ignore-output"]
 t0 = time.perf_counter()
 windows = st.im.spot_windows(targets, window_um=config["window_um"])
 split_windows = {s: windows[m] for s, m in masks.items()}
@@ -136,7 +136,7 @@ view_seconds = time.perf_counter() - t0
 print(f"windows and frozen views: {view_seconds:.0f} s; train views {fviews.train.shape}, "
       f"{fviews.train.nbytes / 2**20:.0f} MiB")
 
-# %%
+# %% tags=["hide-input"]
 tuned, tune_cost = {}, {}
 for rule, t in rules.items():
     Y = st.get.split_arrays(t, ["X"])
@@ -148,7 +148,7 @@ for rule, t in rules.items():
     print(f"{rule} genes: best epoch {s['best_epoch']} of {s['epochs_run']} run (valid loss "
           f"{s['best_val_loss']:.4f}, standardised targets); {s['n_trainable_weights']:,} weights trained")
 
-# %%
+# %% tags=["hide-input"]
 curves = pd.concat({r: tuned[r].history for r in rules}, names=["rule"]).reset_index(level=0)
 fig = pl.learning_curves(curves, list(rules), [tuned[r].settings["best_epoch"] for r in rules], by="rule")
 
@@ -162,7 +162,7 @@ fig = pl.learning_curves(curves, list(rules), [tuned[r].settings["best_epoch"] f
 # measured total count, which no image model knows) is the reference of chapters 8 and 11.
 # *valid pcc* chose between settings; the test columns are scored once.
 
-# %%
+# %% tags=["hide-input"]
 tables, results = {}, {}
 for rule, t in rules.items():
     res, cost = beyond.frozen_variants(t, views, feature_cost=feature_cost, seed=seed)
@@ -181,10 +181,10 @@ beyond.readable(table).rename(index={"depth_only": "depth only (oracle)"}, level
 # The cost of each variant: its features (network passes, image work) and its head, in seconds
 # on this machine (the fine-tuned CNN: its windows, views and training).
 
-# %% tags=["nbval-ignore-output"]
+# %% tags=["hide-input", "nbval-ignore-output"]
 table["seconds"].unstack("rule").round(0)
 
-# %%
+# %% tags=["hide-input"]
 fig = pl.variants_vs_ceiling(tables)
 
 # %% [markdown]
@@ -193,7 +193,7 @@ fig = pl.variants_vs_ceiling(tables)
 # %% [markdown]
 # ## What each choice settled on
 
-# %%
+# %% tags=["hide-input"]
 for rule, res in results.items():
     print(f"{rule} genes:")
     for r in res:
@@ -221,7 +221,7 @@ for key, value in readings.best_variant_readings(tables, beyond.PROBE).items():
 # same penalty), the same rank on all frozen views together, and smoothed. Every row keeps the
 # chosen penalty; differences are paired against the chosen head.
 
-# %%
+# %% tags=["hide-input"]
 run_rule = gene_rules[0]
 t = rules[run_rule]
 chosen = next(r for r in results[run_rule] if r.name == "reduced-rank ridge")
@@ -273,7 +273,7 @@ if ablate_finetune:
 # recipe row is therefore not this page's fine-tuned CNN (compare their valid PCC); read its
 # rows against each other only.
 
-# %%
+# %% tags=["hide-input"]
 record_table, record = store.read_record(finetune_record)
 print(f"recorded {record['date']} at commit {record['commit']} on {record['cores']} cores: {record['command']}")
 print(f"{record['backbone']}, {record['gene_rule']} gene rule, test section(s) {record['test_sections']}, "

@@ -69,7 +69,7 @@ print(f"chapter parameters of the runs: {record['chapter_params']}")
 # costs of the small ones pull it down, so a size that was not run is extrapolated with the
 # exponent between the two largest measured sizes (`stlib.book.scale.extrapolate`).
 
-# %%
+# %% tags=["hide-input"]
 table = scale.wide(rows)
 table
 
@@ -78,7 +78,7 @@ table
 # with its fitted power law (dashed) and the extrapolated sizes (hollow). Middle: the total per
 # size against the budget. Right: the largest peak memory of any chapter at each measured size.
 
-# %%
+# %% tags=["hide-input"]
 fig = scale.scale_curves(rows, budget_minutes=budget_minutes, memory_gib=memory_gib)
 
 # %% [markdown]

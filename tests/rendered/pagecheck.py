@@ -6,6 +6,8 @@ For each page it reports
 - links inside the book that resolve to no file, or to a page without the ``#fragment``;
 - outputs wider than the content column: an element of the article whose right edge runs
   past the column's, unless a scrolling box (``overflow-x: auto``) inside the column holds it;
+- code cells whose input is shown without the reader asking for it (every cell of the book is
+  ``hide-input`` or ``remove-input``: the prose and outputs carry the page, the code is one click away);
 
 and keeps a screenshot of each page under ``_build/pagecheck/`` (never committed).
 
@@ -61,11 +63,14 @@ window.addEventListener("load", () => {
     wide.push({tag: el.tagName.toLowerCase(), cls: String(el.className || "").slice(0, 60),
                text: (el.innerText || el.getAttribute("src") || "").slice(0, 80), over: Math.round(r.right - right)});
   }
+  // code a reader sees without asking: a cell's input with a size (a hidden one sits in a closed <details>)
+  const code = [...art.querySelectorAll("div.cell_input")].filter((el) => el.getBoundingClientRect().height > 0)
+    .map((el) => (el.innerText || "").trim().split("\n")[0].slice(0, 80));
   const broken = [...document.images].filter((i) => !i.complete || i.naturalWidth === 0)
     .map((i) => i.getAttribute("src"));
   const out = document.createElement("pre");
   out.id = "stlib-pagecheck";
-  out.textContent = JSON.stringify({column_right: Math.round(right), wide, broken_images: broken,
+  out.textContent = JSON.stringify({column_right: Math.round(right), wide, broken_images: broken, shown_code: code,
                                     n_images: document.images.length,
                                     height: document.documentElement.scrollHeight});
   document.body.appendChild(out);
@@ -84,16 +89,18 @@ class PageReport:
     broken_images: list[str] = field(default_factory=list)
     broken_links: list[str] = field(default_factory=list)
     wide: list[dict] = field(default_factory=list)
+    shown_code: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not (self.broken_images or self.broken_links or self.wide)
+        return not (self.broken_images or self.broken_links or self.wide or self.shown_code)
 
     def problems(self) -> list[str]:
         out = [f"{self.page}: image not loaded: {s}" for s in self.broken_images]
         out += [f"{self.page}: broken link: {s}" for s in self.broken_links]
         out += [f"{self.page}: output {w['over']} px wider than the content column: <{w['tag']} class='{w['cls']}'> "
                 f"{w['text']!r}" for w in self.wide]
+        out += [f"{self.page}: code shown without asking (tag the cell hide-input): {c!r}" for c in self.shown_code]
         return out
 
 
@@ -167,6 +174,7 @@ def check_page(browser: str, html_dir: Path, doc: str, shots: Path) -> PageRepor
         raise RuntimeError(f"{page}: Chromium returned no measurement (exit {res.returncode}): {res.stderr[-500:]}")
     m = json.loads(dom.get_text())
     report.n_images, report.broken_images, report.wide = m["n_images"], m["broken_images"], m["wide"]
+    report.shown_code = m.get("shown_code", [])
     report.broken_links = broken_links(html_dir, page)
     shot = shots / (doc.replace("/", "__") + ".png")
     shot.parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
-"""The built book in headless Chromium: no missing image, broken link or overwide output.
+"""The built book in headless Chromium: no missing image, broken link, overwide output or code
+shown without asking.
 
 Run by ``./run test`` after the book build. Without a browser the checks skip with a message,
 except under ``CI=true``, where a missing browser is a failure (``.ci/run`` installs it).
@@ -39,13 +40,16 @@ def test_checks_catch_broken_pages(browser, tmp_path):
       <a href="nope.html">a</a> <a href="other.html#nothere">b</a> <a href="other.html#there">c</a>
       <div class="cell_output" style="width:1500px">too wide</div>
       <div style="overflow-x:auto"><table style="width:1500px"><tr><td>scrolls: fine</td></tr></table></div>
+      <div class="cell_input"><pre>shown = 1</pre></div>
+      <details><summary>Show code</summary><div class="cell_input"><pre>hidden = 1</pre></div></details>
       </article></body></html>""")
     r = pagecheck.check_page(browser, site, "bad", tmp_path / "shots")
     assert r.broken_images == ["missing.png"]
     assert r.broken_links == ["nope.html", "other.html#nothere"]
     assert [w["text"] for w in r.wide] == ["too wide"]
+    assert r.shown_code == ["shown = 1"]  # the one in the closed <details> is hidden
     assert r.screenshot is not None and r.screenshot.stat().st_size > 0
-    assert not r.ok and len(r.problems()) == 4
+    assert not r.ok and len(r.problems()) == 5
 
 
 def test_every_page_of_the_book_renders_cleanly(browser):
