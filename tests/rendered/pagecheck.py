@@ -64,8 +64,9 @@ window.addEventListener("load", () => {
                text: (el.innerText || el.getAttribute("src") || "").slice(0, 80), over: Math.round(r.right - right)});
   }
   // code a reader sees without asking: a cell's input with a size (a hidden one sits in a closed <details>)
-  const code = [...art.querySelectorAll("div.cell_input")].filter((el) => el.getBoundingClientRect().height > 0)
-    .map((el) => (el.innerText || "").trim().split("\n")[0].slice(0, 80));
+  const code = [...art.querySelectorAll("div.cell_input")]
+    .filter((el) => !el.closest("details:not([open])") && el.getBoundingClientRect().height > 0 && (el.innerText || "").trim())
+    .map((el) => (el.innerText || "").trim().split("\\n")[0].slice(0, 80));
   const broken = [...document.images].filter((i) => !i.complete || i.naturalWidth === 0)
     .map((i) => i.getAttribute("src"));
   const out = document.createElement("pre");

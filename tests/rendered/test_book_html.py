@@ -87,3 +87,18 @@ def test_download_links_resolve(pages: dict[str, BeautifulSoup]) -> None:
             target = (page_dir / href).resolve()
             assert target.is_file(), f"{doc}: {href} -> {target} missing"
         assert (page_dir / f"{stem}.py").read_text() == (ROOT / "notebooks" / f"{stem}.py").read_text()
+
+
+def test_chapters_executed_in_order_at_one_commit(pages: dict[str, BeautifulSoup]) -> None:
+    """One run of the pipeline made the book: every chapter at the same commit, none with local
+    changes to the code, executed in the order of the table of contents (a chapter that ran
+    before the one whose outputs it reads would show stale numbers)."""
+    commits, times = {}, []
+    for doc, soup in pages.items():
+        rows = {tr.th.get_text(strip=True): tr.td for tr in _block(soup, doc).select("tr")}
+        commits[doc] = rows["Code"].select("code[title]")[0]["title"]
+        assert "local changes" not in rows["Code"].get_text(), f"{doc}: executed with local changes to the code"
+        times.append((re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", rows["Executed"].get_text()).group(0), doc))
+    assert len(set(commits.values())) == 1, f"chapters executed at several commits: {commits}"
+    order = [doc for _, doc in times]
+    assert [doc for _, doc in sorted(times)] == order, f"chapters not executed in the order of _toc.yml: {sorted(times)}"
