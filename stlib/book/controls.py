@@ -21,6 +21,7 @@ from stlib import get, metrics, pp
 from stlib.book import protocol, scoring, store
 from stlib.models import inputs
 from stlib.models import ModelResult
+from stlib.tl import uncertainty
 
 FEATURE_KEYS = ("X_cnn", "X_img_pca", "X_cnn_knn", "X_img_knn_pca", "X_graph_svd")
 
@@ -156,17 +157,18 @@ def depth_partial(targets: ad.AnnData, predictions: dict[str, ad.AnnData], split
         ry = y - Z @ np.linalg.lstsq(Z, y, rcond=None)[0]
         resid, plain, n_part = {}, {}, {}
         for m in names:
-            fits = np.asarray(scored[m][0][s], dtype=np.float64)
-            fits = fits[None] if fits.ndim == 2 else fits
+            fits = uncertainty.seed_stack(m, scored[m][0][s], y.shape)
             parts = []
-            for f in fits:
+            for k, f in enumerate(fits):
+                has_partial = np.isfinite(partial_pearson(y, f, logd[s]))
+                if k == 0:
+                    n_part[m] = int(has_partial.sum())
                 r = f - Z @ np.linalg.lstsq(Z, f, rcond=None)[0]
-                r[:, ~np.isfinite(partial_pearson(y, f, logd[s]))] = 0.0  # nothing beyond depth: a constant
+                r[:, ~has_partial] = 0.0  # nothing beyond depth: a constant
                 parts.append(r)
             resid[m] = np.stack(parts) if len(parts) > 1 else parts[0]
             plain[m] = float(np.mean([metrics.evaluate({s: y}, {s: f}, genes, constant=rule.constant).loc[s, "pearson"]
                                       for f in fits]))
-            n_part[m] = int(np.isfinite(partial_pearson(y, fits[0], logd[s])).sum())
         bs = scoring.rule_bootstrap(ry, resid, coords=(np.asarray(targets.obsm["spatial"], dtype=np.float64)[mask]
                                                        if "spatial" in targets.obsm else None),
                                     sections=targets.obs.loc[mask, "section"].astype(str).to_numpy(),

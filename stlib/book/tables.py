@@ -229,8 +229,7 @@ def per_gene_table(targets: ad.AnnData, scored: Mapping[str, Scored], split_ceil
     for name, (P, space) in scored.items():
         if space != "target" or (models is not None and name not in models) or split not in P:
             continue
-        fits = np.asarray(P[split], dtype=np.float64)
-        fits = fits[None] if fits.ndim == 2 else fits  # a model with seeds: the mean over them
+        fits = uncertainty.seed_stack(name, P[split], Y.shape)  # a model with seeds: the mean over them
         out[name] = np.mean([metrics.per_gene_metrics(Y, f, genes)["pearson"].to_numpy() for f in fits], axis=0)
     out.attrs["n_spots"] = int(mask.sum())
     return out.sort_values("ceiling", ascending=False)

@@ -43,6 +43,7 @@ same replicates for both, :meth:`Bootstrap.difference`) excludes zero.
 from __future__ import annotations
 
 import warnings
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -572,7 +573,6 @@ def seed_multiplicities(name: str, n_seeds: int, n_boot: int, seed: int) -> np.n
     """
     if n_seeds == 1:
         return None
-    import zlib
     rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
     return rng.multinomial(n_seeds, np.full(n_seeds, 1.0 / n_seeds), size=n_boot)
 
