@@ -40,12 +40,10 @@ maxiter = 100
 model_cache = "cache/models"  # joblib cache of fitted models; None to always refit
 
 # %% tags=["hide-input"]
-import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 from myst_nb import glue
 
-from stlib import get
+from stlib import get, pl
 from stlib.book import scoring, store
 from stlib.book import protocol as protocols
 from stlib.models import glm, inputs
@@ -83,13 +81,7 @@ status
 # %% tags=["hide-input"]
 c = counts["train"]
 moments, paper_alpha = glm.apriori_alpha(c)[1], glm.apriori_alpha_paper(c)
-fig, ax = plt.subplots(figsize=(5, 3), layout="constrained")
-bins = np.linspace(-4, 4, 41)
-ax.hist(np.log10(moments[moments > 0]), bins=bins, color="grey", alpha=0.7, label="(v - m) / m^2 (NB2 dispersion)")
-ax.hist(np.log10(paper_alpha[paper_alpha > 0]), bins=bins, color="tab:red", alpha=0.5, label="m^2 / (v - m) (the authors)")
-ax.set_xlabel("log10 alpha (train counts)")
-ax.set_ylabel("genes")
-_ = ax.legend(fontsize=8)
+fig = pl.dispersion_histogram(moments, paper_alpha)
 s = next(r for r in results if r.name == "nb_apriori").settings
 print(s["alpha_rule"])
 print({k: s[k] for k in s if k.startswith("n_alpha")})

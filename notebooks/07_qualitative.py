@@ -107,7 +107,8 @@ add_hires_image(targets, section)
 expr = qualitative.expression_adata(targets, targets.X, sec_mask)
 expr.obs["tumour (annotation)"] = expr.obs["tumor"].astype("string").fillna("unknown").astype("category")
 fig = pl.spatial_panels(expr, ["leiden", "tumour (annotation)"], section=section,
-                        titles=[f"Leiden clusters, {section}", f"tumour ({expr.obs['tumor_source'].iloc[0]})"])
+                        titles=[f"Leiden clusters, {section}", f"tumour ({expr.obs['tumor_source'].iloc[0]})"],
+                        crop_margin=0.03)
 
 # %% [markdown]
 # ## Fig. 2: the tumour genes of the truth and of each model

@@ -188,6 +188,9 @@ scoring.show(pd.DataFrame({
                      ((sp, "depth removed [95% interval]"),
                       scoring.with_interval(partial[("PCC, depth removed", sp)], partial[("lo", sp)], partial[("hi", sp)])))}))
 
+# %% tags=["remove-input"]
+store.download(out, "depth_partial")
+
 # %% tags=["hide-input"]
 image_models = partial.drop(index=[m for m in ("depth_only", "train_mean") if m in partial.index])
 ratio = (image_models[("PCC, depth removed", "test")] / image_models[("PCC", "test")]).dropna()

@@ -95,6 +95,9 @@ store.write_table(by_split, out, "ceiling_splits", index=False)
 summary = ceiling.ceiling_summary(by_section, by_split)
 scoring.show(summary, 2)
 
+# %% tags=["remove-input"]
+store.download(out, "ceiling_sections")
+
 # %% tags=["hide-input"]
 fig = pl.ceiling_by_section(by_section)
 
@@ -209,6 +212,9 @@ for key, value in readings.per_gene_reading(per_gene, data, split="test").items(
     glue(key, value, display=False)
 scoring.show(per_gene[["mean count", "detected in", "ceiling", *models]].head(15), 2)
 
+# %% tags=["remove-input"]
+store.download(out, "per_gene")
+
 # %% [markdown]
 # Of the {glue:text}`n_genes_ceiling` genes with a ceiling on the test split,
 # {glue:text}`n_zero_ceiling` have none at all (a ceiling of 0: at this depth their variation
@@ -252,6 +258,9 @@ glue("n_reliable_depth", str(int(reliable.loc["depth_only", "reliable genes"])) 
      else "n/a", display=False)
 glue("reliable_chance", f"{reliable['expected by chance'].iloc[0]:.0f}", display=False)
 reliable
+
+# %% tags=["remove-input"]
+store.download(out, "per_gene_intervals")
 
 # %% [markdown]
 # The ten genes {glue:text}`top_model` predicts best, with their intervals (every model's are in

@@ -157,6 +157,9 @@ store.write_table(scores, out, "patient_cv")
 store.write_table(records, out, "patient_cv_folds")
 records
 
+# %% tags=["remove-input"]
+store.download(out, "patient_cv")
+
 # %% tags=["hide-input"]
 cv.table(scores)
 

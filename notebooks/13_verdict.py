@@ -190,7 +190,8 @@ cell = scoring.with_interval(both["claimed difference"], both["lo"], both["hi"])
 every = both.assign(cell=cell).pivot(index=["claim", "comparison"], columns="target", values="cell")
 every = every.reindex(index=pd.MultiIndex.from_frame(judged["paper"][["claim", "comparison"]]), columns=list(judged))
 every.columns = [TARGETS[t] for t in every.columns]
-every
+display(every)
+store.download(out, "verdict")
 
 # %% [markdown]
 # ## Summary

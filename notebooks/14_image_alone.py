@@ -178,10 +178,14 @@ grid_table.round(3)
 table = pd.concat([spots_table, grid_table.loc[["image alone, tissue grid"]]])
 store.write_table(table, out, "image_alone")
 
+# %% tags=["remove-input"]
+store.download(out, "image_alone")
+
 # %% [markdown]
 # ## Maps: measured, predicted at the spots, predicted on the grid
 #
-# The genes the model predicts best on valid. Each row shares one colour scale.
+# The genes the model predicts best on valid. Each gene's three maps (measured, predicted at the
+# spots, predicted on the grid) share one colour scale.
 
 # %% tags=["hide-input"]
 genes = model.best_genes(n_maps)
@@ -192,12 +196,15 @@ for g in genes:
     expr.obs[f"{g} measured"] = np.asarray(part[:, g].X).ravel()
     expr.obs[f"{g} at the spots"] = np.asarray(preds[sec0][:, g].X).ravel()
 keys = [k for g in genes for k in (f"{g} measured", f"{g} at the spots")]
-lims = [(float(min(expr.obs[f"{g} measured"].min(), expr.obs[f"{g} at the spots"].min())),
-         float(max(expr.obs[f"{g} measured"].max(), expr.obs[f"{g} at the spots"].max()))) for g in genes for _ in (0, 1)]
-fig = pl.spatial_panels(expr, keys, section=sec0, ncols=2, vlims=lims, cbar_labels=["target"] * len(keys))
+on_grid = {g: np.asarray(grids[sec0][:, g].X).ravel() for g in genes}
+lims = {g: (float(min(expr.obs[f"{g} measured"].min(), expr.obs[f"{g} at the spots"].min(), on_grid[g].min())),
+            float(max(expr.obs[f"{g} measured"].max(), expr.obs[f"{g} at the spots"].max(), on_grid[g].max())))
+        for g in genes}  # one scale per gene, over all three maps
+fig = pl.spatial_panels(expr, keys, section=sec0, ncols=2, vlims=[lims[g] for g in genes for _ in (0, 1)],
+                        cbar_labels=["target"] * len(keys), crop_margin=0.03)
 
 # %% tags=["hide-input"]
-fig = pl.prediction_map(grids[sec0], genes)
+fig = pl.prediction_map(grids[sec0], genes, vlims=[lims[g] for g in genes])
 
 # %% tags=["remove-input"]
 r = table.round(3)

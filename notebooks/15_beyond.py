@@ -177,6 +177,9 @@ table = pd.concat(tables, names=["rule"])
 store.write_table(table, out, "beyond")  # every column, unrounded
 beyond.readable(table).rename(index={"depth_only": "depth only (oracle)"}, level="model")
 
+# %% tags=["remove-input"]
+store.download(out, "beyond")
+
 # %% [markdown]
 # The cost of each variant: its features (network passes, image work) and its head, in seconds
 # on this machine (the fine-tuned CNN: its windows, views and training).
@@ -327,8 +330,15 @@ for key, value in readings.beyond_readings(tables, results, targets, abl, parts,
 #
 # ## Summary
 #
-# - Every variant is an option of the library with its own test and cache key; the table gives
-#   what each bought and what it cost.
+# - Chosen on valid, the best image model here is {glue:text}`paper_best` (authors' gene rule),
+#   {glue:text}`paper_best_fraction` of the test ceiling against {glue:text}`paper_probe_fraction`
+#   for the frozen-feature probe; {glue:text}`book_best` under the book's rule,
+#   {glue:text}`book_best_fraction` against {glue:text}`book_probe_fraction`. Fine-tuning the CNN
+#   on five sections of one patient did not beat the probe.
+# - Against the depth-only oracle ({glue:text}`paper_oracle_fraction` and
+#   {glue:text}`book_oracle_fraction` of the ceiling), the chosen model's interval lies
+#   {glue:text}`paper_vs_oracle` (authors' rule) and {glue:text}`book_vs_oracle` (book's rule),
+#   on one test section.
 # - Next: [rerunning the book with other settings](../rerun.md) (`-p finetune_epochs 60`,
 #   `-p finetune_first_trainable block_12_expand`, `-p context_scales "[1, 2]"`).
 

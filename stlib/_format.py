@@ -14,12 +14,46 @@ def show(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     return out
 
 
-def with_interval(point: pd.Series | float, lo: pd.Series | float, hi: pd.Series | float, digits: int = 3):
-    """``"0.123 [0.100, 0.150]"`` (elementwise for Series): a value and its interval, for reading."""
+def interval_decimals(lo: float, hi: float, *, most: int = 4) -> int:
+    """Decimal places that an interval ``[lo, hi]`` supports: two significant digits of its width
+    (``[0.015, 0.040]``: 3; ``[-1584, -165]``: 0), between 0 and ``most``.
+
+    Parameters
+    ----------
+    lo, hi
+        The interval's ends.
+    most
+        The most places given (for a near-zero width).
+
+    Returns
+    -------
+    int
+        Decimal places.
+    """
+    import math
+
+    width = abs(float(hi) - float(lo))
+    if not math.isfinite(width) or width == 0:
+        return most
+    return int(min(most, max(0, math.ceil(-math.log10(width)) + 1)))
+
+
+def with_interval(point: pd.Series | float, lo: pd.Series | float, hi: pd.Series | float, digits: int | None = None):
+    """``"0.123 [0.100, 0.150]"`` (elementwise for Series): a value and its interval, for reading.
+
+    ``digits=None`` gives each value the places its interval supports (:func:`interval_decimals`),
+    so no more digits are printed than the interval allows; values of 100,000 or more are written
+    with three significant digits (``"3.35e+13 [2.1e+13, 4.4e+13]"``).
+    """
     def one(p, a, b):
         if pd.isna(p):
             return "n/a"
-        return f"{p:.{digits}f} [{a:.{digits}f}, {b:.{digits}f}]"
+        if pd.isna(a) or pd.isna(b):
+            return f"{p:.{3 if digits is None else digits}f} [n/a]"
+        if max(abs(p), abs(a), abs(b)) >= 1e5:
+            return f"{p:.3g} [{a:.2g}, {b:.2g}]"
+        d = interval_decimals(a, b) if digits is None else digits
+        return f"{p:.{d}f} [{a:.{d}f}, {b:.{d}f}]"
     if isinstance(point, pd.Series):
         return pd.Series([one(p, a, b) for p, a, b in zip(point, lo, hi)], index=point.index)
     return one(point, lo, hi)

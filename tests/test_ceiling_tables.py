@@ -210,6 +210,13 @@ def test_every_metric_of_table_one_with_intervals(data: ad.AnnData, targets: ad.
         "Linear Regression Lasso", "KNN Linear Regression Ridge", "HEST probe (not in the report)"]
     assert t.loc[("Linear Regression Lasso", "Test"), "MSE"].count("[") == 1
     assert "srcc" not in scoring.interval_table(targets, scoring.scored_from_results(res[:1]), n_boot=5)[0].columns
+    # SRCC on some splits only: the same values there, none elsewhere
+    some, _ = scoring.interval_table(targets, scoring.scored_from_results(res), n_boot=50, seed=0,
+                                     rank_stats=("test",))
+    assert some.loc[("lasso", "test"), ["srcc", "srcc_lo", "srcc_hi"]].tolist() == \
+        iv.loc[("lasso", "test"), ["srcc", "srcc_lo", "srcc_hi"]].tolist()
+    assert some.xs("train", level="split")["srcc"].isna().all()
+    assert tables.table_one_every_metric(some).loc[("Linear Regression Lasso", "Train"), "SRCC"] == "n/a"
 
 
 def test_reliable_genes_counts_per_model(data: ad.AnnData, targets: ad.AnnData) -> None:

@@ -78,13 +78,19 @@ def test_variants_vs_ceiling_fills_gains_only():
     fig = pl.variants_vs_ceiling({"paper": tab, "book": tab})
     axes = fig.axes
     assert [a.get_title() for a in axes] == ["paper genes", "book genes"]
-    assert [t.get_text() for t in axes[0].get_yticklabels()] == idx[:3] + ["depth_only (oracle)"]
+    assert [t.get_text() for t in axes[0].get_yticklabels()] == idx[:3] + ["depth only (measured counts) (oracle)"]
     from matplotlib.collections import PathCollection
 
     faces = [mcolors.to_hex(c.get_facecolors()[0]) for c in axes[0].collections if isinstance(c, PathCollection)]
     assert len(faces) == 4
     assert faces[2] == "#ffffff" and faces[1] != "#ffffff"  # "same" is open, "better" filled
-    assert fig.get_size_inches()[0] <= 7.5  # shown at the page's width, not shrunk
+    assert fig.get_size_inches()[0] <= pl.COLUMN_IN  # shown at the page's width, not shrunk
+    assert axes[0].get_xlim() == axes[1].get_xlim()  # one x range for both gene rules
+    plt.close(fig)
+    # the oracle is filled only when it is a gain, like every other variant
+    fig = pl.variants_vs_ceiling({"paper": tab.assign(gain=[False, True, False, False])})
+    faces = [mcolors.to_hex(c.get_facecolors()[0]) for c in fig.axes[0].collections if isinstance(c, PathCollection)]
+    assert faces[3] == "#ffffff"
     plt.close(fig)
 
 

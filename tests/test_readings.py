@@ -41,6 +41,9 @@ def test_best_variant_is_chosen_on_valid_and_the_best_on_test_only_named():
     assert out["paper_best"] == "+ tta" and out["paper_top_test"] == "+ context"
     assert out["paper_best_pcc"] == "0.090 [0.070, 0.110]" and out["paper_oracle_fraction"] == "0.90"
     assert out["paper_gains"] == "+ context" and out["paper_n_gains"] == "1"
+    assert out["paper_vs_oracle"] == "below the oracle's interval"  # 0.28 [0.22, 0.33] vs [0.85, 0.95]
+    near = tab.assign(fraction_lo=tab["fraction_lo"].where(tab.index != "depth_only", 0.3))
+    assert readings.best_variant_readings({"paper": near}, "probe")["paper_vs_oracle"] == "overlapping the oracle's interval"
     assert readings.signed_interval(tab, "+ tta") == "-0.010 [-0.020, +0.000]"
 
 
@@ -110,7 +113,7 @@ def test_compartment_reading_quotes_each_compartment():
     out = readings.compartment_reading(by_comp, by_section, "lasso")
     assert out["comp_split_median"] == "600" and out["comp_other_median_min"] == "8,000"
     assert out["comp_tumour_spots"] == "5" and out["comp_tumour_median"] == "9,000"
-    assert out["comp_tumour_model"] == "0.200 [0.000, 0.300]" and out["comp_tumour_reference"].startswith("0.000")
+    assert out["comp_tumour_model"] == "0.20 [0.00, 0.30]" and out["comp_tumour_reference"].startswith("0.00 ")
     assert out["comp_deep_vs_others"].startswith("deeper")
     assert out["comp_unannotated_spots"] == "n/a"  # fewer than 3 spots: not scored, said so
     by_comp.loc[("tumour", "lasso"), "median counts"] = 8200.0

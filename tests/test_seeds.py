@@ -156,3 +156,27 @@ def test_verdict_by_seed_judges_each_seed_alone(tmp_path) -> None:
     assert verdict.judge_by_seed([claim], t, one, n_boot=50).shape[1] == 0  # no seeds: nothing to judge
     with pytest.raises(ValueError, match="seed names"):
         verdict.judge_by_seed([claim], t, scored, n_boot=50, seed_names=["a"])
+
+
+def test_spearman_on_the_drawn_rows_only_equals_all_rows():
+    """The SRCC of a seed is computed only on the replicates that draw it: the same bytes per row
+    as computing every row, and the seed mean of the replicates is unchanged."""
+    from stlib.tl import uncertainty as u
+
+    rng = np.random.default_rng(3)
+    y = rng.poisson(2.0, (60, 5)).astype(float)  # ties in the truth
+    preds = [y + rng.normal(0, 1, y.shape), np.round(y + rng.normal(0, 1, y.shape))]  # ties in one
+    W = u.bootstrap_weights(np.array(["a"] * 60), 40, 0)
+    full = u.weighted_spearman(W, y, preds)
+    rows = [np.array([0, 3, 7, 39]), None]
+    part = u.weighted_spearman(W, y, preds, rows=rows)
+    np.testing.assert_array_equal(part[0][rows[0]], full[0][rows[0]])
+    assert np.isnan(np.delete(part[0], rows[0], axis=0)).all()
+    np.testing.assert_array_equal(part[1], full[1])
+    # through bootstrap_scores: seeds' SRCC replicates equal the seed mean of the full per-seed ones
+    stack = np.stack([y + rng.normal(0, s, y.shape) for s in (0.5, 1.0, 2.0)])
+    b = u.bootstrap_scores(y, {"net": stack}, groups=np.array(["a"] * 60), n_boot=40, seed=0, rank_stats=True)
+    Wb = u.bootstrap_weights(np.array(["a"] * 60), 40, 0)
+    per_seed = [np.nanmean(r, axis=1) for r in u.weighted_spearman(Wb, y, list(stack))]
+    want = u.seed_mean(per_seed, u.seed_multiplicities("net", 3, 40, 0))
+    np.testing.assert_array_equal(b.replicates["srcc"]["net"].to_numpy(), want)

@@ -75,3 +75,24 @@ def test_chapters_name_tables_not_paths():
         names |= set(re.findall(r'_table\(.*\bout, "(\w+)"', text))
     assert not paths, paths
     assert names and names <= set(store.TABLES), names - set(store.TABLES)
+
+
+def test_download_links_the_full_table(tmp_path, monkeypatch):
+    import pandas as pd
+    import pytest
+
+    from stlib.book import store
+    from stlib.errors import DataError
+
+    run = tmp_path / "results" / "default"
+    (run / "tables").mkdir(parents=True)
+    with pytest.raises(DataError, match="no table 'table1' written yet"):
+        store.download(run, "table1")
+    store.write_table(pd.DataFrame({"a": [1, 2, 3], "b": [4, 5, 6]}), run, "table1", index=False)
+    other = store.download(run, "table1").data  # not the book's run: named where it is
+    assert str(store.table_path(run, "table1")) in other and "3 rows x 2 columns" in other
+    monkeypatch.setattr(store, "BOOK_RUN", str(run))
+    monkeypatch.setattr(store, "BOOK_TABLES", str(tmp_path / "book" / "tables"))
+    md = store.download(run, "table1").data
+    assert md.startswith("Full table: {download}`table1.csv <../tables/table1.csv>`, 3 rows x 2 columns")
+    assert (tmp_path / "book" / "tables" / "table1.csv").read_text() == store.table_path(run, "table1").read_text()

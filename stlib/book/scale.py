@@ -194,14 +194,25 @@ def scale_curves(rows: pd.DataFrame, *, budget_minutes: float = 60.0, memory_gib
     by chapter (extrapolated sizes hatched), with the time budget. Right: the largest peak memory
     of a chapter per measured size, with the memory target.
     """
+    import matplotlib as mpl
     import matplotlib.pyplot as plt
 
-    r = as_rows(rows)
+    from stlib.pl._style import COLUMN_IN, DPI, RC
+
+    with mpl.rc_context(RC):
+        return _scale_curves(as_rows(rows), budget_minutes=budget_minutes, memory_gib=memory_gib, plt=plt,
+                             width=COLUMN_IN, dpi=DPI)
+
+
+def _scale_curves(r: pd.DataFrame, *, budget_minutes: float, memory_gib: float, plt: Any, width: float,
+                  dpi: float) -> Figure:
+    """:func:`scale_curves` drawn (under the house style): per chapter on top, total and memory below."""
     g = growth(r)
     chapters = sorted(r["chapter"].unique())
     colors = dict(zip(chapters, plt.get_cmap("tab10")(np.arange(len(chapters)) % 10)))
-    fig, (a, b, c) = plt.subplots(1, 3, figsize=(13, 4.2), layout="constrained",
-                                  gridspec_kw={"width_ratios": [1.4, 1, 0.8]})
+    fig, ax = plt.subplot_mosaic([["a", "a"], ["b", "c"]], figsize=(width, 7.2), dpi=dpi, layout="constrained",
+                                 gridspec_kw={"width_ratios": [1.2, 1]})
+    a, b, c = ax["a"], ax["b"], ax["c"]
     sizes = np.array(sorted(r["sections"].unique()), dtype=float)
     grid = np.geomspace(sizes.min(), sizes.max(), 50)
     for ch in chapters:
@@ -216,7 +227,7 @@ def scale_curves(rows: pd.DataFrame, *, budget_minutes: float = 60.0, memory_gib
           title="per chapter (hollow: extrapolated; b: growth exponent)")
     a.set_xticks(sizes, [f"{int(s)}" for s in sizes])
     a.minorticks_off()
-    a.legend(fontsize=7, ncol=2, loc="upper left")
+    a.legend(ncol=2, loc="upper left")
     minutes = r.pivot_table(index="sections", columns="chapter", values="seconds", aggfunc="first") / 60
     measured = r.groupby("sections")["measured"].all()
     x = np.arange(len(minutes))
@@ -230,16 +241,16 @@ def scale_curves(rows: pd.DataFrame, *, budget_minutes: float = 60.0, memory_gib
                 bar.set_alpha(0.6)
         bottom += v
     for xi, tot in zip(x, bottom):
-        b.text(xi, tot, f"{tot:.0f}", ha="center", va="bottom", fontsize=8)
+        b.text(xi, tot, f"{tot:.0f}", ha="center", va="bottom")
     b.axhline(budget_minutes, color="black", ls=":", lw=1)
-    b.text(x[0] - 0.4, budget_minutes, f" {budget_minutes:.0f} min target", va="bottom", fontsize=8)
+    b.text(x[0] - 0.4, budget_minutes, f" {budget_minutes:.0f} min target", va="bottom")
     b.set_xticks(x, [f"{n}" + ("" if measured[n] else "\n(extrap.)") for n in minutes.index])
-    b.set(xlabel="sections", ylabel="minutes, chapters 01-09", title="total wall time (hatched: extrapolated)")
+    b.set(xlabel="sections", ylabel="minutes, chapters 01-09", title="total wall time\n(hatched: extrapolated)")
     p = peaks(r)
     c.plot(p.index, p.to_numpy(), "o-", color="black")
     c.axhline(memory_gib, color="black", ls=":", lw=1)
-    c.text(p.index.min(), memory_gib, f" {memory_gib:.0f} GiB target", va="bottom", fontsize=8)
+    c.text(p.index.min(), memory_gib, f" {memory_gib:.0f} GiB target", va="bottom")
     c.set(xlabel="sections (measured)", ylabel="GiB", ylim=(0, max(memory_gib * 1.15, float(p.max()) * 1.15)),
-          title="largest peak memory of a chapter")
+          title="largest peak memory\nof a chapter")
     c.set_xticks(p.index, [f"{int(s)}" for s in p.index])
     return fig

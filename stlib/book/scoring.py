@@ -379,7 +379,7 @@ def interval_table(
     seed: int = 0,
     n_draws: int = 5,
     thinned: Mapping[str, ceiling.ThinnedTargets] | None = None,
-    rank_stats: bool = False,
+    rank_stats: bool | Sequence[str] = False,
     block_pitches: float | None | str = "rule",
     method: str | None = None,
     constant: str | None = None,
@@ -395,7 +395,8 @@ def interval_table(
     Returns a long table indexed by (model, split) with the columns of
     :meth:`stlib.tl.uncertainty.Bootstrap.table` plus ``space``: PCC, ceiling, fraction, MSE, MAE
     and R2, and with ``rank_stats=True`` SRCC (ranks per replicate and gene: slow, so only for
-    the few rows that need it).
+    the few rows that need it); ``rank_stats`` as a tuple of splits gives SRCC on those splits
+    only (NaN on the others).
 
     ``block_pitches`` resamples square blocks of that many spot pitches
     (:func:`stlib.tl.blocked.grid_blocks` on ``obsm["spatial"]``; sections first when a split has
@@ -437,7 +438,8 @@ def interval_table(
                 continue
             bs = uncertainty.bootstrap_scores(truth[space][split], preds, groups=sections[idx],
                                               thinned=thinned[space].subset(idx), n_boot=n_boot, seed=seed,
-                                              rank_stats=rank_stats, weights=weights, jackknife=jack,
+                                              rank_stats=(split in rank_stats if not isinstance(rank_stats, bool)
+                                                          else rank_stats), weights=weights, jackknife=jack,
                                               method=method, constant=constant, resampling=resampling)
             boots[(split, space)] = bs
             t = bs.table()

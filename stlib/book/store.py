@@ -308,6 +308,48 @@ def write_table(table: pd.DataFrame, results_dir: Path, name: str, *, index: boo
     table.to_csv(table_path(results_dir, name), index=index)
 
 
+#: Where the book's own run (``results/default``) copies its tables for the pages' download links.
+BOOK_TABLES = "book/tables"
+#: The run whose tables the book links to.
+BOOK_RUN = "results/default"
+
+
+def download(results_dir: Path, name: str):
+    """A line for the page linking the full table ``name`` as CSV (written by :func:`write_table`).
+
+    The book's own run (:data:`BOOK_RUN`) copies the file to :data:`BOOK_TABLES`, which the book
+    links as a download, so the page can show one table per question and keep the rest one
+    click away; any other run names the file where it is.
+
+    Parameters
+    ----------
+    results_dir
+        The run's results folder.
+    name
+        A key of :data:`TABLES`, already written.
+
+    Returns
+    -------
+    IPython.display.Markdown
+        "Full table: <link>, R rows x C columns (what it holds)."
+    """
+    import shutil
+
+    from IPython.display import Markdown
+
+    src = table_path(results_dir, name)
+    if not src.is_file():
+        raise DataError(str(src), f"no table {name!r} written yet: write_table first")
+    shape = pd.read_csv(src).shape
+    what = f"{shape[0]} rows x {shape[1]} columns ({TABLES[name][1]})"
+    if Path(results_dir).resolve() == resolve(BOOK_RUN).resolve():
+        dst = resolve(BOOK_TABLES) / f"{name}.csv"
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dst)
+        return Markdown(f"Full table: {{download}}`{name}.csv <../tables/{name}.csv>`, {what}.")
+    return Markdown(f"Full table: `{src}`, {what}.")
+
+
 def read_table(results_dir: Path, name: str, **read_csv: Any) -> pd.DataFrame:
     """Read one result table of :data:`TABLES`, or say which chapter writes it.
 

@@ -265,13 +265,13 @@ def _table_one_rows(iv: pd.DataFrame):
                 yield paper_name, split, model, iv.loc[(model, split)]
 
 
-def table_one_every_metric(iv: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+def table_one_every_metric(iv: pd.DataFrame, digits: int | None = None) -> pd.DataFrame:
     """Table I's rows, every metric with its 95% interval (``iv``: :func:`interval_table` with
-    ``rank_stats=True``); MSE and MAE in the space each row is scored in."""
+    ``rank_stats=True``); MSE and MAE in the space each row is scored in. ``digits=None``: each
+    value to the places its interval supports (:func:`stlib._format.with_interval`)."""
     names = {"pcc": "PCC", "srcc": "SRCC", "mse": "MSE", "mae": "MAE", "r2": "R2"}
-    places = {"r2": 1}
     rows = [{"model": paper_name, "split": split.capitalize(),
-             **{label: with_interval(r[k], r[f"{k}_lo"], r[f"{k}_hi"], places.get(k, digits))
+             **{label: with_interval(r[k], r[f"{k}_lo"], r[f"{k}_hi"], digits)
                 for k, label in names.items() if k in r.index}}
             for paper_name, split, _, r in _table_one_rows(iv)]
     return pd.DataFrame(rows).set_index(["model", "split"])

@@ -10,6 +10,7 @@ from stlib.pl._models import (
     config_losses,
     controls_overview,
     cv_folds,
+    dispersion_histogram,
     ladder_lines,
     learning_curves,
     metric_bars,
@@ -27,6 +28,7 @@ from stlib.pl._maps import (
 )
 from stlib.pl._labels import MODEL_LABELS, model_label, model_labels
 from stlib.pl._export import as_image
+from stlib.pl._style import COLUMN_IN, DPI, MIN_FONT_PT, check_figure, house_style, retina_in_notebooks, subplots
 from stlib.pl._predict import prediction_map, tissue_grid
 from stlib.pl._ceiling import (
     ceiling_by_section,
@@ -37,7 +39,14 @@ from stlib.pl._ceiling import (
 )
 
 __all__ = [
+    "COLUMN_IN",
     "COMPARTMENT_COLORS",
+    "DPI",
+    "MIN_FONT_PT",
+    "check_figure",
+    "house_style",
+    "retina_in_notebooks",
+    "subplots",
     "MODEL_LABELS",
     "model_label",
     "model_labels",
@@ -52,6 +61,7 @@ __all__ = [
     "count_histogram",
     "cv_folds",
     "de_heatmap",
+    "dispersion_histogram",
     "depth_and_compartments",
     "embeddings_overview",
     "fraction_of_ceiling",
@@ -72,3 +82,5 @@ __all__ = [
     "resolution_pairs",
     "window_gallery",
 ]
+
+retina_in_notebooks()  # in a kernel: figures stored at twice their pixels, shown at their drawn size

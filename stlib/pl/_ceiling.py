@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from stlib.pl._labels import model_labels
+from stlib.pl._labels import model_label, model_labels
+from stlib.pl._style import house_style, subplots
 
 
 def interval_lines(ax, y, lo, hi, colors, lw: float = 1.5) -> None:
@@ -21,6 +22,7 @@ def interval_lines(ax, y, lo, hi, colors, lw: float = 1.5) -> None:
     ax.hlines(np.atleast_1d(y), np.atleast_1d(lo), np.atleast_1d(hi), colors=colors, lw=lw)
 
 
+@house_style
 def ceiling_by_section(by_section: pd.DataFrame) -> Figure:
     """Per-gene noise ceilings in each section (ordered by depth), one box per gene rule.
 
@@ -39,7 +41,7 @@ def ceiling_by_section(by_section: pd.DataFrame) -> Figure:
     """
     order = (by_section.drop_duplicates("section").sort_values("median_total")[["section", "split", "median_total"]])
     rules = list(dict.fromkeys(by_section["rule"]))
-    fig, ax = plt.subplots(figsize=(9, 3.6), layout="constrained")
+    fig, ax = subplots(height=3.4)
     width = 0.8 / len(rules)
     for i, rule in enumerate(rules):
         sub = by_section[by_section["rule"] == rule]
@@ -51,15 +53,15 @@ def ceiling_by_section(by_section: pd.DataFrame) -> Figure:
             patch.set_alpha(0.7)
         ax.plot([], [], color=f"C{i}", lw=6, alpha=0.7, label=f"{rule} genes")
     ax.set_xticks(np.arange(len(order)))
-    ax.set_xticklabels([f"{s} ({sp})\n{m:,.0f} counts/spot" for s, sp, m in order.itertuples(index=False)],
-                       fontsize=8)
+    ax.set_xticklabels([f"{s}\n{sp}\n{m:,.0f}" for s, sp, m in order.itertuples(index=False)])
+    ax.set_xlabel("section, split, median counts per spot")
     ax.set_ylabel("noise ceiling of PCC, per gene")
     ax.set_ylim(0, 1)
-    ax.legend(loc="upper left", fontsize=8)
-    ax.set_title("How much of each gene's variation over a section's spots any model could predict")
+    ax.legend(loc="upper left")
     return fig
 
 
+@house_style
 def ceiling_vs_depth(depth: pd.DataFrame) -> Figure:
     """Mean ceiling against median counts per spot, each section thinned to lower depths.
 
@@ -78,8 +80,7 @@ def ceiling_vs_depth(depth: pd.DataFrame) -> Figure:
         (``fraction == 1``), and the shallowest section named.
     """
     rules = list(dict.fromkeys(depth["rule"]))
-    fig, axes = plt.subplots(1, len(rules), figsize=(5 * len(rules), 3.6), layout="constrained", sharey=True,
-                             squeeze=False)
+    fig, axes = subplots(1, len(rules), height=3.2, sharey=True, squeeze=False)
     colors = {"train": "tab:blue", "valid": "tab:orange", "test": "tab:green"}
     for ax, rule in zip(axes[0], rules):
         sub = depth[depth["rule"] == rule]
@@ -91,18 +92,19 @@ def ceiling_vs_depth(depth: pd.DataFrame) -> Figure:
             ax.plot(top["median_total"], top["mean_ceiling"], "s", ms=8, mfc="white", mec=c)
             if top["median_total"] == sub.loc[sub["fraction"] == 1.0, "median_total"].min():  # the shallowest
                 ax.annotate(sec, (top["median_total"], top["mean_ceiling"]), xytext=(4, 4),
-                            textcoords="offset points", fontsize=8)
+                            textcoords="offset points")
         ax.set_xscale("log")
-        ax.set_xlabel("median counts per spot (after thinning)")
+        ax.set_xlabel("median counts per spot\n(after thinning)")
         ax.set_title(f"{rule} genes")
         ax.grid(alpha=0.3, which="both")
     axes[0][0].set_ylabel("mean noise ceiling over genes")
     handles = [plt.Line2D([], [], color=c, marker="o", ms=3) for c in colors.values()]
     handles.append(plt.Line2D([], [], ls="", marker="s", mfc="white", mec="black", ms=8))
-    axes[0][-1].legend(handles, [*colors, "as sequenced"], fontsize=8, loc="lower right")
+    axes[0][-1].legend(handles, [*colors, "as sequenced"], loc="lower right")
     return fig
 
 
+@house_style
 def fraction_of_ceiling(iv: pd.DataFrame, split: str = "test", chosen: str | None = None) -> Figure:
     """Forest plot: each model's fraction of the noise ceiling on ``split`` with its 95% interval.
 
@@ -125,16 +127,17 @@ def fraction_of_ceiling(iv: pd.DataFrame, split: str = "test", chosen: str | Non
     """
     sub = iv.xs(split, level="split")
     sub = sub[sub["pcc"].notna()].sort_values("fraction")
-    fig, ax = plt.subplots(figsize=(6.8, 0.26 * len(sub) + 1.1), layout="constrained")
+    fig, ax = subplots(height=0.24 * len(sub) + 1.0)
     y = np.arange(len(sub))
     colors = ["tab:red" if m == "depth_only" else "tab:blue" for m in sub.index]
     interval_lines(ax, y, sub["fraction_lo"], sub["fraction_hi"], colors)
     ax.scatter(sub["fraction"], y, c=colors, s=18, zorder=3)
     ax.set_yticks(y)
     ax.set_yticklabels([f"{lab} (chosen on valid)" if m == chosen else lab
-                        for m, lab in zip(sub.index, model_labels(sub.index))], fontsize=9)
+                        for m, lab in zip(sub.index, model_labels(sub.index))])
     for label, m in zip(ax.get_yticklabels(), sub.index):
         label.set_fontweight("bold" if m == chosen else "normal")
+    ax.set_ylabel("model")
     ax.axvline(0, color="black", lw=0.8)
     ax.axvline(1, color="grey", lw=0.8, ls="--")
     ax.set_xlabel(f"fraction of the noise ceiling\n({split}, 95% interval)")
@@ -142,6 +145,7 @@ def fraction_of_ceiling(iv: pd.DataFrame, split: str = "test", chosen: str | Non
     return fig
 
 
+@house_style
 def per_gene_vs_ceiling(per_gene: pd.DataFrame, models: Sequence[str], n_labels: int = 8) -> Figure:
     """Per gene: each model's test PCC against the gene's ceiling (the line y = x is the ceiling).
 
@@ -163,8 +167,7 @@ def per_gene_vs_ceiling(per_gene: pd.DataFrame, models: Sequence[str], n_labels:
     """
     ncol = min(2, len(models))
     nrow = -(-len(models) // ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(4.6 * ncol, 3.6 * nrow), layout="constrained", sharey=True,
-                             sharex=True, squeeze=False)
+    fig, axes = subplots(nrow, ncol, height=2.9 * nrow, sharey=True, sharex=True, squeeze=False)
     for ax in axes.ravel()[len(models):]:
         ax.set_visible(False)
     for ax, m in zip(axes.ravel(), models):
@@ -173,9 +176,9 @@ def per_gene_vs_ceiling(per_gene: pd.DataFrame, models: Sequence[str], n_labels:
         ax.plot([0, 1], [0, 1], color="grey", lw=0.8)
         ax.axhline(0, color="black", lw=0.6)
         for g, row in ok.sort_values(m, ascending=False).head(n_labels // 2).iterrows():
-            ax.annotate(g, (row["ceiling"], row[m]), fontsize=7, xytext=(2, 2), textcoords="offset points")
+            ax.annotate(g, (row["ceiling"], row[m]), xytext=(2, 2), textcoords="offset points")
         ax.set_xlim(0, 1)
-        ax.set_title(f"{m} ({len(ok)} genes with a correlation)", fontsize=9)
+        ax.set_title(f"{model_label(m)}\n({len(ok)} genes with a correlation)")
     for ax in axes[-1]:
         ax.set_xlabel("gene's noise ceiling (test)")
     for ax in axes[:, 0]:
@@ -183,13 +186,14 @@ def per_gene_vs_ceiling(per_gene: pd.DataFrame, models: Sequence[str], n_labels:
     return fig
 
 
+@house_style
 def variants_vs_ceiling(tables: dict[str, pd.DataFrame], reference: str = "frozen probe",
                         oracle: str = "depth_only") -> Figure:
     """One panel per gene rule: each variant's fraction of the test ceiling with its 95% interval.
 
     ``tables``: rule -> :func:`stlib.book.beyond.variant_table`. Gains over ``reference`` (paired
-    interval above zero) are filled, other variants open; the reference is grey, the oracle red,
-    and the dotted line marks the reference's fraction.
+    interval above zero) are filled, every other variant open, the oracle (red) included; the
+    reference is a grey diamond, and the dotted line marks its fraction. The panels share both axes.
 
     Parameters
     ----------
@@ -206,26 +210,26 @@ def variants_vs_ceiling(tables: dict[str, pd.DataFrame], reference: str = "froze
     -------
     Figure
         One panel per gene rule (shared y): each variant's fraction of the test ceiling with its
-        95% interval, filled when it is a gain (or the reference or oracle), open otherwise.
+        95% interval, filled when it is a gain, open otherwise (the reference: a grey diamond).
     """
     order = list(next(iter(tables.values())).index)
-    fig, axes = plt.subplots(1, len(tables), figsize=(2.6 * len(tables) + 1.9, 0.28 * len(order) + 1.2),
-                             layout="constrained", sharey=True, squeeze=False)
+    fig, axes = subplots(1, len(tables), height=0.26 * len(order) + 1.3, sharey=True, sharex=True, squeeze=False)
     y = np.arange(len(order))[::-1]
     for ax, (rule, tab) in zip(axes[0], tables.items()):
         tab = tab.reindex(order)
         for yi, (m, row) in zip(y, tab.iterrows()):
             color = "tab:red" if m == oracle else "grey" if m == reference else "tab:blue"
             interval_lines(ax, yi, row["fraction_lo"], row["fraction_hi"], color)
-            filled = bool(row.get("gain", False)) or m in (reference, oracle)
-            ax.scatter(row["fraction"], yi, s=28, zorder=3, edgecolors=color,
+            filled = bool(row.get("gain", False)) or m == reference
+            ax.scatter(row["fraction"], yi, s=28, zorder=3, edgecolors=color, marker="D" if m == reference else "o",
                        facecolors=color if filled else "white")
         if reference in tab.index:
             ax.axvline(tab.loc[reference, "fraction"], color="grey", lw=0.8, ls=":")
         ax.axvline(0, color="black", lw=0.8)
-        ax.set_title(f"{rule} genes", fontsize=10)
-        ax.set_xlabel("fraction of the ceiling")
+        ax.set_title(f"{rule} genes")
+        ax.set_xlabel("fraction of the test ceiling")
     axes[0, 0].set_yticks(y)
-    axes[0, 0].set_yticklabels([f"{m} (oracle)" if m == oracle else m for m in order], fontsize=9)
-    fig.suptitle("test section, 95% intervals", fontsize=9)
+    axes[0, 0].set_yticklabels([f"{model_label(m)} (oracle)" if m == oracle else m for m in order])
+    axes[0, 0].set_ylabel("variant")
+    fig.suptitle("test section, 95% intervals")
     return fig

@@ -13,8 +13,10 @@ from matplotlib.figure import Figure
 
 from stlib import get
 from stlib._utils import dense
+from stlib.pl._style import COLUMN_IN, house_style, subplots
 
 
+@house_style
 def qc_overview(adata: ad.AnnData) -> Figure:
     """Counts per spot and genes per spot, by section (log scale), coloured by split.
 
@@ -35,19 +37,21 @@ def qc_overview(adata: ad.AnnData) -> Figure:
                        "genes": ngenes, "split": adata.obs.get("split", "all").astype(str).to_numpy()})
     order = list(dict.fromkeys(df.sort_values(["split", "section"])["section"]))
     colors = {"train": "tab:blue", "valid": "tab:orange", "test": "tab:green"}
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2), layout="constrained")
+    fig, axes = subplots(1, 2, height=3.0)
     for ax, col, label in zip(axes, ["counts", "genes"], ["total counts per spot", "genes detected per spot"]):
         data = [df.loc[df.section == s, col].to_numpy() for s in order]
         bp = ax.boxplot(data, tick_labels=order, patch_artist=True, showfliers=False)
+        ax.set_xlabel("section")
         for patch, s in zip(bp["boxes"], order):
             patch.set_facecolor(colors.get(df.loc[df.section == s, "split"].iloc[0], "grey"))
         ax.set_yscale("log")
         ax.set_ylabel(label)
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in colors.values()]
-    axes[1].legend(handles, list(colors), loc="lower right", fontsize=8)
+    axes[1].legend(handles, list(colors), loc="lower right")
     return fig
 
 
+@house_style
 def target_overview(targets: ad.AnnData) -> Figure:
     """Mean vs variance of the target genes (train spots), and the share of zeros per gene.
 
@@ -66,16 +70,17 @@ def target_overview(targets: ad.AnnData) -> Figure:
     X = np.asarray(targets.X[tr])
     counts = targets.layers["counts"][tr]
     counts = dense(counts)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2), layout="constrained")
+    fig, axes = subplots(1, 2, height=2.9)
     axes[0].scatter(X.mean(0), X.var(0), s=6)
     axes[0].set_xlabel("mean of target (train)")
     axes[0].set_ylabel("variance of target (train)")
     axes[1].hist((counts == 0).mean(0), bins=30, color="grey")
-    axes[1].set_xlabel("fraction of train spots with zero counts")
+    axes[1].set_xlabel("fraction of train spots\nwith zero counts")
     axes[1].set_ylabel("genes")
     return fig
 
 
+@house_style
 def window_gallery(adata: ad.AnnData, section: str, n: int = 6, size: int = 224, seed: int = 0,
                    window_um: float | None = None) -> Figure:
     """A few of the CNN's input windows of one section (random spots, seeded): ``size`` px, or a
@@ -113,17 +118,18 @@ def window_gallery(adata: ad.AnnData, section: str, n: int = 6, size: int = 224,
     wins, _ = extract_windows(img, np.asarray(adata.obsm["spatial"])[pick], size=win)
     del img
     wins = resample_windows(wins, size)
-    fig, axes = plt.subplots(1, len(pick), figsize=(2.2 * len(pick), 2.4), layout="constrained")
+    fig, axes = subplots(1, len(pick), height=1.75)
     for ax, w, i in zip(np.atleast_1d(axes), wins, pick):
         ax.imshow(w)
-        ax.set_title(str(adata.obs["spot_id"].iloc[i]), fontsize=8)
+        ax.set_title(str(adata.obs["spot_id"].iloc[i]))
         ax.axis("off")
     what = (f"{size} x {size} px windows" if window_um is None
-            else f"{window_um:g} um windows ({win} px of the image, shown to the network as {size} px)")
+            else f"{window_um:g} um windows ({win} px of the image,\nshown to the network as {size} px)")
     fig.suptitle(f"{what}, section {section}")
     return fig
 
 
+@house_style
 def resolution_pairs(views: dict[str, ad.AnnData], sections: list[str], n_per_section: int = 2, size: int = 224,
                      seed: int = 0, window_um: float = 154.6) -> Figure:
     """The same spots' network inputs in each version of the data (``views``: name -> AnnData over
@@ -161,8 +167,7 @@ def resolution_pairs(views: dict[str, ad.AnnData], sections: list[str], n_per_se
     picks = [(sec, int(i)) for sec in sections
              for i in np.sort(rng.choice(np.flatnonzero(get.section_mask(first, sec)),
                                          size=n_per_section, replace=False))]
-    fig, axes = plt.subplots(len(names), len(picks), figsize=(1.55 * len(picks), 1.75 * len(names) + 0.3),
-                             layout="constrained", squeeze=False)
+    fig, axes = subplots(len(names), len(picks), height=COLUMN_IN / len(picks) * 1.25 * len(names) + 0.5, squeeze=False)
     for r, name in enumerate(names):
         a = views[name]
         for sec in sections:
@@ -177,11 +182,10 @@ def resolution_pairs(views: dict[str, ad.AnnData], sections: list[str], n_per_se
                 ax.imshow(w)
                 ax.set_xticks([])
                 ax.set_yticks([])
-                ax.set_title(f"{sec}: {win} px", fontsize=7)
+                ax.set_title(f"{sec}: {win} px")
                 if c == 0:
-                    ax.set_ylabel(name, fontsize=9)
-    fig.suptitle(f"the same spots' {window_um:g} um windows as the network sees them ({size} px), per version",
-                 fontsize=9)
+                    ax.set_ylabel(name)
+    fig.suptitle(f"the same spots' {window_um:g} um windows as the network sees them ({size} px), per version")
     return fig
 
 
@@ -209,6 +213,7 @@ def log_axis(ax, axis: str = "y") -> None:
         a.set_minor_formatter(NullFormatter())
 
 
+@house_style
 def embeddings_overview(targets: ad.AnnData, explained: pd.DataFrame,
                         keys: Sequence[tuple[str, str]] = (("X_img_pca", "image PCA"),
                                                            ("X_img_knn_pca", "KNN-pooled image PCA"))) -> Figure:
@@ -231,10 +236,10 @@ def embeddings_overview(targets: ad.AnnData, explained: pd.DataFrame,
         The curves of ``explained``, then per PCA a scatter of its first two components (train,
         valid, test in blue, orange, green).
     """
-    fig, axes = plt.subplots(1, 1 + len(keys), figsize=(12, 3.4), layout="constrained")
+    fig, axes = subplots(1, 1 + len(keys), height=2.6)
     explained.plot(ax=axes[0])
     axes[0].set_xlabel("components")
-    axes[0].set_ylabel("cumulative variance explained (train)")
+    axes[0].set_ylabel("cumulative variance\nexplained (train)")
     for ax, (key, title) in zip(axes[1:], keys):
         for s, c in zip(["train", "valid", "test"], ["tab:blue", "tab:orange", "tab:green"]):
             m = get.split_mask(targets, s)

@@ -5,13 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import anndata as ad
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from stlib import get
+from stlib.pl._labels import model_label
+from stlib.pl._style import COLUMN_IN, RC, house_style, subplots
+
+RC_TITLE = RC["axes.titlesize"]
 
 
+@house_style
 def spatial_panels(
     expr: ad.AnnData,
     keys: Sequence[str],
@@ -66,7 +70,8 @@ def spatial_panels(
     sq = import_squidpy()
     ncols = ncols or len(keys)
     nrows = int(np.ceil(len(keys) / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 3.6 * nrows), layout="constrained", squeeze=False)
+    side = COLUMN_IN / max(ncols, 2)  # one panel and its colour bar; a single panel takes half the column
+    fig, axes = subplots(nrows, ncols, height=side * nrows + 0.1, width=side * ncols, squeeze=False)
     for i, key in enumerate(keys):
         ax = axes.flat[i]
         kw = {}
@@ -77,11 +82,11 @@ def spatial_panels(
             cmap=(cmaps[i] if cmaps else None), size=size, title=(titles[i] if titles else key),
             frameon=False, **kw,
         )
-        ax.title.set_fontsize(10)
+        ax.title.set_fontsize(RC_TITLE)
         if cbar_labels is not None and cbar_labels[i]:
             for coll in ax.collections:
                 if getattr(coll, "colorbar", None) is not None:
-                    coll.colorbar.set_label(cbar_labels[i], fontsize=8)
+                    coll.colorbar.set_label(cbar_labels[i])
         if crop_margin is not None:
             _crop_to_spots(ax, expr[get.section_mask(expr, section)], section, crop_margin)
     for ax in list(axes.flat)[len(keys):]:
@@ -105,6 +110,7 @@ def _crop_to_spots(ax, expr: ad.AnnData, section: str, margin: float) -> None:
 COMPARTMENT_COLORS = {"tumour": "#d62728", "non-tumour": "#ff9f1c", "unannotated": "#6e6e6e"}
 
 
+@house_style
 def depth_and_compartments(expr: ad.AnnData, section: str) -> Figure:
     """A section's total counts per spot (log scale) beside its tissue compartments, over its H&E.
 
@@ -133,6 +139,7 @@ def depth_and_compartments(expr: ad.AnnData, section: str) -> Figure:
                           crop_margin=0.03, size=1.0)
 
 
+@house_style
 def count_histogram(true_counts: np.ndarray, pred_counts: np.ndarray, *, title: str, bins: int = 60) -> Figure:
     """Fig. 4: histogram of measured counts and of predicted means (all genes and spots of a split).
 
@@ -160,17 +167,18 @@ def count_histogram(true_counts: np.ndarray, pred_counts: np.ndarray, *, title: 
     p = p[np.isfinite(p)]
     hi = np.quantile(t, 0.995)
     edges = np.arange(-0.5, max(np.ceil(hi), 2) + 0.5, 1.0) if hi <= bins else np.linspace(0, hi, bins + 1)
-    fig, ax = plt.subplots(figsize=(7, 3.6), layout="constrained")
+    fig, ax = subplots(height=3.2)
     ax.hist(t, bins=edges, alpha=0.6, label="measured counts", color="black")
     ax.hist(p, bins=edges, alpha=0.6, label="predicted means", color="tab:red")
     ax.set_yscale("log")
-    ax.set_xlabel("counts per spot and gene (unit-wide bins; the top 0.5% of measured counts cut)")
+    ax.set_xlabel("counts per spot and gene\n(unit-wide bins; the top 0.5% of measured counts cut)")
     ax.set_ylabel("spot x gene pairs (log scale)")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title)
     ax.legend()
     return fig
 
 
+@house_style
 def cluster_figure(means: pd.DataFrame, errors: pd.DataFrame, gene: str, section: str) -> Figure:
     """Fig. 1: one gene's mean per Leiden cluster (truth beside each model), and per cluster the
     error of the cluster means averaged over all genes (:func:`stlib.book.qualitative.cluster_errors`).
@@ -196,28 +204,28 @@ def cluster_figure(means: pd.DataFrame, errors: pd.DataFrame, gene: str, section
     """
     models = [c for c in means.columns if c not in ("n_spots", "truth") and means[c].notna().any()]
     cols = ["truth", *models]
-    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), layout="constrained")
+    fig, axes = subplots(2, 1, height=6.4)
     x = np.arange(len(means))
     width = 0.8 / len(cols)
     for i, c in enumerate(cols):
-        axes[0].bar(x + i * width - 0.4 + width / 2, means[c], width, label=c, color="black" if c == "truth" else f"C{i - 1}")
+        axes[0].bar(x + i * width - 0.4 + width / 2, means[c], width, label=model_label(c), color="black" if c == "truth" else f"C{i - 1}")
     ticks = [f"{k}\n(n={n})" for k, n in zip(means.index, means["n_spots"])]
-    axes[0].set_xticks(x, ticks, fontsize=8)
+    axes[0].set_xticks(x, ticks)
     axes[0].set_xlabel("Leiden cluster (spots)")
     axes[0].set_ylabel(f"mean {gene} (log-normalised)")
-    axes[0].set_title(f"(a) {gene} per cluster, section {section}", fontsize=10)
+    axes[0].set_title(f"(a) {gene} per cluster, section {section}")
     width = 0.8 / len(models)
     for i, c in enumerate(models):
         axes[1].bar(x + i * width - 0.4 + width / 2, errors[c], width, color=f"C{i}")
-    axes[1].set_xticks(x, ticks, fontsize=8)
+    axes[1].set_xticks(x, ticks)
     axes[1].set_xlabel("Leiden cluster (spots)")
     axes[1].set_ylabel("|predicted - true| cluster mean,\naveraged over genes")
-    axes[1].set_title(f"(b) error of cluster means, all {errors.attrs.get('n_genes', '')} genes".replace("  ", " "),
-                      fontsize=10)
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=len(cols), fontsize=9)
+    axes[1].set_title(f"(b) error of cluster means, all {errors.attrs.get('n_genes', '')} genes".replace("  ", " "))
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=min(len(cols), 3))
     return fig
 
 
+@house_style
 def de_heatmap(scores: pd.DataFrame, tops: dict[str, list[str]], *, truth: str = "truth") -> Figure:
     """Fig. 2: tumour vs non-tumour z-scores of the truth's and each model's own top genes.
 
@@ -250,22 +258,25 @@ def de_heatmap(scores: pd.DataFrame, tops: dict[str, list[str]], *, truth: str =
     rows += rest
     M = scores.loc[rows].to_numpy(dtype=float)
     lim = float(np.nanmax(np.abs(M))) or 1.0
-    fig, ax = plt.subplots(figsize=(1.2 * scores.shape[1] + 3.5, 0.2 * len(rows) + 1.6), layout="constrained")
+    fig, ax = subplots(height=0.17 * len(rows) + 2.2, width=min(COLUMN_IN, 1.1 * scores.shape[1] + 3.2))
     im = ax.imshow(np.ma.masked_invalid(M), aspect="auto", cmap="RdBu_r", norm=TwoSlopeNorm(0, -lim, lim))
     for j, c in enumerate(scores.columns):
         for i, g in enumerate(rows):
             if g in tops[c]:
                 ax.plot(j, i, "o", ms=3, color="black")
     n = len(tops[truth])
-    labels = [c if c == truth else f"{c}\n{len(set(tops[c]) & set(tops[truth]))} of {n} shared" for c in scores.columns]
-    ax.set_xticks(np.arange(scores.shape[1]), labels, fontsize=8, rotation=30, ha="right")
-    ax.set_yticks(np.arange(len(rows)), rows, fontsize=7)
+    labels = [c if c == truth else f"{model_label(c)}\n{len(set(tops[c]) & set(tops[truth]))} of {n} shared" for c in scores.columns]
+    ax.set_xticks(np.arange(scores.shape[1]), labels, rotation=30, ha="right")
+    ax.set_yticks(np.arange(len(rows)), rows)
+    ax.set_ylabel("gene")
+    ax.set_xlabel("expression")
     ax.axhline(n - 0.5, color="black", lw=0.8)
-    fig.colorbar(im, ax=ax, label="Wilcoxon z-score, tumour vs non-tumour", shrink=0.6)
-    ax.set_title(f"top {n} tumour genes of each expression (dots); above the line: the truth's", fontsize=10)
+    fig.colorbar(im, ax=ax, label="Wilcoxon z-score,\ntumour vs non-tumour", shrink=0.5)
+    ax.set_title(f"top {n} tumour genes of each expression (dots);\nabove the line: the truth's")
     return fig
 
 
+@house_style
 def he_image(expr: ad.AnnData, section: str, *, margin: float = 0.04) -> Figure:
     """The plain H&E of a section (``uns["spatial"][section]["images"]["hires"]``), cropped to its spots.
 
@@ -285,14 +296,15 @@ def he_image(expr: ad.AnnData, section: str, *, margin: float = 0.04) -> Figure:
     Figure
         One axis with the cropped image, titled with the section.
     """
-    fig, ax = plt.subplots(figsize=(4.2, 4.2), layout="constrained")
+    fig, ax = subplots(height=3.4, width=3.4)
     ax.imshow(expr.uns["spatial"][section]["images"]["hires"])
     _crop_to_spots(ax, expr, section, margin)
     ax.axis("off")
-    ax.set_title(f"H&E, section {section}", fontsize=10)
+    ax.set_title(f"H&E, section {section}")
     return fig
 
 
+@house_style
 def truth_prediction_maps(targets: ad.AnnData, prediction: np.ndarray, genes: Sequence[str], *, section: str,
                           spatial: dict, model: str, value_label: str) -> Figure:
     """Truth, prediction and error (prediction - truth) of ``genes`` over one section's H&E.
@@ -337,9 +349,9 @@ def truth_prediction_maps(targets: ad.AnnData, prediction: np.ndarray, genes: Se
         lim = float(np.nanmax(np.abs(q - t)))
         lo, hi = float(min(t.min(), np.nanmin(q))), float(max(t.max(), np.nanmax(q)))
         keys += [f"{g} truth", f"{g} pred", f"{g} error"]
-        titles += [f"{g}: truth", f"{g}: {model}", f"{g}: error"]
+        titles += [f"{g}: truth", f"{g}: {model_label(model)}", f"{g}: error"]
         cmaps += ["viridis", "viridis", "RdBu_r"]
         vlims += [(lo, hi), (lo, hi), (-lim, lim)]
         cbars += [value_label, value_label, "prediction - truth"]
     return spatial_panels(e, keys, section=section, titles=titles, cmaps=cmaps, ncols=3, vlims=vlims,
-                          cbar_labels=cbars)
+                          cbar_labels=cbars, crop_margin=0.03)

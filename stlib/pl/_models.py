@@ -5,14 +5,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
 from stlib.pl._data import log_axis
+from stlib.pl._labels import model_label, model_labels
+from stlib.pl._style import COLUMN_IN, house_style, subplots
 
 
+#: Metric ids -> the names the figures use.
+_METRIC_NAMES = {"pearson": "PCC", "spearman": "SRCC", "mse": "MSE", "mae": "MAE", "r2": "R2"}
+
+
+@house_style
 def metric_bars(table: pd.DataFrame, metric: str = "pearson", *, title: str = "") -> Figure:
     """Mean-over-genes metric per model and split (rows: model; columns: splits).
 
@@ -21,23 +27,36 @@ def metric_bars(table: pd.DataFrame, metric: str = "pearson", *, title: str = ""
     table
         Models x splits of one metric's mean over genes.
     metric
-        Name of the metric, for the y label only.
+        Name of the metric, for the axis label only.
     title
         Title of the axis.
 
     Returns
     -------
     Figure
-        One axis of grouped bars: per model (x) one bar per split, with a line at 0.
+        One axis of grouped horizontal bars: per model (by its readable name, in the table's
+        order) one bar per split (train, valid, test first), with a line at 0.
     """
-    fig, ax = plt.subplots(figsize=(8, 3.6), layout="constrained")
-    table.plot.bar(ax=ax)
-    ax.set_ylabel(f"mean {metric} over genes")
-    ax.axhline(0, color="black", lw=0.8)
+    splits = [c for c in ("train", "valid", "test") if c in table.columns]
+    splits += [c for c in table.columns if c not in splits]
+    colors = {"train": "tab:blue", "valid": "tab:orange", "test": "tab:green"}
+    fig, ax = subplots(height=0.3 * len(table) + 1.4)
+    y = np.arange(len(table))
+    h = 0.8 / len(splits)
+    for i, split in enumerate(splits):
+        ax.barh(y + (i - (len(splits) - 1) / 2) * h, table[split].to_numpy(dtype=float), height=h, label=split,
+                color=colors.get(split, f"C{i + 3}"))
+    ax.set_yticks(y, model_labels(table.index))
+    ax.invert_yaxis()
+    ax.set_ylabel("model")
+    ax.set_xlabel(f"mean {_METRIC_NAMES.get(metric, metric)} over genes")
+    ax.axvline(0, color="black", lw=0.8)
     ax.set_title(title)
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=len(splits))
     return fig
 
 
+@house_style
 def beside_paper(side: pd.DataFrame, metric: str = "PCC") -> Figure:
     """Grouped bars: the report's value and ours for one metric, per Table I row, one panel per split.
 
@@ -57,8 +76,8 @@ def beside_paper(side: pd.DataFrame, metric: str = "PCC") -> Figure:
         of this run's.
     """
     splits = list(dict.fromkeys(side.index.get_level_values("split")))
-    fig, axes = plt.subplots(1, len(splits), figsize=(4.2 * len(splits), 3.6), sharey=True, layout="constrained",
-                             squeeze=False)
+    fig, axes = subplots(1, len(splits), height=0.3 * len(set(side.index.get_level_values("model"))) + 1.6,
+                         sharey=True, squeeze=False)
     models = list(dict.fromkeys(side.index.get_level_values("model")))
     y = np.arange(len(models))
     for ax, split in zip(axes[0], splits):
@@ -68,12 +87,14 @@ def beside_paper(side: pd.DataFrame, metric: str = "PCC") -> Figure:
         ax.axvline(0, color="black", lw=0.8)
         ax.set_title(split)
         ax.set_xlabel(f"mean {metric} over genes")
-    axes[0][0].set_yticks(y, models)
+    axes[0][0].set_yticks(y, model_labels(models))
+    axes[0][0].set_ylabel("Table I row")
     axes[0][0].invert_yaxis()
-    axes[0][-1].legend(fontsize=8, loc="lower right")
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="outside lower center", ncols=2)
     return fig
 
 
+@house_style
 def penalty_choices(results: Sequence, titles: dict[str, str] | None = None) -> Figure:
     """Genes per chosen penalty, one panel per model family, one line per model; the grid's
     first and last values are marked, so a pile-up at an edge shows at once.
@@ -99,8 +120,7 @@ def penalty_choices(results: Sequence, titles: dict[str, str] | None = None) -> 
     families: dict[str, list] = {}
     for r in results:
         families.setdefault(r.name.split("_")[-1] if not r.name.endswith("probe") else "probe", []).append(r)
-    fig, axes = plt.subplots(1, len(families), figsize=(3.6 * len(families), 3.0), layout="constrained",
-                             squeeze=False)
+    fig, axes = subplots(1, len(families), height=3.0, squeeze=False)
     for ax, (fam, rs) in zip(axes[0], families.items()):
         for r in rs:
             grid = np.asarray(r.settings["alphas"], dtype=float)
@@ -108,17 +128,18 @@ def penalty_choices(results: Sequence, titles: dict[str, str] | None = None) -> 
             step = np.log10(pos[1] / pos[0]) if pos.size > 1 else 1.0
             x = np.where(grid > 0, np.log10(np.where(grid > 0, grid, 1.0)), np.log10(pos.min()) - step)
             n = [int(np.isclose(r.per_gene["alpha"].to_numpy(dtype=float), a).sum()) for a in grid]
-            ax.plot(x, n, marker="o", ms=3, label=r.name)
+            ax.plot(x, n, marker="o", ms=3, label=model_label(r.name))
             for edge in (x.min(), x.max()):
                 ax.axvline(edge, color="grey", lw=0.6, ls=":")
         ax.set_title((titles or {}).get(fam, fam))
-        ax.set_xlabel("log10 penalty chosen" + (" (leftmost: 0)" if any((np.asarray(r.settings["alphas"]) == 0).any()
+        ax.set_xlabel("log10 penalty chosen" + ("\n(leftmost: 0)" if any((np.asarray(r.settings["alphas"]) == 0).any()
                                                                        for r in rs) else ""))
-        ax.legend(fontsize=7)
-    axes[0][0].set_ylabel("genes")
+        ax.legend()
+        ax.set_ylabel("genes")
     return fig
 
 
+@house_style
 def cv_folds(scores: pd.DataFrame, stat: str = "pcc") -> Figure:
     """Test ``stat`` of each model in each fold with its 95% interval (``scores``:
     :func:`stlib.book.cv.cross_validate`), one group of bars per model.
@@ -139,7 +160,7 @@ def cv_folds(scores: pd.DataFrame, stat: str = "pcc") -> Figure:
     folds = list(dict.fromkeys(scores.index.get_level_values("fold")))
     models = [m for m in dict.fromkeys(scores.index.get_level_values("model"))
               if scores.xs(m, level="model")[stat].notna().any()]
-    fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(models), 3.2), layout="constrained")
+    fig, ax = subplots(height=3.2, width=min(COLUMN_IN, 1.6 + 1.3 * len(models)))
     width = 0.8 / len(folds)
     for i, f in enumerate(folds):
         sub = scores.xs(f, level="fold").reindex(models)
@@ -150,12 +171,14 @@ def cv_folds(scores: pd.DataFrame, stat: str = "pcc") -> Figure:
         ax.hlines(np.r_[sub[f"{stat}_lo"], sub[f"{stat}_hi"]], np.r_[x, x] - width / 6, np.r_[x, x] + width / 6,
                   color="black", lw=1.2)
     ax.axhline(0, color="black", lw=0.8)
-    ax.set_xticks(np.arange(len(models)), models)
+    ax.set_xticks(np.arange(len(models)), [model_label(m).replace(", ", ",\n") for m in models])
+    ax.set_xlabel("model")
     ax.set_ylabel({"pcc": "test mean PCC over genes", "fraction": "fraction of the noise ceiling"}.get(stat, stat))
-    ax.legend(fontsize=8, title="held out", title_fontsize=8)
+    ax.legend(title="held out")
     return fig
 
 
+@house_style
 def claim_differences(judged: pd.DataFrame, by: str = "target") -> Figure:
     """Forest plot of the report's claims: each comparison's claimed difference and its 95% interval.
 
@@ -179,7 +202,7 @@ def claim_differences(judged: pd.DataFrame, by: str = "target") -> Figure:
     """
     groups = list(dict.fromkeys(judged[by]))
     rows = list(dict.fromkeys(zip(judged["claim"], judged["comparison"])))
-    fig, ax = plt.subplots(figsize=(9, 0.28 * len(rows) + 1.8), layout="constrained")
+    fig, ax = subplots(height=0.27 * len(rows) + 1.5)
     offset = np.linspace(-0.18, 0.18, len(groups)) if len(groups) > 1 else np.zeros(1)
     pos = {r: i for i, r in enumerate(rows)}
     for k, g in enumerate(groups):
@@ -189,21 +212,22 @@ def claim_differences(judged: pd.DataFrame, by: str = "target") -> Figure:
         ax.hlines(y, sub["lo"].to_numpy(), sub["hi"].to_numpy(), colors=f"C{k}", lw=1.2)
         ax.plot(d, y, "o", ms=3.5, color=f"C{k}", label=str(g))
     ax.axvline(0, color="black", lw=0.8)
-    ax.set_yticks(np.arange(len(rows)), [x for _, x in rows], fontsize=8)
+    ax.set_yticks(np.arange(len(rows)), [x for _, x in rows])
     if "central" in judged.columns:
         central = {(c, x) for c, x, k in zip(judged["claim"], judged["comparison"], judged["central"]) if bool(k)}
         for label, r in zip(ax.get_yticklabels(), rows):
             label.set_fontweight("bold" if r in central else "normal")
     ax.invert_yaxis()
+    ax.set_ylabel("comparison (bold: central)")
     bounds = [i for i in range(1, len(rows)) if rows[i][0] != rows[i - 1][0]]
     for b in bounds:
         ax.axhline(b - 0.5, color="grey", lw=0.5, ls=":")
-    ax.set_xlabel("claimed difference (better - worse; for MSE, worse - better), mean over genes")
-    fig.legend(*ax.get_legend_handles_labels(), title=by, fontsize=9, loc="outside lower center", ncols=len(groups))
-    ax.set_title("The report's claims: paired 95% bootstrap intervals (right of 0 = as claimed)", fontsize=10)
+    ax.set_xlabel("claimed difference, mean over genes, 95% interval\n(better - worse; for MSE, worse - better; right of 0 = as claimed)")
+    fig.legend(*ax.get_legend_handles_labels(), title=by, loc="outside lower center", ncols=len(groups))
     return fig
 
 
+@house_style
 def learning_curves(history: pd.DataFrame, learning_rates: Sequence[Any], best_epochs: Sequence[int], *,
                     by: str = "lr") -> Figure:
     """Train and valid loss per epoch, one panel per learning rate (shared log y axis); a dot marks
@@ -228,8 +252,7 @@ def learning_curves(history: pd.DataFrame, learning_rates: Sequence[Any], best_e
         One panel per value (shared log y axis): train and valid loss against epoch, a black dot on
         the valid loss at the restored epoch.
     """
-    fig, axes = plt.subplots(1, len(learning_rates), figsize=(3.2 * len(learning_rates), 3), sharey=True,
-                             layout="constrained", squeeze=False)
+    fig, axes = subplots(1, len(learning_rates), height=2.8, sharey=True, squeeze=False)
     axes = axes[0]
     for ax, lr, best in zip(axes, learning_rates, best_epochs):
         d = history[history[by] == lr]
@@ -244,6 +267,7 @@ def learning_curves(history: pd.DataFrame, learning_rates: Sequence[Any], best_e
     return fig
 
 
+@house_style
 def config_losses(history: pd.DataFrame, highlight: str, title: str) -> Figure:
     """Valid loss per epoch of every configuration of a grid (``history["config"]``), one in red.
 
@@ -261,7 +285,7 @@ def config_losses(history: pd.DataFrame, highlight: str, title: str) -> Figure:
     Figure
         One axis: one valid-loss curve per configuration (grey, ``highlight`` red), log y axis.
     """
-    fig, ax = plt.subplots(figsize=(6, 3.2), layout="constrained")
+    fig, ax = subplots(height=3.0, width=5.5)
     for cfg, d in history.groupby("config", sort=True):
         ax.plot(d["epoch"], d["val_loss"], lw=1, alpha=0.7, color="tab:red" if cfg == highlight else "grey")
     ax.set_xlabel("epoch")
@@ -271,6 +295,7 @@ def config_losses(history: pd.DataFrame, highlight: str, title: str) -> Figure:
     return fig
 
 
+@house_style
 def controls_overview(test: pd.DataFrame, per_gene: pd.DataFrame, model: str) -> Figure:
     """Test mean PCC of each model under each control (bars), and one model's per-gene test PCC
     under the two targets of ``per_gene`` (columns ``log1p``, ``paper``).
@@ -290,20 +315,22 @@ def controls_overview(test: pd.DataFrame, per_gene: pd.DataFrame, model: str) ->
         Left: grouped bars of ``test`` (per model one bar per control); right: per-gene PCC under
         ``log1p`` against ``paper``, with the line y = x.
     """
-    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), layout="constrained")
-    test.plot.bar(ax=axes[0])
+    fig, axes = subplots(2, 1, height=7.0)
+    test.rename(index=model_label).plot.bar(ax=axes[0])
+    axes[0].set_xlabel("model")
     axes[0].set_ylabel("test mean PCC over genes")
     axes[0].axhline(0, color="black", lw=0.8)
     axes[0].set_title("test split, pooled")
-    axes[0].legend(fontsize=8)
+    axes[0].legend(title="control", ncols=2)
     axes[1].scatter(per_gene["log1p"], per_gene["paper"], s=8)
     axes[1].plot([-1, 1], [-1, 1], color="grey", lw=0.8)
     axes[1].set_xlabel("per-gene test PCC, raw log1p target")
     axes[1].set_ylabel("per-gene test PCC, the authors' target")
-    axes[1].set_title(f"{model}, the {len(per_gene)} genes")
+    axes[1].set_title(f"{model_label(model)}, the {len(per_gene)} genes")
     return fig
 
 
+@house_style
 def ladder_lines(pcc: pd.DataFrame) -> Figure:
     """Mean PCC of each Table I model at each step of the ladder (``stlib.book.ladder.step_table``
     without the report's row), valid and test.
@@ -318,15 +345,44 @@ def ladder_lines(pcc: pd.DataFrame) -> Figure:
     Figure
         Two panels (valid, test; shared y): one line per model over the steps, numbered from 0.
     """
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True, layout="constrained")
+    fig, axes = subplots(1, 2, height=3.4, sharey=True)
     for ax, split in zip(axes, ("Valid", "Test")):
         sub = pcc.xs(split, axis=1, level=1)
         for model in sub.columns:
-            ax.plot(np.arange(len(sub)), sub[model], marker="o", lw=1.2, label=model)
+            ax.plot(np.arange(len(sub)), sub[model], marker="o", lw=1.2, label=model_label(model))
         ax.axhline(0, color="black", lw=0.8)
         ax.set_xticks(np.arange(len(sub)), [f"{i}" for i in range(len(sub))])
-        ax.set_xlabel("step (see the table above; 0 = the authors' code)")
-        ax.set_title(f"{split}: mean PCC over genes")
-    axes[0].set_ylabel("mean PCC")
-    axes[1].legend(fontsize=8, loc="best")
+        ax.set_xlabel("step of the ladder\n(0 = the authors' code)")
+        ax.set_title(split)
+    axes[0].set_ylabel("mean PCC over genes")
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=2)
+    return fig
+
+
+@house_style
+def dispersion_histogram(moments: np.ndarray, paper_alpha: np.ndarray) -> Figure:
+    """The NB dispersion of each gene two ways (log10, positive values only): the method of
+    moments ``(v - m) / m^2`` and the authors' ``m^2 / (v - m)``.
+
+    Parameters
+    ----------
+    moments
+        Per gene the moment estimate of the NB2 dispersion (:func:`stlib.models.glm.apriori_alpha`).
+    paper_alpha
+        Per gene the authors' value (:func:`stlib.models.glm.apriori_alpha_paper`).
+
+    Returns
+    -------
+    Figure
+        One axis: two overlaid histograms over genes of log10 alpha on the same bins (-4 to 4).
+    """
+    moments, paper_alpha = np.asarray(moments, float), np.asarray(paper_alpha, float)
+    fig, ax = subplots(height=2.8, width=5.0)
+    bins = np.linspace(-4, 4, 41)
+    ax.hist(np.log10(moments[moments > 0]), bins=bins, color="grey", alpha=0.7, label="(v - m) / m^2 (NB2 dispersion)")
+    ax.hist(np.log10(paper_alpha[paper_alpha > 0]), bins=bins, color="tab:red", alpha=0.5,
+            label="m^2 / (v - m) (the authors)")
+    ax.set_xlabel("log10 alpha (train counts)")
+    ax.set_ylabel("genes")
+    ax.legend()
     return fig

@@ -5,14 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import anndata as ad
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
 from stlib.pl._maps import spatial_panels
+from stlib.pl._style import house_style, subplots
 
 
-def prediction_map(pred: ad.AnnData, genes: Sequence[str], *, value_label: str = "predicted target") -> Figure:
+@house_style
+def prediction_map(pred: ad.AnnData, genes: Sequence[str], *, value_label: str = "predicted target",
+                   vlims: Sequence[tuple[float, float] | None] | None = None) -> Figure:
     """Predicted values of ``genes`` at each spot over the H&E (one panel per gene).
 
     Parameters
@@ -24,6 +26,9 @@ def prediction_map(pred: ad.AnnData, genes: Sequence[str], *, value_label: str =
         The genes shown (``var_names`` of ``pred``).
     value_label
         Label of the colour bars.
+    vlims
+        Per gene ``(vmin, vmax)`` of its colour scale (e.g. shared with the measured values), or
+        ``None`` for the automatic range.
 
     Returns
     -------
@@ -35,9 +40,10 @@ def prediction_map(pred: ad.AnnData, genes: Sequence[str], *, value_label: str =
     expr = ad.AnnData(obs=expr.obs.assign(**{g: np.asarray(expr[:, g].X).ravel() for g in genes}),
                       obsm={"spatial": np.asarray(pred.obsm["spatial"])}, uns={"spatial": pred.uns["spatial"]})
     return spatial_panels(expr, list(genes), section=lib, titles=[f"{g} (predicted)" for g in genes],
-                          cbar_labels=[value_label] * len(genes))
+                          cbar_labels=[value_label] * len(genes), vlims=vlims, crop_margin=0.03)
 
 
+@house_style
 def tissue_grid(pred: ad.AnnData, measured_xy: np.ndarray | None = None, *, margin: float = 0.03) -> Figure:
     """The H&E with the spots a prediction used (a tissue grid or given spots) and, when given,
     the spots that were measured, in full-resolution pixels.
@@ -62,7 +68,7 @@ def tissue_grid(pred: ad.AnnData, measured_xy: np.ndarray | None = None, *, marg
     lib = str(pred.obs["section"].iloc[0])
     meta = pred.uns["spatial"][lib]
     img, s = meta["images"]["hires"], meta["scalefactors"]["tissue_hires_scalef"]
-    fig, ax = plt.subplots(figsize=(5.0, 5.0), layout="constrained")
+    fig, ax = subplots(height=4.2, width=4.2)
     ax.imshow(img)
     xy = np.asarray(pred.obsm["spatial"], float) * s
     d = meta["scalefactors"]["spot_diameter_fullres"] * s
@@ -78,6 +84,6 @@ def tissue_grid(pred: ad.AnnData, measured_xy: np.ndarray | None = None, *, marg
     ax.set_xlim(max(allp[:, 0].min() - pad, 0), min(allp[:, 0].max() + pad, img.shape[1]))
     ax.set_ylim(min(allp[:, 1].max() + pad, img.shape[0]), max(allp[:, 1].min() - pad, 0))
     ax.axis("off")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.01), ncol=2, fontsize=8, frameon=False)
-    ax.set_title(f"{lib}: {pred.uns.get('prediction', {}).get('spots', 'spots')}", fontsize=10)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.01), ncol=1, frameon=False)
+    ax.set_title(f"{lib}: {pred.uns.get('prediction', {}).get('spots', 'spots')}")
     return fig

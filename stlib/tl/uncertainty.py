@@ -43,7 +43,6 @@ same replicates for both, :meth:`Bootstrap.difference`) excludes zero.
 from __future__ import annotations
 
 import warnings
-import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -53,6 +52,7 @@ from scipy.stats import norm
 
 from stlib.tl.ceiling import ThinnedTargets, extrapolate_reliability, spearman_brown
 from stlib.errors import DataError
+from stlib.tl._seeds import seed_mean, seed_multiplicities, seed_stack
 
 STATS: tuple[str, ...] = ("pcc", "ceiling", "fraction", "srcc", "mse", "mae", "r2")
 DEFAULT_N_BOOT = 1000
@@ -226,23 +226,29 @@ class _TruthRanks:
         self.wwr = np.einsum("ij,ij,ij->i", W, W, self.r)
 
 
-def _rank_corr(W: np.ndarray, s: np.ndarray, no_tie_var: np.ndarray, y: _TruthRanks, x: np.ndarray) -> np.ndarray:
+def _rank_corr(W: np.ndarray, s: np.ndarray, no_tie_var: np.ndarray, y: _TruthRanks, x: np.ndarray,
+               rows: np.ndarray | None = None) -> np.ndarray:
     """Spearman correlation per row of ``W`` between the truth column ``y`` and the column ``x``
-    (NaN where either is constant over the weighted spots).
+    (NaN where either is constant over the weighted spots); ``rows``: only those rows of ``W``
+    (each row's value is computed on that row alone, so it is the same either way).
 
     The rank of a spot is ``C - (w - 1) / 2`` where ``C`` is the cumulative weight up to and
     including it in ``x``'s order; without ties in ``x`` (a continuous prediction) its variance
     depends on the weights only (``no_tie_var``) and the covariance needs one cumulative sum and
     one weighted product sum; tied values pool their weights first (:func:`weighted_ranks`).
     """
+    yr, ywr, ywwr, yvar = y.r, y.wr, y.wwr, y.var
+    if rows is not None:
+        W, s, no_tie_var = W[rows], s[rows], no_tie_var[rows]
+        yr, ywr, ywwr, yvar = yr[rows], ywr[rows], ywwr[rows], yvar[rows]
     m = (s + 1.0) / 2.0
     order = np.argsort(x, kind="stable")
     xs = x[order]
     Ws = W[:, order]
-    ry = y.r[:, order]
+    ry = yr[:, order]
     if np.all(xs[1:] != xs[:-1]):
         vx = no_tie_var
-        cov = (np.einsum("ij,ij,ij->i", Ws, np.cumsum(Ws, axis=1), ry) - 0.5 * y.wwr + (0.5 - m) * y.wr) / s
+        cov = (np.einsum("ij,ij,ij->i", Ws, np.cumsum(Ws, axis=1), ry) - 0.5 * ywwr + (0.5 - m) * ywr) / s
     else:
         rank_group, group, gw = _group_ranks(Ws, xs)
         rank_group -= m[:, None]
@@ -250,15 +256,17 @@ def _rank_corr(W: np.ndarray, s: np.ndarray, no_tie_var: np.ndarray, y: _TruthRa
         cov = np.einsum("ij,ij,ij->i", Ws, rank_group[:, group], ry) / s
     tol = 1e-12 * np.maximum(1.0, m * m)
     with np.errstate(invalid="ignore", divide="ignore"):
-        r = np.clip(cov / np.sqrt(vx * y.var), -1.0, 1.0)
-    r[(vx <= tol) | (y.var <= tol) | np.isnan(r)] = np.nan
+        r = np.clip(cov / np.sqrt(vx * yvar), -1.0, 1.0)
+    r[(vx <= tol) | (yvar <= tol) | np.isnan(r)] = np.nan
     return r
 
 
-def weighted_spearman(W: np.ndarray, y: np.ndarray, preds: Sequence[np.ndarray], n_jobs: int = 2) -> list[np.ndarray]:
+def weighted_spearman(W: np.ndarray, y: np.ndarray, preds: Sequence[np.ndarray], n_jobs: int = 2,
+                      rows: Sequence[np.ndarray | None] | None = None) -> list[np.ndarray]:
     """Column-wise Spearman correlation of ``y`` with each prediction under each row of ``W``:
     one ``(n_rep, n_genes)`` array per prediction (the ranks of ``y`` are computed once per gene).
-    A prediction column holding NaN gives NaN.
+    A prediction column holding NaN gives NaN. ``rows``: per prediction the rows of ``W`` to
+    compute (``None``: all); the others are NaN (a seed that a replicate does not draw).
 
     Genes are spread over ``n_jobs`` threads (NumPy releases the GIL in the array work); the
     result does not depend on ``n_jobs``.
@@ -268,6 +276,9 @@ def weighted_spearman(W: np.ndarray, y: np.ndarray, preds: Sequence[np.ndarray],
     W = np.asarray(W, dtype=np.float64)
     s = W.sum(axis=1)
     out = [np.full((W.shape[0], y.shape[1]), np.nan) for _ in preds]
+    rows = [None] * len(preds) if rows is None else list(rows)
+    if len(rows) != len(preds):
+        raise ValueError(f"rows for {len(rows)} predictions, got {len(preds)} predictions")
 
     no_tie_var = (s**3 - s - _tie_sum(W)) / (12.0 * s)
 
@@ -275,7 +286,10 @@ def weighted_spearman(W: np.ndarray, y: np.ndarray, preds: Sequence[np.ndarray],
         yr = _TruthRanks(W, s, y[:, j])
         for k, p in enumerate(preds):
             if np.all(np.isfinite(p[:, j])):
-                out[k][:, j] = _rank_corr(W, s, no_tie_var, yr, p[:, j])
+                if rows[k] is None:
+                    out[k][:, j] = _rank_corr(W, s, no_tie_var, yr, p[:, j])
+                else:
+                    out[k][rows[k], j] = _rank_corr(W, s, no_tie_var, yr, p[:, j], rows[k])
 
     if n_jobs <= 1:
         for j in range(y.shape[1]):
@@ -522,86 +536,6 @@ class Bootstrap:
         return {"difference": point, "lo": lo, "hi": hi, "excludes_zero": bool(lo > 0 or hi < 0)}
 
 
-def seed_stack(name: str, pred: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """A model's prediction as ``(n_seeds, n_spots, n_genes)``: a 2-D prediction is one seed.
-
-    Parameters
-    ----------
-    name
-        The model's name (for the error message).
-    pred
-        ``(n_spots, n_genes)`` or ``(n_seeds, n_spots, n_genes)``.
-    shape
-        ``(n_spots, n_genes)`` of the truth.
-
-    Returns
-    -------
-    numpy.ndarray
-        float64, ``(n_seeds, n_spots, n_genes)``.
-
-    Raises
-    ------
-    DataError
-        Neither ``shape`` nor ``(n_seeds, *shape)``, or no seed at all.
-    """
-    p = np.asarray(pred, dtype=np.float64)
-    if p.ndim == 2:
-        p = p[None]
-    if p.ndim != 3 or p.shape[1:] != tuple(shape) or p.shape[0] == 0:
-        raise DataError(name, f"prediction of shape {np.shape(pred)}; expected {tuple(shape)} or (n_seeds, *{tuple(shape)})")
-    return p
-
-
-def seed_multiplicities(name: str, n_seeds: int, n_boot: int, seed: int) -> np.ndarray | None:
-    """How often each of a model's seeds is drawn in each bootstrap replicate.
-
-    Seeds are drawn with replacement from a stream of the model's own (``seed`` and the model's
-    name), so adding a model changes no other model's replicates.
-
-    Parameters
-    ----------
-    name
-        The model's name.
-    n_seeds, n_boot, seed
-        Its number of seeds, the replicates, the seed of the resampling.
-
-    Returns
-    -------
-    numpy.ndarray or None
-        ``(n_boot, n_seeds)`` multiplicities summing to ``n_seeds`` per replicate; ``None`` for a
-        single seed.
-    """
-    if n_seeds == 1:
-        return None
-    rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
-    return rng.multinomial(n_seeds, np.full(n_seeds, 1.0 / n_seeds), size=n_boot)
-
-
-def seed_mean(per_seed: Sequence[np.ndarray], multiplicities: np.ndarray | None) -> np.ndarray:
-    """Per replicate, the mean over a model's seeds of a statistic.
-
-    Parameters
-    ----------
-    per_seed
-        One ``(n_boot,)`` array of the statistic per seed.
-    multiplicities
-        :func:`seed_multiplicities`: each replicate weighs the seeds it drew, so the replicates
-        carry the seed-to-seed variance too; ``None``: the plain mean.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(n_boot,)``; NaN where a drawn seed has no value.
-    """
-    R = np.stack([np.asarray(r, dtype=np.float64) for r in per_seed])  # (S, n_boot)
-    if multiplicities is None:
-        return R.mean(axis=0)
-    V = np.asarray(multiplicities, dtype=np.float64).T  # (S, n_boot)
-    out = (V * np.nan_to_num(R, nan=0.0)).sum(axis=0) / V.sum(axis=0)
-    out[((V > 0) & np.isnan(R)).any(axis=0)] = np.nan  # a drawn seed without a value: no value
-    return out
-
-
 def bootstrap_scores(
     y_true: np.ndarray,
     predictions: Mapping[str, np.ndarray],
@@ -716,8 +650,13 @@ def bootstrap_scores(
         both = np.vstack([one, W] + ([J] if J is not None else []))  # the jackknife rows too: BCa needs them
         n_w = W.shape[0]
         flat = [(name, p) for name in names for p in stacks[name]]
+        # a seed enters a replicate's seed mean only where the replicate drew it: its ranks are
+        # computed on those rows (and the point and jackknife rows), the same values as on all rows
+        rows = [None if seed_w[name] is None else
+                np.flatnonzero(np.r_[True, seed_w[name][:, k] > 0, np.ones(len(both) - 1 - n_w, bool)])
+                for name in names for k in range(len(stacks[name]))]
         by_name: dict[str, list[np.ndarray]] = {name: [] for name in names}
-        for (name, p), r in zip(flat, weighted_spearman(both, y, [p for _, p in flat])):
+        for (name, p), r in zip(flat, weighted_spearman(both, y, [p for _, p in flat], rows=rows)):
             if constant == "zero":  # a gene predicted as one constant counts as 0, as for PCC
                 r = np.where(np.isnan(r) & (np.ptp(p, axis=0) == 0)[None, :], 0.0, r)
             with warnings.catch_warnings():

@@ -8,6 +8,10 @@ For each page it reports
   past the column's, unless a scrolling box (``overflow-x: auto``) inside the column holds it;
 - code cells whose input is shown without the reader asking for it (every cell of the book is
   ``hide-input`` or ``remove-input``: the prose and outputs carry the page, the code is one click away);
+- figures (PNG outputs of the notebooks) not stored at twice the pixels they are shown at: one
+  drawn at the column's width and stored as ``retina`` (``stlib.pl._style``) shows at 2 stored
+  pixels per page pixel; fewer is a blurred figure, more a figure shrunk into the column with its
+  fonts under 9 pt;
 
 and keeps a screenshot of each page under ``_build/pagecheck/`` (never committed).
 
@@ -67,11 +71,18 @@ window.addEventListener("load", () => {
   const code = [...art.querySelectorAll("div.cell_input")]
     .filter((el) => !el.closest("details:not([open])") && el.getBoundingClientRect().height > 0 && (el.innerText || "").trim())
     .map((el) => (el.innerText || "").trim().split("\\n")[0].slice(0, 80));
+  // figures: stored pixels per shown pixel (2 in the house style; a figure shrunk into the column has more)
+  const figures = [...art.querySelectorAll("img")]
+    .filter((i) => i.complete && i.naturalWidth > 0 && /\.png$/i.test(i.getAttribute("src") || "") &&
+            i.getBoundingClientRect().width > 0)
+    .map((i) => ({src: i.getAttribute("src"), natural: i.naturalWidth, shown: Math.round(i.getBoundingClientRect().width),
+                  scale: i.naturalWidth / i.getBoundingClientRect().width}))
+    .filter((f) => f.scale < 1.9 || f.scale > 2.1);
   const broken = [...document.images].filter((i) => !i.complete || i.naturalWidth === 0)
     .map((i) => i.getAttribute("src"));
   const out = document.createElement("pre");
   out.id = "stlib-pagecheck";
-  out.textContent = JSON.stringify({column_right: Math.round(right), wide, broken_images: broken, shown_code: code,
+  out.textContent = JSON.stringify({column_right: Math.round(right), wide, broken_images: broken, shown_code: code, figures,
                                     n_images: document.images.length,
                                     height: document.documentElement.scrollHeight});
   document.body.appendChild(out);
@@ -91,10 +102,11 @@ class PageReport:
     broken_links: list[str] = field(default_factory=list)
     wide: list[dict] = field(default_factory=list)
     shown_code: list[str] = field(default_factory=list)
+    figures: list[dict] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not (self.broken_images or self.broken_links or self.wide or self.shown_code)
+        return not (self.broken_images or self.broken_links or self.wide or self.shown_code or self.figures)
 
     def problems(self) -> list[str]:
         out = [f"{self.page}: image not loaded: {s}" for s in self.broken_images]
@@ -102,6 +114,9 @@ class PageReport:
         out += [f"{self.page}: output {w['over']} px wider than the content column: <{w['tag']} class='{w['cls']}'> "
                 f"{w['text']!r}" for w in self.wide]
         out += [f"{self.page}: code shown without asking (tag the cell hide-input): {c!r}" for c in self.shown_code]
+        out += [f"{self.page}: figure {f['src']} stored at {f['natural']} px, shown at {f['shown']} px "
+                f"({f['scale']:.2f} stored px per page px, want 2: draw it at most stlib.pl.COLUMN_IN wide, "
+                f"stored as retina)" for f in self.figures]
         return out
 
 
@@ -176,6 +191,7 @@ def check_page(browser: str, html_dir: Path, doc: str, shots: Path) -> PageRepor
     m = json.loads(dom.get_text())
     report.n_images, report.broken_images, report.wide = m["n_images"], m["broken_images"], m["wide"]
     report.shown_code = m.get("shown_code", [])
+    report.figures = m.get("figures", [])
     report.broken_links = broken_links(html_dir, page)
     shot = shots / (doc.replace("/", "__") + ".png")
     shot.parent.mkdir(parents=True, exist_ok=True)

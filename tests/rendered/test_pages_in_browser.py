@@ -32,8 +32,12 @@ def browser() -> str:
 
 def test_checks_catch_broken_pages(browser, tmp_path):
     """The checks can fail: a page with a missing image, two broken links and a wide output."""
+    from PIL import Image
+
     site = tmp_path / "html"
     site.mkdir()
+    for name, w in (("retina.png", 400), ("plain.png", 300), ("shrunk.png", 1800)):
+        Image.new("RGB", (w, 50), "white").save(site / name)
     (site / "other.html").write_text('<html><body><h1 id="there">x</h1></body></html>')
     (site / "bad.html").write_text("""<html><body style="margin:0"><article class="bd-article" style="width:600px">
       <p>text</p><img src="missing.png" alt="x">
@@ -41,6 +45,7 @@ def test_checks_catch_broken_pages(browser, tmp_path):
       <div class="cell_output" style="width:1500px">too wide</div>
       <div style="overflow-x:auto"><table style="width:1500px"><tr><td>scrolls: fine</td></tr></table></div>
       <div class="cell_input"><pre>shown = 1</pre></div>
+      <img src="retina.png" width="200"><img src="plain.png"><img src="shrunk.png" style="max-width:100%">
       <details><summary>Show code</summary><div class="cell_input"><pre>hidden = 1</pre></div></details>
       </article></body></html>""")
     r = pagecheck.check_page(browser, site, "bad", tmp_path / "shots")
@@ -49,7 +54,8 @@ def test_checks_catch_broken_pages(browser, tmp_path):
     assert [w["text"] for w in r.wide] == ["too wide"]
     assert r.shown_code == ["shown = 1"]  # the one in the closed <details> is hidden
     assert r.screenshot is not None and r.screenshot.stat().st_size > 0
-    assert not r.ok and len(r.problems()) == 5
+    assert [f["src"] for f in r.figures] == ["plain.png", "shrunk.png"]  # 1 and 3 stored px per shown px
+    assert not r.ok and len(r.problems()) == 7
 
 
 def test_every_page_of_the_book_renders_cleanly(browser):

@@ -1,0 +1,27 @@
+"""Numbers printed for reading: no more digits than the interval supports."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from stlib._format import interval_decimals, with_interval
+
+
+def test_places_follow_the_width_of_the_interval():
+    assert interval_decimals(0.015, 0.040) == 3
+    assert interval_decimals(-1584.1, -165.1) == 0
+    assert interval_decimals(0.102, 0.106) == 4  # a narrow train interval keeps its digits
+    assert interval_decimals(0.2, 0.9) == 2 and interval_decimals(0.21, 0.29) == 3
+    assert interval_decimals(1.0, 1.0) == 4 and interval_decimals(np.nan, 1.0) == 4
+
+
+def test_with_interval_prints_what_the_interval_supports():
+    assert with_interval(0.024, 0.015, 0.040) == "0.024 [0.015, 0.040]"
+    assert with_interval(-1150.496, -1584.1, -165.1) == "-1150 [-1584, -165]"
+    assert with_interval(0.1041, 0.1023, 0.1062) == "0.1041 [0.1023, 0.1062]"
+    assert with_interval(3.354996e13, 2.1e13, 4.4e13) == "3.35e+13 [2.1e+13, 4.4e+13]"
+    assert with_interval(0.25, 0.2, 0.3, 2) == "0.25 [0.20, 0.30]"  # explicit places win
+    assert with_interval(np.nan, 0.0, 1.0) == "n/a"
+    s = with_interval(pd.Series([0.5, 0.05]), pd.Series([0.4, 0.04]), pd.Series([0.6, 0.06]))
+    assert list(s) == ["0.50 [0.40, 0.60]", "0.050 [0.040, 0.060]"]
