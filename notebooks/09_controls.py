@@ -189,7 +189,7 @@ scoring.show(pd.DataFrame({
                       scoring.with_interval(partial[("PCC, depth removed", sp)], partial[("lo", sp)], partial[("hi", sp)])))}))
 
 # %% tags=["remove-input"]
-store.download(out, "depth_partial")
+store.download(out, "depth_partial", partial)
 
 # %% tags=["hide-input"]
 image_models = partial.drop(index=[m for m in ("depth_only", "train_mean") if m in partial.index])

@@ -140,8 +140,10 @@ spots_table.round(3)
 # %% tags=["hide-input"]
 grids = {}
 for sec in test_sections:
-    image = test.uns["spatial"][sec]["metadata"]["image_path"]
-    grids[sec] = st.predictor.predict_image(model, image, library_id=sec, progress=False)
+    meta = test.uns["spatial"][sec]["metadata"]
+    # the section's resolution as its reader recorded it, as a user passes --um-per-px
+    grids[sec] = st.predictor.predict_image(model, meta["image_path"], library_id=sec, um_per_px=meta["um_per_px"],
+                                            progress=False)
     g = grids[sec].uns["prediction"]
     print(f"{sec}: a {g['grid']['grid'][0]} x {g['grid']['grid'][1]} grid at {g['grid']['pitch_px']:.0f} px "
           f"({model.meta['spot_pitch_um']:g} um at {g['um_per_px']:.3f} um/px, {g['um_per_px_source']}); "

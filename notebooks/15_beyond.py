@@ -336,9 +336,9 @@ for key, value in readings.beyond_readings(tables, results, targets, abl, parts,
 #   {glue:text}`book_best_fraction` against {glue:text}`book_probe_fraction`. Fine-tuning the CNN
 #   on five sections of one patient did not beat the probe.
 # - Against the depth-only oracle ({glue:text}`paper_oracle_fraction` and
-#   {glue:text}`book_oracle_fraction` of the ceiling), the chosen model's interval lies
-#   {glue:text}`paper_vs_oracle` (authors' rule) and {glue:text}`book_vs_oracle` (book's rule),
-#   on one test section.
+#   {glue:text}`book_oracle_fraction` of the ceiling), the chosen model's interval
+#   {glue:text}`paper_vs_oracle` under the authors' rule and {glue:text}`book_vs_oracle` under
+#   the book's, on one test section.
 # - Next: [rerunning the book with other settings](../rerun.md) (`-p finetune_epochs 60`,
 #   `-p finetune_first_trainable block_12_expand`, `-p context_scales "[1, 2]"`).
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 
 
@@ -43,15 +45,18 @@ def with_interval(point: pd.Series | float, lo: pd.Series | float, hi: pd.Series
 
     ``digits=None`` gives each value the places its interval supports (:func:`interval_decimals`),
     so no more digits are printed than the interval allows; values of 100,000 or more are written
-    with three significant digits (``"3.35e+13 [2.1e+13, 4.4e+13]"``).
+    with as many significant digits as the interval's width supports (``"3.4e+13 [2.1e+13, 4.4e+13]"``).
     """
     def one(p, a, b):
         if pd.isna(p):
             return "n/a"
         if pd.isna(a) or pd.isna(b):
             return f"{p:.{3 if digits is None else digits}f} [n/a]"
-        if max(abs(p), abs(a), abs(b)) >= 1e5:
-            return f"{p:.3g} [{a:.2g}, {b:.2g}]"
+        big = max(abs(p), abs(a), abs(b))
+        if big >= 1e5:  # significant digits down to two of the width's
+            width = abs(b - a)
+            k = 3 if width == 0 else int(min(6, max(2, math.floor(math.log10(big)) - math.floor(math.log10(width)) + 2)))
+            return f"{p:.{k}g} [{a:.{k}g}, {b:.{k}g}]"
         d = interval_decimals(a, b) if digits is None else digits
         return f"{p:.{d}f} [{a:.{d}f}, {b:.{d}f}]"
     if isinstance(point, pd.Series):

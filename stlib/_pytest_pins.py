@@ -47,6 +47,15 @@ def notebook_group(path: str) -> str | None:
     return next((g for g, chapters in NOTEBOOK_CHAINS.items() if name[:2] in chapters), None)
 
 
+def _hookimpl(func):
+    import pytest
+
+    # first: pytest-xdist's worker turns the xdist_group mark into the scheduling unit in its own
+    # hook of the same name, which must see the mark (without tryfirst every cell is its own unit)
+    return pytest.hookimpl(tryfirst=True)(func)
+
+
+@_hookimpl
 def pytest_collection_modifyitems(config, items) -> None:  # noqa: ARG001 - pytest's hook signature
     """Mark each notebook cell of a chain with ``xdist_group`` (used by ``--dist loadgroup``)."""
     import pytest

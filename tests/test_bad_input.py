@@ -220,7 +220,8 @@ SPLIT_HEADER = "section\tpatient\tsplit"
     ("rows", "problem"),
     [
         ([SPLIT_HEADER, "B1\tB\ttrain", "X9\tX\ttest"], r"split names unknown section\(s\) \['X9'\]"),
-        ([SPLIT_HEADER, "B1\tB\ttrain", "B2\tB\ttest", "C1\tC\tvalid"], r"patient B appears in more than one part"),
+        ([SPLIT_HEADER, "B1\tB\ttrain", "B2\tB\ttest", "C1\tC\tvalid"], r"patient B appears in more than one part: \['test', 'train'\]; a test patient must be in test only "
+         r"\(no split_policy allows it\): move its sections to one part \(see the book's Data page, `split_policy`\)"),
         ([SPLIT_HEADER, "B1\tB\ttrain", "B1\tB\ttest"], r"section\(s\) listed twice: \['B1'\]"),
         ([SPLIT_HEADER, "B1\tB\ttraining"], r"unknown split name\(s\) \['training'\]"),
         ([SPLIT_HEADER, "B1\tC\ttrain"], r"patient of section\(s\) \['B1'\] disagrees with the manifest"),
@@ -242,7 +243,10 @@ def test_bad_split_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rows: 
 def test_train_valid_overlap_policy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     rows = [SPLIT_HEADER, "B1\tB\ttrain", "B2\tB\tvalid", "C1\tC\ttest"]
     _her2st_setup(tmp_path, monkeypatch, split_rows=rows)
-    with pytest.raises(SplitError, match=r"patient B appears in more than one part: \['train', 'valid'\]"):
+    with pytest.raises(SplitError, match=r"patient B appears in more than one part: \['train', 'valid'\]; to allow a "
+                                         r"patient in train and valid, set `split_policy: "
+                                         r"\{allow_train_valid_patient_overlap: true\}` in the manifest, or move its "
+                                         r"sections to one part \(see the book's Data page, `split_policy`\)"):
         load_dataset("tiny").split()
     _her2st_setup(tmp_path / "p", monkeypatch, split_rows=rows, policy={"allow_train_valid_patient_overlap": True})
     split = load_dataset("tiny").split()
@@ -250,7 +254,8 @@ def test_train_valid_overlap_policy(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     # the policy never lets a patient reach test from another part
     bad = [SPLIT_HEADER, "B1\tB\ttrain", "B2\tB\ttest", "C1\tC\tvalid"]
     _her2st_setup(tmp_path / "q", monkeypatch, split_rows=bad, policy={"allow_train_valid_patient_overlap": True})
-    with pytest.raises(SplitError, match=r"patient B appears in more than one part: \['test', 'train'\]"):
+    with pytest.raises(SplitError, match=r"patient B appears in more than one part: \['test', 'train'\]; a test "
+                                         r"patient must be in test only"):
         load_dataset("tiny").split()
 
 

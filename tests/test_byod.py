@@ -361,6 +361,36 @@ def test_book_run_refuses_a_split_up_front(tmp_path: Path, capsys) -> None:
     assert not list((tmp_path / "run" / "notebooks").glob("*.ipynb"))
 
 
+def test_book_run_refuses_the_resolution_rule_up_front(tmp_path: Path, capsys) -> None:
+    """The 4x rule of chapter 14 is checked before the first chapter, from the manifest's declared
+    um/px (S1-S3) and the spots file's pitch (S4), in the words of ``stlib summary``."""
+    from stlib.book import run as book_run
+
+    manifest = make_spots_fixture(tmp_path)
+    m = yaml.safe_load(manifest.read_text())
+    m["sections"]["S3"]["um_per_px"] = 10.0  # valid: 5x the train sections' 2 um/px
+    manifest.write_text(yaml.safe_dump(m, sort_keys=False))
+    design = st.io.check_design(st.io.load_dataset(manifest), ["14"])
+    assert "S3 10 um/px (5x)" in design.chapters["14"]
+    with pytest.raises(SystemExit) as exc:
+        book_run.run({"dataset": str(manifest)}, out=tmp_path / "run", only=["01", "14"], progress=False)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert re.search(r"chapter 14 cannot: section\(s\) S3 10 um/px \(5x\) are beyond 4x the train sections' median "
+                     r"2 um/px, the saved image model's limit", err), err
+    assert "--only 01" in err and not list((tmp_path / "run" / "notebooks").glob("*.ipynb"))
+    # measured from the spots file when not declared: S4's spots at 1/5 the pitch in pixels (10 um/px)
+    m["sections"]["S3"]["um_per_px"] = 2.0
+    manifest.write_text(yaml.safe_dump(m, sort_keys=False))
+    spots = pd.read_csv(manifest.parent / "S4" / "spots.csv")
+    spots[["pixel_x", "pixel_y"]] /= 5
+    spots.to_csv(manifest.parent / "S4" / "spots.csv", index=False)
+    assert st.io.spots.manifest_resolutions(st.io.load_dataset(manifest))["S4"] == pytest.approx(10.0, rel=0.05)
+    with pytest.raises(SystemExit):
+        book_run.run({"dataset": str(manifest)}, out=tmp_path / "run", only=["14"], progress=False)
+    assert re.search(r"chapter 14 cannot: section\(s\) S4 \d+(\.\d+)? um/px \(5(\.\d)?x\)", capsys.readouterr().err)
+
+
 # ---- a mirror with part of a data set ----------------------------------------------------------
 def test_he2020_subset_in_a_mirror_is_summarised(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A mirror holding 4 of He et al. 2020's 68 sections: a warning says which are present and missing,
@@ -440,3 +470,78 @@ def test_the_data_page_visium_manifest_is_a_working_manifest(tmp_path: Path) -> 
     path = manifest.parent / "my-visium.yaml"
     path.write_text(yaml.safe_dump(m))
     assert st.io.load_dataset(path).read(progress=False).n_obs == 187
+
+
+# ---- the documented pipeline command on a real two-patient data set ------------------------------
+#: Full-size (width, height) of A1 and A2 (app/data/dims.list; ../shared/README.md): their spot tables'
+#: pixels, scaled here to the web app's images.
+_A_FULLRES_WH = {"A1": (6954, 7435), "A2": (6966, 7441)}
+
+
+def _real_two_patient_manifest(tmp_path: Path, her2st: Path) -> Path:
+    """C2, C3 (patient C, full-resolution JPEGs) and A1, A2 (patient A, the web app's 2000 px PNGs) in the
+    ``spots`` layout with legacy-ST spot tables (``*_selection.tsv``), resolution measured from the pitch:
+    train C2, valid C3 (``allow_train_valid_patient_overlap``), test A1, A2."""
+    root = tmp_path / "real"
+    sections = {}
+    for sec, patient in (("C2", "C"), ("C3", "C"), ("A1", "A"), ("A2", "A")):
+        folder = root / sec
+        folder.mkdir(parents=True)
+        (folder / "counts.tsv.gz").symlink_to(her2st / "data" / "ST-cnts" / f"{sec}.tsv.gz")
+        table = pd.read_csv(her2st / "data" / "ST-spotfiles" / f"{sec}_selection.tsv", sep="\t")
+        if patient == "A":
+            image = her2st / "app" / "www" / "imgs" / f"{sec}_HE_image_dark.png"
+            with Image.open(image) as im:
+                w, h = im.size
+            table["pixel_x"] *= w / _A_FULLRES_WH[sec][0]
+            table["pixel_y"] *= h / _A_FULLRES_WH[sec][1]
+        else:
+            image = next((her2st / "data" / "ST-imgs" / "C" / sec).glob("*.jpg"))
+        (folder / f"he{image.suffix}").symlink_to(image)
+        table.to_csv(folder / f"{sec}_selection.tsv", sep="\t", index=False)
+        sections[sec] = {"patient": patient, "group": "HER2+", "counts": f"{sec}/counts.tsv.gz",
+                         "spots": f"{sec}/{sec}_selection.tsv", "image": f"{sec}/he{image.suffix}"}
+    pd.DataFrame({"section": list(sections), "patient": [m["patient"] for m in sections.values()],
+                  "split": ["train", "valid", "test", "test"]}).to_csv(root / "split.tsv", sep="\t", index=False)
+    manifest = {"name": "real-two-patients", "reader": "spots", "origin": "local",
+                "geometry": {"spot_diameter_um": 100, "spot_pitch_um": 200}, "split": "split.tsv",
+                "split_policy": {"allow_train_valid_patient_overlap": True,
+                                 "reason": "two patients: train and valid share patient C"},
+                "sections": sections, "files": {}}
+    path = root / "real.yaml"
+    path.write_text(yaml.safe_dump(manifest, sort_keys=False))
+    return path
+
+
+def test_documented_pipeline_command_refuses_a_real_two_patient_set_up_front(tmp_path: Path) -> None:
+    """``python -m stlib.book.run --dataset <manifest>`` (every chapter, no ``--only``) on four real sections
+    of two patients: refused before the first chapter (exit 2, no notebook), with the reasons and the
+    ``--only`` line; the resolution rule comes from the spot tables' pitch (A at ~3.4 um/px, C at ~0.69)."""
+    import os
+    import subprocess
+    import time
+
+    from conftest import demo_mirror
+
+    mirror = demo_mirror()
+    if mirror is None or not (mirror / "her2st" / "app" / "www" / "imgs" / "A2_HE_image_dark.png").is_file():
+        pytest.skip("real data absent: set STLIB_DATA_MIRROR")
+    manifest = _real_two_patient_manifest(tmp_path, mirror / "her2st")
+    out = tmp_path / "run"
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "stlib.book.run", "--dataset", str(manifest), "--out", str(out),
+                        "--no-progress"], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1],
+                       env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, timeout=300)
+    seconds = time.perf_counter() - t0
+    assert r.returncode == 2, r.stdout[-2000:] + r.stderr[-3000:]
+    assert not list(out.rglob("*.ipynb")) and "->" not in r.stdout  # no chapter started
+    err = r.stderr
+    assert "split of real-two-patients: train 1 section(s); valid 1 section(s); test 2 section(s); 2 patient(s)" in err
+    assert "chapter 04 cannot: needs 2 train section(s) for grouped cross-validation over train sections, the split has 1" in err
+    assert "chapter 09 cannot: needs 2 train section(s)" in err
+    for ch in ("07", "08", "11", "13"):
+        assert re.search(rf"chapter {ch} cannot: reads the results of chapter\(s\) [0-9 ]*04", err), (ch, err)
+    assert re.search(r"chapter 14 cannot: section\(s\) A1 3\.\d+ um/px \([45](\.\d)?x\), A2 3\.\d+ um/px \([45](\.\d)?x\) "
+                     r"are beyond 4x the train sections' median 0\.\d+ um/px", err), err
+    assert "run them with: ./run pipeline --dataset ... --only 01 02 03 05 06 10 12 15 16" in err.splitlines()
+    assert "Traceback" not in err and seconds < 120, seconds

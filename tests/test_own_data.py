@@ -182,17 +182,53 @@ def test_half_resolution_gives_close_features(tmp_path: Path) -> None:
 
 
 # ---- the saved model ---------------------------------------------------------------------------
-def _toy_model(genes: list[str]) -> ImageModel:
+def _toy_model(genes: list[str], d: int = 6, **meta_over) -> ImageModel:
     rng = np.random.default_rng(0)
-    d, k = 6, 2
+    k = 2
     arrays = {"img_mean": rng.normal(size=d), "img_components": rng.normal(size=(k, d)), "knn_mean": rng.normal(size=d),
               "knn_components": rng.normal(size=(k, d)), "scale_mean": np.zeros(2 * k), "scale_std": np.ones(2 * k),
               "coef": rng.normal(size=(2 * k, len(genes))), "intercept": rng.normal(size=len(genes))}
     meta = {"format_version": st.predictor.FORMAT_VERSION, "genes": genes, "genes_sha256": st.predictor.genes_digest(genes),
             "backbone": "mobilenet_v2", "weights": "imagenet", "weights_sha256": "ab" * 32, "window_um": 154.6,
             "input_size": 224, "um_per_px_train": 0.7, "spot_pitch_um": 200.0, "spot_diameter_um": 100.0,
-            "n_neighbors": 15}
-    return ImageModel(meta, arrays)
+            "n_neighbors": 15, **meta_over}
+    return ImageModel(meta, {k: np.asarray(v) for k, v in arrays.items()})
+
+
+def test_predict_image_needs_a_resolution(tmp_path: Path) -> None:
+    """The API refuses an image without um_per_px, spots or a declared resolution, as the CLI does;
+    ``um_per_px="training"`` asks for the old assumption, and says so."""
+    manifest = make_spots_fixture(tmp_path)
+    image = manifest.parent / "S4" / "he.jpg"
+    model = _toy_model(["G00", "G01"], um_per_px_train=2.0)
+    with pytest.raises(DataError, match=r"he\.jpg: the image's resolution is unknown: without spots give um_per_px "
+                                        r"\(micrometres per pixel; the model was trained on images at 2 um/px\)"):
+        st.predictor.predict_image(model, image, progress=False)
+    um, source = st.predictor.resolve_resolution(model, "training", None, image, image_path=image)
+    assert um == 2.0 and source == "assumed: the training images' resolution (um_per_px='training')"
+    with pytest.raises(DataError, match=r"um_per_px must be a number .* or 'training', got 'train'"):
+        st.predictor.resolve_resolution(model, "train", None, image, image_path=image)
+    # a TIFF that declares its resolution (Aperio MPP) needs nothing more
+    tif = tmp_path / "he.tif"
+    Image.open(image).save(tif, description="Aperio Image Library |MPP = 2.1")
+    assert st.predictor.resolve_resolution(model, None, None, tif, image_path=tif) == (
+        2.1, "the image's metadata (Aperio MPP)")
+
+
+def test_predict_cli_prints_the_tissue_grid_line(tmp_path: Path) -> None:
+    """`stlib predict` without spots says how many grid spots it found on tissue."""
+    manifest = make_spots_fixture(tmp_path)
+    image = manifest.parent / "S4" / "he.jpg"
+    folder = save_model(_toy_model(["G00", "G01", "G02"], d=1280, weights="none", weights_sha256=None,
+                                   um_per_px_train=2.0), tmp_path / "model")
+    r = _cli("predict", str(folder), str(image), "--um-per-px", "2", "--quiet", "--out", str(tmp_path / "p.h5ad"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = re.search(r"^tissue grid: (\d+) of (\d+) grid spots on tissue \((\d+) x (\d+) at 100\.0 px; \d+% of the image "
+                  r"is tissue\)$", r.stdout, re.M)
+    assert m, r.stdout
+    n, total = int(m.group(1)), int(m.group(2))
+    assert 40 <= n <= 80 and total == int(m.group(3)) * int(m.group(4))  # the stained region holds about 56
+    assert ad.read_h5ad(tmp_path / "p.h5ad").n_obs == n
 
 
 def test_saved_model_round_trip_and_refusals(tmp_path: Path) -> None:

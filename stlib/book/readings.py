@@ -274,7 +274,7 @@ def best_variant_readings(tables: dict[str, pd.DataFrame], probe: str) -> dict[s
         ``<rule>_best, _best_pcc, _best_fraction, _probe_pcc, _probe_fraction, _oracle_fraction,
         _vs_oracle, _gains, _n_gains, _top_test`` for each rule, in that order. The best is chosen
         by valid PCC among the image models; ``_vs_oracle`` says whether its fraction's interval
-        lies below, above or across the oracle's ("below the oracle's interval", ...);
+        lies below, above or across the oracle's ("lies below the oracle's", ...);
         ``_top_test`` names the best on test, for the text only.
     """
     out = {}
@@ -289,9 +289,12 @@ def best_variant_readings(tables: dict[str, pd.DataFrame], probe: str) -> dict[s
         out[f"{rule}_probe_fraction"] = f"{tab.loc[probe, 'fraction']:.2f}"
         out[f"{rule}_oracle_fraction"] = f"{tab.loc['depth_only', 'fraction']:.2f}"
         o = tab.loc["depth_only"]
-        out[f"{rule}_vs_oracle"] = ("below the oracle's interval" if tab.loc[b, "fraction_hi"] < o["fraction_lo"]
-                                    else "above the oracle's interval" if tab.loc[b, "fraction_lo"] > o["fraction_hi"]
-                                    else "overlapping the oracle's interval")
+        lo, hi = tab.loc[b, "fraction_lo"], tab.loc[b, "fraction_hi"]
+        out[f"{rule}_vs_oracle"] = ("cannot be set beside the oracle's (an interval is missing)"
+                                    if pd.isna([lo, hi, o["fraction_lo"], o["fraction_hi"]]).any()
+                                    else "lies below the oracle's" if hi < o["fraction_lo"]
+                                    else "lies above the oracle's" if lo > o["fraction_hi"]
+                                    else "overlaps the oracle's")
         gains = list(image.index[image["gain"].astype(bool)])
         out[f"{rule}_gains"] = ", ".join(gains) if gains else "none"
         out[f"{rule}_n_gains"] = str(len(gains))

@@ -95,7 +95,9 @@ def strip_volatile_metadata(path: Path) -> None:
 
 def _check_design(dataset: str | None, chapters: list[str], *, selected: bool) -> None:
     """Refuse, before the first chapter, a data set whose split cannot run the selected chapters
-    (:func:`stlib.io.check_design`), saying which can and suggesting ``--only``."""
+    (:func:`stlib.io.check_design`), saying which can and suggesting ``--only``; chapter 14's 4x
+    resolution rule is checked too where the manifest declares or its spots files measure each
+    section's um/px (``reader: spots``, :func:`stlib.io.spots.manifest_resolutions`)."""
     from stlib.errors import DataError, SplitError
     from stlib.io import check_design, load_dataset
 

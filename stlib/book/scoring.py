@@ -416,6 +416,8 @@ def interval_table(
         rule = replace(rule, block_pitches=None)
     block_pitches, method, constant = rule.block_pitches, rule.method, rule.constant
 
+    rank_splits = ((rank_stats,) if isinstance(rank_stats, str) else tuple(rank_stats)
+                   if not isinstance(rank_stats, bool) else None if rank_stats else ())
     spaces = tuple(sorted({space for _, space in scored.values()}))
     thinned = dict(thinned or {})
     missing = tuple(s for s in spaces if s not in thinned)
@@ -438,8 +440,8 @@ def interval_table(
                 continue
             bs = uncertainty.bootstrap_scores(truth[space][split], preds, groups=sections[idx],
                                               thinned=thinned[space].subset(idx), n_boot=n_boot, seed=seed,
-                                              rank_stats=(split in rank_stats if not isinstance(rank_stats, bool)
-                                                          else rank_stats), weights=weights, jackknife=jack,
+                                              rank_stats=rank_splits is None or split in rank_splits,
+                                              weights=weights, jackknife=jack,
                                               method=method, constant=constant, resampling=resampling)
             boots[(split, space)] = bs
             t = bs.table()

@@ -314,7 +314,7 @@ BOOK_TABLES = "book/tables"
 BOOK_RUN = "results/default"
 
 
-def download(results_dir: Path, name: str):
+def download(results_dir: Path, name: str, table: pd.DataFrame | None = None):
     """A line for the page linking the full table ``name`` as CSV (written by :func:`write_table`).
 
     The book's own run (:data:`BOOK_RUN`) copies the file to :data:`BOOK_TABLES`, which the book
@@ -327,6 +327,9 @@ def download(results_dir: Path, name: str):
         The run's results folder.
     name
         A key of :data:`TABLES`, already written.
+    table
+        The table as written, for its shape (default: read back; a table with several header
+        rows, such as a column MultiIndex, needs it).
 
     Returns
     -------
@@ -340,7 +343,7 @@ def download(results_dir: Path, name: str):
     src = table_path(results_dir, name)
     if not src.is_file():
         raise DataError(str(src), f"no table {name!r} written yet: write_table first")
-    shape = pd.read_csv(src).shape
+    shape = pd.read_csv(src).shape if table is None else (table.shape[0], table.index.nlevels + table.shape[1])
     what = f"{shape[0]} rows x {shape[1]} columns ({TABLES[name][1]})"
     if Path(results_dir).resolve() == resolve(BOOK_RUN).resolve():
         dst = resolve(BOOK_TABLES) / f"{name}.csv"

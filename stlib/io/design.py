@@ -123,8 +123,9 @@ class Design:
 
 def design_table(data: Any) -> tuple[str, pd.DataFrame, dict[str, float]]:
     """``(name, table of section/patient/split, section -> um/px)`` of an AnnData (``obs`` and
-    ``uns["spatial"]``), a :class:`~stlib.io.registry.Dataset` (its split file; no resolution) or a
-    split DataFrame."""
+    ``uns["spatial"]``), a :class:`~stlib.io.registry.Dataset` (its split file; for ``reader: spots``
+    the resolutions its manifest declares or its spots files' pitch measures,
+    :func:`stlib.io.spots.manifest_resolutions`; none for the other readers) or a split DataFrame."""
     import anndata as ad
 
     if isinstance(data, ad.AnnData):
@@ -139,10 +140,12 @@ def design_table(data: Any) -> tuple[str, pd.DataFrame, dict[str, float]]:
         return name, tab, um
     if isinstance(data, pd.DataFrame):
         return "this data set", data.astype(str), {}
+    from stlib.io.spots import manifest_resolutions
+
     split = data.split()  # a Dataset
     if "section" not in split.columns:  # sections discovered at read time: patients only
         split = split.assign(section=split["patient"])
-    return str(data.name), split.astype(str), {}
+    return str(data.name), split.astype(str), manifest_resolutions(data)
 
 
 def check_design(data: Any, chapters: Iterable[str] | None = None) -> Design:
@@ -153,7 +156,8 @@ def check_design(data: Any, chapters: Iterable[str] | None = None) -> Design:
     data
         A read data set (AnnData with ``obs["section", "patient", "split"]``; its resolutions in
         ``uns["spatial"]`` are checked too), a :class:`~stlib.io.registry.Dataset` (its split file,
-        before anything is read) or a split table (``section, patient, split``).
+        before anything is read; for ``reader: spots`` also the resolutions its manifest declares or
+        its spots files measure) or a split table (``section, patient, split``).
     chapters
         Chapter numbers (``"01"``, ``"14"``; prefixes of the notebooks' names); default all.
 

@@ -125,7 +125,14 @@ def read_split(
         if len(splits) > 1:
             if allow_train_valid_overlap and splits == ["train", "valid"]:
                 continue
-            raise SplitError(f"{path}: patient {patient} appears in more than one part: {splits}")
+            if splits == ["train", "valid"]:
+                way_out = ("to allow a patient in train and valid, set `split_policy: {allow_train_valid_patient_overlap: "
+                           "true}` in the manifest, or move its sections to one part")
+            else:
+                way_out = ("a test patient must be in test only (no split_policy allows it): move its sections to "
+                           "one part")
+            raise SplitError(f"{path}: patient {patient} appears in more than one part: {splits}; {way_out} "
+                             "(see the book's Data page, `split_policy`)")
     return df
 
 

@@ -241,6 +241,57 @@ def read_spots_section(
                          image_sha256=image_sha256, geometry=geo, report=report)
 
 
+def manifest_resolutions(ds: Any) -> dict[str, float]:
+    """Each section's um/px from the manifest alone, cheaply: declared (``um_per_px`` of the section or
+    of ``geometry``), else measured from the pitch of its spots file when that file is already on disk
+    (the local origin, the mirror or the download cache; nothing is downloaded, counts and images are
+    not read). A section whose spots file is absent or unreadable is left out: reading it says why.
+
+    Parameters
+    ----------
+    ds
+        A ``reader: spots`` data set (:class:`~stlib.io.registry.Dataset`); any other reader gives ``{}``.
+
+    Returns
+    -------
+    dict
+        Section -> micrometres per pixel.
+    """
+    from stlib.io import fetch
+
+    if getattr(ds, "reader", None) != "spots":
+        return {}
+    base = {k: v for k, v in dict(ds.extra.get("geometry") or {}).items() if k in GEOMETRY_KEYS}
+    roots = []
+    for get in (fetch.local_root, fetch.mirror_root, fetch.cache_root):
+        try:
+            r = get(ds)
+        except Exception:  # noqa: BLE001 - a root that cannot be named is one to skip
+            r = None
+        if r is not None:
+            roots.append(Path(r))
+    out: dict[str, float] = {}
+    for sec, meta in ds.sections.items():
+        geo = {**LEGACY_ST_GEOMETRY, **base, **{k: v for k, v in meta.items() if k in GEOMETRY_KEYS}}
+        if geo.get("um_per_px") is not None:
+            out[str(sec)] = float(geo["um_per_px"])
+            continue
+        path = next((r / str(meta["spots"]) for r in roots if meta.get("spots") and (r / str(meta["spots"])).is_file()),
+                    None)
+        if path is None:
+            continue
+        try:
+            spots, _, _ = read_spot_table(path)
+            xy = spots[["pixel_x", "pixel_y"]].to_numpy(dtype=np.float64)
+            xy = xy[np.isfinite(xy).all(axis=1)]
+            if len(xy) >= 2:
+                out[str(sec)] = float(section_geometry(xy, **{**geo, "um_per_px": None}, where=path,
+                                                       section=str(sec))["um_per_px"])
+        except DataError:
+            continue
+    return out
+
+
 def read_from_manifest(ds: Any, root: Path, sections: Sequence[str]) -> ad.AnnData:
     """The sections of a ``reader: spots`` data set (``ds``: :class:`~stlib.io.registry.Dataset`)."""
     base = {k: v for k, v in dict(ds.extra.get("geometry") or {}).items() if k in GEOMETRY_KEYS}

@@ -25,6 +25,7 @@ from stlib.predictor._model import (
 from stlib.predictor._predict import (
     MAX_RESOLUTION_RATIO,
     TISSUE_THUMB,
+    TRAINING_RESOLUTION,
     match_spots,
     predict_image,
     read_spots,
@@ -40,6 +41,7 @@ __all__ = [
     "FORMAT_VERSION",
     "MAX_RESOLUTION_RATIO",
     "TISSUE_THUMB",
+    "TRAINING_RESOLUTION",
     "ImageModel",
     "ModelError",
     "describe",

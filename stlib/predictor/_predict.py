@@ -7,8 +7,11 @@ in ``uns["prediction"]``. Without spot centres the spots are a square grid at th
 spot pitch over the tissue found in the image (:func:`tissue_grid`).
 
 The image's resolution (micrometres per pixel) decides how many pixels the model's physical
-window is: given by the user, else measured from the given spots' pitch, else assumed to be the
-training images' (and said so in ``uns["prediction"]``). Bad input gets its own message: no
+window is: given by the user, else measured from the given spots' pitch, else read from the
+image's metadata (a TIFF's Aperio ``MPP`` or resolution tags: :func:`stlib.io.images.image_um_per_px`),
+else refused, as ``stlib predict`` refuses: a JPEG or PNG declares no resolution. Only
+``um_per_px="training"`` assumes the training images' resolution, and says so in
+``uns["prediction"]["um_per_px_source"]``. Bad input gets its own message: no
 tissue in the image, an image far smaller than its resolution implies, spots outside the image,
 a resolution far from the model's, a backbone whose weights differ from the model's.
 """
@@ -30,16 +33,116 @@ from stlib.predictor._model import ImageModel, ModelError
 
 #: Thumbnail side (px) on which tissue is detected.
 TISSUE_THUMB = 1024
+#: H&E's hues in degrees, hematoxylin's blue-purple through eosin's pink to red (the range wraps
+#: through 0): stained tissue on the HER2ST sections lies within 215-30 degrees.
+HE_HUES = (215.0, 30.0)
+#: A pixel more saturated than this with a hue outside :data:`HE_HUES` is ink (a green, blue-green,
+#: yellow or orange pen mark), not stain.
+INK_MIN_SATURATION = 0.2
+#: Hematoxylin's bluest hues (degrees), shared with blue pens: a pixel there more saturated than
+#: :data:`BLUE_INK_MIN_SATURATION` is blue ink (stain on the HER2ST thumbnails stays below 0.75).
+BLUE_HUES = (215.0, 245.0)
+#: See :data:`BLUE_HUES`.
+BLUE_INK_MIN_SATURATION = 0.8
+#: A pixel whose brightness (HSV value, 0-1) is at most this is a dark stroke (black pen) or a dark
+#: background, not stain: the darkest tissue on the HER2ST thumbnails is about 0.25.
+DARK_MAX = 0.2
+#: Share of an image's pixels painted black (:data:`stlib.io.register.BLACK_MAX`) above which the
+#: image has a painted background, and a component touching the top and right edges is taken for
+#: an annotation thumbnail pasted there (the HER2ST web app's images) rather than tissue.
+PAINTED_BACKGROUND = 0.05
+
+
+def _thumbnail(path: Path, max_size: int) -> tuple[np.ndarray, float]:
+    """RGB uint8 thumbnail (longest side at most ``max_size``, JPEG draft mode) and its scale."""
+    from PIL import Image
+
+    from stlib.io.images import pil_limits
+
+    try:
+        with pil_limits(), Image.open(path) as im:
+            w, h = im.size
+            scale = min(1.0, max_size / max(w, h))
+            size = (max(1, round(w * scale)), max(1, round(h * scale)))
+            im.draft("RGB", size)
+            thumb = np.asarray(im.convert("RGB").resize(size, Image.Resampling.BILINEAR), dtype=np.uint8)
+    except FileNotFoundError:
+        raise DataError(path, "missing image file") from None
+    except (Image.UnidentifiedImageError, OSError) as exc:
+        raise DataError(path, f"corrupt or truncated image ({exc})") from None
+    return thumb, size[0] / w
+
+
+def _tissue_mask(image_path: str | Path, max_size: int) -> tuple[np.ndarray, float, dict[str, Any]]:
+    """:func:`tissue_mask` and what it removed (see there)."""
+    from PIL import Image
+    from skimage import filters, morphology
+
+    from stlib.io import register
+
+    path = Path(image_path)
+    rgb, scale = _thumbnail(path, max_size)
+    hsv = np.asarray(Image.fromarray(rgb).convert("HSV"), dtype=np.float64) / 255.0
+    hue, sat, val = hsv[..., 0] * 360.0, hsv[..., 1], hsv[..., 2]
+    r = max(1, round(min(sat.shape) / 200))
+    # background: black paint, white glass reaching the border, and (on an image with a painted
+    # background) the annotation thumbnail in the top-right corner: stlib.io.register's mask
+    black_share = float((rgb.max(axis=2) <= register.BLACK_MAX).mean())
+    region, rinfo = register.tissue_mask(rgb, where=str(path))
+    inset = rinfo["inset_bbox"] if black_share >= PAINTED_BACKGROUND else None
+    if rinfo["inset_bbox"] is not None:
+        x0, y0, x1, y1 = rinfo["inset_bbox"]
+    if rinfo["inset_bbox"] is not None and inset is None:  # no painted background: that corner piece is tissue
+        fg = (rgb.max(axis=2) > register.BLACK_MAX) & (rgb.min(axis=2) < register.WHITE_MIN)
+        region[y0:y1, x0:x1] |= fg[y0:y1, x0:x1]
+    elif inset is not None:  # the thumbnail's box, with its frame and the blur of the downsampling
+        region[max(0, y0 - r):y1 + r, max(0, x0 - r):x1 + r] = False
+    # pen: a strongly saturated hue outside H&E's, or a very dark stroke (not the blurred edge of a
+    # painted background); widened over its own blurred edge
+    lo, hi = HE_HUES
+    stain_hue = (hue >= lo) | (hue <= hi) if lo > hi else (hue >= lo) & (hue <= hi)
+    dark = (val <= DARK_MAX) & ~morphology.dilation(rgb.max(axis=2) <= register.BLACK_MAX, morphology.disk(r))
+    blue = (hue >= BLUE_HUES[0]) & (hue < BLUE_HUES[1]) & (sat > BLUE_INK_MIN_SATURATION)
+    ink = ((sat > INK_MIN_SATURATION) & ~stain_hue) | blue | dark
+    ink = morphology.dilation(morphology.opening(ink, morphology.disk(1)), morphology.disk(r))
+    candidates = region & ~ink
+    info: dict[str, Any] = {"inset_bbox": None if inset is None else [round(v / scale) for v in inset],
+                            "ink_fraction": float((ink & region).mean()),
+                            "background_fraction": float(1 - region.mean())}
+    # Li's threshold of the saturation over all but the ink: glass and background pull it down
+    s = sat[~ink]
+    if s.size == 0 or float(s.max() - s.min()) < 0.05:
+        return np.zeros(sat.shape, dtype=bool), scale, info
+    thr = max(float(filters.threshold_li(s)), 0.05)
+    mask = (sat > thr) & candidates
+    mask = morphology.opening(morphology.closing(mask, morphology.disk(r)), morphology.disk(r))
+    mask &= candidates  # closing must not bridge a pen stroke or reach into the background
+    mask = morphology.remove_small_objects(mask, max_size=max(1, int(0.001 * mask.size)))
+    return mask, scale, info
 
 
 def tissue_mask(image_path: str | Path, *, max_size: int = TISSUE_THUMB) -> tuple[np.ndarray, float]:
-    """Tissue (True) vs glass on a thumbnail: Li's threshold of the HSV saturation, smoothed.
+    """Tissue (True) vs glass, background, thumbnail and pen ink on a thumbnail of an H&E image.
 
     H&E stains tissue pink to purple; the glass around it is white or grey (low saturation).
-    Li's minimum cross-entropy threshold (scikit-image) keeps the pale stroma and fat that
-    Otsu's drops: on the five train and valid sections of ``her2st-demo`` it puts 98-100% of
-    the spots the lab marked as under tissue on the mask, Otsu's 97-98%, for a similar area. The mask is closed and opened with a disc and specks smaller than 0.1% of the
-    thumbnail are removed. Returns the mask and the thumbnail pixels per full-resolution pixel.
+    Li's minimum cross-entropy threshold (scikit-image) of the HSV saturation keeps the pale stroma
+    and fat that Otsu's drops: on the five train and valid sections of ``her2st-demo`` it puts
+    98-100% of the spots the lab marked as under tissue on the mask, Otsu's 97-98%, for a similar
+    area. The mask is closed and opened with a disc and specks smaller than 0.1% of the thumbnail
+    are removed. What is not tissue is removed first, whatever its saturation:
+
+    - background: black paint and white glass reaching the border, as
+      :func:`stlib.io.register.tissue_mask` finds them (a grey or bright frame is low in saturation
+      and falls below the threshold);
+    - on an image with a painted black background (more than :data:`PAINTED_BACKGROUND` of it), the
+      annotation thumbnail pasted into the top-right corner (the HER2ST web app's images): the
+      component :func:`stlib.io.register.tissue_mask` finds touching the top and right edges;
+    - pen ink: a pixel more saturated than :data:`INK_MIN_SATURATION` with a hue outside H&E's
+      (:data:`HE_HUES`: green, blue-green, yellow, orange), a pure blue beyond
+      :data:`BLUE_INK_MIN_SATURATION`, or a very dark one (value at most :data:`DARK_MAX`: black
+      pen), widened over the stroke's blurred edge; the ink is also left out of the threshold.
+
+    Returns the mask and the thumbnail pixels per full-resolution pixel.
 
     Parameters
     ----------
@@ -61,32 +164,8 @@ def tissue_mask(image_path: str | Path, *, max_size: int = TISSUE_THUMB) -> tupl
     DataError
         A missing, corrupt or truncated image.
     """
-    from PIL import Image
-    from skimage import filters, morphology
-
-    from stlib.io.images import pil_limits
-
-    path = Path(image_path)
-    try:
-        with pil_limits(), Image.open(path) as im:
-            w, h = im.size
-            scale = min(1.0, max_size / max(w, h))
-            size = (max(1, round(w * scale)), max(1, round(h * scale)))
-            im.draft("RGB", size)
-            thumb = im.convert("RGB").resize(size, Image.Resampling.BILINEAR).convert("HSV")
-    except FileNotFoundError:
-        raise DataError(path, "missing image file") from None
-    except (Image.UnidentifiedImageError, OSError) as exc:
-        raise DataError(path, f"corrupt or truncated image ({exc})") from None
-    sat = np.asarray(thumb, dtype=np.float64)[..., 1] / 255.0
-    if float(sat.max() - sat.min()) < 0.05:
-        return np.zeros(sat.shape, dtype=bool), size[0] / w
-    thr = max(float(filters.threshold_li(sat)), 0.05)
-    mask = sat > thr
-    r = max(1, round(min(sat.shape) / 200))
-    mask = morphology.opening(morphology.closing(mask, morphology.disk(r)), morphology.disk(r))
-    mask = morphology.remove_small_objects(mask, max_size=max(1, int(0.001 * mask.size)))
-    return mask, size[0] / w
+    mask, scale, _ = _tissue_mask(image_path, max_size)
+    return mask, scale
 
 
 def tissue_grid(
@@ -117,8 +196,10 @@ def tissue_grid(
     ids : pandas.Index
         Their ids ``"<col>x<row>"`` (grid column and row).
     report : dict
-        ``grid`` (columns, rows), ``pitch_px``, ``n_grid`` (grid points), ``n_tissue`` (points kept)
-        and ``tissue_fraction`` (share of the thumbnail on tissue).
+        ``grid`` (columns, rows), ``pitch_px``, ``n_grid`` (grid points), ``n_tissue`` (points kept),
+        ``tissue_fraction`` (share of the thumbnail on tissue), ``inset_bbox`` (the annotation
+        thumbnail left out, ``[x0, y0, x1, y1]`` in full-resolution pixels, or ``None``) and
+        ``ink_fraction`` (share of the thumbnail taken for pen ink); see :func:`tissue_mask`.
 
     Raises
     ------
@@ -135,7 +216,7 @@ def tissue_grid(
         raise DataError(path, f"the image is {w} x {h} px: at {um_per_px:g} um/px that is {w * um_per_px / 1000:.2f} x "
                               f"{h * um_per_px / 1000:.2f} mm, room for fewer than {min_spots} spots at a {pitch_um:g} um "
                               "pitch. Far smaller than a section: a downsampled image? Give its resolution (um_per_px)")
-    mask, s = tissue_mask(path)
+    mask, s, minfo = _tissue_mask(path, TISSUE_THUMB)
     cols = np.arange(pitch / 2, w, pitch)
     rows = np.arange(pitch / 2, h, pitch)
     gx, gy = np.meshgrid(np.arange(len(cols)), np.arange(len(rows)))
@@ -144,7 +225,8 @@ def tissue_grid(
     my = np.clip((xy[:, 1] * s).astype(int), 0, mask.shape[0] - 1)
     keep = mask[my, mx]
     report = {"grid": [int(len(cols)), int(len(rows))], "pitch_px": float(pitch), "n_grid": int(len(xy)),
-              "n_tissue": int(keep.sum()), "tissue_fraction": float(mask.mean())}
+              "n_tissue": int(keep.sum()), "tissue_fraction": float(mask.mean()), "inset_bbox": minfo["inset_bbox"],
+              "ink_fraction": round(minfo["ink_fraction"], 4)}
     if keep.sum() == 0:
         raise DataError(path, f"no tissue detected: none of the {len(xy)} grid points lies on stained tissue "
                               f"({100 * mask.mean():.1f}% of the image looks like tissue). A blank or non-H&E image?")
@@ -179,21 +261,31 @@ def read_spots(path: str | Path) -> tuple[np.ndarray, pd.Index, dict[str, Any]]:
     return df[["pixel_x", "pixel_y"]].to_numpy(dtype=np.float64), df.index, report
 
 
-def resolve_resolution(model: ImageModel, um_per_px: float | None, spots_xy: np.ndarray | None,
-                       where: str | Path, spot_pitch_um: float | None = None) -> tuple[float, str]:
+#: ``um_per_px`` keyword value that assumes the image is at the training images' resolution.
+TRAINING_RESOLUTION = "training"
+
+
+def resolve_resolution(model: ImageModel, um_per_px: float | str | None, spots_xy: np.ndarray | None,
+                       where: str | Path, spot_pitch_um: float | None = None, *,
+                       image_path: str | Path | None = None) -> tuple[float, str]:
     """The image's um/px and where it came from; refuses one far from the model's training images.
 
     From given spots it is measured with ``spot_pitch_um`` (the spots' centre-to-centre distance;
     default the model's): a Visium file (100 um) measured as legacy ST (200 um) would be off by 2x.
     A given ``um_per_px`` with spots is checked against their pitch: beyond
     :data:`~stlib.io._common.UM_PER_PX_TOLERANCE` apart is a :class:`DataError` with both values.
+    Without either, the resolution the image file declares (:func:`stlib.io.images.image_um_per_px`);
+    an image that declares none is a :class:`DataError` naming it, unless ``um_per_px="training"``
+    asks for the training images' resolution.
 
     Parameters
     ----------
     model
         The model (its ``meta["um_per_px_train"]`` and ``meta["spot_pitch_um"]`` are read).
     um_per_px
-        The resolution given by the user, or ``None``.
+        The resolution given by the user; ``"training"`` (:data:`TRAINING_RESOLUTION`): assume the
+        model's training images' resolution; or ``None``: measured from the spots, else read from
+        the image's metadata.
     spots_xy
         ``(n, 2)`` spot centres in full-resolution pixels, or ``None``; at least two are needed to
         measure or check the resolution.
@@ -201,28 +293,42 @@ def resolve_resolution(model: ImageModel, um_per_px: float | None, spots_xy: np.
         The file (or name) in error messages.
     spot_pitch_um
         Centre-to-centre distance of the spots in micrometres (default: the model's).
+    image_path
+        The image, whose metadata is read when neither ``um_per_px`` nor two spots are given.
 
     Returns
     -------
     um_per_px : float
         The resolution.
     source : str
-        Where it came from: ``"given"``, ``"measured from the spots' <pitch> um pitch"`` or
-        ``"assumed: the training images' resolution"``.
+        Where it came from: ``"given"``, ``"measured from the spots' <pitch> um pitch"``, the image's
+        metadata (e.g. ``"the image's metadata (Aperio MPP)"``) or
+        ``"assumed: the training images' resolution (um_per_px='training')"``.
 
     Raises
     ------
     DataError
-        No way to know the resolution, a non-positive or non-finite one, or a given one that does
-        not match the spots' pitch.
+        No way to know the resolution (no ``um_per_px``, no spots, an image that declares none), a
+        non-positive or non-finite one, or a given one that does not match the spots' pitch.
     ModelError
         A resolution more than :data:`MAX_RESOLUTION_RATIO` times finer or coarser than the training
         images'.
     """
     from stlib.io import section_geometry
 
+    from stlib.io.images import image_um_per_px
+
     train = model.meta.get("um_per_px_train")
-    if um_per_px is not None:
+    train_txt = "unknown" if train is None else f"{float(train):.3g}"
+    if isinstance(um_per_px, str):
+        if um_per_px != TRAINING_RESOLUTION:
+            raise DataError(where, f"um_per_px must be a number (micrometres per pixel) or {TRAINING_RESOLUTION!r}, "
+                                   f"got {um_per_px!r}")
+        if train is None:
+            raise DataError(where, f"um_per_px={TRAINING_RESOLUTION!r}: the model records no training resolution "
+                                   "(um_per_px_train); give um_per_px")
+        um, source = float(train), f"assumed: the training images' resolution (um_per_px={TRAINING_RESOLUTION!r})"
+    elif um_per_px is not None:
         um, source = float(um_per_px), "given"
         if spots_xy is not None and len(spots_xy) >= 2 and np.isfinite(um) and um > 0:
             pitch = float(spot_pitch_um or model.meta["spot_pitch_um"])
@@ -231,10 +337,13 @@ def resolve_resolution(model: ImageModel, um_per_px: float | None, spots_xy: np.
         pitch = float(spot_pitch_um or model.meta["spot_pitch_um"])
         um = section_geometry(spots_xy, spot_pitch_um=pitch, where=where)["um_per_px"]
         source = f"measured from the spots' {pitch:g} um pitch"
-    elif train is not None:
-        um, source = float(train), "assumed: the training images' resolution"
+    elif image_path is not None and (declared := image_um_per_px(image_path)) is not None:
+        um, source = declared
     else:
-        raise DataError(where, "the image's resolution is unknown: give um_per_px")
+        raise DataError(image_path if image_path is not None else where,
+                        "the image's resolution is unknown: without spots give um_per_px (micrometres per pixel; "
+                        f"the model was trained on images at {train_txt} um/px); the image declares none. "
+                        f"um_per_px={TRAINING_RESOLUTION!r} assumes the training images' resolution")
     if not np.isfinite(um) or um <= 0:
         raise DataError(where, f"um_per_px must be a positive number, got {um!r}")
     if train is not None and not (1 / MAX_RESOLUTION_RATIO <= um / train <= MAX_RESOLUTION_RATIO):
@@ -250,7 +359,7 @@ def predict_image(
     *,
     spots: str | Path | np.ndarray | None = None,
     spot_ids: list[str] | pd.Index | None = None,
-    um_per_px: float | None = None,
+    um_per_px: float | str | None = None,
     spot_pitch_um: float | None = None,
     library_id: str | None = None,
     batch_size: int = 32,
@@ -269,7 +378,11 @@ def predict_image(
         A spots file, an ``(n, 2)`` array of centres (x, y) in full-resolution pixels, or
         ``None``: a grid at the model's spot pitch over the tissue (:func:`tissue_grid`).
     um_per_px
-        The image's resolution; see the module docstring for the default.
+        The image's resolution in micrometres per pixel. ``None``: measured from the given spots'
+        pitch, else read from the image's metadata (a TIFF's Aperio ``MPP`` or resolution tags);
+        without spots, an image that declares none (any JPEG or PNG) is a :class:`DataError`, as in
+        ``stlib predict``. ``"training"`` assumes the model's training images' resolution (the old
+        default), and ``uns["prediction"]["um_per_px_source"]`` says so.
     spot_pitch_um
         Centre-to-centre distance of the given spots (default: the model's, 200 um for legacy
         ST; 100 for Visium), used to measure the resolution when ``um_per_px`` is not given.
@@ -303,7 +416,7 @@ def predict_image(
         where_spots = "spots"
     else:
         xy, ids, where_spots = None, pd.Index([]), path
-    um, um_source = resolve_resolution(model, um_per_px, xy, where_spots, spot_pitch_um)
+    um, um_source = resolve_resolution(model, um_per_px, xy, where_spots, spot_pitch_um, image_path=path)
     grid_report: dict[str, Any] | None = None
     if xy is None:
         xy, ids, grid_report = tissue_grid(path, um_per_px=um, pitch_um=model.meta["spot_pitch_um"])

@@ -237,15 +237,15 @@ def _rank_corr(W: np.ndarray, s: np.ndarray, no_tie_var: np.ndarray, y: _TruthRa
     depends on the weights only (``no_tie_var``) and the covariance needs one cumulative sum and
     one weighted product sum; tied values pool their weights first (:func:`weighted_ranks`).
     """
-    yr, ywr, ywwr, yvar = y.r, y.wr, y.wwr, y.var
-    if rows is not None:
-        W, s, no_tie_var = W[rows], s[rows], no_tie_var[rows]
-        yr, ywr, ywwr, yvar = yr[rows], ywr[rows], ywwr[rows], yvar[rows]
-    m = (s + 1.0) / 2.0
     order = np.argsort(x, kind="stable")
     xs = x[order]
-    Ws = W[:, order]
-    ry = yr[:, order]
+    ywr, ywwr, yvar = y.wr, y.wwr, y.var
+    if rows is None:
+        Ws, ry = W[:, order], y.r[:, order]
+    else:  # one gather of the rows in x's order
+        Ws, ry = W[np.ix_(rows, order)], y.r[np.ix_(rows, order)]
+        s, no_tie_var, ywr, ywwr, yvar = s[rows], no_tie_var[rows], ywr[rows], ywwr[rows], yvar[rows]
+    m = (s + 1.0) / 2.0
     if np.all(xs[1:] != xs[:-1]):
         vx = no_tie_var
         cov = (np.einsum("ij,ij,ij->i", Ws, np.cumsum(Ws, axis=1), ry) - 0.5 * ywwr + (0.5 - m) * ywr) / s
