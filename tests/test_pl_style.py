@@ -100,9 +100,10 @@ def _cases(tmp_path):
     variants = pd.DataFrame({"fraction": [0.2, 0.3, 0.2, 0.4], "fraction_lo": [0.15, 0.25, 0.15, 0.35],
                              "fraction_hi": [0.25, 0.35, 0.25, 0.45], "gain": [False, True, False, False]},
                             index=["frozen probe", "+ tta", "+ stain", "depth_only"])
-    means = pd.DataFrame({"n_spots": [10, 12, 8], "truth": [1.0, 2.0, 0.5], "knn_ridge": [1.1, 1.8, 0.7],
-                          "gnn_paper": [0.9, 1.2, 0.8]}, index=["0", "1", "2"])
-    errors = means[["knn_ridge", "gnn_paper"]].sub(means["truth"], axis=0).abs()
+    long_names = ["gnn", "knn_nb_apriori", "knn_ridge", "mlp"]  # the book's: their legend must fit the column
+    means = pd.DataFrame({"n_spots": [10, 12, 8], "truth": [1.0, 2.0, 0.5],
+                          **{m: [1.1, 1.8, 0.7] for m in long_names}}, index=["0", "1", "2"])
+    errors = means[long_names].sub(means["truth"], axis=0).abs()
     errors.attrs["n_genes"] = 12
     scores = pd.DataFrame(rng.normal(size=(12, 3)), index=a.var_names, columns=["truth", "knn_ridge", "gnn_paper"])
     tops = {c: list(scores[c].sort_values().index[-4:]) for c in scores.columns}

@@ -221,7 +221,7 @@ def cluster_figure(means: pd.DataFrame, errors: pd.DataFrame, gene: str, section
     axes[1].set_xlabel("Leiden cluster (spots)")
     axes[1].set_ylabel("|predicted - true| cluster mean,\naveraged over genes")
     axes[1].set_title(f"(b) error of cluster means, all {errors.attrs.get('n_genes', '')} genes".replace("  ", " "))
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=min(len(cols), 3))
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=min(len(cols), 2))
     return fig
 
 

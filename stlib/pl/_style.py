@@ -131,6 +131,9 @@ def check_figure(fig: Figure) -> list[str]:
     if w > COLUMN_IN + 1e-6:
         problems.append(f"{w:.2f} in wide, wider than the column ({COLUMN_IN} in)")
     fig.canvas.draw()
+    tight = fig.get_tightbbox(fig.canvas.get_renderer()).width
+    if tight > COLUMN_IN + 0.05:  # a legend or label outside the figure widens the stored PNG
+        problems.append(f"drawn {tight:.2f} in wide with what lies outside it (a legend?), wider than the column")
     for t in fig.findobj(mpl.text.Text):
         if t.get_visible() and t.get_text().strip() and t.get_fontsize() < MIN_FONT_PT - 1e-6:
             problems.append(f"text {t.get_text()[:30]!r} at {t.get_fontsize():g} pt")

@@ -91,6 +91,16 @@ window.addEventListener("load", () => {
 """
 
 
+#: Figures of the stored book known to break the 2x rule, each with its reason and the largest
+#: ratio allowed; anything else on the page is checked as usual, and a waiver that no longer
+#: applies (the figure is gone or fixed) fails too, so the list is emptied at the next execution.
+KNOWN_FIGURES: dict[str, tuple[float, str]] = {
+    "book/notebooks/07_qualitative": (2.25, "Fig. 1's legend (three columns of long model names) ran 10% past the "
+                                            "figure; stlib.pl.cluster_figure now lays it out in two columns, and "
+                                            "check_figure measures what lies outside a figure"),
+}
+
+
 @dataclass
 class PageReport:
     """What the browser and the link check found on one page."""
@@ -192,6 +202,15 @@ def check_page(browser: str, html_dir: Path, doc: str, shots: Path) -> PageRepor
     report.n_images, report.broken_images, report.wide = m["n_images"], m["broken_images"], m["wide"]
     report.shown_code = m.get("shown_code", [])
     report.figures = m.get("figures", [])
+    if doc in KNOWN_FIGURES:
+        most, why = KNOWN_FIGURES[doc]
+        waived = [f for f in report.figures if f["scale"] <= most]
+        report.figures = [f for f in report.figures if f["scale"] > most]
+        if not waived:
+            report.figures.append({"src": f"(waiver of {doc} no longer needed: remove it from KNOWN_FIGURES)",
+                                   "natural": 0, "shown": 0, "scale": 0.0})
+        for f in waived:
+            print(f"{doc}: figure {f['src']} at {f['scale']:.2f} stored px per page px, allowed: {why}")
     report.broken_links = broken_links(html_dir, page)
     shot = shots / (doc.replace("/", "__") + ".png")
     shot.parent.mkdir(parents=True, exist_ok=True)
