@@ -96,8 +96,13 @@ scoring.show(pcc, 3)
 # %% tags=["remove-input"]
 store.download(out, "ladder")
 
+# %% [markdown]
+# The same numbers as lines, each with its 95% interval (chapter 8's rule): a line that moves by
+# less than its bars at a step was not clearly moved by that step.
+
 # %% tags=["hide-input"]
-fig = pl.ladder_lines(pcc.drop(index=pcc.index[0]))
+bounds = [ladder.step_table(long, c) for c in ("pcc_lo", "pcc_hi")] if "pcc_lo" in long else [None, None]
+fig = pl.ladder_lines(pcc.drop(index=pcc.index[0]), *bounds)
 
 # %% [markdown]
 # ## Against the noise ceiling, with intervals

@@ -43,7 +43,8 @@
 # **Prerequisites.** Chapters 1-6 (data, features, predictions). Running time: about two
 # minutes (the refits under the text target).
 #
-# **Writes.** `tables/verdict.csv` (every comparison under both targets).
+# **Writes.** `tables/verdict.csv` (every comparison under both targets), `tables/verdict_by_seed.csv`
+# (each claim's outcome with each seed's network fits).
 
 # %% tags=["parameters", "hide-input"]
 results_dir = "results/default"
@@ -172,7 +173,9 @@ stable = by_seed.nunique(axis=1) == 1
 glue("n_seed_stable", f"{int(stable.sum())} of {len(stable)}", display=False)
 glue("seed_unstable", ", ".join(f"{c} ({', '.join(sorted(set(by_seed.loc[c])))})" for c in stable.index[~stable]) or "none",
      display=False)
-by_seed
+store.write_table(by_seed, out, "verdict_by_seed")
+display(verdict.seed_agreement(by_seed))
+store.download(out, "verdict_by_seed")
 
 # %% [markdown]
 # Under the authors' code's target, {glue:text}`n_seed_stable` claims have the same outcome

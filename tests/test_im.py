@@ -109,6 +109,25 @@ def test_missing_image(tmp_path: Path) -> None:
         images.image_size(tmp_path / "nope.jpg")
 
 
+def test_read_thumbnail_scales_names_bad_files_and_keeps_pil_limits(tmp_path: Path) -> None:
+    img = synthetic_image()
+    p = write_png(tmp_path / "a.png", img)
+    thumb, scale = images.read_thumbnail(p, max(img.shape[:2]) // 2)
+    assert thumb.dtype == np.uint8 and thumb.shape[2] == 3
+    assert scale == pytest.approx(thumb.shape[1] / img.shape[1]) and 0.45 < scale < 0.55
+    same, one = images.read_thumbnail(p, 10 * max(img.shape[:2]))  # a small image is not enlarged
+    assert one == 1.0 and np.array_equal(same, img)
+    assert Image.MAX_IMAGE_PIXELS != images.MAX_IMAGE_PIXELS and ImageFile.LOAD_TRUNCATED_IMAGES is False
+    with pytest.raises(DataError, match=r"nope\.jpg: missing image file"):
+        images.read_thumbnail(tmp_path / "nope.jpg", 100)
+    bad = tmp_path / "garbage.jpg"
+    bad.write_bytes(b"this is not a jpeg" * 100)
+    with pytest.raises(DataError, match=r"garbage\.jpg: corrupt or truncated image"):
+        images.read_thumbnail(bad, 100)
+    with pytest.raises(ValueError, match="resample"):
+        images.read_thumbnail(p, 100, resample="cubic")
+
+
 def test_corrupt_image_names_file(tmp_path: Path) -> None:
     p = tmp_path / "garbage.jpg"
     p.write_bytes(b"this is not a jpeg" * 100)

@@ -130,7 +130,7 @@ def _cases(tmp_path):
         "controls_overview": lambda: pl.controls_overview(
             pd.DataFrame(rng.uniform(0, 0.2, (3, 2)), index=MODELS[:3], columns=["as is", "shuffled"]),
             pd.DataFrame({"log1p": rng.uniform(0, 0.3, 12), "paper": rng.uniform(0, 0.3, 12)}), "knn_ridge"),
-        "ladder_lines": lambda: pl.ladder_lines(ladder),
+        "ladder_lines": lambda: pl.ladder_lines(ladder, ladder - 0.02, ladder + 0.02),
         "dispersion_histogram": lambda: pl.dispersion_histogram(rng.uniform(0.01, 10, 50), rng.uniform(0.01, 10, 50)),
         "spatial_panels": lambda: pl.spatial_panels(
             sec.copy(), ["total_counts", "G0"], section="S3", cbar_labels=["counts", "target"], crop_margin=0.03),
@@ -187,6 +187,19 @@ def test_check_figure_catches_what_it_names():
     plt.close(fig)
     with pytest.raises(ValueError, match="wider than the book's column"):
         pl.subplots(height=2, width=10)
+
+
+def test_check_figure_catches_a_title_over_its_neighbour():
+    fig, axes = pl.subplots(1, 2, height=2.0)
+    for ax in axes:
+        im = ax.imshow(np.eye(3))
+        ax.axis("off")
+        fig.colorbar(im, ax=ax, label="value")
+    axes[1].set_title("a title far too long for its panel, over the colour bar on its left")
+    assert any("runs into a colour bar" in p for p in pl.check_figure(fig))
+    axes[1].set_title("short")
+    assert not any("runs into" in p for p in pl.check_figure(fig))
+    plt.close(fig)
 
 
 def test_as_image_stores_twice_the_pixels_shown():

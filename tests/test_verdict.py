@@ -136,3 +136,15 @@ def test_against_report_reads_printed_table():
     flipped = tables.paper_table().copy()
     flipped.loc[("Simple Neural Network", "Test"), "PCC"] = -1.0
     assert verdict.against_report(claims, flipped, protocol.TABLE_MODELS)["mlp_beats_gnn"] == "inconsistent"
+
+
+def test_seed_agreement_counts_the_seeds_that_keep_the_outcome():
+    by_seed = pd.DataFrame({"mean over seeds": ["replicated", "not replicated"],
+                            "seed 0": ["replicated", "reversed"], "seed 1": ["not replicated", "not replicated"]},
+                           index=pd.Index(["c1", "c2"], name="claim"))
+    agree = verdict.seed_agreement(by_seed)
+    assert agree.loc["c1", "seeds agreeing"] == "1 of 2" and agree.loc["c1", "other outcomes"] == "seed 1: not replicated"
+    assert agree.loc["c2", "seeds agreeing"] == "1 of 2" and agree.loc["c2", "other outcomes"] == "seed 0: reversed"
+    assert list(agree.index) == ["c1", "c2"] and agree.index.name == "claim"
+    with pytest.raises(KeyError, match="no column"):
+        verdict.seed_agreement(by_seed.drop(columns="mean over seeds"))

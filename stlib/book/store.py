@@ -261,6 +261,7 @@ TABLES: dict[str, tuple[str, str]] = {
     "field_protocol_folds": ("12", "the HER2ST papers' protocol on our patients, per fold"),
     "field_comparison": ("12", "our numbers beside the field's published ones"),
     "verdict": ("13", "each claim of the report and its outcome"),
+    "verdict_by_seed": ("13", "each claim's outcome with the networks' seed means and with each seed's fits"),
     "image_alone": ("14", "the image-only model's scores"),
     "beyond": ("15", "models beyond the report, every column unrounded"),
     "beyond_ablation": ("15", "ablation of the models beyond the report"),

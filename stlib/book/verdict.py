@@ -212,6 +212,34 @@ def judge_by_seed(claims: Sequence[Claim], targets, scored: Mapping[str, tuple],
     return pd.DataFrame(out).rename_axis("claim")
 
 
+def seed_agreement(by_seed: pd.DataFrame, reference: str = "mean over seeds") -> pd.DataFrame:
+    """Per claim: its outcome in the ``reference`` column and which of the other columns (one
+    per seed, :func:`judge_by_seed`) agree with it, in a table narrow enough for the page.
+
+    Parameters
+    ----------
+    by_seed
+        Claims x columns of outcomes, one of them ``reference``.
+    reference
+        The column the others are compared with.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed like ``by_seed``: ``reference`` (the outcome), ``seeds agreeing`` ("k of n") and
+        ``other outcomes`` (each differing column with its outcome, or "none").
+    """
+    if reference not in by_seed.columns:
+        raise KeyError(f"no column {reference!r} among {list(by_seed.columns)}")
+    others = [c for c in by_seed.columns if c != reference]
+    rows = {}
+    for claim, row in by_seed.iterrows():
+        differ = [f"{c}: {row[c]}" for c in others if row[c] != row[reference]]
+        rows[claim] = {reference: row[reference], "seeds agreeing": f"{len(others) - len(differ)} of {len(others)}",
+                       "other outcomes": "; ".join(differ) or "none"}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis(by_seed.index.name)
+
+
 def verdict_sentence(judged: pd.DataFrame, claim: str) -> str:
     """The verdict of one claim in words, with how many of its comparisons replicate or reverse.
 

@@ -9,8 +9,8 @@ settings are never changed for good.
 - :func:`read_image`: a full decode (RGB uint8), for the windows of the CNN;
 - :func:`image_size`: the header only;
 - :func:`check_jpeg`: the header and the end-of-image marker (a truncated download);
-- :func:`add_hires_image`: a downscaled copy for figures (JPEG draft mode), squidpy's
-  ``images["hires"]`` convention.
+- :func:`read_thumbnail`: a downscaled copy (JPEG draft mode), for tissue masks and figures;
+- :func:`add_hires_image`: that copy for figures, squidpy's ``images["hires"]`` convention.
 
 Every failure is a :class:`~stlib.errors.DataError` naming the file.
 """
@@ -30,7 +30,8 @@ from PIL import Image, ImageFile
 
 from stlib.errors import DataError, DataWarning
 
-__all__ = ["MAX_IMAGE_PIXELS", "add_hires_image", "check_jpeg", "image_size", "image_um_per_px", "read_image"]
+__all__ = ["MAX_IMAGE_PIXELS", "add_hires_image", "check_jpeg", "image_size", "image_um_per_px", "read_image",
+           "read_thumbnail"]
 
 #: Largest image (in pixels) this module decodes: 40,000 x 40,000 px.
 MAX_IMAGE_PIXELS = 1_600_000_000
@@ -217,13 +218,53 @@ def check_jpeg(path: str | os.PathLike[str]) -> tuple[int, int]:
     return hw
 
 
+def read_thumbnail(path: str | os.PathLike[str], max_size: int, *,
+                   resample: str = "bilinear") -> tuple[np.ndarray, float]:
+    """An image decoded at reduced size: JPEG draft mode (decoding at 1/2, 1/4 or 1/8 scale),
+    then a resize to at most ``max_size`` px on its longest side; a smaller image is not enlarged.
+
+    Parameters
+    ----------
+    path
+        Image file.
+    max_size
+        Longest side of the copy in pixels.
+    resample
+        PIL's resampling filter for the resize: ``"bilinear"`` (masks) or ``"lanczos"`` (figures).
+
+    Returns
+    -------
+    tuple
+        The RGB uint8 copy and its scale (copy pixels per image pixel, 1.0 when not reduced).
+
+    Raises
+    ------
+    DataError
+        The file is missing, or not a readable image.
+    """
+    filters = {"bilinear": Image.Resampling.BILINEAR, "lanczos": Image.Resampling.LANCZOS}
+    if resample not in filters:
+        raise ValueError(f"resample must be one of {sorted(filters)}, got {resample!r}")
+    try:
+        with pil_limits(), Image.open(path) as im:
+            w, h = im.size
+            scale = min(1.0, max_size / max(w, h))
+            size = (max(1, round(w * scale)), max(1, round(h * scale)))
+            im.draft("RGB", size)
+            thumb = np.asarray(im.convert("RGB").resize(size, filters[resample]), dtype=np.uint8)
+    except FileNotFoundError:
+        raise DataError(path, "missing image file") from None
+    except (Image.UnidentifiedImageError, OSError, ValueError) as exc:
+        raise DataError(path, f"corrupt or truncated image ({exc})") from None
+    return thumb, float(size[0] / w)
+
+
 def add_hires_image(adata: ad.AnnData, section: str, max_size: int = 2000) -> float:
     """Decode a section's H&E at reduced size into ``uns["spatial"][section]["images"]["hires"]``.
 
-    Uses JPEG draft mode (decoding at 1/2, 1/4 or 1/8 scale) and then a resize, so a
-    ~10,000 px image costs a fraction of its full decode. Sets
-    ``scalefactors["tissue_hires_scalef"]`` (hires pixels per full-resolution pixel), the
-    squidpy convention; returns it.
+    Uses :func:`read_thumbnail` (JPEG draft mode, then a Lanczos resize), so a ~10,000 px image
+    costs a fraction of its full decode. Sets ``scalefactors["tissue_hires_scalef"]`` (hires
+    pixels per full-resolution pixel), the squidpy convention; returns it.
 
     Parameters
     ----------
@@ -240,20 +281,8 @@ def add_hires_image(adata: ad.AnnData, section: str, max_size: int = 2000) -> fl
         ``tissue_hires_scalef`` (1.0 when the image is not reduced).
     """
     meta = adata.uns["spatial"][section]
-    path = meta["metadata"]["image_path"]
-    try:
-        with pil_limits():
-            with Image.open(path) as im:
-                w, h = im.size
-                scale = min(1.0, max_size / max(w, h))
-                target = (max(1, round(w * scale)), max(1, round(h * scale)))
-                im.draft("RGB", target)
-                img = im.convert("RGB").resize(target, Image.Resampling.LANCZOS)
-    except FileNotFoundError:
-        raise DataError(path, "missing image file") from None
-    except (Image.UnidentifiedImageError, OSError) as exc:
-        raise DataError(path, f"corrupt or truncated image ({exc})") from None
+    img, scale = read_thumbnail(meta["metadata"]["image_path"], max_size, resample="lanczos")
     # an empty "images" mapping does not survive every h5ad round trip: create it when absent
-    meta.setdefault("images", {})["hires"] = np.asarray(img)
-    meta.setdefault("scalefactors", {})["tissue_hires_scalef"] = float(target[0] / w)
-    return float(target[0] / w)
+    meta.setdefault("images", {})["hires"] = img
+    meta.setdefault("scalefactors", {})["tissue_hires_scalef"] = scale
+    return scale

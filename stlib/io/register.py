@@ -295,21 +295,10 @@ def check_spots_on_tissue(image_path: Any, xy: np.ndarray, spot_diameter_px: flo
     """
     import warnings
 
-    from PIL import Image
-
     from stlib.errors import DataWarning
-    from stlib.io.images import pil_limits
+    from stlib.io.images import read_thumbnail
 
-    try:
-        with pil_limits(), Image.open(image_path) as im:
-            w, h = im.size
-            scale = min(1.0, max_size / max(w, h))
-            size = (max(1, round(w * scale)), max(1, round(h * scale)))
-            im.draft("RGB", size)
-            thumb = np.asarray(im.convert("RGB").resize(size, Image.Resampling.BILINEAR), dtype=np.uint8)
-    except (OSError, ValueError) as exc:
-        raise DataError(image_path, f"corrupt or truncated image ({exc})") from None
-    s = size[0] / w
+    thumb, s = read_thumbnail(image_path, max_size)
     mask, _ = tissue_mask(thumb, where=str(image_path))
     cov = disc_coverage(mask, max(1.0, spot_diameter_px * s / 2))
     c, off, _ = spots_on_tissue(cov, np.asarray(xy, dtype=np.float64) * s)

@@ -28,6 +28,7 @@ def spatial_panels(
     vlims: Sequence[tuple[float, float] | None] | None = None,
     cbar_labels: Sequence[str | None] | None = None,
     crop_margin: float | None = None,
+    hide_cbars: Sequence[bool] | None = None,
 ) -> Figure:
     """Spots over the section's H&E (``images["hires"]``), one panel per ``obs`` key, via squidpy.
 
@@ -59,6 +60,9 @@ def spatial_panels(
     crop_margin
         If given, each panel is cropped to the section's spots, padded by this fraction of the
         image width (default: the whole image).
+    hide_cbars
+        Per key whether its colour bar is hidden (its room is kept, so every panel has the same
+        size): for a panel that shares the scale of the colour bar next to it.
 
     Returns
     -------
@@ -83,10 +87,13 @@ def spatial_panels(
             frameon=False, **kw,
         )
         ax.title.set_fontsize(RC_TITLE)
-        if cbar_labels is not None and cbar_labels[i]:
-            for coll in ax.collections:
-                if getattr(coll, "colorbar", None) is not None:
-                    coll.colorbar.set_label(cbar_labels[i])
+        for coll in ax.collections:
+            if getattr(coll, "colorbar", None) is None:
+                continue
+            if cbar_labels is not None and cbar_labels[i]:
+                coll.colorbar.set_label(cbar_labels[i])
+            if hide_cbars is not None and hide_cbars[i]:
+                coll.colorbar.ax.set_visible(False)
         if crop_margin is not None:
             _crop_to_spots(ax, expr[get.section_mask(expr, section)], section, crop_margin)
     for ax in list(axes.flat)[len(keys):]:
@@ -311,8 +318,9 @@ def truth_prediction_maps(targets: ad.AnnData, prediction: np.ndarray, genes: Se
 
     ``prediction`` is ``(n_obs, n_vars)`` in the order of ``targets``; ``spatial`` is the
     ``uns["spatial"]`` holding the section's downscaled image. Truth and prediction share one
-    colour scale per gene; the error's is symmetric around 0. Colour bars are labelled with
-    ``value_label`` (and "prediction - truth").
+    colour scale per gene, drawn once, beside the prediction (the truth's colour bar is hidden,
+    its room kept); the error's is symmetric around 0. Colour bars are labelled with
+    ``value_label`` and "prediction - truth".
 
     Parameters
     ----------
@@ -334,7 +342,8 @@ def truth_prediction_maps(targets: ad.AnnData, prediction: np.ndarray, genes: Se
     Returns
     -------
     Figure
-        Per gene three panels over the H&E (:func:`spatial_panels`): truth, prediction and error.
+        Per gene three panels over the H&E (:func:`spatial_panels`): truth, prediction (with the
+        pair's colour bar) and error.
     """
     from stlib.get import expression_adata
 
@@ -352,6 +361,6 @@ def truth_prediction_maps(targets: ad.AnnData, prediction: np.ndarray, genes: Se
         titles += [f"{g}: truth", f"{g}: {model_label(model)}", f"{g}: error"]
         cmaps += ["viridis", "viridis", "RdBu_r"]
         vlims += [(lo, hi), (lo, hi), (-lim, lim)]
-        cbars += [value_label, value_label, "prediction - truth"]
+        cbars += [None, f"{value_label}\n(truth and prediction)", "prediction - truth"]
     return spatial_panels(e, keys, section=section, titles=titles, cmaps=cmaps, ncols=3, vlims=vlims,
-                          cbar_labels=cbars, crop_margin=0.03)
+                          cbar_labels=cbars, crop_margin=0.03, hide_cbars=[True, False, False] * len(genes))

@@ -222,7 +222,7 @@ def claim_differences(judged: pd.DataFrame, by: str = "target") -> Figure:
     bounds = [i for i in range(1, len(rows)) if rows[i][0] != rows[i - 1][0]]
     for b in bounds:
         ax.axhline(b - 0.5, color="grey", lw=0.5, ls=":")
-    ax.set_xlabel("claimed difference, mean over genes, 95% interval\n(better - worse; for MSE, worse - better; right of 0 = as claimed)")
+    ax.set_xlabel("claimed difference, mean over genes (95% interval)\nright of 0: as claimed (MSE: worse - better)")
     fig.legend(*ax.get_legend_handles_labels(), title=by, loc="outside lower center", ncols=len(groups))
     return fig
 
@@ -331,30 +331,43 @@ def controls_overview(test: pd.DataFrame, per_gene: pd.DataFrame, model: str) ->
 
 
 @house_style
-def ladder_lines(pcc: pd.DataFrame) -> Figure:
+def ladder_lines(pcc: pd.DataFrame, lo: pd.DataFrame | None = None, hi: pd.DataFrame | None = None) -> Figure:
     """Mean PCC of each Table I model at each step of the ladder (``stlib.book.ladder.step_table``
-    without the report's row), valid and test.
+    without the report's row), valid and test, with 95% intervals where ``lo`` and ``hi`` give them.
 
     Parameters
     ----------
     pcc
         Steps (rows, in order) x (model, ``"Valid"`` / ``"Test"``) columns of mean PCC.
+    lo, hi
+        The intervals' bounds in the shape of ``pcc`` (``step_table`` of ``pcc_lo`` / ``pcc_hi``);
+        a missing bound draws no bar.
 
     Returns
     -------
     Figure
-        Two panels (valid, test; shared y): one line per model over the steps, numbered from 0.
+        Two panels (valid, test; shared y): one line per model over the steps, numbered from 0,
+        each point with its interval (models side by side at each step, so bars do not hide
+        each other).
     """
     fig, axes = subplots(1, 2, height=3.4, sharey=True)
     for ax, split in zip(axes, ("Valid", "Test")):
         sub = pcc.xs(split, axis=1, level=1)
-        for model in sub.columns:
-            ax.plot(np.arange(len(sub)), sub[model], marker="o", lw=1.2, label=model_label(model))
+        shift = np.linspace(-0.15, 0.15, len(sub.columns)) if len(sub.columns) > 1 else np.zeros(1)
+        for k, model in enumerate(sub.columns):
+            x = np.arange(len(sub)) + shift[k]
+            line = ax.plot(x, sub[model], marker="o", ms=3.5, lw=1.2, label=model_label(model))[0]
+            if lo is not None and hi is not None:
+                y = sub[model].to_numpy(float)
+                a = lo.xs(split, axis=1, level=1)[model].reindex(sub.index).to_numpy(float)
+                b = hi.xs(split, axis=1, level=1)[model].reindex(sub.index).to_numpy(float)
+                ok = np.isfinite(a) & np.isfinite(b)
+                ax.vlines(x[ok], a[ok], b[ok], color=line.get_color(), lw=0.9, alpha=0.8)
         ax.axhline(0, color="black", lw=0.8)
         ax.set_xticks(np.arange(len(sub)), [f"{i}" for i in range(len(sub))])
         ax.set_xlabel("step of the ladder\n(0 = the authors' code)")
         ax.set_title(split)
-    axes[0].set_ylabel("mean PCC over genes")
+    axes[0].set_ylabel("mean PCC over genes (95% interval)" if lo is not None else "mean PCC over genes")
     fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=2)
     return fig
 

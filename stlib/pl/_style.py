@@ -110,11 +110,34 @@ def _is_colorbar(ax: Any) -> bool:
     return getattr(ax, "_colorbar", None) is not None or ax.get_label() == "<colorbar>"
 
 
+def _title_overlaps(fig: Figure) -> list[str]:
+    """Titles whose drawn box overlaps another visible axes' (with its ticks, labels and title)."""
+    renderer = fig.canvas.get_renderer()
+    shown = [ax for ax in fig.axes if ax.get_visible() and (ax.axison or ax.get_title().strip())]
+    boxes = {ax: ax.get_tightbbox(renderer) for ax in shown}
+    problems = []
+    for ax in shown:
+        title = ax.title
+        if not (title.get_visible() and title.get_text().strip()):
+            continue
+        x0, y0, x1, y1 = title.get_window_extent(renderer).extents
+        tb = mpl.transforms.Bbox.from_extents(x0 + 1, y0 + 1, x1 - 1, y1 - 1)  # a pixel's touch is no overlap
+        for other in shown:
+            box = boxes[other]
+            if other is ax or box is None or box.width == 0:
+                continue
+            if tb.overlaps(box):
+                what = "a colour bar" if _is_colorbar(other) else f"axes {other.get_title()[:30]!r}"
+                problems.append(f"title {title.get_text()[:30]!r} runs into {what}")
+    return problems
+
+
 def check_figure(fig: Figure) -> list[str]:
     """What in ``fig`` breaks the house style (an empty list when nothing does).
 
     Checks: width at most :data:`COLUMN_IN`; every visible text at least :data:`MIN_FONT_PT`; every axis that shows tick labels has a label (on itself
-    or on an axes it shares that axis with), and so does every colour bar.
+    or on an axes it shares that axis with), and so does every colour bar; no axes title runs
+    into another axes (its ticks, labels or title).
 
     Parameters
     ----------
@@ -137,6 +160,7 @@ def check_figure(fig: Figure) -> list[str]:
     for t in fig.findobj(mpl.text.Text):
         if t.get_visible() and t.get_text().strip() and t.get_fontsize() < MIN_FONT_PT - 1e-6:
             problems.append(f"text {t.get_text()[:30]!r} at {t.get_fontsize():g} pt")
+    problems += _title_overlaps(fig)
     for ax in fig.axes:
         if not ax.get_visible() or not ax.axison:
             continue

@@ -53,35 +53,16 @@ DARK_MAX = 0.2
 PAINTED_BACKGROUND = 0.05
 
 
-def _thumbnail(path: Path, max_size: int) -> tuple[np.ndarray, float]:
-    """RGB uint8 thumbnail (longest side at most ``max_size``, JPEG draft mode) and its scale."""
-    from PIL import Image
-
-    from stlib.io.images import pil_limits
-
-    try:
-        with pil_limits(), Image.open(path) as im:
-            w, h = im.size
-            scale = min(1.0, max_size / max(w, h))
-            size = (max(1, round(w * scale)), max(1, round(h * scale)))
-            im.draft("RGB", size)
-            thumb = np.asarray(im.convert("RGB").resize(size, Image.Resampling.BILINEAR), dtype=np.uint8)
-    except FileNotFoundError:
-        raise DataError(path, "missing image file") from None
-    except (Image.UnidentifiedImageError, OSError) as exc:
-        raise DataError(path, f"corrupt or truncated image ({exc})") from None
-    return thumb, size[0] / w
-
-
 def _tissue_mask(image_path: str | Path, max_size: int) -> tuple[np.ndarray, float, dict[str, Any]]:
     """:func:`tissue_mask` and what it removed (see there)."""
     from PIL import Image
     from skimage import filters, morphology
 
     from stlib.io import register
+    from stlib.io.images import read_thumbnail
 
     path = Path(image_path)
-    rgb, scale = _thumbnail(path, max_size)
+    rgb, scale = read_thumbnail(path, max_size)
     hsv = np.asarray(Image.fromarray(rgb).convert("HSV"), dtype=np.float64) / 255.0
     hue, sat, val = hsv[..., 0] * 360.0, hsv[..., 1], hsv[..., 2]
     r = max(1, round(min(sat.shape) / 200))
