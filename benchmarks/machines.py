@@ -13,6 +13,11 @@ variant, the cells compared, how many differ, the numbers that differ and the la
     $ .venv/bin/python benchmarks/machines.py --native --only 01 02 03 04 05
       # the machines' own kernels (STLIB_KERNELS=native): what the book did before the pins
     $ .venv/bin/python benchmarks/machines.py --compare-only       # re-read finished runs
+    $ .venv/bin/python benchmarks/machines.py --external /other/book/notebooks --against STORED \
+          --record book/records/machines.csv
+      # a run made on a real other machine (./run pipeline there, same commit), compared per
+      # chapter with the notebooks it should reproduce; the record (CSV + JSON: both runs'
+      # commits and CPUs) is what chapter 13 shows
 
 With the pins (``stlib/_kernels.py``, the default) a variant that sets a pinned variable plays a
 machine whose libraries would choose otherwise, and the pin replaces the choice, as it does on
@@ -81,8 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", nargs="*", help="chapter prefixes (default: the whole pipeline)")
     p.add_argument("--jobs", type=int, default=2, help="variants run side by side")
     p.add_argument("--compare-only", action="store_true", help="compare finished runs; run nothing")
-    p.add_argument("--record", help="write the table as JSON here")
+    p.add_argument("--record", help="write the table as JSON here (with --external: a CSV record and its JSON)")
+    p.add_argument("--external", help="compare this folder of notebooks executed on another machine; run nothing")
     a = p.parse_args(argv)
+    if a.external:
+        return _external(a.external, a.against, a.record, argv)
 
     import pandas as pd
 
@@ -134,6 +142,32 @@ def main(argv: list[str] | None = None) -> int:
             "against": a.against, "work": str(work), "variants": {k: {"plays": VARIANTS[k][0], "env": VARIANTS[k][1],
                                                                        "cpus": VARIANTS[k][2]} for k in a.variants},
             "rows": rows}, indent=1, default=str))
+    return 0
+
+
+def _external(new_dir: str, against: str, record: str | None, argv: list[str] | None) -> int:
+    """Compare an execution made on another machine with ``against``, per chapter."""
+    import pandas as pd
+
+    from stlib._compare import compare_runs, run_provenance
+
+    stored, other = run_provenance(against), run_provenance(new_dir)
+    table = pd.DataFrame(compare_runs(against, new_dir, sanitize=ROOT / "tests" / "nbval_sanitize.cfg"))
+    if table.empty:
+        print(f"no notebook of {against} is in {new_dir}")
+        return 1
+    table = table.set_index("notebook")
+    print(f"stored: commit {stored['commit']} on {stored['cpu']}; other: commit {other['commit']} on {other['cpu']}")
+    with pd.option_context("display.width", 200, "display.max_colwidth", 70):
+        print(table.to_string())
+    if record:
+        out = Path(record)
+        table.to_csv(out)
+        out.with_suffix(".json").write_text(json.dumps({
+            "command": "python benchmarks/machines.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "commit": other["commit"], "date": time.strftime("%Y-%m-%d"), "stored": stored, "other": other,
+            "same_commit": stored["commit"] == other["commit"]}, indent=1))
+        print(f"wrote {out} and {out.with_suffix('.json')}")
     return 0
 
 

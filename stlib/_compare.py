@@ -131,3 +131,42 @@ def compare_runs(stored_dir: str | Path, new_dir: str | Path, sanitize: str | Pa
             row["first"] = row["first"] or f"cell {i}: {d.first}"
         rows.append(row)
     return rows
+
+
+def run_provenance(nb_dir: str | Path) -> dict[str, Any]:
+    """Commit and machine of an execution of the book, read from the provenance block of its
+    first notebook (the ``commit:`` and ``machine:`` lines :mod:`stlib.book.provenance` prints).
+
+    Parameters
+    ----------
+    nb_dir
+        A folder of executed ``NN_*.ipynb``.
+
+    Returns
+    -------
+    dict
+        ``commit`` (12 characters), ``cpu``, ``cores`` and ``pinned`` (whether the kernel pins held:
+        no ``mismatches``).
+
+    Raises
+    ------
+    ValueError
+        No executed notebook in ``nb_dir``, or no provenance block in its first notebook.
+    """
+    import ast
+
+    import nbformat
+
+    paths = sorted(Path(nb_dir).glob("[0-9][0-9]_*.ipynb"))
+    if not paths:
+        raise ValueError(f"{nb_dir}: no executed notebooks (NN_*.ipynb)")
+    nb = nbformat.read(paths[0], as_version=4)
+    for cell in nb.cells:
+        for o in cell.get("outputs", []):
+            text = o.get("text", "") if o.get("output_type") == "stream" else o.get("data", {}).get("text/plain", "")
+            lines = dict(line.split(": ", 1) for line in str(text).splitlines() if ": " in line)
+            if "commit" in lines and "machine" in lines:
+                machine = ast.literal_eval(lines["machine"])
+                return {"commit": lines["commit"].strip()[:12], "cpu": machine.get("cpu", "unknown"),
+                        "cores": machine.get("cores"), "pinned": not machine.get("mismatches")}
+    raise ValueError(f"{paths[0]}: no provenance block (commit and machine lines)")

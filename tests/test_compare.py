@@ -6,9 +6,10 @@ import math
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from stlib._compare import compare_runs, diff_cell
+from stlib._compare import compare_runs, diff_cell, run_provenance
 
 
 def _nb(path: Path, texts: list[str], tags: list[list[str]] | None = None, md: str = "x") -> None:
@@ -57,3 +58,15 @@ def test_diff_cell_reads_exponents_and_signs() -> None:
     d = diff_cell("-0.048 [-0.104, 0.010]", "0.008 [-0.053, 0.071]")
     assert d is not None and abs(d.largest - 0.061) < 1e-12 and d.values_differ == 3
     assert diff_cell("1e-06", "1e-06") is None
+
+
+def test_run_provenance_reads_commit_and_machine(tmp_path: Path) -> None:
+    block = ("commit: 952240063c0ee009732c2cc2c98e7a3789e9983c\nlocal_changes: False\n"
+             "machine: {'cpu': 'AMD EPYC', 'cores': 2, 'mismatches': []}\n")
+    _nb(tmp_path / "a" / "01_x.ipynb", [block, "PCC 0.1"])
+    assert run_provenance(tmp_path / "a") == {"commit": "952240063c0e", "cpu": "AMD EPYC", "cores": 2, "pinned": True}
+    _nb(tmp_path / "b" / "01_x.ipynb", ["PCC 0.1"])
+    with pytest.raises(ValueError, match="no provenance block"):
+        run_provenance(tmp_path / "b")
+    with pytest.raises(ValueError, match="no executed notebooks"):
+        run_provenance(tmp_path / "c")

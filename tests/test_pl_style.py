@@ -121,7 +121,8 @@ def _cases(tmp_path):
                             index=pd.RangeIndex(1, 5, name="components"))),
         "metric_bars": lambda: pl.metric_bars(pd.DataFrame(rng.uniform(0, 0.2, (4, 2)), index=MODELS,
                                                            columns=["valid", "test"]), "pearson"),
-        "beside_paper": lambda: pl.beside_paper(side, "PCC"),
+        "beside_paper": lambda: pl.beside_paper(side, "PCC", pd.DataFrame(
+            {"lo": side[("PCC", "ours")] - 0.02, "hi": side[("PCC", "ours")] + 0.02})),
         "penalty_choices": lambda: pl.penalty_choices([_fit("lasso"), _fit("knn_lasso"), _fit("ridge")]),
         "cv_folds": lambda: pl.cv_folds(folds),
         "claim_differences": lambda: pl.claim_differences(judged),
@@ -155,7 +156,7 @@ def _cases(tmp_path):
 
 def _figure_functions():
     """Every public function of ``stlib.pl`` that returns a figure, and the scale chapter's."""
-    names = {n for n in pl.__all__ if callable(getattr(pl, n)) and
+    names = {n for n in pl.__all__ if inspect.isfunction(getattr(pl, n)) and
              inspect.signature(getattr(pl, n)).return_annotation in ("Figure", "'Figure'")}
     return sorted(names | {"scale_curves"})
 
@@ -210,3 +211,25 @@ def test_as_image_stores_twice_the_pixels_shown():
     img = pl.as_image(fig)
     w, h = Image.open(__import__("io").BytesIO(img.data)).size
     assert img.retina and img.width == w // 2 and 500 < w <= 2 * (3.0 + 0.2) * pl.DPI + 2
+
+
+def test_house_style_checks_real_figures_when_asked(monkeypatch):
+    @pl.house_style
+    def too_small():
+        fig, ax = pl.subplots(height=2.0, width=3.0)
+        ax.plot([0, 1], [0, 1])
+        ax.set_title("tiny", fontsize=6)
+        return fig
+
+    monkeypatch.delenv("STLIB_CHECK_FIGURES", raising=False)
+    plt.close(too_small())  # unchecked
+    monkeypatch.setenv("STLIB_CHECK_FIGURES", "warn")
+    with pytest.warns(pl.FigureStyleWarning, match="too_small: the figure breaks the house style: .*'tiny' at 6 pt"):
+        plt.close(too_small())
+    monkeypatch.setenv("STLIB_CHECK_FIGURES", "error")
+    with pytest.raises(pl.FigureStyleError, match="x axis without a label"):
+        too_small()
+    monkeypatch.setenv("STLIB_CHECK_FIGURES", "yes")
+    with pytest.raises(ValueError, match="must be 'error', 'warn' or empty"):
+        too_small()
+    plt.close("all")

@@ -265,6 +265,17 @@ def _table_one_rows(iv: pd.DataFrame):
                 yield paper_name, split, model, iv.loc[(model, split)]
 
 
+def table_one_bounds(iv: pd.DataFrame, stat: str = "pcc") -> pd.DataFrame:
+    """Table I's rows (the report's row name, ``Train`` / ``Valid`` / ``Test``), as
+    :func:`beside_paper` indexes them, with ``stat``'s 95% interval: columns ``lo`` and ``hi``
+    (``iv``: :func:`stlib.book.scoring.interval_table`)."""
+    rows = {(paper_name, split.capitalize()): {"lo": r[f"{stat}_lo"], "hi": r[f"{stat}_hi"]}
+            for paper_name, split, _, r in _table_one_rows(iv)}
+    out = pd.DataFrame.from_dict(rows, orient="index", columns=["lo", "hi"])
+    out.index = pd.MultiIndex.from_tuples(out.index, names=["model", "split"])
+    return out
+
+
 def table_one_every_metric(iv: pd.DataFrame, digits: int | None = None) -> pd.DataFrame:
     """Table I's rows, every metric with its 95% interval (``iv``: :func:`interval_table` with
     ``rank_stats=True``); MSE and MAE in the space each row is scored in. ``digits=None``: each

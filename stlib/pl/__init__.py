@@ -28,7 +28,8 @@ from stlib.pl._maps import (
 )
 from stlib.pl._labels import MODEL_LABELS, model_label, model_labels
 from stlib.pl._export import as_image
-from stlib.pl._style import COLUMN_IN, DPI, MIN_FONT_PT, check_figure, house_style, retina_in_notebooks, subplots
+from stlib.pl._style import (COLUMN_IN, DPI, MIN_FONT_PT, FigureStyleError, FigureStyleWarning, check_figure, house_style,
+                              retina_in_notebooks, subplots)
 from stlib.pl._predict import prediction_map, tissue_grid
 from stlib.pl._ceiling import (
     ceiling_by_section,
@@ -44,6 +45,8 @@ __all__ = [
     "DPI",
     "MIN_FONT_PT",
     "check_figure",
+    "FigureStyleError",
+    "FigureStyleWarning",
     "house_style",
     "retina_in_notebooks",
     "subplots",

@@ -57,7 +57,7 @@ def metric_bars(table: pd.DataFrame, metric: str = "pearson", *, title: str = ""
 
 
 @house_style
-def beside_paper(side: pd.DataFrame, metric: str = "PCC") -> Figure:
+def beside_paper(side: pd.DataFrame, metric: str = "PCC", bounds: pd.DataFrame | None = None) -> Figure:
     """Grouped bars: the report's value and ours for one metric, per Table I row, one panel per split.
 
     ``side`` is :func:`stlib.book.tables.beside_paper`'s output.
@@ -68,12 +68,15 @@ def beside_paper(side: pd.DataFrame, metric: str = "PCC") -> Figure:
         Rows indexed by (``model``, ``split``), columns (metric, ``"report"`` / ``"ours"``).
     metric
         The metric shown, e.g. ``"PCC"``.
+    bounds
+        The 95% interval of ours, indexed as ``side`` with columns ``lo`` and ``hi``
+        (:func:`stlib.book.tables.table_one_bounds`); the report printed none.
 
     Returns
     -------
     Figure
         One panel per split (shared y): per model a grey bar of the report's value and a blue one
-        of this run's.
+        of this run's, with its interval as a black line where ``bounds`` has one.
     """
     splits = list(dict.fromkeys(side.index.get_level_values("split")))
     fig, axes = subplots(1, len(splits), height=0.3 * len(set(side.index.get_level_values("model"))) + 1.6,
@@ -84,13 +87,21 @@ def beside_paper(side: pd.DataFrame, metric: str = "PCC") -> Figure:
         sub = side.xs(split, level="split").reindex(models)
         ax.barh(y - 0.2, sub[(metric, "report")], height=0.4, color="grey", label="report (He et al. 2020, ResNet50)")
         ax.barh(y + 0.2, sub[(metric, "ours")], height=0.4, color="tab:blue", label="this run")
+        if bounds is not None:
+            b = bounds.reindex(pd.MultiIndex.from_product([models, [split]]))
+            ok = b[["lo", "hi"]].notna().all(axis=1).to_numpy()
+            ax.hlines(y[ok] + 0.2, b["lo"].to_numpy(float)[ok], b["hi"].to_numpy(float)[ok], color="black", lw=1.0,
+                      label="this run's 95% interval")
         ax.axvline(0, color="black", lw=0.8)
         ax.set_title(split)
-        ax.set_xlabel(f"mean {metric} over genes")
+        ax.set_xlabel(f"mean {metric}")
     axes[0][0].set_yticks(y, model_labels(models))
     axes[0][0].set_ylabel("Table I row")
     axes[0][0].invert_yaxis()
-    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="outside lower center", ncols=2)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    order = sorted(range(len(labels)), key=lambda i: ("report" not in labels[i], "interval" in labels[i]))
+    fig.legend([handles[i] for i in order], [labels[i] for i in order], loc="outside lower center",
+               ncols=len(order), title=f"mean {metric} over genes")
     return fig
 
 

@@ -19,6 +19,8 @@ that each figure is stored at twice the pixels it is shown at, and is not shrunk
 from __future__ import annotations
 
 import functools
+import os
+import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -53,9 +55,24 @@ RC: dict[str, Any] = {
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: Environment variable: ``"error"`` makes every figure function raise :class:`FigureStyleError`
+#: when its figure breaks the house style (:func:`check_figure`; ``./run test`` sets it for the
+#: notebooks' regression run, so the book's real figures are checked, not only synthetic ones),
+#: ``"warn"`` warns (``./run pipeline``); unset or empty, nothing is checked.
+CHECK_ENV = "STLIB_CHECK_FIGURES"
+
+
+class FigureStyleError(ValueError):
+    """A figure breaks the house style (with ``STLIB_CHECK_FIGURES=error``)."""
+
+
+class FigureStyleWarning(UserWarning):
+    """A figure breaks the house style (with ``STLIB_CHECK_FIGURES=warn``)."""
+
 
 def house_style(func: F) -> F:
-    """Decorator: run a figure function under :data:`RC` (fonts are fixed when text is made).
+    """Decorator: run a figure function under :data:`RC` (fonts are fixed when text is made) and,
+    as :data:`CHECK_ENV` says, check what it drew (:func:`check_figure`).
 
     Parameters
     ----------
@@ -71,7 +88,18 @@ def house_style(func: F) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         with mpl.rc_context(RC):
-            return func(*args, **kwargs)
+            fig = func(*args, **kwargs)
+        mode = os.environ.get(CHECK_ENV, "").strip().lower()
+        if mode and isinstance(fig, Figure):
+            if mode not in ("error", "warn"):
+                raise ValueError(f"{CHECK_ENV} must be 'error', 'warn' or empty, got {mode!r}")
+            problems = check_figure(fig)
+            if problems:
+                msg = f"{func.__name__}: the figure breaks the house style: " + "; ".join(problems)
+                if mode == "error":
+                    raise FigureStyleError(msg)
+                warnings.warn(msg, FigureStyleWarning, stacklevel=2)
+        return fig
 
     return wrapper  # type: ignore[return-value]
 
@@ -111,24 +139,25 @@ def _is_colorbar(ax: Any) -> bool:
 
 
 def _title_overlaps(fig: Figure) -> list[str]:
-    """Titles whose drawn box overlaps another visible axes' (with its ticks, labels and title)."""
+    """Titles and axis labels whose drawn box overlaps another visible axes' (with its ticks,
+    labels and title)."""
     renderer = fig.canvas.get_renderer()
     shown = [ax for ax in fig.axes if ax.get_visible() and (ax.axison or ax.get_title().strip())]
     boxes = {ax: ax.get_tightbbox(renderer) for ax in shown}
     problems = []
     for ax in shown:
-        title = ax.title
-        if not (title.get_visible() and title.get_text().strip()):
-            continue
-        x0, y0, x1, y1 = title.get_window_extent(renderer).extents
-        tb = mpl.transforms.Bbox.from_extents(x0 + 1, y0 + 1, x1 - 1, y1 - 1)  # a pixel's touch is no overlap
-        for other in shown:
-            box = boxes[other]
-            if other is ax or box is None or box.width == 0:
+        for kind, text in (("title", ax.title), ("x label", ax.xaxis.label), ("y label", ax.yaxis.label)):
+            if not (text.get_visible() and text.get_text().strip()) or (kind != "title" and not ax.axison):
                 continue
-            if tb.overlaps(box):
-                what = "a colour bar" if _is_colorbar(other) else f"axes {other.get_title()[:30]!r}"
-                problems.append(f"title {title.get_text()[:30]!r} runs into {what}")
+            x0, y0, x1, y1 = text.get_window_extent(renderer).extents
+            tb = mpl.transforms.Bbox.from_extents(x0 + 1, y0 + 1, x1 - 1, y1 - 1)  # a pixel's touch is no overlap
+            for other in shown:
+                box = boxes[other]
+                if other is ax or box is None or box.width == 0:
+                    continue
+                if tb.overlaps(box):
+                    what = "a colour bar" if _is_colorbar(other) else f"axes {other.get_title()[:30]!r}"
+                    problems.append(f"{kind} {text.get_text()[:30]!r} runs into {what}")
     return problems
 
 
@@ -137,7 +166,7 @@ def check_figure(fig: Figure) -> list[str]:
 
     Checks: width at most :data:`COLUMN_IN`; every visible text at least :data:`MIN_FONT_PT`; every axis that shows tick labels has a label (on itself
     or on an axes it shares that axis with), and so does every colour bar; no axes title runs
-    into another axes (its ticks, labels or title).
+    into another axes (its ticks, labels or title), and no axis label either.
 
     Parameters
     ----------
