@@ -13,7 +13,8 @@ Examples
 
 ``stlib summary`` also shows each section's resolution (um/px and its source) and which chapters
 the data set's split can run (:func:`stlib.io.check_design`). ``stlib predict`` without
-``--spots`` needs the image's resolution: ``--um-per-px``, or a TIFF that declares it.
+``--spots`` needs the image's resolution: ``--um-per-px``, or an image that declares it (a TIFF's MPP or
+resolution tags, a PNG's pHYs or a JPEG's dpi, above 1,000 px per inch), and says which it used.
 
 A data problem (a missing, corrupt or inconsistent file; a model that does not fit the image)
 prints ``error: <file>: <problem>`` and exits with status 2, never a traceback (``--debug``
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--spots", help="spot centres (spot_id, pixel_x, pixel_y); default: a grid over the tissue")
     p.add_argument("--um-per-px", type=float, help="the image's resolution in micrometres per pixel (default: "
                                                   "measured from --spots' pitch; without --spots it is required "
-                                                  "unless the image (TIFF) declares it)")
+                                                  "unless the image (TIFF, PNG pHYs, JPEG dpi) declares it)")
     p.add_argument("--spot-pitch-um", type=float, help="centre-to-centre distance of --spots (default: the "
                                                       "model's, 200 for legacy ST; 100 for Visium)")
     p.add_argument("--out", help="the .h5ad to write (default: <image name>.predicted.h5ad here)")
@@ -153,18 +154,18 @@ def _predict(args: argparse.Namespace) -> int:
     if unknown:  # checked before any work, so that nothing is written
         raise DataError(args.model, f"--genes: the model does not predict {unknown[:5]}; it predicts "
                                     f"{len(m.genes)} genes, its best on valid {m.best_genes(5)}")
-    um_per_px = args.um_per_px
-    if um_per_px is None and not args.spots:
+    if args.um_per_px is None and not args.spots:
         declared = image_um_per_px(args.image)
         if declared is None:
             train = m.meta.get("um_per_px_train")
             raise DataError(args.image, "the image's resolution is unknown: without --spots give --um-per-px "
                                         "(micrometres per pixel; the model was trained on images at "
                                         f"{train if train is None else f'{train:.3g}'} um/px); the image "
-                                        "declares none")
-        um_per_px = declared[0]
-        print(f"resolution: {um_per_px:.4g} um/px, from {declared[1]}")
-    pred = predictor.predict_image(m, args.image, spots=args.spots, um_per_px=um_per_px,
+                                        "declares none (an Aperio MPP, TIFF resolution tags in px/cm, or a TIFF, "
+                                        "PNG or JPEG density above 1,000 px per inch)")
+        print(f"resolution: {declared[0]:.4g} um/px, from {declared[1]}")
+    # um_per_px None: predict_image reads the same metadata, and records it as the source
+    pred = predictor.predict_image(m, args.image, spots=args.spots, um_per_px=args.um_per_px,
                                  spot_pitch_um=args.spot_pitch_um, progress=not args.quiet)
     out = Path(args.out or f"{Path(args.image).stem}.predicted.h5ad")
     out.parent.mkdir(parents=True, exist_ok=True)

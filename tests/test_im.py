@@ -126,6 +126,11 @@ def test_read_thumbnail_scales_names_bad_files_and_keeps_pil_limits(tmp_path: Pa
         images.read_thumbnail(bad, 100)
     with pytest.raises(ValueError, match="resample"):
         images.read_thumbnail(p, 100, resample="cubic")
+    rgba = np.zeros((40, 60, 4), np.uint8)  # black, transparent on the left half: white glass there
+    rgba[:, 30:, 3] = 255
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "alpha.png")
+    t, _ = images.read_thumbnail(tmp_path / "alpha.png", 100)
+    assert (t[:, :30] == 255).all() and (t[:, 31:] == 0).all()
 
 
 def test_corrupt_image_names_file(tmp_path: Path) -> None:

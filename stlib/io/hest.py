@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -229,7 +230,9 @@ def read_hest_sample(
         raise DataError(tif, f"the first page is {hw[1]} x {hw[0]} px but the largest level is {big[1]} x {big[0]} "
                               "px: the windows are cut from the first page, which must be the full resolution")
     try:
-        a = ad.read_h5ad(h5)
+        with warnings.catch_warnings():  # duplicate gene names: refused below, in one line
+            warnings.filterwarnings("ignore", message="Variable names are not unique")
+            a = ad.read_h5ad(h5)
     except Exception as exc:  # h5py / anndata raise many types for a damaged file
         raise DataError(h5, f"not a readable .h5ad ({type(exc).__name__}: {exc})") from None
     if "spatial" not in a.obsm:
@@ -237,9 +240,10 @@ def read_hest_sample(
     xy = np.asarray(a.obsm["spatial"], dtype=np.float64)
     if xy.ndim != 2 or xy.shape != (a.n_obs, 2):
         raise DataError(h5, f"obsm['spatial'] has shape {xy.shape}, expected ({a.n_obs}, 2)")
-    dup = a.var_names[a.var_names.duplicated()]
-    if len(dup):
-        raise DataError(h5, f"{len(dup)} gene name(s) appear more than once, e.g. {list(dup[:5])}")
+    dup = sorted(set(a.var_names[a.var_names.duplicated()].astype(str)))
+    if dup:
+        raise DataError(h5, f"{len(dup)} gene name(s) appear more than once in var_names: {dup[:5]}"
+                            f"{' ...' if len(dup) > 5 else ''} (sum or rename the duplicated genes)")
     ids, st_xy = _spot_ids(a.obs_names)
     if ids.duplicated().any():
         raise DataError(h5, f"duplicate spot ids, e.g. {list(ids[ids.duplicated()][:3])}")

@@ -8,7 +8,8 @@ settings are never changed for good.
 
 - :func:`read_image`: a full decode (RGB uint8), for the windows of the CNN;
 - :func:`image_size`: the header only;
-- :func:`check_jpeg`: the header and the end-of-image marker (a truncated download);
+- :func:`check_jpeg`: the header and the end-of-image marker (a truncated download), and a warning
+  for an alpha channel (the readers' check before anything long);
 - :func:`read_thumbnail`: a downscaled copy (JPEG draft mode), for tissue masks and figures;
 - :func:`add_hires_image`: that copy for figures, squidpy's ``images["hires"]`` convention.
 
@@ -30,11 +31,14 @@ from PIL import Image, ImageFile
 
 from stlib.errors import DataError, DataWarning
 
-__all__ = ["MAX_IMAGE_PIXELS", "add_hires_image", "check_jpeg", "image_size", "image_um_per_px", "read_image",
-           "read_thumbnail"]
+__all__ = ["MAX_IMAGE_PIXELS", "MIN_DECLARED_PPI", "add_hires_image", "check_jpeg", "image_size", "image_um_per_px",
+           "read_image", "read_thumbnail"]
 
 #: Largest image (in pixels) this module decodes: 40,000 x 40,000 px.
 MAX_IMAGE_PIXELS = 1_600_000_000
+#: A resolution declared in pixels per inch is a microscope's only above this (25.4 um/px): 72, 96
+#: or 300 dpi are a screen's or a printer's defaults (:func:`image_um_per_px`).
+MIN_DECLARED_PPI = 1000.0
 
 _pil_lock = threading.Lock()
 _pil_users = 0
@@ -72,10 +76,15 @@ def _check_file(path: Path) -> None:
         raise DataError(path, "not a file (a folder?)")
 
 
+def _has_alpha(img: Image.Image) -> bool:
+    """Whether an opened image has an alpha channel or a transparent palette entry (header only)."""
+    return img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
+
+
 def _to_rgb(img: Image.Image, path: Path) -> np.ndarray:
     """RGB uint8 of a decoded image; an alpha channel is composited over white glass, with a warning
     naming the file and the share of (partly) transparent pixels when there are any."""
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+    if _has_alpha(img):
         rgba = np.asarray(img.convert("RGBA"), dtype=np.float64)
         alpha = rgba[..., 3:] / 255.0
         share = float((alpha[..., 0] < 1).mean())
@@ -145,26 +154,33 @@ def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
     DataError
         The file is missing or its header is not a readable image.
     """
-    p = Path(path)
+    h, w, _ = _header(Path(path))
+    return h, w
+
+
+def _header(p: Path) -> tuple[int, int, str | None]:
+    """Height, width and, when the image has an alpha channel, its mode, from the header only."""
     _check_file(p)
     with pil_limits():
         try:
             with Image.open(p) as img:
                 w, h = img.size
+                alpha = img.mode if _has_alpha(img) else None
         except Image.UnidentifiedImageError as e:
             raise DataError(p, "not a readable image file (unknown format or corrupt header)") from e
         except (OSError, SyntaxError, ValueError, EOFError) as e:
             raise DataError(p, f"cannot read image header: {e}") from e
-    return int(h), int(w)
+    return int(h), int(w), alpha
 
 
 def image_um_per_px(path: str | os.PathLike[str]) -> tuple[float, str] | None:
     """The resolution an image file declares, in micrometres per pixel, and where it was read; or ``None``.
 
     Read from the header only: an Aperio ``MPP = <um/px>`` in a TIFF's ImageDescription, else the
-    TIFF resolution tags when their unit is the centimetre, or the inch at more than 1,000 pixels
-    per inch (a microscope's; 72, 96 or 300 dpi are a screen's or a printer's defaults and say
-    nothing of the tissue). JPEG and PNG dpi are never trusted.
+    TIFF resolution tags when their unit is the centimetre, or the inch at more than
+    :data:`MIN_DECLARED_PPI` pixels per inch (a microscope's; 72, 96 or 300 dpi are a screen's or
+    a printer's defaults and say nothing of the tissue). A PNG's ``pHYs`` (pixels per metre) and a
+    JPEG's density (JFIF, else EXIF) count by the same rule: above :data:`MIN_DECLARED_PPI`.
 
     Parameters
     ----------
@@ -183,10 +199,18 @@ def image_um_per_px(path: str | os.PathLike[str]) -> tuple[float, str] | None:
         try:
             with Image.open(p) as img:
                 tags = dict(getattr(img, "tag_v2", {}) or {})
+                fmt, info = img.format, dict(img.info)
         except Image.UnidentifiedImageError as e:
             raise DataError(p, "not a readable image file (unknown format or corrupt header)") from e
         except (OSError, SyntaxError, ValueError) as e:
             raise DataError(p, f"cannot read image header: {e}") from e
+    if fmt in ("PNG", "JPEG", "MPO"):  # PIL gives their density in pixels per inch
+        ppi = float((info.get("dpi") or (0,))[0] or 0)
+        if not (np.isfinite(ppi) and ppi > MIN_DECLARED_PPI):
+            return None
+        where = ("PNG pHYs" if fmt == "PNG" else "JPEG JFIF density" if info.get("jfif_unit") in (1, 2)
+                 else "JPEG EXIF resolution")
+        return 25400.0 / ppi, f"the image's metadata ({where}, {ppi:.0f} px/inch)"
     desc = str(tags.get(270, ""))
     m = re.search(r"MPP\s*=\s*([0-9.]+)", desc)
     if m and float(m.group(1)) > 0:
@@ -195,7 +219,7 @@ def image_um_per_px(path: str | os.PathLike[str]) -> tuple[float, str] | None:
     if xres is None or float(xres) <= 0:
         return None
     per = {3: 1e4, 2: 25400.0}.get(int(unit))
-    if per is None or (int(unit) == 2 and float(xres) <= 1000):
+    if per is None or (int(unit) == 2 and float(xres) <= MIN_DECLARED_PPI):
         return None
     return per / float(xres), f"the image's metadata (TIFF resolution, {'cm' if int(unit) == 3 else 'inch'})"
 
@@ -204,10 +228,27 @@ def check_jpeg(path: str | os.PathLike[str]) -> tuple[int, int]:
     """(height, width) of a JPEG from its header, after checking the file is complete.
 
     Reads only the header and the last bytes: a missing end-of-image marker (``FF D9``)
-    means a truncated download. Full decoding is left to the image module.
+    means a truncated download. Full decoding is left to the image module. An image (any format)
+    with an alpha channel gets a :class:`~stlib.errors.DataWarning` naming it: the channel is
+    dropped when the image is decoded, transparent pixels composited over white
+    (:func:`read_image`).
+
+    Parameters
+    ----------
+    path
+        Image file.
+
+    Returns
+    -------
+    ``(h, w)`` in pixels.
+
+    Raises
+    ------
+    DataError
+        The file is missing, its header is not a readable image, or a JPEG lacks its end-of-image marker.
     """
-    hw = image_size(path)
     p = Path(path)
+    h, w, alpha = _header(p)
     size = p.stat().st_size
     with open(p, "rb") as fh:
         head = fh.read(2)
@@ -215,13 +256,17 @@ def check_jpeg(path: str | os.PathLike[str]) -> tuple[int, int]:
         tail = fh.read()
     if head == b"\xff\xd8" and b"\xff\xd9" not in tail:
         raise DataError(p, "truncated JPEG: no end-of-image marker (FF D9) at the end of the file")
-    return hw
+    if alpha is not None:
+        warnings.warn(f"{p}: the image has an alpha channel (mode {alpha}), which is dropped when it is decoded: "
+                      "transparent pixels become white (glass)", DataWarning, stacklevel=2)
+    return h, w
 
 
 def read_thumbnail(path: str | os.PathLike[str], max_size: int, *,
                    resample: str = "bilinear") -> tuple[np.ndarray, float]:
     """An image decoded at reduced size: JPEG draft mode (decoding at 1/2, 1/4 or 1/8 scale),
     then a resize to at most ``max_size`` px on its longest side; a smaller image is not enlarged.
+    An alpha channel is composited over white, as :func:`read_image` does.
 
     Parameters
     ----------
@@ -251,7 +296,12 @@ def read_thumbnail(path: str | os.PathLike[str], max_size: int, *,
             scale = min(1.0, max_size / max(w, h))
             size = (max(1, round(w * scale)), max(1, round(h * scale)))
             im.draft("RGB", size)
-            thumb = np.asarray(im.convert("RGB").resize(size, filters[resample]), dtype=np.uint8)
+            if _has_alpha(im):  # as read_image: transparent pixels are white glass
+                rgba = im.convert("RGBA")
+                rgb = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
+            else:
+                rgb = im.convert("RGB")
+            thumb = np.asarray(rgb.resize(size, filters[resample]), dtype=np.uint8)
     except FileNotFoundError:
         raise DataError(path, "missing image file") from None
     except (Image.UnidentifiedImageError, OSError, ValueError) as exc:

@@ -8,8 +8,9 @@ spot pitch over the tissue found in the image (:func:`tissue_grid`).
 
 The image's resolution (micrometres per pixel) decides how many pixels the model's physical
 window is: given by the user, else measured from the given spots' pitch, else read from the
-image's metadata (a TIFF's Aperio ``MPP`` or resolution tags: :func:`stlib.io.images.image_um_per_px`),
-else refused, as ``stlib predict`` refuses: a JPEG or PNG declares no resolution. Only
+image's metadata (a TIFF's Aperio ``MPP`` or resolution tags, a PNG's ``pHYs`` or a JPEG's dpi; a
+density of 1,000 px per inch or less is a screen's default and does not count:
+:func:`stlib.io.images.image_um_per_px`), else refused, as ``stlib predict`` refuses. Only
 ``um_per_px="training"`` assumes the training images' resolution, and says so in
 ``uns["prediction"]["um_per_px_source"]``. Bad input gets its own message: no
 tissue in the image, an image far smaller than its resolution implies, spots outside the image,
@@ -360,8 +361,9 @@ def predict_image(
         ``None``: a grid at the model's spot pitch over the tissue (:func:`tissue_grid`).
     um_per_px
         The image's resolution in micrometres per pixel. ``None``: measured from the given spots'
-        pitch, else read from the image's metadata (a TIFF's Aperio ``MPP`` or resolution tags);
-        without spots, an image that declares none (any JPEG or PNG) is a :class:`DataError`, as in
+        pitch, else read from the image's metadata (a TIFF's Aperio ``MPP`` or resolution tags, a PNG's
+        ``pHYs``, a JPEG's dpi: :func:`stlib.io.images.image_um_per_px`); without spots, an image that
+        declares none is a :class:`DataError`, as in
         ``stlib predict``. ``"training"`` assumes the model's training images' resolution (the old
         default), and ``uns["prediction"]["um_per_px_source"]`` says so.
     spot_pitch_um
