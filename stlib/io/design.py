@@ -16,8 +16,8 @@ The rules (a chapter also needs what the chapters it reads need, :data:`PREREQUI
 - 07, 11 (test-set readings of chapters 1-8): a test section;
 - 12 (leave-one-patient-out): at least 2 patients (a fold with one train section cross-validates
   over spatial blocks);
-- 14 (the saved image model): train, valid (its penalty) and test (scored); every test section's
-  resolution within :data:`~stlib.io._common.MAX_RESOLUTION_RATIO` (4x) of the train sections'
+- 14 (the saved image model): train, valid (its penalty) and test (scored); every valid and test
+  section's resolution within :data:`~stlib.io._common.MAX_RESOLUTION_RATIO` (4x) of the train sections'
   median, the limit :func:`stlib.predictor.predict_image` enforces;
 - 16: nothing (a stored record).
 
@@ -218,7 +218,7 @@ def _all_prerequisites(ch: str) -> list[str]:
 
 
 def _resolution_problem(parts: dict[str, list[str]], um: dict[str, float], notes: list[str]) -> str | None:
-    """The 4x limit: each test section's um/px against the train sections' median."""
+    """The 4x limit: each valid and test section's um/px against the train sections' median."""
     train = [um[s] for s in parts["train"] if s in um]
     if not train:
         return None
