@@ -147,7 +147,8 @@ fig = pl.de_heatmap(scores, tops)
 # ## Fig. 3: expression over the histology
 #
 # The test section's H&E, then truth, prediction and error (prediction - truth) of chosen genes
-# for KNN Ridge (the report's Fig. 3 model), on the authors' target.
+# for KNN Ridge (the report's Fig. 3 model), on the authors' target. Truth and prediction of a
+# gene share one colour scale, the bar beside the prediction.
 
 # %% tags=["hide-input"]
 genes_shown = [g for g in map_genes if g in targets.var_names] or list(targets.var_names[:3])

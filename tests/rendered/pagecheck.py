@@ -94,11 +94,7 @@ window.addEventListener("load", () => {
 #: Figures of the stored book known to break the 2x rule, each with its reason and the largest
 #: ratio allowed; anything else on the page is checked as usual, and a waiver that no longer
 #: applies (the figure is gone or fixed) fails too, so the list is emptied at the next execution.
-KNOWN_FIGURES: dict[str, tuple[float, str]] = {
-    "book/notebooks/07_qualitative": (2.25, "Fig. 1's legend (three columns of long model names) ran 10% past the "
-                                            "figure; stlib.pl.cluster_figure now lays it out in two columns, and "
-                                            "check_figure measures what lies outside a figure"),
-}
+KNOWN_FIGURES: dict[str, tuple[float, str]] = {}
 
 
 @dataclass
