@@ -160,13 +160,17 @@ def _external(new_dir: str, against: str, record: str | None, argv: list[str] | 
     print(f"stored: commit {stored['commit']} on {stored['cpu']}; other: commit {other['commit']} on {other['cpu']}")
     with pd.option_context("display.width", 200, "display.max_colwidth", 70):
         print(table.to_string())
+    # the code that differs between the two executions' commits (none when they are the same)
+    changed = subprocess.run(["git", "diff", "--name-only", stored["commit"], other["commit"], "--", "stlib", "notebooks",
+                              "data"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    print("code that differs between the two commits:", ", ".join(changed) or "none")
     if record:
         out = Path(record)
         table.to_csv(out)
         out.with_suffix(".json").write_text(json.dumps({
             "command": "python benchmarks/machines.py " + " ".join(argv if argv is not None else sys.argv[1:]),
             "commit": other["commit"], "date": time.strftime("%Y-%m-%d"), "stored": stored, "other": other,
-            "same_commit": stored["commit"] == other["commit"]}, indent=1))
+            "same_commit": stored["commit"] == other["commit"], "code_changed": changed}, indent=1))
         print(f"wrote {out} and {out.with_suffix('.json')}")
     return 0
 

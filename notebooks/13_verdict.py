@@ -188,14 +188,16 @@ store.download(out, "verdict_by_seed")
 #
 # Numerical libraries pick their kernels from the CPU; the book pins them (README, "The same
 # numbers on every machine"). The stored record below is the whole book executed a second time,
-# at the same commit, on a machine with another CPU vendor, every output cell compared with the
-# stored one as the regression check compares them (`benchmarks/machines.py --external`):
+# on a machine with another CPU vendor, every output cell compared with the stored execution's as
+# the regression check compares them (`benchmarks/machines.py --external`; the record names the
+# code that differs between the two executions' commits):
 
 # %% tags=["hide-input"]
 rec, meta = store.read_record(machines_record)
 print(f"recorded {meta['date']}: commit {meta['stored']['commit']} executed on {meta['stored']['cpu']} (stored) "
       f"and commit {meta['other']['commit']} on {meta['other']['cpu']} (again); kernel pins held on both: "
-      f"{meta['stored']['pinned'] and meta['other']['pinned']}")
+      f"{meta['stored']['pinned'] and meta['other']['pinned']}; code that differs between the two commits: "
+      f"{', '.join(meta.get('code_changed', [])) or 'none'}")
 glue("machines_cells", f"{int(rec['cells'].sum()):,}", display=False)
 glue("machines_differ", f"{int(rec['cells_differ'].sum())}", display=False)
 glue("machines_chapters", f"{len(rec)}", display=False)
@@ -203,7 +205,7 @@ glue("machines_cpus", f"{meta['stored']['cpu']} and {meta['other']['cpu']}", dis
 moved = list(rec.index[rec["cells_differ"] > 0])
 glue("machines_reading", "every outcome above, and every other printed number of the book, is the same on both "
      "machines" if not moved else f"the chapters with differing cells are {', '.join(moved)}", display=False)
-rec[["cells", "cells_differ", "values", "values_differ"]].T
+rec[["cells", "cells_differ", "values", "values_differ"]].rename(columns=lambda c: c.replace("_", " "))
 
 # %% [markdown]
 # On {glue:text}`machines_cpus`, {glue:text}`machines_differ` of {glue:text}`machines_cells`
