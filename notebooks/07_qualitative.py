@@ -105,10 +105,11 @@ cluster_err.to_frame().T.round(3)
 # %% tags=["hide-input"]
 add_hires_image(targets, section)
 expr = qualitative.expression_adata(targets, targets.X, sec_mask)
-expr.obs["tumour (annotation)"] = expr.obs["tumor"].astype("string").fillna("unknown").astype("category")
+expr.obs["tumour (annotation)"] = (expr.obs["tumor"].astype("string").map({"True": "tumour", "False": "non-tumour"})
+                                   .fillna("unknown").astype("category"))
+print(f"tumour annotation of {section}: {expr.obs['tumor_source'].iloc[0]}")
 fig = pl.spatial_panels(expr, ["leiden", "tumour (annotation)"], section=section,
-                        titles=[f"Leiden clusters, {section}", f"tumour ({expr.obs['tumor_source'].iloc[0]})"],
-                        crop_margin=0.03)
+                        titles=[f"Leiden clusters, {section}", "tumour annotation"], crop_margin=0.03)
 
 # %% [markdown]
 # ## Fig. 2: the tumour genes of the truth and of each model

@@ -34,7 +34,7 @@ def spatial_panels(
 
     ``cbar_labels`` label the colour bars of continuous keys (one entry per key, ``None`` for none).
     A categorical key is drawn in the colours of ``uns[f"{key}_colors"]`` when it has them
-    (scanpy's convention).
+    (scanpy's convention), its legend below its panel.
 
     Parameters
     ----------
@@ -87,6 +87,12 @@ def spatial_panels(
             frameon=False, **kw,
         )
         ax.title.set_fontsize(RC_TITLE)
+        legend = ax.get_legend()
+        if legend is not None:  # a categorical key: its legend below the panel, not beside it (the column's width)
+            handles, labels = legend.legend_handles, [t.get_text() for t in legend.get_texts()]
+            legend.remove()
+            ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.01), frameon=False,
+                      ncols=min(len(labels), 3), handletextpad=0.2, columnspacing=0.8)
         for coll in ax.collections:
             if getattr(coll, "colorbar", None) is None:
                 continue
