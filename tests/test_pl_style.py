@@ -129,8 +129,10 @@ def _cases(tmp_path):
         "learning_curves": lambda: pl.learning_curves(curves, [1e-3, 1e-4], [5, 7]),
         "config_losses": lambda: pl.config_losses(curves.assign(config=curves["lr"].astype(str)), "0.001", "configs"),
         "controls_overview": lambda: pl.controls_overview(
-            pd.DataFrame(rng.uniform(0, 0.2, (3, 2)), index=MODELS[:3], columns=["as is", "shuffled"]),
-            pd.DataFrame({"log1p": rng.uniform(0, 0.3, 12), "paper": rng.uniform(0, 0.3, 12)}), "knn_ridge"),
+            pd.DataFrame(rng.uniform(0, 0.5, (5, 4)), index=["depth_only", "knn_lasso", "knn_ridge", "lasso", "ridge"],
+                         columns=["log1p, imagenet features", "normalize_log1p, imagenet features",
+                                  "paper, imagenet features", "paper, random-weight features"]),
+            pd.DataFrame({"log1p": rng.uniform(-0.2, 0.8, 249), "paper": rng.uniform(-0.2, 0.3, 249)}), "knn_ridge"),
         "ladder_lines": lambda: pl.ladder_lines(ladder, ladder - 0.02, ladder + 0.02),
         "dispersion_histogram": lambda: pl.dispersion_histogram(rng.uniform(0.01, 10, 50), rng.uniform(0.01, 10, 50)),
         "spatial_panels": lambda: pl.spatial_panels(

@@ -323,20 +323,31 @@ def controls_overview(test: pd.DataFrame, per_gene: pd.DataFrame, model: str) ->
     Returns
     -------
     Figure
-        Left: grouped bars of ``test`` (per model one bar per control); right: per-gene PCC under
-        ``log1p`` against ``paper``, with the line y = x.
+        Top: grouped horizontal bars of ``test`` (per model one bar per control, the legend above);
+        bottom: per-gene PCC under ``log1p`` against ``paper``, with the line y = x.
     """
-    fig, axes = subplots(2, 1, height=7.0)
-    test.rename(index=model_label).plot.bar(ax=axes[0])
-    axes[0].set_xlabel("model")
-    axes[0].set_ylabel("test mean PCC over genes")
-    axes[0].axhline(0, color="black", lw=0.8)
-    axes[0].set_title("test split, pooled")
-    axes[0].legend(title="control", ncols=2)
+    n_models, n_ctrl = test.shape
+    top = 0.42 * n_models + 0.9
+    fig, axes = subplots(2, 1, height=top + 3.6, gridspec_kw={"height_ratios": [top, 3.0]})
+    ax = axes[0]
+    y = np.arange(n_models)
+    h = 0.8 / max(n_ctrl, 1)
+    for k, col in enumerate(test.columns):
+        ax.barh(y + (k - (n_ctrl - 1) / 2) * h, test[col].to_numpy(float), height=h, label=str(col), color=f"C{k}")
+    ax.set_yticks(y, model_labels(test.index))
+    ax.invert_yaxis()
+    ax.set_ylabel("model")
+    ax.set_xlabel("test mean PCC over genes (test split, pooled)")
+    ax.axvline(0, color="black", lw=0.8)
+    fig.legend(*ax.get_legend_handles_labels(), title="control", loc="outside upper center", ncols=2, frameon=False)
     axes[1].scatter(per_gene["log1p"], per_gene["paper"], s=8)
-    axes[1].plot([-1, 1], [-1, 1], color="grey", lw=0.8)
+    lo = float(np.nanmin(per_gene[["log1p", "paper"]].to_numpy())) - 0.05
+    hi = float(np.nanmax(per_gene[["log1p", "paper"]].to_numpy())) + 0.05
+    axes[1].plot([lo, hi], [lo, hi], color="grey", lw=0.8, label="y = x")
+    axes[1].set_xlim(lo, hi)
+    axes[1].set_ylim(lo, hi)
     axes[1].set_xlabel("per-gene test PCC, raw log1p target")
-    axes[1].set_ylabel("per-gene test PCC, the authors' target")
+    axes[1].set_ylabel("per-gene test PCC,\nthe authors' target")
     axes[1].set_title(f"{model_label(model)}, the {len(per_gene)} genes")
     return fig
 
