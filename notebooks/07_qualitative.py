@@ -209,7 +209,7 @@ cm = store.load_predictions(out, [count_model])[count_model]
 true_counts = targets.layers["counts"][mask]
 true_counts = true_counts.toarray() if hasattr(true_counts, "toarray") else np.asarray(true_counts)
 pred_counts = np.asarray(cm.layers["counts"])[mask]
-fig = pl.count_histogram(true_counts, pred_counts, title=f"{count_model}, {split} split: all genes and spots")
+fig = pl.count_histogram(true_counts, pred_counts, title=f"{pl.model_label(count_model)}, {split} split: all genes and spots")
 tail = qualitative.count_tail(true_counts, pred_counts)
 (100 * tail).round(1).add_prefix("% of pairs, ")
 

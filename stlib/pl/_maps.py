@@ -341,7 +341,7 @@ def truth_prediction_maps(targets: ad.AnnData, prediction: np.ndarray, genes: Se
     spatial
         The ``uns["spatial"]`` with the section's ``"hires"`` image.
     model
-        Name of the model, in the prediction's title.
+        Name of the model, in the figure's title.
     value_label
         Label of the truth's and prediction's colour bars.
 
@@ -364,9 +364,11 @@ def truth_prediction_maps(targets: ad.AnnData, prediction: np.ndarray, genes: Se
         lim = float(np.nanmax(np.abs(q - t)))
         lo, hi = float(min(t.min(), np.nanmin(q))), float(max(t.max(), np.nanmax(q)))
         keys += [f"{g} truth", f"{g} pred", f"{g} error"]
-        titles += [f"{g}: truth", f"{g}: {model_label(model)}", f"{g}: error"]
+        titles += [f"{g}: truth", f"{g}: prediction", f"{g}: error"]
         cmaps += ["viridis", "viridis", "RdBu_r"]
         vlims += [(lo, hi), (lo, hi), (-lim, lim)]
         cbars += [None, f"{value_label}\n(truth and prediction)", "prediction - truth"]
-    return spatial_panels(e, keys, section=section, titles=titles, cmaps=cmaps, ncols=3, vlims=vlims,
-                          cbar_labels=cbars, crop_margin=0.03, hide_cbars=[True, False, False] * len(genes))
+    fig = spatial_panels(e, keys, section=section, titles=titles, cmaps=cmaps, ncols=3, vlims=vlims,
+                         cbar_labels=cbars, crop_margin=0.03, hide_cbars=[True, False, False] * len(genes))
+    fig.suptitle(f"{model_label(model)}, section {section}")
+    return fig

@@ -66,8 +66,9 @@ class FigureStyleError(ValueError):
     """A figure breaks the house style (with ``STLIB_CHECK_FIGURES=error``)."""
 
 
-class FigureStyleWarning(UserWarning):
-    """A figure breaks the house style (with ``STLIB_CHECK_FIGURES=warn``)."""
+class FigureStyleWarning(Warning):
+    """A figure breaks the house style (with ``STLIB_CHECK_FIGURES=warn``); not a ``UserWarning``,
+    so that a chapter's filter for its libraries' user warnings does not hide it."""
 
 
 def house_style(func: F) -> F:
