@@ -187,7 +187,8 @@ store.download(out, "image_alone")
 # ## Maps: measured, predicted at the spots, predicted on the grid
 #
 # The genes the model predicts best on valid. Each gene's three maps (measured, predicted at the
-# spots, predicted on the grid) share one colour scale.
+# spots, predicted on the grid) share one colour scale, drawn beside the prediction at the spots
+# and beside the grid.
 
 # %% tags=["hide-input"]
 genes = model.best_genes(n_maps)
@@ -203,10 +204,12 @@ lims = {g: (float(min(expr.obs[f"{g} measured"].min(), expr.obs[f"{g} at the spo
             float(max(expr.obs[f"{g} measured"].max(), expr.obs[f"{g} at the spots"].max(), on_grid[g].max())))
         for g in genes}  # one scale per gene, over all three maps
 fig = pl.spatial_panels(expr, keys, section=sec0, ncols=2, vlims=[lims[g] for g in genes for _ in (0, 1)],
-                        cbar_labels=["target"] * len(keys), crop_margin=0.03)
+                        cbar_labels=[None, f"{pl.target_label(test)}\n(measured and predicted)"] * len(genes),
+                        hide_cbars=[True, False] * len(genes), crop_margin=0.03)
 
 # %% tags=["hide-input"]
-fig = pl.prediction_map(grids[sec0], genes, vlims=[lims[g] for g in genes])
+fig = pl.prediction_map(grids[sec0], genes, vlims=[lims[g] for g in genes],
+                        value_label=f"{pl.target_label(test)}, predicted")
 
 # %% tags=["remove-input"]
 r = table.round(3)

@@ -235,3 +235,14 @@ def test_house_style_checks_real_figures_when_asked(monkeypatch):
     with pytest.raises(ValueError, match="must be 'error', 'warn' or empty"):
         too_small()
     plt.close("all")
+
+
+def test_target_label_names_the_transform():
+    import anndata as ad
+
+    a = ad.AnnData(np.zeros((2, 2)))
+    assert pl.target_label(a) == "target"
+    a.uns["target"] = {"transform": "paper"}
+    assert pl.target_label(a) == "log-normalised (authors')"
+    a.uns["target"] = {"transform": "mine"}
+    assert pl.target_label(a) == "mine"

@@ -26,7 +26,7 @@ from stlib.pl._maps import (
     spatial_panels,
     truth_prediction_maps,
 )
-from stlib.pl._labels import MODEL_LABELS, model_label, model_labels
+from stlib.pl._labels import MODEL_LABELS, TARGET_LABELS, model_label, model_labels, target_label
 from stlib.pl._export import as_image
 from stlib.pl._style import (COLUMN_IN, DPI, MIN_FONT_PT, FigureStyleError, FigureStyleWarning, check_figure, house_style,
                               retina_in_notebooks, subplots)
@@ -53,6 +53,8 @@ __all__ = [
     "MODEL_LABELS",
     "model_label",
     "model_labels",
+    "TARGET_LABELS",
+    "target_label",
     "as_image",
     "beside_paper",
     "ceiling_by_section",

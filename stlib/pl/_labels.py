@@ -60,3 +60,28 @@ def model_labels(models: Iterable[str]) -> list[str]:
         Their names in figures.
     """
     return [model_label(m) for m in models]
+
+
+#: Target transform (``uns["target"]["transform"]``) -> the name a colour bar shows.
+TARGET_LABELS: dict[str, str] = {
+    "paper": "log-normalised (authors')",
+    "log1p": "log1p of counts",
+    "normalize_log1p": "log1p of counts per 10,000",
+}
+
+
+def target_label(adata) -> str:
+    """The readable name of the target an AnnData holds (:data:`TARGET_LABELS`), for colour bars.
+
+    Parameters
+    ----------
+    adata
+        Targets with ``uns["target"]["transform"]`` (chapter 1's); without it, ``"target"``.
+
+    Returns
+    -------
+    str
+        The transform's name in figures (an unknown transform's id as is).
+    """
+    transform = (adata.uns.get("target") or {}).get("transform")
+    return "target" if transform is None else TARGET_LABELS.get(str(transform), str(transform))
