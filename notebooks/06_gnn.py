@@ -126,7 +126,7 @@ scoring.fit_summary([paper, best, authors], targets)
 # same data): the mean PCC per split over the seeds, its standard deviation and range. The fits
 # are stored with each network's predictions: from chapter 8 on, both are scored as the mean over
 # these seeds, each interval drawing the seeds with the spots. The GNN whose configuration is
-# chosen on valid (`gnn`) is scored as its one fit (seed `seed`).
+# chosen on valid (`gnn`) is scored as its one fit (seed {glue:text}`run_seed`).
 
 # %% tags=["hide-input"]
 spread_models = {"gnn_paper": (proto, gnn_epochs if proto.gnn == "sage" else authors_gnn_epochs),
@@ -148,6 +148,7 @@ pd.concat({name: spread for name, (_, spread) in spreads.items()}, names=["model
 
 # %% tags=["remove-input"]
 glue("first_seed", str(seeds[0]), display=False)
+glue("run_seed", str(seed), display=False)
 for name, (per_seed, spread) in spreads.items():
     t = spread.loc["test"]
     glue(f"{name}_seed_test", f"{t['mean']:.3f} (sd {t['sd']:.3f}, {t['min']:.3f} to {t['max']:.3f})", display=False)

@@ -287,7 +287,7 @@ glue("n_intervals", str(len(scored)), display=False)
 #   measured on these three patients alone, with this encoder, at this resolution, so the
 #   table places this book among them without ranking it. The HEST-Benchmark number is another
 #   task (Xenium, top 50 genes) and is not comparable at all.
-# - Next: [deviations from the paper](../deviations.md).
+# - Next: [the verdict on the report's claims](13_verdict).
 
 # %% tags=["remove-input", "nbval-ignore-output"]
 from stlib.book import provenance

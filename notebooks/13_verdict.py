@@ -146,6 +146,7 @@ for t in judged:
     for outcome in verdict.CLAIM_OUTCOMES:
         glue(f"n_{outcome.replace(' ', '_')}_{t}", str(int(counts[t].get(outcome, 0))), display=False)
 glue("n_claims", str(len(claims)), display=False)
+glue("run_seed", str(seed), display=False)
 glue("n_consistent_report", str(int((report == "consistent").sum())), display=False)
 sentence = {t: {c.id: verdict.verdict_sentence(judged[t], c.id) for c in claims} for t in judged}
 for t in judged:
@@ -181,7 +182,8 @@ store.download(out, "verdict_by_seed")
 # %% [markdown]
 # Under the authors' code's target, {glue:text}`n_seed_stable` claims have the same outcome
 # whichever seed's fits are scored; the others: {glue:text}`seed_unstable`. (Under the report's
-# text target the networks are refitted once, seed `seed`: its column rests on one fit each.)
+# text target the networks are refitted once, seed {glue:text}`run_seed`: its column rests on one
+# fit each.)
 
 # %% [markdown]
 # ## Does an outcome hang on the machine?

@@ -40,6 +40,12 @@ def interval_decimals(lo: float, hi: float, *, most: int = 4) -> int:
     return int(min(most, max(0, math.ceil(-math.log10(width)) + 1)))
 
 
+def _fixed(x: float, d: int) -> str:
+    """``x`` with ``d`` decimals, a value that rounds to zero without its sign (``"0.000"``, not ``"-0.000"``)."""
+    text = f"{x:.{d}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
+
+
 def with_interval(point: pd.Series | float, lo: pd.Series | float, hi: pd.Series | float, digits: int | None = None):
     """``"0.123 [0.100, 0.150]"`` (elementwise for Series): a value and its interval, for reading.
 
@@ -58,7 +64,7 @@ def with_interval(point: pd.Series | float, lo: pd.Series | float, hi: pd.Series
             k = 3 if width == 0 else int(min(6, max(2, math.floor(math.log10(big)) - math.floor(math.log10(width)) + 2)))
             return f"{p:.{k}g} [{a:.{k}g}, {b:.{k}g}]"
         d = interval_decimals(a, b) if digits is None else digits
-        return f"{p:.{d}f} [{a:.{d}f}, {b:.{d}f}]"
+        return f"{_fixed(p, d)} [{_fixed(a, d)}, {_fixed(b, d)}]"
     if isinstance(point, pd.Series):
         return pd.Series([one(p, a, b) for p, a, b in zip(point, lo, hi)], index=point.index)
     return one(point, lo, hi)

@@ -131,7 +131,7 @@ def test_fraction_of_ceiling_draws_an_interval_beside_its_estimate():
     spans = sorted((round(float(s[0][0]), 3), round(float(s[1][0]), 3)) for s in segs)
     assert spans == [(0.15, 0.25), (0.245, 0.323)]
     labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
-    assert labels == ["HEST probe (chosen on valid)", "depth only (measured counts)"]  # readable names
+    assert labels == ["HEST probe: the chosen model", "depth only (measured counts)"]  # readable names
     assert [t.get_fontweight() for t in fig.axes[0].get_yticklabels()] == ["bold", "normal"]
     assert pl.model_label("not_a_model") == "not_a_model"
     plt.close(fig)

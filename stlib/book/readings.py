@@ -352,7 +352,8 @@ def beyond_readings(tables: dict[str, pd.DataFrame], results: dict[str, list], t
     out["valid_reading"] = (
         "Valid shares its patients with train, so a variant that fits the train patients better "
         "looks better there; only the held-out patient tells." if shared else "Valid holds other patients than "
-        "train, yet it chose among the settings: only the test patients, used for no choice, tell.")
+        "train, but it chose among the settings, so the chosen settings' valid scores are optimistic; only the "
+        "test patients, used for no choice, read them without that bias.")
     full = next(n for n in abl.index if n.startswith("full rank"))
     out["abl_full"] = signed_interval(abl, full, "vs chosen")
     out["abl_rank"] = str(parts[0].settings["rank"])

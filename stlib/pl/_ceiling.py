@@ -116,7 +116,7 @@ def fraction_of_ceiling(iv: pd.DataFrame, split: str = "test", chosen: str | Non
     split
         The split shown.
     chosen
-        The model chosen on valid, labelled in bold with "(chosen on valid)".
+        The model chosen on valid, labelled in bold with ": the chosen model".
 
     Returns
     -------
@@ -133,7 +133,7 @@ def fraction_of_ceiling(iv: pd.DataFrame, split: str = "test", chosen: str | Non
     interval_lines(ax, y, sub["fraction_lo"], sub["fraction_hi"], colors)
     ax.scatter(sub["fraction"], y, c=colors, s=18, zorder=3)
     ax.set_yticks(y)
-    ax.set_yticklabels([f"{lab} (chosen on valid)" if m == chosen else lab
+    ax.set_yticklabels([f"{lab}: the chosen model" if m == chosen else lab
                         for m, lab in zip(sub.index, model_labels(sub.index))])
     for label, m in zip(ax.get_yticklabels(), sub.index):
         label.set_fontweight("bold" if m == chosen else "normal")
