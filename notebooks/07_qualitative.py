@@ -107,6 +107,9 @@ add_hires_image(targets, section)
 expr = qualitative.expression_adata(targets, targets.X, sec_mask)
 expr.obs["tumour (annotation)"] = (expr.obs["tumor"].astype("string").map({"True": "tumour", "False": "non-tumour"})
                                    .fillna("unknown").astype("category"))
+colours = {"tumour": pl.COMPARTMENT_COLORS["tumour"], "non-tumour": pl.COMPARTMENT_COLORS["non-tumour"],
+           "unknown": pl.COMPARTMENT_COLORS["unannotated"]}  # chapter 11's colours
+expr.uns["tumour (annotation)_colors"] = [colours[c] for c in expr.obs["tumour (annotation)"].cat.categories]
 print(f"tumour annotation of {section}: {expr.obs['tumor_source'].iloc[0]}")
 fig = pl.spatial_panels(expr, ["leiden", "tumour (annotation)"], section=section,
                         titles=[f"Leiden clusters, {section}", "tumour annotation"], crop_margin=0.03)

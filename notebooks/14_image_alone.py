@@ -209,7 +209,7 @@ fig = pl.spatial_panels(expr, keys, section=sec0, ncols=2, vlims=[lims[g] for g 
 
 # %% tags=["hide-input"]
 fig = pl.prediction_map(grids[sec0], genes, vlims=[lims[g] for g in genes],
-                        value_label=f"{pl.target_label(test)}, predicted")
+                        value_label=f"predicted\n{pl.target_label(test)}")
 
 # %% tags=["remove-input"]
 r = table.round(3)

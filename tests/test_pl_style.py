@@ -188,6 +188,13 @@ def test_check_figure_catches_what_it_names():
     assert any("x axis without a label" in p for p in problems)
     assert any("colour bar without a label" in p for p in problems)
     plt.close(fig)
+    fig, ax = pl.subplots(height=1.5, width=3.0)
+    im = ax.imshow(np.eye(2))
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    fig.colorbar(im, ax=ax, label="a colour bar label far longer than its bar is tall")
+    assert any("past the figure's top or bottom" in p for p in pl.check_figure(fig))
+    plt.close(fig)
     with pytest.raises(ValueError, match="wider than the book's column"):
         pl.subplots(height=2, width=10)
 
@@ -243,6 +250,6 @@ def test_target_label_names_the_transform():
     a = ad.AnnData(np.zeros((2, 2)))
     assert pl.target_label(a) == "target"
     a.uns["target"] = {"transform": "paper"}
-    assert pl.target_label(a) == "log-normalised (authors')"
+    assert pl.target_label(a) == "log-normalised\n(authors')"
     a.uns["target"] = {"transform": "mine"}
     assert pl.target_label(a) == "mine"

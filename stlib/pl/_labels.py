@@ -64,7 +64,7 @@ def model_labels(models: Iterable[str]) -> list[str]:
 
 #: Target transform (``uns["target"]["transform"]``) -> the name a colour bar shows.
 TARGET_LABELS: dict[str, str] = {
-    "paper": "log-normalised (authors')",
+    "paper": "log-normalised\n(authors')",
     "log1p": "log1p of counts",
     "normalize_log1p": "log1p of counts per 10,000",
 }

@@ -229,7 +229,7 @@ def claim_differences(judged: pd.DataFrame, by: str = "target") -> Figure:
         for label, r in zip(ax.get_yticklabels(), rows):
             label.set_fontweight("bold" if r in central else "normal")
     ax.invert_yaxis()
-    ax.set_ylabel("comparison (bold: central)")
+    ax.set_ylabel("comparison\n(bold: central)")
     bounds = [i for i in range(1, len(rows)) if rows[i][0] != rows[i - 1][0]]
     for b in bounds:
         ax.axhline(b - 0.5, color="grey", lw=0.5, ls=":")

@@ -184,9 +184,21 @@ def check_figure(fig: Figure) -> list[str]:
     if w > COLUMN_IN + 1e-6:
         problems.append(f"{w:.2f} in wide, wider than the column ({COLUMN_IN} in)")
     fig.canvas.draw()
-    tight = fig.get_tightbbox(fig.canvas.get_renderer()).width
-    if tight > COLUMN_IN + 0.05:  # a legend or label outside the figure widens the stored PNG
-        problems.append(f"drawn {tight:.2f} in wide with what lies outside it (a legend?), wider than the column")
+    box = fig.get_tightbbox(fig.canvas.get_renderer())
+    if box.width > COLUMN_IN + 0.05:  # a legend or label outside the figure widens the stored PNG
+        problems.append(f"drawn {box.width:.2f} in wide with what lies outside it (a legend?), wider than the column")
+    renderer = fig.canvas.get_renderer()
+    _, h = fig.get_size_inches()
+    labels = [t for ax in fig.axes if ax.get_visible()
+              for t in ((ax.title, ax.xaxis.label, ax.yaxis.label) if ax.axison else (ax.title,))]
+    for t in labels + list(fig.texts):  # a label longer than its axis runs past the top or bottom
+        if not (t.get_visible() and t.get_text().strip()):
+            continue
+        e = t.get_window_extent(renderer)
+        over = max(e.y1 - h * fig.dpi, -e.y0) / fig.dpi
+        if over > 0.05:
+            problems.append(f"text {t.get_text()[:30]!r} runs {over:.2f} in past the figure's top or bottom (a label "
+                            "longer than its axis?)")
     for t in fig.findobj(mpl.text.Text):
         if t.get_visible() and t.get_text().strip() and t.get_fontsize() < MIN_FONT_PT - 1e-6:
             problems.append(f"text {t.get_text()[:30]!r} at {t.get_fontsize():g} pt")
