@@ -12,7 +12,7 @@
 # ---
 
 # %% [markdown]
-# # 16. Scale: from the six demo sections to the full data set
+# # 16. Scale: from the demo sections to the full data set
 #
 # **Overview.** The book runs on eight sections of three patients (`her2st-abc`). The report's
 # data set (He et al. 2020) has 68 sections of 23 patients (17,682 / 6,875 / 6,098 train /
