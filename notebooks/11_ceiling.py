@@ -225,7 +225,10 @@ store.download(out, "per_gene")
 # gene is detected more often in the deep spots: after the per-section normalisation that pattern is
 # part of the target and, being shared by both halves of the thinned counts, counts as signal.
 # The ceiling is what a predictor of each spot's expected counts could reach, depth pattern
-# included; it is an upper bound for an image model.
+# included; it is an upper bound for an image model over the genes. For one gene it is an
+# estimate from one split of each spot's counts, itself uncertain: a gene's model PCC can lie
+# above its estimated ceiling (a ceiling near zero is a gene whose halves barely agree), which
+# is why the book compares summed PCCs with summed ceilings rather than gene by gene.
 
 # %% tags=["hide-input"]
 fig = pl.per_gene_vs_ceiling(per_gene, models=[m for m in models if m != "depth_only"])
