@@ -389,7 +389,7 @@ def ladder_lines(pcc: pd.DataFrame, lo: pd.DataFrame | None = None, hi: pd.DataF
         ax.set_xticks(np.arange(len(sub)), [f"{i}" for i in range(len(sub))])
         ax.set_xlabel("step of the ladder\n(0 = the authors' code)")
         ax.set_title(split)
-    axes[0].set_ylabel("mean PCC over genes (95% interval)" if lo is not None else "mean PCC over genes")
+    axes[0].set_ylabel("mean PCC over genes\n(95% interval)" if lo is not None else "mean PCC over genes")
     fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=2)
     return fig
 
