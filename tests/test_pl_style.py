@@ -145,7 +145,7 @@ def _cases(tmp_path):
         "truth_prediction_maps": lambda: pl.truth_prediction_maps(
             a, np.asarray(a.X) * 0.9, ["G0", "G1"], section="S3", spatial=a.uns["spatial"], model="knn_ridge",
             value_label="target"),
-        "prediction_map": lambda: pl.prediction_map(pred, ["G0", "G1"]),
+        "prediction_map": lambda: pl.prediction_map(pred, ["G0", "G1", "G2"], value_label="predicted\nlog-normalised\n(authors')"),
         "tissue_grid": lambda: pl.tissue_grid(pred, measured_xy=np.asarray(sec.obsm["spatial"])),
         "ceiling_by_section": lambda: pl.ceiling_by_section(by_section),
         "ceiling_vs_depth": lambda: pl.ceiling_vs_depth(depth),

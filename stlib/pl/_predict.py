@@ -33,14 +33,16 @@ def prediction_map(pred: ad.AnnData, genes: Sequence[str], *, value_label: str =
     Returns
     -------
     Figure
-        One panel per gene (:func:`spatial_panels`): the predicted value of each spot over the H&E.
+        One panel per gene (:func:`spatial_panels`, two per row): the predicted value of each spot
+        over the H&E.
     """
     lib = str(pred.obs["section"].iloc[0])
     expr = pred[:, list(genes)].to_memory() if pred.isbacked else pred[:, list(genes)]
     expr = ad.AnnData(obs=expr.obs.assign(**{g: np.asarray(expr[:, g].X).ravel() for g in genes}),
                       obsm={"spatial": np.asarray(pred.obsm["spatial"])}, uns={"spatial": pred.uns["spatial"]})
     return spatial_panels(expr, list(genes), section=lib, titles=[f"{g} (predicted)" for g in genes],
-                          cbar_labels=[value_label] * len(genes), vlims=vlims, crop_margin=0.03)
+                          cbar_labels=[value_label] * len(genes), vlims=vlims, crop_margin=0.03,
+                          ncols=min(len(genes), 2))  # two per row: room for each colour bar's label
 
 
 @house_style
