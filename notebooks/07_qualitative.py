@@ -98,7 +98,7 @@ train_mean_X = get.full_predictions(targets, train_mean.predictions)
 ref = qualitative.cluster_errors(targets, {"train_mean": ad.AnnData(X=train_mean_X)}, mask=sec_mask)
 summary = pd.concat([errors.drop(columns="n_spots"), ref.drop(columns="n_spots")], axis=1)
 cluster_err = summary.mean().rename("mean over clusters")
-glue("cluster_err_models", ", ".join(f"{m} {v:.2f}" for m, v in cluster_err.drop("train_mean").items()), display=False)
+glue("cluster_err_models", "; ".join(f"{pl.model_label(m)} {v:.2f}" for m, v in cluster_err.drop("train_mean").items()), display=False)
 glue("cluster_err_ref", f"{cluster_err['train_mean']:.2f}", display=False)
 cluster_err.to_frame().T.round(3)
 
@@ -143,8 +143,8 @@ same_sign = {m: float((np.sign(scores.loc[tops["truth"], m]) == np.sign(scores.l
 print(f"top-{n_top_de} tumour genes shared with the truth: {overlap}")
 glue("n_top_de", str(n_top_de), display=False)
 print("share of the truth's top genes each model moves the same way:", {m: round(v, 2) for m, v in same_sign.items()})
-glue("de_overlap", ", ".join(f"{m} {k}" for m, k in overlap.items()), display=False)
-glue("de_same_sign", ", ".join(f"{m} {v:.0%}" for m, v in same_sign.items()), display=False)
+glue("de_overlap", "; ".join(f"{pl.model_label(m)} {k}" for m, k in overlap.items()), display=False)
+glue("de_same_sign", "; ".join(f"{pl.model_label(m)} {v:.0%}" for m, v in same_sign.items()), display=False)
 fig = pl.de_heatmap(scores, tops)
 
 # %% [markdown]
@@ -253,12 +253,12 @@ glue("mean_ratio", f"{np.nanmean(pred_counts) / true_counts.mean():.0f}", displa
 # ## Summary
 #
 # - **Clusters (Fig. 1).** Averaged over the clusters of the test section and all genes, the
-#   error of the predicted cluster means is {glue:text}`cluster_err_models`, against
+#   error of the predicted cluster means is, per model, {glue:text}`cluster_err_models`, against
 #   {glue:text}`cluster_err_ref` for predicting every spot as the train mean.
 # - **Tumour genes (Fig. 2, valid section A1, the pathologist's labels).** Of the truth's top
-#   {glue:text}`n_top_de` tumour genes, each model's own top list shares {glue:text}`de_overlap`;
-#   the share of the truth's top genes a model moves in the same direction (tumour up or down) is
-#   {glue:text}`de_same_sign`.
+#   {glue:text}`n_top_de` tumour genes, each model's own top list shares (per model)
+#   {glue:text}`de_overlap`. The share of the truth's top genes a model moves in the same
+#   direction (tumour up or down) is, per model, {glue:text}`de_same_sign`.
 # - **Maps (Fig. 3).** On the authors' target the error maps are nearly one colour: for the
 #   median gene {glue:text}`offset_share_median` of the squared error is the section-wide
 #   offset (the test patient sits lower than the train patient); on the depth-normalised

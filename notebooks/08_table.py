@@ -61,7 +61,7 @@ table1 = tables.table_one(long, aggregation=aggregation)
 store.write_table(table1, out, "table1")
 print("scored as the mean over their seeds:",
       ", ".join(f"{m} ({k})" for m, k in long.attrs["n_seeds"].items() if k > 1) or "none", "| every other model: one fit")
-scoring.show(table1)
+scoring.show(table1.drop(columns="ours"))  # the code's model ids are in the download
 
 # %% tags=["remove-input"]
 store.download(out, "table1")
@@ -96,13 +96,13 @@ store.download(out, "table1")
 #   predicts as non-constant, the report's convention (a constant prediction has no correlation
 #   and was left out), so that they can be set beside its printed values. Everywhere else in the
 #   book, Table I above included, such a gene counts as PCC 0, so that all models are averaged
-#   over the same 250 genes.
+#   over the same 250 genes. A dash: the report has no such row.
 
 # %% tags=["hide-input"]
 paper = tables.paper_table()
 table1_report = tables.table_one(scoring.metric_table(targets, preds, constant="skip"), aggregation=aggregation)
 side = tables.beside_paper(table1_report, paper)  # ours in the report's convention: constant genes left out
-scoring.show(side.drop(columns=[("", "leaks / bugs")]), 4)
+scoring.show(side.drop(columns=[("", "leaks / bugs")]), 4).fillna("–")  # –: the report has no such row
 
 # %% tags=["hide-input"]
 flags = tables.leak_flags(table1)
@@ -135,7 +135,8 @@ fig = pl.beside_paper(side, "PCC", tables.table_one_bounds(iv_report))
 ref = reference.reference_models(targets)
 for r in ref:
     store.save_predictions(r, targets, out)
-long = scoring.metric_table(targets, store.load_predictions(out))
+preds = store.load_predictions(out)  # now with the two references
+long = scoring.metric_table(targets, preds)
 store.write_table(long, out, "all_models")
 wide = tables.wide(long, aggregation=aggregation)
 store.download(out, "all_models")  # every metric of every model, split and aggregation; the page shows intervals below
@@ -174,7 +175,7 @@ store.download(out, "all_models")  # every metric of every model, split and aggr
 #   its model is scored in (Table I's "scored in" column).
 
 # %% tags=["hide-input"]
-scored = scoring.scored_from_files(store.load_predictions(out))
+scored = scoring.scored_from_files(preds)
 iv, boots = scoring.interval_table(targets, scored, n_boot=n_boot, seed=seed)
 store.write_table(iv, out, "intervals")
 print(ceiling.ceiling_caption(iv))

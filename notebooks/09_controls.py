@@ -201,7 +201,7 @@ glue("best_beyond_depth_model", pl.model_label(best_beyond), display=False)
 glue("best_beyond_depth", scoring.with_interval(*image_models.loc[best_beyond, [("PCC, depth removed", "test"), ("lo", "test"),
                                                                                 ("hi", "test")]]), display=False)
 lo_b, hi_b = image_models.loc[best_beyond, [("lo", "test"), ("hi", "test")]]
-glue("beyond_depth_reading", "it is one of them" if lo_b > 0 else "its interval lies below zero: the choice made on "
+glue("beyond_depth_reading", "it is one of them" if lo_b > 0 else "its interval lies below zero, so the choice made on "
      "valid does not carry over to the unseen patient" if hi_b < 0 else "its interval includes zero", display=False)
 glue("depth_from_image_test", f"{depth_img.loc[('X_cnn_knn', 'test'), 'PCC']:.2f}", display=False)
 glue("depth_from_image_test_single", f"{depth_img.loc[('X_cnn', 'test'), 'PCC']:.2f}", display=False)

@@ -107,14 +107,20 @@ fig = pl.ladder_lines(pcc.drop(index=pcc.index[0]), *bounds)
 # %% [markdown]
 # ## Against the noise ceiling, with intervals
 #
-# Test PCC of each step as a fraction of the test section's noise ceiling (chapter 11), with
-# 95% intervals of chapter 8's rule (blocks of neighbouring test spots, BCa). NB rows scored on raw counts are compared with
-# the ceiling of raw counts, the others with that of the target. These are intervals of each
-# row, not of the change between two rows: where two rows' intervals do not overlap, the step
+# Test PCC as a fraction of the test section's noise ceiling (chapter 11) at the ladder's two
+# ends, with 95% intervals of chapter 8's rule (blocks of neighbouring test spots, BCa); every
+# step between is in the full table below. NB rows scored on raw counts are compared with the
+# ceiling of raw counts, the others with that of the target. These are intervals of each row,
+# not of the change between two rows: where the two ends' intervals do not overlap, the ladder
 # clearly moved that model; where they overlap, this table cannot tell.
 
 # %% tags=["hide-input"]
-scoring.show(ladder.step_intervals(long, "fraction", split="test"))
+fractions = ladder.step_intervals(long, "fraction", split="test")
+store.write_table(fractions, out, "ladder_fractions")
+ladder.end_intervals(long, "fraction", split="test")
+
+# %% tags=["remove-input"]
+store.download(out, "ladder_fractions")
 
 # %% [markdown]
 # ## Which step moved what
@@ -168,8 +174,9 @@ for i, (step, f) in enumerate(flags.items()):
 # ## Reading the ladder
 #
 # On this data set (train is patient C, valid patient A, test one section of patient B; the
-# early steps' leaks, listed above, let valid or test spots into the fits; intervals in the table
-# of fractions above), reading down the columns of the PCC table (and the MSEs of the full table):
+# early steps' leaks, listed above, let valid or test spots into the fits; intervals in the figure
+# and in the fractions' table and its download), reading down the columns of the PCC table (and the
+# MSEs of the full table):
 #
 # - **Where the count models are scored.** On raw counts (the authors, the rows before the GLM
 #   step) the NB models have the highest test correlations of the table, and MSEs many times

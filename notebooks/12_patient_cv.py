@@ -56,6 +56,7 @@ image_dir = "cache/common_resolution"  # downsampled and background-restored ima
 
 # %% tags=["hide-input"]
 import pandas as pd
+from IPython.display import HTML, display
 from myst_nb import glue
 
 from stlib import get, pl
@@ -214,9 +215,8 @@ comparison[["mean PCC", "verified"]]
 # The conditions of each number, and where it was read:
 
 # %% tags=["hide-input"]
-with pd.option_context("display.max_colwidth", 100):
-    display(comparison[["conditions"]])
-    display(comparison[["encoder", "source"]])
+display(HTML(comparison[["conditions"]].to_html(classes="prose")))  # sentences: the words wrap in the column
+display(HTML(comparison[["encoder", "source"]].to_html(classes="prose")))
 
 # %% tags=["remove-input"]
 def _pcc(s: pd.DataFrame, fold: str, model: str) -> str:

@@ -28,3 +28,21 @@ def test_with_interval_prints_what_the_interval_supports():
     assert with_interval(np.nan, 0.0, 1.0) == "n/a"
     s = with_interval(pd.Series([0.5, 0.05]), pd.Series([0.4, 0.04]), pd.Series([0.6, 0.06]))
     assert list(s) == ["0.50 [0.40, 0.60]", "0.050 [0.040, 0.060]"]
+
+
+def test_show_reads_model_ids_as_names_and_keeps_the_rest() -> None:
+    """Tables on the page name models as the figures do (one mapping); other labels and cells stay."""
+    import pandas as pd
+
+    from stlib.book.scoring import show
+    from stlib.pl import model_label
+
+    df = pd.DataFrame({"best image model": ["knn_ridge", "x"], "pcc": [0.12345, 1.0]},
+                      index=pd.Index(["gnn", "foo"], name="model"))
+    out = show(df)
+    assert list(out.index) == [model_label("gnn"), "foo"] and out.index.name == "model"
+    assert list(out["best image model"]) == [model_label("knn_ridge"), "x"] and out.loc["foo", "pcc"] == 1.0
+    assert model_label("knn_ridge") != "knn_ridge"
+    wide = pd.DataFrame([[1.0, 2.0]], columns=pd.MultiIndex.from_tuples([("valid", "lasso"), ("test", "ridge")]))
+    assert list(show(wide).columns) == [("valid", "Lasso"), ("test", "Ridge")]
+    assert list(show(df, names=False).index) == ["gnn", "foo"] and list(df.index) == ["gnn", "foo"]

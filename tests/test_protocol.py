@@ -237,3 +237,20 @@ def test_step_table_puts_the_report_first() -> None:
     assert w.index[0].startswith("the report") and list(w.index[1:]) == ["a", "b"]
     assert w.loc[w.index[0], ("Linear Regression Lasso", "Test")] == pytest.approx(0.1243)
     assert w.loc["b", ("KNN Pooled GNN", "Valid")] == pytest.approx(0.1)
+
+
+def test_end_intervals_are_the_ladders_first_and_last_steps() -> None:
+    """The page's narrow table: each Table I row at the first and the last step, with intervals."""
+    from stlib.book import ladder
+
+    steps = ["authors", "middle", "sound"]
+    rows = [{"step": s, "model": m, "split": "test", "fraction": 0.1 * i + 0.01 * j,
+             "fraction_lo": 0.1 * i, "fraction_hi": 0.1 * i + 0.05}
+            for i, s in enumerate(steps) for j, m in enumerate(protocol.TABLE_MODELS.values())]
+    long = pd.DataFrame(rows)
+    long["step"] = pd.Categorical(long["step"], categories=steps)
+    ends = ladder.end_intervals(long, "fraction", split="test")
+    assert list(ends.columns) == ["step 0: authors", "step 2: sound"]
+    assert list(ends.index) == list(protocol.TABLE_MODELS) and ends.index.name == "Table I row"
+    assert ends.loc["Linear Regression Lasso", "step 2: sound"] == "0.210 [0.200, 0.250]"
+    assert ends.loc["Simple Neural Network", "step 0: authors"] == "0.000 [0.000, 0.050]"

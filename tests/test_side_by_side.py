@@ -58,3 +58,35 @@ def test_mlp_learning_rates_and_seeds_side_by_side_equal_one_by_one() -> None:
     one = protocol.mlp_result(protocol.fit_mlp(t, "sound", learning_rates=(1e-3,), epochs=4, seed=1), "sound")
     np.testing.assert_array_equal(seeds[1].predictions["test"], one.predictions["test"])
     assert not np.array_equal(seeds[0].predictions["test"], seeds[1].predictions["test"])
+
+
+def test_chosen_gnn_refitted_with_its_seed_is_the_grids_fit() -> None:
+    """The GNN whose configuration the grid chose, refitted through the seed spread with the grid's
+    seed and epoch limit, is the grid's fit bit for bit; another seed gives another fit; a
+    configuration is refused for the authors' network and an unknown key is refused."""
+    from stlib.errors import DataError
+    from stlib.models import gnn, inputs
+
+    t = _modelling_targets("sound")
+    graphs = inputs.section_graphs(t, "X_img_knn_pca", k=15)
+    _, chosen = gnn.fit_gnn_paper_and_best(graphs, grid={"hidden": [16], "dropout": [0.2]}, epochs=3, grid_epochs=4,
+                                           seed=0, genes=list(t.var_names))
+    limit = next(c["max_epochs"] for c in chosen.settings["configs"] if c["id"] == chosen.settings["chosen_id"])
+    models = {"gnn": ("sound", limit, chosen.settings["chosen"]), "gnn_paper": ("sound", 3)}
+    refits = protocol.fit_gnn_seeds(t, models, [0, 1], n_jobs=2)
+    for split, pred in chosen.predictions.items():
+        np.testing.assert_array_equal(pred, refits["gnn"][0].predictions[split])
+    assert refits["gnn"][0].settings["config"] == chosen.settings["config"]
+    assert not np.array_equal(refits["gnn"][0].predictions["test"], refits["gnn"][1].predictions["test"])
+    try:
+        protocol.fit_gnn(t, replace(protocol.as_protocol("sound"), gnn="authors"), config={"hidden": 16}, epochs=2)
+    except ValueError as exc:
+        assert "only fitted for the GraphSAGE" in str(exc)
+    else:
+        raise AssertionError("a configuration for the authors' network must be refused")
+    try:
+        gnn.fit_gnn_config(graphs, {"width": 3}, epochs=2)
+    except DataError as exc:
+        assert "unknown keys ['width']" in str(exc)
+    else:
+        raise AssertionError("an unknown configuration key must be refused")

@@ -24,7 +24,7 @@ from stlib.book.protocol import TABLE_MODELS, Protocol
 from stlib.book.scoring import interval_extras, mean_scores, scored_from_results, thinned_by_space
 from stlib._format import with_interval
 
-__all__ = ["NETWORKS", "prepare", "run_ladder", "score_results", "step_intervals", "step_table"]
+__all__ = ["NETWORKS", "prepare", "run_ladder", "end_intervals", "score_results", "step_intervals", "step_table"]
 
 FEATURE_KEYS = ("X_cnn",)
 
@@ -146,6 +146,32 @@ def step_table(long: pd.DataFrame, metric: str = "pearson", splits: Sequence[str
                            index=["the report, as printed (He et al. 2020, ResNet50)"])
         w = pd.concat([row, w])
     return w
+
+
+def end_intervals(long: pd.DataFrame, stat: str = "fraction", split: str = "test") -> pd.DataFrame:
+    """Table I rows x the ladder's first and last steps: ``stat`` with its 95% interval on one split
+    (the two ends of :func:`step_intervals`, narrow enough for the page; the steps between are its
+    download).
+
+    Parameters
+    ----------
+    long
+        :func:`run_ladder`'s long table, with ``n_boot > 0``.
+    stat
+        ``"fraction"`` (of the ceiling) or ``"pcc"``.
+    split
+        The split scored.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by Table I row; columns ``"step 0: <first step>"`` and ``"step N: <last step>"``.
+    """
+    w = step_intervals(long, stat, split)
+    ends = w.iloc[[0, -1]].T
+    ends.columns = [f"step 0: {w.index[0]}", f"step {len(w) - 1}: {w.index[-1]}"]
+    ends.index.name = "Table I row"
+    return ends
 
 
 def step_intervals(long: pd.DataFrame, stat: str = "fraction", split: str = "test") -> pd.DataFrame:

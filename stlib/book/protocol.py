@@ -342,15 +342,24 @@ def mlp_result(fits: dict[float, ModelResult], protocol: Protocol | str, name: s
 
 
 def fit_gnn(targets: ad.AnnData, protocol: Protocol | str, *, model_cache: str | None = None, seed: int = 0,
-            epochs: int = 100, name: str = "gnn_paper") -> ModelResult:
-    """The Table I GNN under a protocol: this book's GraphSAGE (paper configuration) or the authors' network."""
+            epochs: int = 100, name: str = "gnn_paper", config: Mapping[str, Any] | None = None) -> ModelResult:
+    """The Table I GNN under a protocol: this book's GraphSAGE (paper configuration) or the authors' network.
+
+    ``config``: a GraphSAGE configuration to fit instead of the paper's (the one chosen on valid,
+    refitted with another seed); only under a protocol whose GNN is the GraphSAGE.
+    """
 
     p = as_protocol(protocol)
     genes = list(targets.var_names)
+    if config is not None and p.gnn != "sage":
+        raise ValueError(f"{name}: a configuration is only fitted for the GraphSAGE, not the protocol's {p.gnn!r} network")
     if p.gnn == "sage":
         from stlib.models import gnn
 
         graphs = inputs.section_graphs(targets, "X_img_knn_pca", k=15)
+        if config is not None:
+            return inputs.cached(gnn.fit_gnn_config, model_cache)(graphs, dict(config), epochs=epochs, seed=seed,
+                                                                  genes=genes, name=name)
         res, _ = inputs.cached(gnn.fit_gnn_paper_and_best, model_cache)(
             graphs, grid={}, epochs=epochs, seed=seed, genes=genes, names=(name, name + "_chosen"))
         return res
@@ -361,9 +370,10 @@ def fit_gnn(targets: ad.AnnData, protocol: Protocol | str, *, model_cache: str |
         graphs, epochs=epochs, seed=seed, train_graph_bug=p.gnn == "authors_bug", genes=genes, name=name)
 
 
-def fit_gnn_seeds(targets: ad.AnnData, models: Mapping[str, tuple[Protocol | str, int]], seeds: Sequence[int], *,
+def fit_gnn_seeds(targets: ad.AnnData, models: Mapping[str, tuple[Any, ...]], seeds: Sequence[int], *,
                   model_cache: str | None = None, n_jobs: int = 1) -> dict[str, dict[int, ModelResult]]:
-    """:func:`fit_gnn` for every model and seed: ``models`` maps a result name to ``(protocol, epochs)``.
+    """:func:`fit_gnn` for every model and seed: ``models`` maps a result name to ``(protocol, epochs)``
+    or ``(protocol, epochs, config)`` (a GraphSAGE configuration, e.g. the one chosen on valid).
 
     The fits run side by side on ``n_jobs`` worker processes (:func:`stlib._parallel.map_processes`)
     and give the same results as one by one; each is memoised in ``model_cache`` as a lone fit is.
@@ -373,7 +383,8 @@ def fit_gnn_seeds(targets: ad.AnnData, models: Mapping[str, tuple[Protocol | str
 
     runs = [(name, int(s)) for name in models for s in seeds]
     fits = map_processes(fit_gnn, [{"targets": targets, "protocol": as_protocol(models[name][0]), "model_cache": model_cache,
-                                    "seed": s, "epochs": int(models[name][1]), "name": name} for name, s in runs],
+                                    "seed": s, "epochs": int(models[name][1]), "name": name,
+                                    "config": models[name][2] if len(models[name]) > 2 else None} for name, s in runs],
                          n_jobs=n_jobs)
     out: dict[str, dict[int, ModelResult]] = {name: {} for name in models}
     for (name, s), res in zip(runs, fits):

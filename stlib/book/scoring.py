@@ -20,15 +20,70 @@ import pandas as pd
 from stlib import get, metrics
 from stlib.tl import autocorr, blocked, ceiling, uncertainty
 from stlib.book import store
-from stlib._format import show, with_interval
+from stlib._format import show as _round, with_interval
 from stlib._utils import SPLITS
 from stlib.models import ModelResult
 from stlib.pp import TARGET_SUM
 
 __all__ = ["BOOK_CONSTANT", "IID_RULE", "INTERVAL_COLUMNS", "IntervalRule", "Scored", "block_size", "choose_interval_rule",
            "interval_rule", "resampling_for", "rule_bootstrap", "set_interval_rule", "use_run_intervals", "by_compartment", "fit_summary", "interval_extras", "interval_table", "mean_scores", "metric_table",
-           "n_seeds", "scored_from_files", "scored_from_results", "scores", "seed_spread", "show", "thinned_by_space",
+           "n_seeds", "scored_from_files", "scored_from_results", "scores", "readable_models", "seed_spread", "show", "thinned_by_space",
            "with_interval"]
+
+
+def show(table: pd.DataFrame, digits: int = 3, *, names: bool = True) -> pd.DataFrame:
+    """A table for the page: floats rounded to ``digits`` (exact-output regression checks compare
+    text) and, with ``names``, the book's model ids read as their names (:func:`readable_models`).
+
+    Parameters
+    ----------
+    table
+        A table to show.
+    digits
+        Decimal places of its float columns.
+    names
+        Replace model ids by their readable names.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A rounded, relabelled copy (the stored tables and downloads keep the ids).
+    """
+    out = _round(table, digits)
+    return readable_models(out) if names else out
+
+
+def readable_models(table: pd.DataFrame) -> pd.DataFrame:
+    """The table with every model id of the book (:data:`stlib.pl.MODEL_LABELS`) in its index,
+    its column labels and its text cells replaced by the model's readable name, for display
+    (the stored tables and downloads keep the ids).
+
+    Parameters
+    ----------
+    table
+        A table to show.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A relabelled copy; labels and cells that are not model ids are left as they are.
+    """
+    from stlib.pl._labels import MODEL_LABELS
+
+    def label(x):
+        return MODEL_LABELS.get(x, x) if isinstance(x, str) else x
+
+    def index(ix: pd.Index) -> pd.Index:
+        if isinstance(ix, pd.MultiIndex):
+            return pd.MultiIndex.from_tuples([tuple(label(v) for v in t) for t in ix], names=ix.names)
+        return pd.Index([label(v) for v in ix], name=ix.name)
+
+    out = table.copy()
+    out.index, out.columns = index(out.index), index(out.columns)
+    for c in out.columns:
+        if out[c].dtype == object:
+            out[c] = out[c].map(label)
+    return out
 
 
 def mean_scores(targets: ad.AnnData, scored: Mapping[str, Scored], *, by_section: bool = False,

@@ -291,12 +291,12 @@ def table_one_every_metric(iv: pd.DataFrame, digits: int | None = None) -> pd.Da
 def table_one_intervals(iv: pd.DataFrame) -> pd.DataFrame:
     """Table I's rows with ``PCC [95% CI]`` and ``fraction of ceiling [95% CI]`` (the ceilings:
     :func:`ceiling_caption`)."""
-    rows = [{"model": paper_name, "split": split.capitalize(), "ours": model,
+    rows = [{"model": paper_name, "split": split.capitalize(),
              "PCC [95% CI]": with_interval(r["pcc"], r["pcc_lo"], r["pcc_hi"]),
              "fraction of ceiling [95% CI]": with_interval(r["fraction"], r["fraction_lo"], r["fraction_hi"]),
              "scored in": r["space"]}
             for paper_name, split, model, r in _table_one_rows(iv)]
-    cols = ["model", "split", "ours", "PCC [95% CI]", "fraction of ceiling [95% CI]", "scored in"]
+    cols = ["model", "split", "PCC [95% CI]", "fraction of ceiling [95% CI]", "scored in"]
     out = pd.DataFrame(rows, columns=cols).set_index(["model", "split"])
     if out["scored in"].nunique() <= 1:  # one space for every row: said once, in the caption
         out = out.drop(columns="scored in")
@@ -304,7 +304,10 @@ def table_one_intervals(iv: pd.DataFrame) -> pd.DataFrame:
 
 
 def intervals_wide(iv: pd.DataFrame, splits: tuple[str, ...] = ("valid", "test")) -> pd.DataFrame:
-    """Every model: PCC and fraction of the ceiling with intervals, per split, by test fraction."""
+    """Every model (by its readable name, :func:`stlib.pl.model_label`): PCC and fraction of the
+    ceiling with intervals, per split, by test fraction."""
+    from stlib.pl._labels import model_label
+
     cols = {}
     for split in splits:
         sub = iv.xs(split, level="split")
@@ -317,6 +320,7 @@ def intervals_wide(iv: pd.DataFrame, splits: tuple[str, ...] = ("valid", "test")
     space = iv.xs(splits[-1], level="split")["space"].reindex(order)
     if space.nunique() > 1:
         out["scored in"] = space
+    out.index = pd.Index([model_label(m) for m in out.index], name="model")
     return out
 
 

@@ -459,6 +459,64 @@ def fit_gnn_paper_and_best(
     return paper, chosen
 
 
+def fit_gnn_config(
+    graphs: Mapping[str, Sequence[SectionGraph]],
+    config: Mapping[str, Any],
+    *,
+    epochs: int = 100,
+    patience: int = 15,
+    min_delta: float = 0.0,
+    batch_size: int = 128,
+    seed: int = 0,
+    genes: Sequence[str] | None = None,
+    name: str = "gnn",
+) -> ModelResult:
+    """Fit one given configuration (no grid): a configuration chosen on valid, refitted with another seed.
+
+    With the configuration, epoch limit and seed under which :func:`fit_gnn_paper_and_best` fitted
+    it, the fit is the same as the grid's (the fits are deterministic and seeded per configuration).
+
+    Parameters
+    ----------
+    graphs
+        Split -> list of :class:`SectionGraph`; ``"train"`` and ``"valid"`` need targets.
+    config
+        ``hidden``, ``lr``, ``dropout``, ``optimizer``; keys left out take the :data:`PAPER_CONFIG` value.
+    epochs, patience, min_delta
+        Epoch limit and early stopping on the valid loss (best weights restored).
+    batch_size
+        Target nodes per batch.
+    seed
+        Seed set before the model is built.
+    genes
+        Gene names (only used to check the number of target columns).
+    name
+        Name of the returned result.
+
+    Returns
+    -------
+    ModelResult
+        Predictions of every split; ``settings`` with ``config``, ``seed``, ``best_epoch``,
+        ``epochs_run`` and the graph sizes.
+
+    Raises
+    ------
+    DataError
+        An unknown key in ``config``, or gene names that do not match the targets.
+    """
+    unknown = set(config) - set(PAPER_CONFIG)
+    if unknown:
+        raise DataError("config", f"unknown keys {sorted(unknown)}; allowed {sorted(PAPER_CONFIG)}")
+    config = {**PAPER_CONFIG, **config}
+    table, inputs, targets, info = _prepare(graphs)
+    if genes is not None and len(genes) != int(targets["train"].shape[1]):
+        raise DataError("fit_gnn", f"{len(genes)} gene names for {targets['train'].shape[1]} target columns")
+    hist, summary, pred = _fit_config(table, inputs, targets, config, int(epochs), batch_size, patience, min_delta, seed)
+    settings = {"config": config, "chosen_id": config_id(config), **summary, "max_epochs": int(epochs),
+                "patience": int(patience), "batch_size": int(batch_size), "seed": int(seed), **info}
+    return ModelResult(name, pred, settings, history=label_history(hist, config=config_id(config)))
+
+
 def fit_gnn(
     graphs: Mapping[str, Sequence[SectionGraph]],
     *,

@@ -6,6 +6,8 @@ For each page it reports
 - links inside the book that resolve to no file, or to a page without the ``#fragment``;
 - outputs wider than the content column: an element of the article whose right edge runs
   past the column's, unless a scrolling box (``overflow-x: auto``) inside the column holds it;
+- tables wider than the column even inside such a box (the reader would scroll sideways to read
+  a row): one table per question fits the column, the full table is a CSV download;
 - code cells whose input is shown without the reader asking for it (every cell of the book is
   ``hide-input`` or ``remove-input``: the prose and outputs carry the page, the code is one click away);
 - figures (PNG outputs of the notebooks) not stored at twice the pixels they are shown at: one
@@ -78,11 +80,18 @@ window.addEventListener("load", () => {
     .map((i) => ({src: i.getAttribute("src"), natural: i.naturalWidth, shown: Math.round(i.getBoundingClientRect().width),
                   scale: i.naturalWidth / i.getBoundingClientRect().width}))
     .filter((f) => f.scale < 1.9 || f.scale > 2.1);
+  // tables wider than the column: a scrolling box keeps the page tidy, but the reader must scroll
+  // sideways to read a row; one table per question fits the column (the full table is a download)
+  const colWidth = art.getBoundingClientRect().width;
+  const tables = [...art.querySelectorAll("table")]
+    .filter((t) => t.getBoundingClientRect().width > colWidth + 2)
+    .map((t) => ({text: (t.innerText || "").trim().split("\\n")[0].slice(0, 80),
+                  over: Math.round(t.getBoundingClientRect().width - colWidth)}));
   const broken = [...document.images].filter((i) => !i.complete || i.naturalWidth === 0)
     .map((i) => i.getAttribute("src"));
   const out = document.createElement("pre");
   out.id = "stlib-pagecheck";
-  out.textContent = JSON.stringify({column_right: Math.round(right), wide, broken_images: broken, shown_code: code, figures,
+  out.textContent = JSON.stringify({column_right: Math.round(right), wide, broken_images: broken, shown_code: code, figures, tables,
                                     n_images: document.images.length,
                                     height: document.documentElement.scrollHeight});
   document.body.appendChild(out);
@@ -109,16 +118,20 @@ class PageReport:
     wide: list[dict] = field(default_factory=list)
     shown_code: list[str] = field(default_factory=list)
     figures: list[dict] = field(default_factory=list)
+    tables: list[dict] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not (self.broken_images or self.broken_links or self.wide or self.shown_code or self.figures)
+        return not (self.broken_images or self.broken_links or self.wide or self.shown_code or self.figures
+                    or self.tables)
 
     def problems(self) -> list[str]:
         out = [f"{self.page}: image not loaded: {s}" for s in self.broken_images]
         out += [f"{self.page}: broken link: {s}" for s in self.broken_links]
         out += [f"{self.page}: output {w['over']} px wider than the content column: <{w['tag']} class='{w['cls']}'> "
                 f"{w['text']!r}" for w in self.wide]
+        out += [f"{self.page}: table {t['over']} px wider than the content column (it scrolls sideways; show "
+                f"fewer or narrower columns, the rest as a download): {t['text']!r}" for t in self.tables]
         out += [f"{self.page}: code shown without asking (tag the cell hide-input): {c!r}" for c in self.shown_code]
         out += [f"{self.page}: figure {f['src']} stored at {f['natural']} px, shown at {f['shown']} px "
                 f"({f['scale']:.2f} stored px per page px, want 2: draw it at most stlib.pl.COLUMN_IN wide, "
@@ -198,6 +211,7 @@ def check_page(browser: str, html_dir: Path, doc: str, shots: Path) -> PageRepor
     report.n_images, report.broken_images, report.wide = m["n_images"], m["broken_images"], m["wide"]
     report.shown_code = m.get("shown_code", [])
     report.figures = m.get("figures", [])
+    report.tables = m.get("tables", [])
     if doc in KNOWN_FIGURES:
         most, why = KNOWN_FIGURES[doc]
         waived = [f for f in report.figures if f["scale"] <= most]

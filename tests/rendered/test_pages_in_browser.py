@@ -31,7 +31,8 @@ def browser() -> str:
 
 
 def test_checks_catch_broken_pages(browser, tmp_path):
-    """The checks can fail: a page with a missing image, two broken links and a wide output."""
+    """The checks can fail: a page with a missing image, two broken links, a wide output and a table
+    that scrolls sideways."""
     from PIL import Image
 
     site = tmp_path / "html"
@@ -43,7 +44,8 @@ def test_checks_catch_broken_pages(browser, tmp_path):
       <p>text</p><img src="missing.png" alt="x">
       <a href="nope.html">a</a> <a href="other.html#nothere">b</a> <a href="other.html#there">c</a>
       <div class="cell_output" style="width:1500px">too wide</div>
-      <div style="overflow-x:auto"><table style="width:1500px"><tr><td>scrolls: fine</td></tr></table></div>
+      <div style="overflow-x:auto"><table style="width:1500px"><tr><td>scrolls, still too wide</td></tr></table></div>
+      <div style="overflow-x:auto"><table style="width:500px"><tr><td>fits</td></tr></table></div>
       <div class="cell_input"><pre>shown = 1</pre></div>
       <img src="retina.png" width="200"><img src="plain.png"><img src="shrunk.png" style="max-width:100%">
       <details><summary>Show code</summary><div class="cell_input"><pre>hidden = 1</pre></div></details>
@@ -52,10 +54,11 @@ def test_checks_catch_broken_pages(browser, tmp_path):
     assert r.broken_images == ["missing.png"]
     assert r.broken_links == ["nope.html", "other.html#nothere"]
     assert [w["text"] for w in r.wide] == ["too wide"]
+    assert [t["text"] for t in r.tables] == ["scrolls, still too wide"] and r.tables[0]["over"] == 900
     assert r.shown_code == ["shown = 1"]  # the one in the closed <details> is hidden
     assert r.screenshot is not None and r.screenshot.stat().st_size > 0
     assert [f["src"] for f in r.figures] == ["plain.png", "shrunk.png"]  # 1 and 3 stored px per shown px
-    assert not r.ok and len(r.problems()) == 7
+    assert not r.ok and len(r.problems()) == 8
 
 
 def test_every_page_of_the_book_renders_cleanly(browser):
