@@ -70,7 +70,7 @@ for res in results:
     store.save_predictions(res, targets, out)
 
 status = pd.DataFrame({r.name: r.per_gene["status"].value_counts() for r in results}).fillna(0).astype(int).T
-status
+scoring.readable_models(status)
 
 # %% [markdown]
 # The a-priori alpha of each gene (train counts only): the NB2 dispersion (v - m) / m^2, and
@@ -92,11 +92,11 @@ print({k: s[k] for k in s if k.startswith("n_alpha")})
 
 # %% tags=["hide-input"]
 summary = scoring.fit_summary(results, targets)
-summary
+scoring.readable_models(summary)
 
 # %% tags=["remove-input"]
 best = summary["valid PCC"].idxmax()  # read on valid (patient A); test is read in chapter 8
-glue("best_glm", best, display=False)
+glue("best_glm", pl.model_label(best), display=False)
 glue("best_glm_valid", f"{summary.loc[best, 'valid PCC']:.3f}", display=False)
 glue("glm_valid_range", f"{summary['valid PCC'].min():.3f} to {summary['valid PCC'].max():.3f}", display=False)
 

@@ -80,7 +80,7 @@ edges = pd.concat({
     "this run's grid": pd.DataFrame({r.name: linear.grid_edges(r) for r in results
                                      if r.name.endswith(("lasso", "ridge"))}).T,
 }, names=["grid", "model"])
-edges
+scoring.readable_models(edges)
 
 # %% [markdown]
 # ## A strong probe: the HEST-Benchmark recipe
@@ -102,17 +102,17 @@ for features in ("single", "knn"):
                                                          name=inputs.model_name("hest_probe", features))
     store.save_predictions(protocols.label(res, proto), targets, out)
     probes.append(res)
-pd.DataFrame.from_dict({r.name: {"components": r.settings["n_components"],
+scoring.readable_models(pd.DataFrame.from_dict({r.name: {"components": r.settings["n_components"],
                                  "variance kept": round(r.settings["explained_variance"], 3),
-                                 **linear.grid_edges(r)} for r in probes}, orient="index")
+                                 **linear.grid_edges(r)} for r in probes}, orient="index"))
 
 # %% tags=["hide-input"]
 summary = scoring.fit_summary(results + probes, targets)
-summary
+scoring.readable_models(summary)
 
 # %% tags=["remove-input"]
 best = summary["valid PCC"].idxmax()  # read on valid (patient A); test is read in chapter 8
-glue("best_linear", best, display=False)
+glue("best_linear", pl.model_label(best), display=False)
 glue("best_linear_valid", f"{summary.loc[best, 'valid PCC']:.3f}", display=False)
 glue("linear_valid_range", f"{summary['valid PCC'].min():.3f} to {summary['valid PCC'].max():.3f}", display=False)
 

@@ -74,7 +74,7 @@ pd.DataFrame({k: res.settings[k] for k in ("best_val_loss", "best_epoch", "epoch
 fig = pl.learning_curves(res.history, res.settings["learning_rates"], res.settings["best_epoch"])
 
 # %% tags=["hide-input"]
-scoring.fit_summary([res] + ([fixed] if nn.PAPER_LR in fits and len(fits) > 1 else []), targets)
+scoring.readable_models(scoring.fit_summary([res] + ([fixed] if nn.PAPER_LR in fits and len(fits) > 1 else []), targets))
 
 # %% [markdown]
 # ## How much does the seed move it?

@@ -117,7 +117,7 @@ if proto.gnn != "sage":  # the paper protocol: Table I's GNN is the authors' net
 _ = store.save_predictions(protocols.label(paper, proto), targets, out)
 
 # %% tags=["hide-input"]
-scoring.fit_summary([paper, best, authors], targets)
+scoring.readable_models(scoring.fit_summary([paper, best, authors], targets))
 
 # %% [markdown]
 # ## How much does the seed move them?
@@ -145,10 +145,10 @@ for name, (_, spread) in spreads.items():
 for name, fits in by_seed.items():
     if len(fits) > 1:  # chapters 8 on score the network as the mean over these fits
         store.save_seed_predictions(name, {s: protocols.label(r, proto) for s, r in fits.items()}, targets, out)
-pd.concat({name: per_seed for name, (per_seed, _) in spreads.items()}, names=["model"])
+scoring.readable_models(pd.concat({name: per_seed for name, (per_seed, _) in spreads.items()}, names=["model"]))
 
 # %% tags=["hide-input"]
-pd.concat({name: spread for name, (_, spread) in spreads.items()}, names=["model"])
+scoring.readable_models(pd.concat({name: spread for name, (_, spread) in spreads.items()}, names=["model"]))
 
 # %% tags=["remove-input"]
 glue("first_seed", str(seeds[0]), display=False)

@@ -44,6 +44,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
+from IPython.display import display
 from myst_nb import glue
 
 from stlib import get, pl
@@ -113,6 +114,7 @@ expr.uns["tumour (annotation)_colors"] = [colours[c] for c in expr.obs["tumour (
 print(f"tumour annotation of {section}: {expr.obs['tumor_source'].iloc[0]}")
 fig = pl.spatial_panels(expr, ["leiden", "tumour (annotation)"], section=section,
                         titles=[f"Leiden clusters, {section}", "tumour annotation"], crop_margin=0.03)
+pl.as_image(fig, format="jpeg")  # mostly H&E: stored as JPEG
 
 # %% [markdown]
 # ## Fig. 2: the tumour genes of the truth and of each model
@@ -160,12 +162,14 @@ if [g for g in map_genes if g not in targets.var_names]:
     print(f"not among this run's target genes: {[g for g in map_genes if g not in targets.var_names]}; "
           f"maps show {genes_shown}" + (" (the first target genes)" if not set(map_genes) & set(genes_shown) else ""))
 fig = pl.he_image(expr, section)
+pl.as_image(fig, format="jpeg")  # mostly H&E: stored as JPEG
 
 
 # %% tags=["hide-input"]
 p_map = store.load_predictions(out, [map_model])[map_model]
 fig = pl.truth_prediction_maps(targets, p_map.X, genes_shown, section=section, spatial=expr.uns["spatial"],
                                model=map_model, value_label="log-normalised (authors')")
+pl.as_image(fig, format="jpeg")  # mostly H&E: stored as JPEG
 
 # %% [markdown]
 # The error maps are almost one colour: the model predicts each gene too high (or too low)
@@ -194,6 +198,7 @@ dn_genes = [g for g in genes_shown if g in dn.var_names]
 print(f"genes shown that the depth-normalised selection also keeps: {dn_genes}")
 fig = pl.truth_prediction_maps(dn, get.full_predictions(dn, fit.predictions), dn_genes, section=section,
                                spatial=expr.uns["spatial"], model=map_model, value_label="log1p of counts per 10,000")
+display(pl.as_image(fig, format="jpeg"))  # mostly H&E: stored as JPEG
 dn_sec = get.section_mask(dn, section)
 dn_off = qualitative.offset_share(np.asarray(dn.X)[dn_sec], get.full_predictions(dn, fit.predictions)[dn_sec])
 print(f"depth-normalised target, all {dn.n_vars} genes: median offset share {dn_off['offset share'].median():.2f}")

@@ -136,7 +136,7 @@ glue("n_imagenet_better", str(int(((paired["verdict"] == "different") & (paired[
      display=False)
 glue("n_random_better", str(int(((paired["verdict"] == "different") & (paired["difference"] < 0)).sum())),
      display=False)
-paired
+scoring.readable_models(paired)
 
 # %% [markdown]
 # How many genes each model predicts *reliably* on the test section (per-gene 95% bootstrap
@@ -152,9 +152,9 @@ glue("reliable_depth_log1p", str(int(reliable.loc["depth_only", "log1p"])), disp
 glue("reliable_depth_paper", str(int(reliable.loc["depth_only", "paper"])), display=False)
 img_rel = reliable.drop(index="depth_only")
 glue("reliable_img_paper_max", str(int(img_rel["paper"].max())), display=False)
-glue("reliable_img_paper_best", str(img_rel["paper"].idxmax()), display=False)
+glue("reliable_img_paper_best", pl.model_label(img_rel["paper"].idxmax()), display=False)
 glue("reliable_img_log1p_max", str(int(img_rel["log1p"].max())), display=False)
-reliable
+scoring.readable_models(reliable)
 
 # %% [markdown]
 # ## Does the image see depth?

@@ -179,7 +179,7 @@ store.write_table(by_comp, out, "test_compartments")
 for key, value in readings.compartment_reading(by_comp, by_section[by_section["rule"] == run_rule],
                                                chosen).items():
     glue(key, value, display=False)
-tables.compartment_table(by_comp, shown_models)
+scoring.readable_models(tables.compartment_table(by_comp, shown_models))
 
 # %% [markdown]
 # The test section's median spot has {glue:text}`comp_split_median` counts, against at least
@@ -260,7 +260,7 @@ glue("n_reliable_top", str(int(reliable.loc[top_model, "reliable genes"])), disp
 glue("n_reliable_depth", str(int(reliable.loc["depth_only", "reliable genes"])) if "depth_only" in reliable.index
      else "n/a", display=False)
 glue("reliable_chance", f"{reliable['expected by chance'].iloc[0]:.0f}", display=False)
-reliable
+scoring.readable_models(reliable)
 
 # %% tags=["remove-input"]
 store.download(out, "per_gene_intervals")

@@ -152,6 +152,7 @@ for sec in test_sections:
 # %% tags=["hide-input"]
 sec0 = test_sections[0]
 fig = pl.tissue_grid(grids[sec0], measured_xy=np.asarray(test[get.section_mask(test, sec0)].obsm["spatial"]))
+pl.as_image(fig, format="jpeg")  # mostly H&E: stored as JPEG
 
 # %% [markdown]
 # Each measured spot is matched to the nearest grid spot on the tissue found, within 0.71 pitch
@@ -206,10 +207,12 @@ lims = {g: (float(min(expr.obs[f"{g} measured"].min(), expr.obs[f"{g} at the spo
 fig = pl.spatial_panels(expr, keys, section=sec0, ncols=2, vlims=[lims[g] for g in genes for _ in (0, 1)],
                         cbar_labels=[None, f"{pl.target_label(test)}\n(measured and predicted)"] * len(genes),
                         hide_cbars=[True, False] * len(genes), crop_margin=0.03)
+pl.as_image(fig, format="jpeg")  # mostly H&E: stored as JPEG
 
 # %% tags=["hide-input"]
 fig = pl.prediction_map(grids[sec0], genes, vlims=[lims[g] for g in genes],
                         value_label=f"predicted\n{pl.target_label(test)}")
+pl.as_image(fig, format="jpeg")  # mostly H&E: stored as JPEG
 
 # %% tags=["remove-input"]
 r = table.round(3)

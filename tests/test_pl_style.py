@@ -222,6 +222,25 @@ def test_as_image_stores_twice_the_pixels_shown():
     assert img.retina and img.width == w // 2 and 500 < w <= 2 * (3.0 + 0.2) * pl.DPI + 2
 
 
+def test_as_image_as_jpeg_for_photographs():
+    rng = np.random.default_rng(0)
+    pictures = []
+    for fmt in ("png", "jpeg"):
+        fig, ax = pl.subplots(height=2.0, width=3.0)
+        ax.imshow(rng.random((200, 300, 3)))  # an image-like figure: PNG compresses it badly
+        ax.set_xlabel("x")
+        ax.set_ylabel("y")
+        pictures.append(pl.as_image(fig, format=fmt))
+    png, jpeg = pictures
+    assert jpeg.data[:3] == b"\xff\xd8\xff" and jpeg.format == "jpeg"
+    assert Image.open(__import__("io").BytesIO(jpeg.data)).size == Image.open(__import__("io").BytesIO(png.data)).size
+    assert jpeg.retina and jpeg.width == png.width  # shown at the same size
+    assert len(jpeg.data) < len(png.data) / 2
+    fig, _ = pl.subplots(height=1.0, width=1.0)
+    with pytest.raises(ValueError, match="format must be"):
+        pl.as_image(fig, format="gif")
+
+
 def test_house_style_checks_real_figures_when_asked(monkeypatch):
     @pl.house_style
     def too_small():

@@ -75,7 +75,7 @@ window.addEventListener("load", () => {
     .map((el) => (el.innerText || "").trim().split("\\n")[0].slice(0, 80));
   // figures: stored pixels per shown pixel (2 in the house style; a figure shrunk into the column has more)
   const figures = [...art.querySelectorAll("img")]
-    .filter((i) => i.complete && i.naturalWidth > 0 && /\.png$/i.test(i.getAttribute("src") || "") &&
+    .filter((i) => i.complete && i.naturalWidth > 0 && /\.(png|jpe?g)$/i.test(i.getAttribute("src") || "") &&
             i.getBoundingClientRect().width > 0)
     .map((i) => ({src: i.getAttribute("src"), natural: i.naturalWidth, shown: Math.round(i.getBoundingClientRect().width),
                   scale: i.naturalWidth / i.getBoundingClientRect().width}))
