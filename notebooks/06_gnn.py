@@ -145,10 +145,10 @@ for name, (_, spread) in spreads.items():
 for name, fits in by_seed.items():
     if len(fits) > 1:  # chapters 8 on score the network as the mean over these fits
         store.save_seed_predictions(name, {s: protocols.label(r, proto) for s, r in fits.items()}, targets, out)
-scoring.readable_models(pd.concat({name: per_seed for name, (per_seed, _) in spreads.items()}, names=["model"]))
+scoring.show(pd.concat({name: per_seed for name, (per_seed, _) in spreads.items()}, names=["model"]))
 
 # %% tags=["hide-input"]
-scoring.readable_models(pd.concat({name: spread for name, (_, spread) in spreads.items()}, names=["model"]))
+scoring.show(pd.concat({name: spread for name, (_, spread) in spreads.items()}, names=["model"]))
 
 # %% tags=["remove-input"]
 glue("first_seed", str(seeds[0]), display=False)

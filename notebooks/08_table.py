@@ -61,7 +61,10 @@ table1 = tables.table_one(long, aggregation=aggregation)
 store.write_table(table1, out, "table1")
 print("scored as the mean over their seeds:",
       ", ".join(f"{m} ({k})" for m, k in long.attrs["n_seeds"].items() if k > 1) or "none", "| every other model: one fit")
-scoring.show(table1.drop(columns="ours"))  # the code's model ids are in the download
+shown, constants = tables.without_constant(table1.drop(columns="ours"))  # the code's model ids are in the download
+if constants:
+    print("every row:", "; ".join(f"{c}: {v}" for c, v in constants.items()))
+scoring.show(shown)
 
 # %% tags=["remove-input"]
 store.download(out, "table1")
@@ -91,7 +94,7 @@ store.download(out, "table1")
 #   target's space, `protocol="paper"` in count space, as the "scored in" column says.
 # - **Leaks.** The report's Valid rows of Lasso and KNN Ridge are in-sample (refit on train +
 #   valid) and its KNN features come from the spots' own expression; a "leaks / bugs" column
-#   names what applies to our rows.
+#   names what applies to our rows (printed below the tables).
 # - **Genes in the mean.** The "ours" columns below average each model's PCC over the genes it
 #   predicts as non-constant, the report's convention (a constant prediction has no correlation
 #   and was left out), so that they can be set beside its printed values. Everywhere else in the
@@ -102,7 +105,12 @@ store.download(out, "table1")
 paper = tables.paper_table()
 table1_report = tables.table_one(scoring.metric_table(targets, preds, constant="skip"), aggregation=aggregation)
 side = tables.beside_paper(table1_report, paper)  # ours in the report's convention: constant genes left out
-scoring.show(side.drop(columns=[("", "leaks / bugs")]), 4).fillna("–")  # –: the report has no such row
+parts, about = tables.beside_paper_parts(side)  # one table per kind of metric, so each fits the page
+display(scoring.readable_models(about.drop(columns="leaks / bugs")))  # which of our models fills each row
+for part in parts:
+    display(scoring.show(part, 4).fillna("–"))  # –: the report has no such row
+store.write_table(side, out, "beside_paper")
+store.download(out, "beside_paper")
 
 # %% tags=["hide-input"]
 flags = tables.leak_flags(table1)
@@ -226,7 +234,7 @@ store.download(out, "table1_intervals")
 # %% tags=["hide-input"]
 print(tables.depth_sentence(long, aggregation=aggregation, boots=boots))
 dc = tables.depth_comparison(long, aggregation=aggregation, boots=boots)
-glue("answer_model", dc.get("model", "n/a"), display=False)
+glue("answer_model", pl.model_label(dc["model"]) if "model" in dc else "n/a", display=False)
 glue("answer_pcc", f"{dc['pcc']:.3f}" if dc else "n/a", display=False)
 glue("answer_depth_pcc", f"{dc['depth_pcc']:.3f}" if dc else "n/a", display=False)
 glue("answer_diff", f"{dc['diff']:+.3f} [{dc['lo']:+.3f}, {dc['hi']:+.3f}]" if "diff" in dc else "n/a", display=False)

@@ -145,7 +145,7 @@ glue("fraction_fig", fig, display=True)  # the intro shows it too
 # zero on test:
 
 # %% tags=["hide-input"]
-glue("chosen_model", chosen, display=False)
+glue("chosen_model", pl.model_label(chosen), display=False)
 print(f"chosen on valid: {chosen} (fraction of the valid ceiling "
       f"{iv.loc[(chosen, 'valid'), 'fraction']:.2f}); on test it reaches {iv.loc[(chosen, 'test'), 'fraction']:.2f}")
 

@@ -12,7 +12,7 @@ def show(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     out = table.copy()
     for c in out.columns:
         if pd.api.types.is_float_dtype(out[c]):
-            out[c] = out[c].astype(float).round(digits)
+            out[c] = out[c].astype(float).round(digits) + 0.0  # + 0.0: no "-0.000" for a small negative
     return out
 
 

@@ -363,3 +363,11 @@ def test_plain_means_follow_the_gene_rule_in_force(data: ad.AnnData, targets: ad
         assert zero.loc[("constant", split), "pearson"] == 0 and np.isnan(skip.loc[("constant", split), "pearson"])
     report = scoring.mean_scores(t, scored, constant="skip").set_index(["model", "split"])
     pd.testing.assert_frame_equal(report, skip)
+
+
+def test_constant_columns_are_said_once_not_shown_in_every_row():
+    t = pd.DataFrame({"PCC": [0.1, 0.2], "scored in": ["target", "target"], "leaks / bugs": ["none", "valid read off train"]})
+    shown, constants = tables.without_constant(t)
+    assert list(shown.columns) == ["PCC", "leaks / bugs"] and constants == {"scored in": "target"}
+    shown, constants = tables.without_constant(t.iloc[:1])
+    assert list(shown.columns) == ["PCC"] and constants == {"scored in": "target", "leaks / bugs": "none"}

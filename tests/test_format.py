@@ -46,3 +46,10 @@ def test_show_reads_model_ids_as_names_and_keeps_the_rest() -> None:
     wide = pd.DataFrame([[1.0, 2.0]], columns=pd.MultiIndex.from_tuples([("valid", "lasso"), ("test", "ridge")]))
     assert list(show(wide).columns) == [("valid", "Lasso"), ("test", "Ridge")]
     assert list(show(df, names=False).index) == ["gnn", "foo"] and list(df.index) == ["gnn", "foo"]
+
+
+def test_show_prints_no_negative_zero():
+    from stlib._format import show as round_table
+
+    t = round_table(pd.DataFrame({"x": [-0.0004, 0.1234]}))
+    assert str(t["x"].iloc[0]) == "0.0" and "-0.000" not in t.to_string()

@@ -16,7 +16,7 @@ def test_top_genes_reading_picks_the_best_image_model_and_reads_the_classes():
     per_gene = pd.DataFrame({"ridge": [0.5, 0.4, 0.3, 0.2, 0.1, 0.0], "mlp": [0.6, 0.5, 0.1, 0.1, 0.1, 0.1],
                              "depth_only": [0.1, 0.4, 0.0, 0.0, 0.0, 0.0]}, index=genes)
     top_model, top, shares, out = readings.top_genes_reading(iv, per_gene, split="test", n_top=2)
-    assert top_model == "mlp" and out["top_model"] == "mlp"  # depth_only is a reference, never "the best"
+    assert top_model == "mlp" and out["top_model"] == "network (lr on valid)"  # depth_only is a reference, never "the best"
     assert list(top.index) == ["HLA-DRA", "CD74"] and out["top_genes"] == "HLA-DRA (0.60), CD74 (0.50)"
     assert out["n_beyond_depth"] == "1" and out["beyond_depth_genes"] == "HLA-DRA"  # CD74: 0.4 >= 0.5 * 0.5
     assert out["top_immune"] == "2" and out["immune_reading"] == readings.IMMUNE_OVER

@@ -14,6 +14,7 @@ import pandas as pd
 
 from stlib import get
 from stlib._format import with_interval
+from stlib.pl._labels import model_label
 from stlib.models.reference import REFERENCE_MODELS
 from stlib.tl.ceiling import depth_match
 
@@ -92,7 +93,7 @@ def ceiling_reading(iv: pd.DataFrame, by_section: pd.DataFrame, depth: pd.DataFr
         "rule_gain_min": f"{gain.min():+.2f}",
         "rule_gain_max": f"{gain.max():+.2f}",
         "test_ceiling": with_interval(r["ceiling"], r["ceiling_lo"], r["ceiling_hi"], 2),
-        "best_model": str(best),
+        "best_model": model_label(str(best)),
         "chosen_on": choose_on,
         "best_pcc": with_interval(r["pcc"], r["pcc_lo"], r["pcc_hi"]),
         "best_fraction": with_interval(r["fraction"], r["fraction_lo"], r["fraction_hi"], 2),
@@ -152,7 +153,7 @@ def compartment_reading(by_comp: pd.DataFrame, by_section: pd.DataFrame, model: 
     split_sections = set(by_comp.attrs.get("sections", []))
     med = by_section.groupby("section")["median_total"].first()
     others = med.drop(index=[s for s in med.index if s in split_sections], errors="ignore")
-    out = {"comp_model": model, "comp_reference": reference,
+    out = {"comp_model": model_label(model), "comp_reference": model_label(reference),
            "comp_annotation": str(by_comp.attrs.get("annotation", "unknown")),
            "comp_split_median": f"{by_comp.loc['all', 'median counts'].iloc[0]:,.0f}",
            "comp_other_median_min": f"{others.min():,.0f}" if len(others) else "n/a"}
@@ -220,7 +221,7 @@ def top_genes_reading(iv: pd.DataFrame, per_gene: pd.DataFrame, *, split: str = 
     over = (shares.loc["immune", "share of top"] > 1.5 * shares.loc["immune", "share of all"]
             if "immune" in shares.index else False)
     out = {
-        "top_model": str(top_model),
+        "top_model": model_label(str(top_model)),
         "top_genes": ", ".join(f"{g} ({v:.2f})" for g, v in top.head(10).items()),
         "top_immune": str(int(shares["top genes"].get("immune", 0))),
         "all_immune": str(int(shares["all genes"].get("immune", 0))),

@@ -344,9 +344,11 @@ def choose_interval_rule(targets: ad.AnnData, scored: Mapping[str, Scored], mode
     IntervalRule
         Not yet in force: pass it to :func:`set_interval_rule` (and store it with the run's config).
     """
+    from stlib.pl._labels import model_label
+
     bs = block_size(targets, scored, model, split=split)
     return IntervalRule(block_pitches=float(bs.pitches), method=method, constant=constant,
-                        chosen_on=f"{split}, from the spatial autocorrelation of {model}'s residuals")
+                        chosen_on=f"{split}, from the spatial autocorrelation of the residuals of {model_label(model)}")
 
 
 def use_run_intervals(results_dir: str | Path) -> IntervalRule:

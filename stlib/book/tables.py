@@ -46,6 +46,52 @@ def table_one(long: pd.DataFrame, aggregation: str = "pooled") -> pd.DataFrame:
     return pd.DataFrame(rows).set_index(["model", "split"])
 
 
+def without_constant(table: pd.DataFrame, columns: tuple[str, ...] = ("scored in", "leaks / bugs")
+                     ) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """``table`` without those of ``columns`` that hold one value in every row, and that value of
+    each dropped column (to be said once above the table instead of repeated in every row).
+
+    Parameters
+    ----------
+    table
+        A table to show (e.g. :func:`table_one`).
+    columns
+        The columns to drop when constant; absent ones are ignored.
+
+    Returns
+    -------
+    tuple
+        ``(shown, constants)``: the narrower table and ``{column: its one value}``.
+    """
+    constants = {c: table[c].iloc[0] for c in columns
+                 if c in table.columns and len(table) and table[c].nunique(dropna=False) == 1}
+    return table.drop(columns=list(constants)), constants
+
+
+def beside_paper_parts(side: pd.DataFrame, groups: tuple[tuple[str, ...], ...] = (("PCC", "SRCC"), ("MSE", "MAE", "R2"))
+                       ) -> tuple[list[pd.DataFrame], pd.DataFrame]:
+    """:func:`beside_paper`'s table cut for the column: one table per group of metrics (report and
+    ours side by side), and the descriptive columns (``("", ...)``: our model, scored in, leaks)
+    one row per Table I row, to be said once rather than beside every split.
+
+    Parameters
+    ----------
+    side
+        :func:`beside_paper`'s output.
+    groups
+        The metrics of each shown table.
+
+    Returns
+    -------
+    tuple
+        ``(parts, about)``: a table per group, and the descriptive columns by Table I row.
+    """
+    parts = [side[[c for c in side.columns if c[0] in g]] for g in groups]
+    about = side[[c for c in side.columns if c[0] == ""]].droplevel(0, axis=1)
+    about = about.groupby(level=0, sort=False).first()
+    return parts, about
+
+
 def paper_table() -> pd.DataFrame:
     """The report's published Table I (``data/paper_table1.tsv``, exactly as printed)."""
     return read_paper_table1()

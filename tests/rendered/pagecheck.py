@@ -83,10 +83,13 @@ window.addEventListener("load", () => {
   // tables wider than the column: a scrolling box keeps the page tidy, but the reader must scroll
   // sideways to read a row; one table per question fits the column (the full table is a download)
   const colWidth = art.getBoundingClientRect().width;
+  // (a table squeezed into its scroll box overflows the box, not the column: both are measured)
+  const box = (t) => t.closest("div.output, div.text_html, div.cell_output") || t.parentElement;
   const tables = [...art.querySelectorAll("table")]
-    .filter((t) => t.getBoundingClientRect().width > colWidth + 2)
-    .map((t) => ({text: (t.innerText || "").trim().split("\\n")[0].slice(0, 80),
-                  over: Math.round(t.getBoundingClientRect().width - colWidth)}));
+    .map((t) => ({t, over: Math.max(t.getBoundingClientRect().width - colWidth,
+                                    box(t).scrollWidth - box(t).clientWidth)}))
+    .filter(({over}) => over > 2)
+    .map(({t, over}) => ({text: (t.innerText || "").trim().split("\\n")[0].slice(0, 80), over: Math.round(over)}));
   const broken = [...document.images].filter((i) => !i.complete || i.naturalWidth === 0)
     .map((i) => i.getAttribute("src"));
   const out = document.createElement("pre");
