@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 import scanpy as sc
 
+from IPython.display import display
 from myst_nb import glue
 
 import stlib
@@ -88,7 +89,12 @@ adata
 
 # %% tags=["hide-input"]
 summary = pp.section_summary(adata)
-summary
+# one table per question: which spots were kept, how deep and how large each section is, how it is annotated
+for columns in (["patient", "split", "spots listed", "spots kept", "dropped: no counts", "dropped: no coords",
+                 "dropped: not selected"],
+                ["genes", "genes detected", "median counts/spot", "image (w x h px)"],
+                ["tumour", "non-tumour", "unknown", "not annotated"]):
+    display(summary[columns])
 
 # %% [markdown]
 # The split is by patient and is a data file (`data/splits/`). In the default design

@@ -104,8 +104,8 @@ glue("glm_valid_range", f"{summary['valid PCC'].min():.3f} to {summary['valid PC
 # ## Summary
 #
 # - Six GLM variants, predictions written in the shared format (target space and counts). Their
-#   mean valid PCC ranges from {glue:text}`glm_valid_range`; the highest is
-#   {glue:text}`best_glm`'s ({glue:text}`best_glm_valid`), a valid score only: chapter 8 puts
+#   mean valid PCC ranges from {glue:text}`glm_valid_range`; the highest is that of
+#   {glue:text}`best_glm` ({glue:text}`best_glm_valid`), a valid score only: chapter 8 puts
 #   every model on test with intervals.
 # - Next: [linear models](04_linear).
 

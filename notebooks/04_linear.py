@@ -123,8 +123,8 @@ glue("linear_valid_range", f"{summary['valid PCC'].min():.3f} to {summary['valid
 #   choice at the top means "predict a constant".
 # - The HEST probe: 256 components of the full backbone features, penalty by cross-validation
 #   over the train sections.
-# - Their mean valid PCC ranges from {glue:text}`linear_valid_range`; the highest is
-#   {glue:text}`best_linear`'s ({glue:text}`best_linear_valid`), a valid score only: chapter 8
+# - Their mean valid PCC ranges from {glue:text}`linear_valid_range`; the highest is that of
+#   {glue:text}`best_linear` ({glue:text}`best_linear_valid`), a valid score only: chapter 8
 #   puts every model on test with intervals.
 # - Next: [a small neural network](05_mlp).
 

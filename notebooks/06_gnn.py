@@ -94,8 +94,16 @@ print("chosen on valid:    ", best.settings["chosen"])
 configs = pd.DataFrame(best.settings["configs"]).set_index("id")
 print(f"{int(configs['still_improving'].sum())} of {len(configs)} configurations still improving at their epoch limit;",
       f"grid extended by {len(best.settings['extended'])} configuration(s) in {best.settings['extension_rounds']} round(s)")
-configs[["hidden", "lr", "dropout", "best_val_loss", "best_epoch", "epochs_run", "max_epochs", "still_improving",
-         "round"]].round(4)
+limits = sorted(configs["max_epochs"].unique())
+print("epoch limit:", ", ".join(map(str, limits)), "| round 0 is the grid, later rounds its extensions",
+      *(f"| {c}: {configs[c].iloc[0]}" for c in ("optimizer",) if c in configs and configs[c].nunique() == 1))
+varied = [c for c in ("optimizer",) if c in configs and configs[c].nunique() > 1]  # shown only when it varies
+shown = configs[["hidden", "lr", "dropout", *varied, "best_val_loss", "best_epoch", "epochs_run", "round"]].round(4).rename(
+    columns={"best_val_loss": "best valid loss", "best_epoch": "best epoch", "epochs_run": "epochs run"})
+shown.index = pd.Index([", ".join(w for w, on in (("chosen", i == best.settings["chosen_id"]),
+                                                  ("still improving", bool(configs.loc[i, "still_improving"]))) if on)
+                        for i in configs.index], name="")
+shown
 
 # %% tags=["hide-input"]
 fig = pl.config_losses(best.history, highlight=gnn.config_id(gnn.PAPER_CONFIG),

@@ -101,7 +101,7 @@ summary = pd.concat([errors.drop(columns="n_spots"), ref.drop(columns="n_spots")
 cluster_err = summary.mean().rename("mean over clusters")
 glue("cluster_err_models", "; ".join(f"{pl.model_label(m)} {v:.2f}" for m, v in cluster_err.drop("train_mean").items()), display=False)
 glue("cluster_err_ref", f"{cluster_err['train_mean']:.2f}", display=False)
-cluster_err.to_frame().T.round(3)
+scoring.readable_models(cluster_err.to_frame().T.round(3))
 
 # %% tags=["hide-input"]
 add_hires_image(targets, section)
@@ -219,7 +219,7 @@ true_counts = true_counts.toarray() if hasattr(true_counts, "toarray") else np.a
 pred_counts = np.asarray(cm.layers["counts"])[mask]
 fig = pl.count_histogram(true_counts, pred_counts, title=f"{pl.model_label(count_model)}, {split} split: all genes and spots")
 tail = qualitative.count_tail(true_counts, pred_counts)
-(100 * tail).round(1).add_prefix("% of pairs, ")
+scoring.readable_models((100 * tail).round(1).add_prefix("% of pairs, "))
 
 # %% tags=["remove-input"]
 zeros = float(np.mean(true_counts == 0))

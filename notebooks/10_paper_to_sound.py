@@ -207,7 +207,8 @@ for i, (step, f) in enumerate(flags.items()):
 # ## Summary
 #
 # - The first row is the report; the second runs the authors' code's choices on this book's
-#   data; the last is the book's sound protocol, identical to chapter 8.
+#   data; the last is the book's sound protocol: chapter 8's Table I scored with one fit (seed 0)
+#   per network, where chapter 8 scores the mean over the seeds.
 # - In this run the steps that move the numbers most (the table of largest changes) are the
 #   refit on train + valid (on valid), scoring count models on counts and building features from
 #   the spots' own expression (on both splits); see the [deviations](../deviations.md) page for

@@ -104,7 +104,7 @@ feats = {name: patients.spot_features(v, backbone=backbone, weights=None if weig
                                       cache_dir=store.resolve(cache_dir))
          for name, v in views.items()}
 change = patients.feature_change(feats["native"], feats["common"])
-change.round(3)
+scoring.readable_models(change.round(3))
 
 # %% [markdown]
 # How far downsampling moves the features of the same spots: the median cosine similarity of
@@ -119,7 +119,7 @@ study, diffs = patients.resolution_study(data, feats, split, n_genes=config["n_g
                                          n_boot=n_boot, seed=seed)
 store.write_table(study, out, "resolution_study")
 shown = study.assign(**{"PCC [95% CI]": scoring.with_interval(study["pcc"], study["pcc_lo"], study["pcc_hi"])})
-shown["PCC [95% CI]"].unstack("resolution")
+scoring.readable_models(shown["PCC [95% CI]"].unstack("resolution"))
 
 # %% tags=["hide-input"]
 diffs.assign(**{"common - native [95% CI]": scoring.with_interval(diffs["difference"], diffs["lo"], diffs["hi"])})[
@@ -162,7 +162,7 @@ records
 store.download(out, "patient_cv")
 
 # %% tags=["hide-input"]
-cv.table(scores)
+scoring.readable_models(cv.table(scores))
 
 # %% tags=["hide-input"]
 fig = pl.cv_folds(scores)
@@ -198,7 +198,7 @@ sens.assign(**{"mean PCC [95% CI]": scoring.with_interval(sens["pcc"], sens["pcc
 field = patients.leave_one_patient_out(data, feats[choice["choice"]], n_boot=n_boot, seed=seed,
                                        **patients.FIELD_PROTOCOL)
 store.write_table(field["scores"], out, "field_protocol_folds")
-cv.table(field["scores"])
+scoring.readable_models(cv.table(field["scores"]))
 
 # %% [markdown]
 # Beside the published numbers (`data/field_benchmarks.yaml`: each with its conditions, the

@@ -173,7 +173,9 @@ by_seed = verdict.judge_by_seed(claims, targets, scored, n_boot=n_boot, seed=see
 by_seed.insert(0, "mean over seeds", verdict.verdicts(judged["paper"]))
 stable = by_seed.nunique(axis=1) == 1
 glue("n_seed_stable", f"{int(stable.sum())} of {len(stable)}", display=False)
-glue("seed_unstable", ", ".join(f"{c} ({', '.join(sorted(set(by_seed.loc[c])))})" for c in stable.index[~stable]) or "none",
+claim_label = {c.id: c.label for c in claims}
+glue("seed_unstable", "; ".join(f"{claim_label.get(c, c)} ({', '.join(sorted(set(by_seed.loc[c])))})"
+                                for c in stable.index[~stable]) or "none",
      display=False)
 store.write_table(by_seed, out, "verdict_by_seed")
 display(verdict.seed_agreement(by_seed))
@@ -226,7 +228,7 @@ cell = scoring.with_interval(both["claimed difference"], both["lo"], both["hi"])
 every = both.assign(cell=cell).pivot(index=["claim", "comparison"], columns="target", values="cell")
 every = every.reindex(index=pd.MultiIndex.from_frame(judged["paper"][["claim", "comparison"]]), columns=list(judged))
 every.columns = [TARGETS[t] for t in every.columns]
-display(every)
+display(verdict.readable_comparisons(every, claims))
 store.download(out, "verdict")
 
 # %% [markdown]

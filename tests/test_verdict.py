@@ -148,3 +148,16 @@ def test_seed_agreement_counts_the_seeds_that_keep_the_outcome():
     assert list(agree.index) == ["c1", "c2"] and agree.index.name == "claim"
     with pytest.raises(KeyError, match="no column"):
         verdict.seed_agreement(by_seed.drop(columns="mean over seeds"))
+
+
+def test_readable_comparisons_name_claims_and_models():
+    claims = verdict.load_claims()
+    c = next(c for c in claims if c.id == "knn_nb_better_valid")
+    t = pd.DataFrame({"x": [1]}, index=pd.MultiIndex.from_tuples(
+        [("knn_nb_better_valid", "knn_nb_apriori > nb_apriori (PCC, valid)")], names=["claim", "comparison"]))
+    out = verdict.readable_comparisons(t, claims)
+    assert out.index[0] == (c.label, "NB GLM, a-priori alpha, KNN-pooled > NB GLM, a-priori alpha (PCC, valid)")
+    assert list(t.index)[0][0] == "knn_nb_better_valid"  # the input is left as it is
+    t2 = pd.DataFrame({"x": [1]}, index=pd.MultiIndex.from_tuples([("mlp_beats_gnn", "mlp_lr0.001 > gnn_paper (PCC, test)")],
+                                                                  names=["claim", "comparison"]))
+    assert verdict.readable_comparisons(t2, claims).index[0][1] == "network (lr 1e-3, authors') > GNN, report's configuration (PCC, test)"

@@ -96,8 +96,8 @@ def ceiling_reading(iv: pd.DataFrame, by_section: pd.DataFrame, depth: pd.DataFr
         "best_model": model_label(str(best)),
         "chosen_on": choose_on,
         "best_pcc": with_interval(r["pcc"], r["pcc_lo"], r["pcc_hi"]),
-        "best_fraction": with_interval(r["fraction"], r["fraction_lo"], r["fraction_hi"], 2),
-        "depth_fraction": (with_interval(*iv.loc[("depth_only", split), ["fraction", "fraction_lo", "fraction_hi"]], 2)
+        "best_fraction": with_interval(r["fraction"], r["fraction_lo"], r["fraction_hi"]),  # places the interval supports
+        "depth_fraction": (with_interval(*iv.loc[("depth_only", split), ["fraction", "fraction_lo", "fraction_hi"]])
                            if ("depth_only", split) in iv.index else "n/a"),
         "gap_noise_share": f"{(1.0 - r['ceiling']) / gap:.0%}",
         "gap_model_share": f"{(r['ceiling'] - r['pcc']) / gap:.0%}",

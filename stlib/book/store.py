@@ -243,7 +243,7 @@ TABLES: dict[str, tuple[str, str]] = {
     "seeds_gnn_authors": ("06", "the authors' GNN's scores over training seeds"),
     "seeds_gnn": ("06", "the scores over training seeds of the GNN whose configuration was chosen on valid"),
     "all_models": ("08", "every model's metrics per split and aggregation (long)"),
-    "table1": ("08", "Table I: the report's five models, metrics per split"),
+    "table1": ("08", "Table I: the report's models and the two HEST probes, metrics per split"),
     "beside_paper": ("08", "the report's printed Table I beside this run's values (report's gene convention)"),
     "intervals": ("08", "bootstrap intervals of the mean PCC of every model"),
     "table1_intervals": ("08", "Table I's metrics with their bootstrap intervals"),

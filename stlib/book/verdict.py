@@ -300,3 +300,37 @@ def against_report(claims: Sequence[Claim], paper: pd.DataFrame, table_models: M
         else:
             out[c.id] = "consistent" if seen == len(c.comparisons) else "partly in Table I"
     return pd.Series(out, name="the report's Table I")
+
+
+def readable_comparisons(table: pd.DataFrame, claims: Sequence[Claim]) -> pd.DataFrame:
+    """A table indexed by ``(claim, comparison)`` (claim ids, comparison strings with model ids)
+    relabelled for reading: each claim by its label, each model id in a comparison by its name
+    (:data:`stlib.pl.MODEL_LABELS`). The stored verdict keeps the ids.
+
+    Parameters
+    ----------
+    table
+        Indexed by ``(claim, comparison)``.
+    claims
+        :func:`load_claims`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A relabelled copy.
+    """
+    import re
+
+    from stlib.pl._labels import MODEL_LABELS
+
+    labels = {c.id: c.label for c in claims}
+    ids = re.compile(r"(?<![\w.])(" + "|".join(sorted(map(re.escape, MODEL_LABELS), key=len, reverse=True)) + r")(?![\w.])")
+
+    def comparison(text: str) -> str:
+        return ids.sub(lambda m: MODEL_LABELS[m.group(1)], str(text))
+
+    out = table.copy()
+    out.index = pd.MultiIndex.from_tuples([(labels.get(c, c), comparison(k)) for c, k in out.index],
+                                          names=out.index.names)
+    return out
+
