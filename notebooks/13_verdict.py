@@ -228,7 +228,7 @@ cell = scoring.with_interval(both["claimed difference"], both["lo"], both["hi"])
 every = both.assign(cell=cell).pivot(index=["claim", "comparison"], columns="target", values="cell")
 every = every.reindex(index=pd.MultiIndex.from_frame(judged["paper"][["claim", "comparison"]]), columns=list(judged))
 every.columns = [TARGETS[t] for t in every.columns]
-display(verdict.readable_comparisons(every, claims))
+display(HTML(verdict.readable_comparisons(every, claims).to_html(classes="prose")))  # words wrap in the column
 store.download(out, "verdict")
 
 # %% [markdown]
