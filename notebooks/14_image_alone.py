@@ -167,7 +167,7 @@ match = {sec: st.predictor.match_spots(grids[sec], np.asarray(test[get.section_m
 have = np.concatenate([match[s] >= 0 for s in test_sections])
 p_grid = np.vstack([np.asarray(grids[s].X)[np.maximum(match[s], 0)] for s in test_sections])[have]
 boot_grid = st.book.scoring.rule_bootstrap(
-    y[have], {"image alone, measured spots": p_spots[have], "image alone, tissue grid": p_grid},
+    y[have], {"image alone, measured spots (those matched)": p_spots[have], "image alone, tissue grid": p_grid},
     coords=np.asarray(test.obsm["spatial"])[have], sections=test.obs["section"].astype(str).to_numpy()[have],
     n_boot=n_boot, seed=seed)
 grid_table = boot_grid.table()[["pcc", "pcc_lo", "pcc_hi", "mse"]]
