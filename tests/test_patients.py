@@ -155,3 +155,30 @@ def test_published_numbers_carry_their_sources(tmp_path) -> None:
     table = patients.field_comparison(ours, pub, models={"hest_probe": "this book: probe"})
     assert table.loc["this book: probe", "verified"] == "run here"
     assert (table["verified"] == "not verified").sum() == int((~pub["verified"].astype(bool)).sum())
+
+
+def test_mean_over_folds_uses_the_folds_interval_method() -> None:
+    from stlib.tl.uncertainty import Bootstrap, interval_from_replicates
+
+    rng = np.random.default_rng(0)
+
+    def fold(centre: float, shift: float, n_boot: int = 400, n_units: int = 30) -> Bootstrap:
+        # replicates skewed and centred `shift` above the estimate, as a biased statistic's are
+        reps = pd.DataFrame({"m": centre + shift + rng.gamma(2.0, 0.02, n_boot) - 0.04})
+        jack = pd.DataFrame({"m": centre + rng.normal(0, 0.005, n_units)})
+        return Bootstrap(point=pd.DataFrame({"pcc": [centre]}, index=["m"]), replicates={"pcc": reps}, level=0.95,
+                         n_boot=n_boot, seed=0, method="bca", jackknife={"pcc": jack})
+
+    one = fold(-0.09, 0.02)
+    m1 = cv.mean_over_folds({"A": one})  # one fold: exactly that fold's own BCa interval
+    own = one.interval("pcc").loc["m"]
+    assert m1.loc["m", ["pcc_lo", "pcc_hi"]].tolist() == pytest.approx([own["pcc_lo"], own["pcc_hi"]])
+    folds = {"A": fold(-0.09, 0.02), "B": fold(0.056, 0.0), "C": fold(0.058, 0.0)}
+    m = cv.mean_over_folds(folds).loc["m"]
+    reps = (sum(b.replicates["pcc"]["m"] for b in folds.values()) / 3).to_numpy()
+    pct = interval_from_replicates(m["pcc"], reps, method="percentile")
+    assert m["pcc_lo"] < pct[0] and m["pcc_hi"] < pct[1]  # the bias correction moves it down, towards its estimate
+    for b in folds.values():
+        b.method = "percentile"
+    p = cv.mean_over_folds(folds).loc["m"]
+    assert [p["pcc_lo"], p["pcc_hi"]] == pytest.approx(list(pct))

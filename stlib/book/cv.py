@@ -223,27 +223,66 @@ def cross_validate(adata: ad.AnnData, features: ad.AnnData, folds: Sequence[Fold
 
 
 def mean_over_folds(boots: dict[str, object], stat: str = "pcc", level: float = 0.95) -> pd.DataFrame:
-    """Per model: the mean of ``stat`` over the folds (each fold weighs the same) with a percentile
-    interval from the folds' bootstrap replicates (replicate ``b`` of the mean is the mean of every
-    fold's replicate ``b``; the folds' spots are resampled independently).
+    """Per model: the mean of ``stat`` over the folds (each fold weighs the same) with an interval
+    from the folds' bootstrap replicates (replicate ``b`` of the mean is the mean of every fold's
+    replicate ``b``; the folds' spots are resampled independently), by the folds' own method: a
+    BCa interval when the folds' are BCa, its jackknife the union of the folds' (leaving one unit
+    of fold ``f`` out moves only fold ``f``'s term of the mean). A percentile interval of the mean
+    would inherit the folds' bias: a fold whose estimate lies far below its replicates (a skewed
+    statistic) would put the mean's interval above the mean.
 
     The interval carries the sampling of spots within the patients that were held out; it does
     not carry the choice of patients (with three patients, the spread over folds, shown beside
     it, is the only view of that).
+
+    Parameters
+    ----------
+    boots
+        Each fold's :class:`stlib.tl.uncertainty.Bootstrap` (the same models and replicates).
+    stat
+        The statistic.
+    level
+        Coverage.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Per model: ``folds``, the mean, its interval (``<stat>_lo``, ``<stat>_hi``), the smallest
+        and largest fold value.
+
+    Raises
+    ------
+    DataError
+        Without folds.
     """
+    from stlib.tl.uncertainty import interval_from_replicates
+
     if not boots:
         raise DataError("boots", "no folds")
-    reps = [b.replicates[stat] for b in boots.values()]
-    points = [b.point[stat] for b in boots.values()]
+    bs = list(boots.values())
+    reps = [b.replicates[stat] for b in bs]
+    points = [b.point[stat] for b in bs]
+    k = len(reps)
     n = min(len(r) for r in reps)
     models = list(points[0].index)
-    mean_rep = sum(r[models].iloc[:n].reset_index(drop=True) for r in reps) / len(reps)
-    q = (1 - level) / 2
-    point = sum(p[models] for p in points) / len(points)
+    mean_rep = sum(r[models].iloc[:n].reset_index(drop=True) for r in reps) / k
+    point = sum(p[models] for p in points) / k
+    methods = {getattr(b, "method", "percentile") for b in bs}
+    method = methods.pop() if len(methods) == 1 else "percentile"
+    jacks = [getattr(b, "jackknife", {}).get(stat) for b in bs]
+    if method == "bca" and any(j is None for j in jacks):
+        method = "percentile"
+    lo, hi = {}, {}
+    for m in models:
+        jk = None
+        if method == "bca":  # the mean with one unit of fold f left out: fold f's term moves, the others stay
+            jk = np.concatenate([point[m] + (np.asarray(j[m], np.float64) - float(p[m])) / k
+                                 for j, p in zip(jacks, points)])
+        lo[m], hi[m] = interval_from_replicates(float(point[m]), mean_rep[m].to_numpy(), level=level,
+                                                method=method, jackknife=jk)
     per_fold = pd.concat(points, axis=1)
-    return pd.DataFrame({"folds": len(reps), stat: point, f"{stat}_lo": mean_rep.quantile(q),
-                         f"{stat}_hi": mean_rep.quantile(1 - q), f"min {stat}": per_fold.min(axis=1),
-                         f"max {stat}": per_fold.max(axis=1)}, index=models)
+    return pd.DataFrame({"folds": k, stat: point, f"{stat}_lo": pd.Series(lo), f"{stat}_hi": pd.Series(hi),
+                         f"min {stat}": per_fold.min(axis=1), f"max {stat}": per_fold.max(axis=1)}, index=models)
 
 
 def table(scores: pd.DataFrame) -> pd.DataFrame:
