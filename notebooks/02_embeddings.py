@@ -84,9 +84,9 @@ im.cnn_features(targets, backbone=backbone, weights=w, size=window, window_um=wi
 info = targets.uns["cnn_features"]
 print(f"{backbone} ({weights}): {info['n_features']} features per spot")
 if window_um is not None:
-    um = {s: round(im.section_um_per_px(targets, s), 3) for s in info["window_px"]}
-    print(f"a {window_um:g} um window, per section: um/px {um}; pixels {dict(info['window_px'])} -> {window} px")
-print("windows padded at the image border, per section:", dict(info["n_padded"]))
+    print(f"a {window_um:g} um window, resized to {window} px; per section (um/px, window px):")
+    print("  " + "; ".join(f"{s} {im.section_um_per_px(targets, s):.3f}, {px}" for s, px in info["window_px"].items()))
+print("windows padded at the image border, per section:", ", ".join(f"{s} {n}" for s, n in info["n_padded"].items()))
 
 # %% [markdown]
 # What the CNN sees: a few windows of the first training section.
@@ -107,7 +107,7 @@ ev = pd.DataFrame({
     "image PCA": np.cumsum(targets.uns["X_img_pca"]["explained_variance_ratio"]),
     "KNN-pooled PCA": np.cumsum(targets.uns["X_img_knn_pca"]["explained_variance_ratio"]),
 }, index=np.arange(1, n_comps + 1))
-print("variance explained by 32 components (train):", ev.iloc[-1].round(3).to_dict())
+print("variance explained by 32 components (train):", ", ".join(f"{k} {v:.0%}" for k, v in ev.iloc[-1].items()))
 glue("ev_image", f"{ev.iloc[-1]['image PCA']:.0%}", display=False)
 glue("ev_knn", f"{ev.iloc[-1]['KNN-pooled PCA']:.0%}", display=False)
 
@@ -127,7 +127,8 @@ fig = pl.embeddings_overview(targets, ev)
 
 # %% tags=["hide-input"]
 store.write_embeddings(targets, out)
-print({k: targets.obsm[k].shape for k in ("X_cnn", "X_img_pca", "X_img_knn_pca", "X_graph_svd")})
+for k in ("X_cnn", "X_img_pca", "X_img_knn_pca", "X_graph_svd"):
+    print(f"obsm[{k!r}]: {targets.obsm[k].shape[0]} spots x {targets.obsm[k].shape[1]}")
 
 # %% [markdown]
 # ## Summary

@@ -84,7 +84,8 @@ moments, paper_alpha = glm.apriori_alpha(c)[1], glm.apriori_alpha_paper(c)
 fig = pl.dispersion_histogram(moments, paper_alpha)
 s = next(r for r in results if r.name == "nb_apriori").settings
 print(s["alpha_rule"])
-print({k: s[k] for k in s if k.startswith("n_alpha")})
+print("genes whose alpha was", ", ".join(f"{k.removeprefix('n_alpha_').replace('_', ' ')}: {s[k]}" for k in s
+                                        if k.startswith("n_alpha")))
 
 # %% [markdown]
 # Mean over the 250 genes of the Pearson correlation and the MSE (pooled over the spots of each

@@ -50,7 +50,7 @@ scoring.use_run_intervals(out)  # the run's rule for constant predictions (chapt
 proto = protocols.as_protocol(protocol)
 targets = store.load_targets(out)
 X, Y_train, Y_valid = inputs.arrays(targets, "single")
-print({s: a.shape for s, a in X.items()})
+print("inputs:", "; ".join(f"{s} {a.shape[0]} spots x {a.shape[1]}" for s, a in X.items()))
 
 # %% tags=["hide-input"]
 fits = protocols.fit_mlp(targets, proto, model_cache=model_cache, learning_rates=tuple(learning_rates),

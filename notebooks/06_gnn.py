@@ -93,7 +93,8 @@ print("chosen on valid:    ", best.settings["chosen"])
 # %% tags=["hide-input"]
 configs = pd.DataFrame(best.settings["configs"]).set_index("id")
 print(f"{int(configs['still_improving'].sum())} of {len(configs)} configurations still improving at their epoch limit;",
-      f"grid extended by {len(best.settings['extended'])} configuration(s) in {best.settings['extension_rounds']} round(s)")
+      f"grid extended by {len(best.settings['extended'])} configuration(s) in {int(configs['round'].max())} round(s) "
+      f"(of {best.settings['extension_rounds']} tried)")
 limits = sorted(configs["max_epochs"].unique())
 print("epoch limit:", ", ".join(map(str, limits)), "| round 0 is the grid, later rounds its extensions",
       *(f"| {c}: {configs[c].iloc[0]}" for c in ("optimizer",) if c in configs and configs[c].nunique() == 1))

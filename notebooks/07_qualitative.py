@@ -41,6 +41,7 @@ seed = 0
 import warnings
 
 import anndata as ad
+import matplotlib as mpl
 import numpy as np
 import pandas as pd
 
@@ -111,6 +112,11 @@ expr.obs["tumour (annotation)"] = (expr.obs["tumor"].astype("string").map({"True
 colours = {"tumour": pl.COMPARTMENT_COLORS["tumour"], "non-tumour": pl.COMPARTMENT_COLORS["non-tumour"],
            "unknown": pl.COMPARTMENT_COLORS["unannotated"]}  # chapter 11's colours
 expr.uns["tumour (annotation)_colors"] = [colours[c] for c in expr.obs["tumour (annotation)"].cat.categories]
+# this section's clusters only, in distinct colours (the data set's palette repeats greys and reds)
+expr.obs["leiden"] = expr.obs["leiden"].astype("category").cat.remove_unused_categories()
+expr.uns["leiden_colors"] = [mpl.colors.to_hex(c)
+                             for c in mpl.colormaps["tab10" if len(expr.obs["leiden"].cat.categories) <= 10 else "tab20"].colors]
+expr.uns["leiden_colors"] = expr.uns["leiden_colors"][:len(expr.obs["leiden"].cat.categories)]
 print(f"tumour annotation of {section}: {expr.obs['tumor_source'].iloc[0]}")
 fig = pl.spatial_panels(expr, ["leiden", "tumour (annotation)"], section=section,
                         titles=[f"Leiden clusters, {section}", "tumour annotation"], crop_margin=0.03)

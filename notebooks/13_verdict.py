@@ -121,7 +121,8 @@ print(f"genes shared by the two targets' selections: {len(set(raw.var_names) & s
 # %% tags=["hide-input"]
 both = pd.concat(judged, names=["target"]).reset_index(level=0)
 store.write_table(both, out, "verdict", index=False)
-fig = pl.claim_differences(both.assign(target=both["target"].map(TARGETS)))
+fig = pl.claim_differences(both.assign(target=both["target"].map(TARGETS),
+                                       comparison=both["comparison"].map(verdict.readable_comparison)))
 
 # %% [markdown]
 # ## The verdict

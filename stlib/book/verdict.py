@@ -319,18 +319,31 @@ def readable_comparisons(table: pd.DataFrame, claims: Sequence[Claim]) -> pd.Dat
     pandas.DataFrame
         A relabelled copy.
     """
+    labels = {c.id: c.label for c in claims}
+    out = table.copy()
+    out.index = pd.MultiIndex.from_tuples([(labels.get(c, c), readable_comparison(k)) for c, k in out.index],
+                                          names=out.index.names)
+    return out
+
+
+def readable_comparison(text: str) -> str:
+    """A comparison string (``"knn_ridge > ols (PCC, valid)"``) with each model id replaced by its
+    readable name (:data:`stlib.pl.MODEL_LABELS`).
+
+    Parameters
+    ----------
+    text
+        A comparison as the verdict stores it.
+
+    Returns
+    -------
+    str
+        The same comparison for reading.
+    """
     import re
 
     from stlib.pl._labels import MODEL_LABELS
 
-    labels = {c.id: c.label for c in claims}
     ids = re.compile(r"(?<![\w.])(" + "|".join(sorted(map(re.escape, MODEL_LABELS), key=len, reverse=True)) + r")(?![\w.])")
-
-    def comparison(text: str) -> str:
-        return ids.sub(lambda m: MODEL_LABELS[m.group(1)], str(text))
-
-    out = table.copy()
-    out.index = pd.MultiIndex.from_tuples([(labels.get(c, c), comparison(k)) for c, k in out.index],
-                                          names=out.index.names)
-    return out
+    return ids.sub(lambda m: MODEL_LABELS[m.group(1)], str(text))
 

@@ -145,6 +145,23 @@ def fraction_of_ceiling(iv: pd.DataFrame, split: str = "test", chosen: str | Non
     return fig
 
 
+def _label_points(ax, rows: pd.DataFrame, x: str, y: str, *, gap: float = 0.055) -> None:
+    """Name each row's point beside it, moving a label down (with a thin leader line) until it is
+    at least ``gap`` (axes fraction) below every label already placed nearby: labels of clustered
+    points would otherwise print over each other."""
+    to_axes = ax.transLimits
+    placed: list[tuple[float, float]] = []
+    for name, row in rows.sort_values(y, ascending=False).iterrows():
+        px, py = to_axes.transform((row[x], row[y]))
+        tx, ty = px + 0.015, py + 0.01
+        while any(abs(ty - qy) < gap and abs(tx - qx) < 0.3 for qx, qy in placed):
+            ty -= gap
+        placed.append((tx, ty))
+        moved = abs(ty - (py + 0.01)) > 1e-9
+        ax.annotate(str(name), (row[x], row[y]), xytext=(tx, ty), textcoords="axes fraction", va="bottom",
+                    arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "grey"} if moved else None)
+
+
 @house_style
 def per_gene_vs_ceiling(per_gene: pd.DataFrame, models: Sequence[str], n_labels: int = 8) -> Figure:
     """Per gene: each model's test PCC against the gene's ceiling (the line y = x is the ceiling).
@@ -175,10 +192,11 @@ def per_gene_vs_ceiling(per_gene: pd.DataFrame, models: Sequence[str], n_labels:
         ax.scatter(ok["ceiling"], ok[m], s=6, alpha=0.6)
         ax.plot([0, 1], [0, 1], color="grey", lw=0.8)
         ax.axhline(0, color="black", lw=0.6)
-        for g, row in ok.sort_values(m, ascending=False).head(n_labels // 2).iterrows():
-            ax.annotate(g, (row["ceiling"], row[m]), xytext=(2, 2), textcoords="offset points")
         ax.set_xlim(0, 1)
         ax.set_title(f"{model_label(m)}\n({len(ok)} genes with a correlation)")
+    for ax, m in zip(axes.ravel(), models):  # labels once the shared limits are final
+        ok = per_gene[["ceiling", m]].dropna()
+        _label_points(ax, ok.sort_values(m, ascending=False).head(n_labels // 2), "ceiling", m)
     for ax in axes[-1]:
         ax.set_xlabel("gene's noise ceiling (test)")
     for ax in axes[:, 0]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -213,7 +214,10 @@ def claim_differences(judged: pd.DataFrame, by: str = "target") -> Figure:
     """
     groups = list(dict.fromkeys(judged[by]))
     rows = list(dict.fromkeys(zip(judged["claim"], judged["comparison"])))
-    fig, ax = subplots(height=0.27 * len(rows) + 1.5)
+    # a long comparison (readable model names) on two lines, broken after its operator
+    ticks = [re.sub(r" ([<>]) ", r" \1\n", x, count=1) if len(x) > 42 else x for _, x in rows]
+    lines = max((t.count("\n") + 1 for t in ticks), default=1)
+    fig, ax = subplots(height=max(3.5, (0.27 if lines == 1 else 0.42) * len(rows) + 1.9))  # + the x label's 3 lines
     offset = np.linspace(-0.18, 0.18, len(groups)) if len(groups) > 1 else np.zeros(1)
     pos = {r: i for i, r in enumerate(rows)}
     for k, g in enumerate(groups):
@@ -223,7 +227,7 @@ def claim_differences(judged: pd.DataFrame, by: str = "target") -> Figure:
         ax.hlines(y, sub["lo"].to_numpy(), sub["hi"].to_numpy(), colors=f"C{k}", lw=1.2)
         ax.plot(d, y, "o", ms=3.5, color=f"C{k}", label=str(g))
     ax.axvline(0, color="black", lw=0.8)
-    ax.set_yticks(np.arange(len(rows)), [x for _, x in rows])
+    ax.set_yticks(np.arange(len(rows)), ticks)
     if "central" in judged.columns:
         central = {(c, x) for c, x, k in zip(judged["claim"], judged["comparison"], judged["central"]) if bool(k)}
         for label, r in zip(ax.get_yticklabels(), rows):
@@ -233,7 +237,7 @@ def claim_differences(judged: pd.DataFrame, by: str = "target") -> Figure:
     bounds = [i for i in range(1, len(rows)) if rows[i][0] != rows[i - 1][0]]
     for b in bounds:
         ax.axhline(b - 0.5, color="grey", lw=0.5, ls=":")
-    ax.set_xlabel("claimed difference, mean over genes (95% interval)\nright of 0: as claimed (MSE: worse - better)")
+    ax.set_xlabel("claimed difference, mean over genes\n(95% interval); right of 0: as claimed\n(MSE: worse - better)")
     fig.legend(*ax.get_legend_handles_labels(), title=by, loc="outside lower center", ncols=len(groups))
     return fig
 
@@ -409,15 +413,20 @@ def dispersion_histogram(moments: np.ndarray, paper_alpha: np.ndarray) -> Figure
     Returns
     -------
     Figure
-        One axis: two overlaid histograms over genes of log10 alpha on the same bins (-4 to 4).
+        One axis: two overlaid histograms over genes of log10 alpha on the same bins (over the
+        values' range), the legend below.
     """
     moments, paper_alpha = np.asarray(moments, float), np.asarray(paper_alpha, float)
-    fig, ax = subplots(height=2.8, width=5.0)
-    bins = np.linspace(-4, 4, 41)
-    ax.hist(np.log10(moments[moments > 0]), bins=bins, color="grey", alpha=0.7, label="(v - m) / m^2 (NB2 dispersion)")
-    ax.hist(np.log10(paper_alpha[paper_alpha > 0]), bins=bins, color="tab:red", alpha=0.5,
-            label="m^2 / (v - m) (the authors)")
+    a, b = np.log10(moments[moments > 0]), np.log10(paper_alpha[paper_alpha > 0])
+    both = np.concatenate([a, b])
+    both = both[np.isfinite(both)]
+    # the same bins for both, over the values there are (quarter decades)
+    lo, hi = (np.floor(both.min() * 4) / 4, np.ceil(both.max() * 4) / 4) if len(both) else (-4.0, 4.0)
+    bins = np.linspace(lo, max(hi, lo + 0.25), 41)
+    fig, ax = subplots(height=3.0, width=5.0)
+    ax.hist(a, bins=bins, color="grey", alpha=0.7, label="(v - m) / m^2 (NB2 dispersion)")
+    ax.hist(b, bins=bins, color="tab:red", alpha=0.5, label="m^2 / (v - m) (the authors)")
     ax.set_xlabel("log10 alpha (train counts)")
     ax.set_ylabel("genes")
-    ax.legend()
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=2)  # below: not over the bars
     return fig
