@@ -109,7 +109,8 @@ scoring.readable_models(change.round(3))
 # %% [markdown]
 # How far downsampling moves the features of the same spots: the median cosine similarity of
 # a spot's two feature vectors, and how often the downsampled window's features still find their
-# own spot's native features as the nearest among the section's spots. Now the models, fitted on
+# own spot's native features as the nearest among the section's spots (A1 is not listed: the
+# common resolution is its own, so its two versions are one image). Now the models, fitted on
 # train (patient C) at each resolution and scored on valid (A) and test (B), with the paired
 # difference common minus native (the same genes and the same bootstrap draws at both):
 
