@@ -9,8 +9,8 @@ script refits it, under the run's gene rule, with each larger setting changed on
 - ``longer``: at most 60 epochs with patience 8.
 
 Each is scored like chapter 15's variants (test PCC, fraction of the noise ceiling, the paired
-bootstrap difference from the recipe with its 95% interval; only an interval above zero is a
-gain) and timed. The table goes to ``--out`` (CSV) with a JSON record beside it (commit, command,
+bootstrap difference from the recipe with its 95% interval, resampled by the run's stored interval
+rule; only an interval above zero is a gain) and timed. The table goes to ``--out`` (CSV) with a JSON record beside it (commit, command,
 machine, seconds); chapter 15 shows the stored record. It takes about 20 minutes on two cores::
 
     python benchmarks/finetune_settings.py --results results/default \\
@@ -31,7 +31,7 @@ from pathlib import Path
 import anndata as ad
 
 import stlib as st
-from stlib.book import beyond, store
+from stlib.book import beyond, scoring, store
 from stlib.models import finetune
 
 RECIPE = {"n_views": 8, "first_trainable": "block_14_expand", "epochs": 30, "patience": 4}
@@ -55,6 +55,8 @@ def main(argv: list[str] | None = None) -> None:
     commit = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"], capture_output=True, text=True,
                             cwd=Path(st.__file__).parent).stdout.strip() or "unknown"  # the code that runs
     out = store.resolve(args.results)
+    rule_in_force = scoring.use_run_intervals(out)  # the run's interval rule, as chapter 15 scores
+    print("intervals:", rule_in_force.describe(), flush=True)
     targets = store.load_targets(out)
     data = ad.read_h5ad(out / "data.h5ad")
     config = {k: targets.uns["cnn_features"][k] for k in ("backbone", "weights", "window_um")}
@@ -97,7 +99,8 @@ def main(argv: list[str] | None = None) -> None:
               "commit": commit, "date": time.strftime("%Y-%m-%d"), "cores": os.cpu_count(),
               "machine": platform.processor() or platform.machine(), "gene_rule": rule, "recipe": RECIPE,
               "learning_rate": args.learning_rate, "settings": SETTINGS, "n_boot": args.n_boot, "seed": args.seed,
-              "backbone": config["backbone"], "test_sections": st.get.sections(targets, masks["test"])}
+              "backbone": config["backbone"], "test_sections": st.get.sections(targets, masks["test"]),
+              "intervals": rule_in_force.describe()}
     path.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
     print(beyond.readable(table, reference="vs probe").to_string())
     print(f"wrote {path} and {path.with_suffix('.json')}")

@@ -88,7 +88,8 @@ print("paper configuration:", gnn.PAPER_CONFIG)
 print("chosen on valid:    ", best.settings["chosen"])
 
 # %% [markdown]
-# Best valid loss of every configuration of the grid:
+# Best valid loss of every configuration of the grid (the report's configuration is one of them,
+# here with the grid's epoch limit):
 
 # %% tags=["hide-input"]
 configs = pd.DataFrame(best.settings["configs"]).set_index("id")
@@ -101,7 +102,8 @@ print("epoch limit:", ", ".join(map(str, limits)), "| round 0 is the grid, later
 varied = [c for c in ("optimizer",) if c in configs and configs[c].nunique() > 1]  # shown only when it varies
 shown = configs[["hidden", "lr", "dropout", *varied, "best_val_loss", "best_epoch", "epochs_run", "round"]].round(4).rename(
     columns={"best_val_loss": "best valid loss", "best_epoch": "best epoch", "epochs_run": "epochs run"})
-shown.index = pd.Index([", ".join(w for w, on in (("chosen", i == best.settings["chosen_id"]),
+shown.index = pd.Index([", ".join(w for w, on in (("report's", i == gnn.config_id(gnn.PAPER_CONFIG)),
+                                                  ("chosen", i == best.settings["chosen_id"]),
                                                   ("still improving", bool(configs.loc[i, "still_improving"]))) if on)
                         for i in configs.index], name="")
 shown

@@ -99,7 +99,7 @@ _, boots = scoring.interval_table(targets, scored, splits=("valid", "test"), n_b
 judged = {"paper": verdict.judge(claims, boots)}
 seeded = {m: k for m, k in scoring.n_seeds(scored).items() if k > 1}
 print("scored as the mean over their seeds (seeds resampled with the spots):",
-      ", ".join(f"{m} ({k} seeds)" for m, k in seeded.items()) or "none")
+      ", ".join(f"{pl.model_label(m)} ({k} seeds)" for m, k in seeded.items()) or "none")
 
 # %% [markdown]
 # ## Under the report's text target

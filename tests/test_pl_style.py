@@ -199,6 +199,17 @@ def test_check_figure_catches_what_it_names():
         pl.subplots(height=2, width=10)
 
 
+def test_check_figure_catches_an_axis_label_past_the_side_of_the_figure():
+    fig, ax = pl.subplots(height=2.0, width=3.0)
+    ax.plot([0, 1], [0, 1])
+    ax.set_ylabel("y")
+    ax.set_xlabel("an x label far longer than its axis is wide, running past both sides of the figure")
+    assert any("past the figure's left or right edge" in p for p in pl.check_figure(fig))
+    ax.set_xlabel("x")
+    assert not any("left or right edge" in p for p in pl.check_figure(fig))
+    plt.close(fig)
+
+
 def test_check_figure_catches_a_title_over_its_neighbour():
     fig, axes = pl.subplots(1, 2, height=2.0)
     for ax in axes:

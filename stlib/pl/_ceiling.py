@@ -193,7 +193,7 @@ def per_gene_vs_ceiling(per_gene: pd.DataFrame, models: Sequence[str], n_labels:
         ax.plot([0, 1], [0, 1], color="grey", lw=0.8)
         ax.axhline(0, color="black", lw=0.6)
         ax.set_xlim(0, 1)
-        ax.set_title(f"{model_label(m)}\n({len(ok)} genes with a correlation)")
+        ax.set_title(f"{model_label(m)}\n({len(ok)} genes with a PCC and a ceiling)")
     for ax, m in zip(axes.ravel(), models):  # labels once the shared limits are final
         ok = per_gene[["ceiling", m]].dropna()
         _label_points(ax, ok.sort_values(m, ascending=False).head(n_labels // 2), "ceiling", m)

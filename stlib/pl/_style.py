@@ -167,7 +167,8 @@ def check_figure(fig: Figure) -> list[str]:
 
     Checks: width at most :data:`COLUMN_IN`; every visible text at least :data:`MIN_FONT_PT`; every axis that shows tick labels has a label (on itself
     or on an axes it shares that axis with), and so does every colour bar; no axes title runs
-    into another axes (its ticks, labels or title), and no axis label either.
+    into another axes (its ticks, labels or title), and no axis label either; no title, axis label or
+    figure text runs past an edge of the figure.
 
     Parameters
     ----------
@@ -191,7 +192,7 @@ def check_figure(fig: Figure) -> list[str]:
     _, h = fig.get_size_inches()
     labels = [t for ax in fig.axes if ax.get_visible()
               for t in ((ax.title, ax.xaxis.label, ax.yaxis.label) if ax.axison else (ax.title,))]
-    for t in labels + list(fig.texts):  # a label longer than its axis runs past the top or bottom
+    for t in labels + list(fig.texts):  # a label longer than its axis runs past an edge of the figure
         if not (t.get_visible() and t.get_text().strip()):
             continue
         e = t.get_window_extent(renderer)
@@ -199,6 +200,10 @@ def check_figure(fig: Figure) -> list[str]:
         if over > 0.05:
             problems.append(f"text {t.get_text()[:30]!r} runs {over:.2f} in past the figure's top or bottom (a label "
                             "longer than its axis?)")
+        over = max(e.x1 - w * fig.dpi, -e.x0) / fig.dpi
+        if over > 0.05:
+            problems.append(f"text {t.get_text()[:30]!r} runs {over:.2f} in past the figure's left or right edge (a "
+                            "label longer than its axis?)")
     for t in fig.findobj(mpl.text.Text):
         if t.get_visible() and t.get_text().strip() and t.get_fontsize() < MIN_FONT_PT - 1e-6:
             problems.append(f"text {t.get_text()[:30]!r} at {t.get_fontsize():g} pt")
