@@ -89,11 +89,7 @@ adata
 
 # %% tags=["hide-input"]
 summary = pp.section_summary(adata)
-# one table per question: which spots were kept, how deep and how large each section is, how it is annotated
-for columns in (["patient", "split", "spots listed", "spots kept", "dropped: no counts", "dropped: no coords",
-                 "dropped: not selected"],
-                ["genes", "genes detected", "median counts/spot", "image (w x h px)"],
-                ["tumour", "non-tumour", "unknown", "not annotated"]):
+for columns in pp.SECTION_SUMMARY_PARTS.values():  # one table per question
     display(summary[columns])
 
 # %% [markdown]

@@ -64,7 +64,7 @@ def with_interval(point: pd.Series | float, lo: pd.Series | float, hi: pd.Series
             width = abs(b - a)
             k = 3 if width == 0 else int(min(6, max(2, math.floor(math.log10(big)) - math.floor(math.log10(width)) + 2)))
             return f"{p:.{k}g} [{a:.{k}g}, {b:.{k}g}]"
-        d = interval_decimals(a, b) if digits is None else digits
+        d = (3 if a == b else interval_decimals(a, b)) if digits is None else digits  # no spread: no extra places
         # a bound that would print as 0 is given the places that show its side of zero (up to 4): whether an
         # interval excludes zero is what a reader reads off it
         while digits is None and d < 4 and any(v != 0 and round(v, d) == 0 for v in (a, b)):

@@ -83,6 +83,16 @@ GENE_RULE_TEXT: dict[str, str] = {
 }
 
 
+#: :func:`section_summary`'s columns in one table per question: which spots were kept, how deep and
+#: how large each section is, how its spots are annotated.
+SECTION_SUMMARY_PARTS: dict[str, list[str]] = {
+    "spots": ["patient", "split", "spots listed", "spots kept", "dropped: no counts", "dropped: no coords",
+              "dropped: not selected"],
+    "depth and size": ["genes", "genes detected", "median counts/spot", "image (w x h px)"],
+    "annotation": ["tumour", "non-tumour", "unknown", "not annotated"],
+}
+
+
 def section_summary(adata: ad.AnnData) -> pd.DataFrame:
     """One row per section: spots, dropped spots, genes detected, counts, annotation, image size.
 
@@ -104,7 +114,7 @@ def section_summary(adata: ad.AnnData) -> pd.DataFrame:
         ``dropped: no coords``, ``dropped: not selected``, ``genes`` (in the section's count file),
         ``genes detected`` (in the section's spots), ``median counts/spot``, ``tumour``,
         ``non-tumour``, ``unknown`` (a label that is neither), ``not annotated`` and
-        ``image (w x h px)``.
+        ``image (w x h px)`` (:data:`SECTION_SUMMARY_PARTS` groups them by question).
     """
     rows = []
     report = adata.uns.get("load_report", {})

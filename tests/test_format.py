@@ -22,6 +22,7 @@ def test_with_interval_prints_what_the_interval_supports():
     assert with_interval(0.1041, 0.1023, 0.1062) == "0.1041 [0.1023, 0.1062]"
     assert with_interval(3.354996e13, 2.1e13, 4.4e13) == "3.4e+13 [2.1e+13, 4.4e+13]"
     assert with_interval(0.007, -0.0004, 0.055) == "0.0070 [-0.0004, 0.0550]"  # the bound's side of zero shows
+    assert with_interval(0.0, 0.0, 0.0) == "0.000 [0.000, 0.000]"  # no spread (the same predictions): no extra places
     assert with_interval(0.007, 0.0004, 0.055) == "0.0070 [0.0004, 0.0550]"
     assert with_interval(0.007, -0.00004, 0.055) == "0.0070 [0.0000, 0.0550]"  # at most 4 places; no "-0.0000"
     assert with_interval(-0.0004, -0.0104, 0.0096) == "0.000 [-0.010, 0.010]"

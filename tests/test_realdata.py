@@ -28,6 +28,8 @@ def test_summary_matches_the_published_table(demo) -> None:
         assert row["dropped: no counts"] == listed - kept
         assert (row["tumour"], row["non-tumour"], row["unknown"], row["not annotated"]) == (tum, non, unk, none), sec
     assert demo.n_obs == 1193
+    parts = [c for cols in pp.SECTION_SUMMARY_PARTS.values() for c in cols]
+    assert sorted(parts) == sorted(s.columns) and len(parts) == len(set(parts))  # every column once
 
 
 def test_every_spot_centre_is_inside_its_image(demo) -> None:

@@ -21,6 +21,8 @@ Reads ``data/paper_claims.yaml``; writes nothing (the chapter writes ``tables/ve
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -340,10 +342,15 @@ def readable_comparison(text: str) -> str:
     str
         The same comparison for reading.
     """
-    import re
-
     from stlib.pl._labels import MODEL_LABELS
 
-    ids = re.compile(r"(?<![\w.])(" + "|".join(sorted(map(re.escape, MODEL_LABELS), key=len, reverse=True)) + r")(?![\w.])")
-    return ids.sub(lambda m: MODEL_LABELS[m.group(1)], str(text))
+    return _model_ids().sub(lambda m: MODEL_LABELS[m.group(1)], str(text))
+
+
+@functools.lru_cache(maxsize=1)
+def _model_ids() -> re.Pattern[str]:
+    """One pattern matching any model id of :data:`stlib.pl.MODEL_LABELS` as a whole word (longest first)."""
+    from stlib.pl._labels import MODEL_LABELS
+
+    return re.compile(r"(?<![\w.])(" + "|".join(sorted(map(re.escape, MODEL_LABELS), key=len, reverse=True)) + r")(?![\w.])")
 
