@@ -51,7 +51,7 @@ def with_interval(point: pd.Series | float, lo: pd.Series | float, hi: pd.Series
 
     ``digits=None`` gives each value the places its interval supports (:func:`interval_decimals`),
     so no more digits are printed than the interval allows, and a bound that would print as 0 one
-    more place or more (up to 4), so that the side of zero it lies on shows; values of 100,000 or more are written
+    more place or more (up to 6), so that the side of zero it lies on shows; values of 100,000 or more are written
     with as many significant digits as the interval's width supports (``"3.4e+13 [2.1e+13, 4.4e+13]"``).
     """
     def one(p, a, b):
@@ -65,9 +65,9 @@ def with_interval(point: pd.Series | float, lo: pd.Series | float, hi: pd.Series
             k = 3 if width == 0 else int(min(6, max(2, math.floor(math.log10(big)) - math.floor(math.log10(width)) + 2)))
             return f"{p:.{k}g} [{a:.{k}g}, {b:.{k}g}]"
         d = (3 if a == b else interval_decimals(a, b)) if digits is None else digits  # no spread: no extra places
-        # a bound that would print as 0 is given the places that show its side of zero (up to 4): whether an
+        # a bound that would print as 0 is given the places that show its side of zero (up to 6): whether an
         # interval excludes zero is what a reader reads off it
-        while digits is None and d < 4 and any(v != 0 and round(v, d) == 0 for v in (a, b)):
+        while digits is None and d < 6 and any(v != 0 and round(v, d) == 0 for v in (a, b)):
             d += 1
         return f"{_fixed(p, d)} [{_fixed(a, d)}, {_fixed(b, d)}]"
     if isinstance(point, pd.Series):

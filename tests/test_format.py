@@ -23,8 +23,10 @@ def test_with_interval_prints_what_the_interval_supports():
     assert with_interval(3.354996e13, 2.1e13, 4.4e13) == "3.4e+13 [2.1e+13, 4.4e+13]"
     assert with_interval(0.007, -0.0004, 0.055) == "0.0070 [-0.0004, 0.0550]"  # the bound's side of zero shows
     assert with_interval(0.0, 0.0, 0.0) == "0.000 [0.000, 0.000]"  # no spread (the same predictions): no extra places
+    assert with_interval(0.000479, -0.000016, 0.001211) == "0.00048 [-0.00002, 0.00121]"
     assert with_interval(0.007, 0.0004, 0.055) == "0.0070 [0.0004, 0.0550]"
-    assert with_interval(0.007, -0.00004, 0.055) == "0.0070 [0.0000, 0.0550]"  # at most 4 places; no "-0.0000"
+    assert with_interval(0.007, -0.00004, 0.055) == "0.00700 [-0.00004, 0.05500]"
+    assert with_interval(0.007, -0.0000004, 0.055) == "0.007000 [0.000000, 0.055000]"  # at most 6 places; no "-0.000000"
     assert with_interval(-0.0004, -0.0104, 0.0096) == "0.000 [-0.010, 0.010]"
     assert with_interval(123456, 121000, 126000) == "1.235e+05 [1.21e+05, 1.26e+05]"  # the ends stay apart
     assert with_interval(0.25, 0.2, 0.3, 2) == "0.25 [0.20, 0.30]"  # explicit places win
