@@ -130,7 +130,7 @@ scale.where_time_goes(rows, largest).assign(  # exponent: between the two larges
 
 # %% tags=["hide-input"]
 if light_record:
-    light_rows, _, light = scale.read(light_record)
+    light_rows, light_cells, light = scale.read(light_record)
     print(f"recorded {light['date']} at commit {light['commit']} on {light['cores']} cores: {light['command']}")
     print(f"chapter parameters of the runs: {light['chapter_params']}")
     spread = light["chapter_params"].get("06", {}).get("seed_spread", "default")
@@ -145,6 +145,8 @@ if light_record:
          "size on two cores" if light_total <= budget_minutes
          else f"still {light_total - budget_minutes:.0f} minutes over the budget", display=False)
     glue("light_peak", f"{scale.peaks(light_rows).max():.1f}", display=False)
+    ch01 = light_rows[light_rows["chapter"] == "01"]["seconds"].sum() / 60
+    glue("light_ch01", f"{ch01:.0f}", display=False)
     display(both)
 
 # %% [markdown]
@@ -153,6 +155,14 @@ if light_record:
 # {glue:text}`light_total` minutes ({glue:text}`light_change`),
 # {glue:text}`light_verdict`, with a peak memory of {glue:text}`light_peak` GiB. The authors'
 # network's spread over seeds is measured at the book's size in chapter 6.
+#
+# Chapter 1 takes {glue:text}`light_ch01` minutes here. It brings every section to the coarsest
+# one's resolution (its `resolution` parameter: chapter 12's choice, made for patient A's coarse
+# web-app views), and the copies of full-resolution scans differ by up to about 1% in their
+# measured resolution, so every finer image is resampled by that much and written again at full
+# size (its slowest cell below). A data set whose sections share one resolution can run chapter 1
+# with `resolution="native"` and skip that step; windows are cut at the same physical size
+# either way.
 #
 # ## Where the time goes inside a chapter
 #
@@ -168,9 +178,17 @@ if light_record:
 
 # %% tags=["hide-input"]
 last = max(measured_sizes)
-print(f"{last} sections (the largest measured size)")
+print(f"{last} sections (the largest measured size), the record at {record['commit'][:7]}")
 slow = scale.slowest_cells(cells, last)
 slow.assign(source=slow["source"].str.slice(0, 42))  # the start of each cell's first line
+
+# %% [markdown]
+# And the same cells in the later run (same size; no growth exponent, one size only):
+
+# %% tags=["hide-input"]
+if light_record:
+    slow_light = scale.slowest_cells(light_cells).drop(columns="exponent")
+    display(slow_light.assign(source=slow_light["source"].str.slice(0, 42)))
 
 # %% [markdown]
 # ## Running it
