@@ -125,6 +125,17 @@ glue("depth_fold", f"{others.min() / med[test_secs].max():.0f} to {others.max() 
 fig = pl.qc_overview(adata)
 
 # %% [markdown]
+# The same counts over the tissue, every section on one colour scale. Within a section, depth
+# follows the tissue: in the test section B4 the deep spots cover the cellular region at the lower
+# left and the shallow ones the sparse stroma and fat that make up most of the section (chapter 11
+# scores B4 by its annotated compartments); patient C's sections are deep almost everywhere, patient
+# A's in between. Depth is therefore partly visible in the image: chapter 9 measures how well the
+# image predicts it, and what image models predict beyond it.
+
+# %% tags=["hide-input"]
+fig = pl.counts_maps(adata)
+
+# %% [markdown]
 # ## Leiden clusters per section
 #
 # For the qualitative chapter we cluster each section on all genes (normalise, log1p, PCA,

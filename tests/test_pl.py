@@ -120,6 +120,34 @@ def test_depth_and_compartments_is_cropped_labelled_and_coloured():
     plt.close(fig)
 
 
+def test_counts_maps_share_one_colour_scale_and_crop_each_section():
+    import anndata as ad
+
+    rng = np.random.default_rng(0)
+    n = 30
+    obs = pd.DataFrame({"section": pd.Categorical(["S1"] * n + ["S2"] * n), "split": ["train"] * n + ["test"] * n},
+                       index=[f"s{i}" for i in range(2 * n)])
+    counts = np.vstack([rng.poisson(50, (n, 5)), rng.poisson(5000, (n, 5))]).astype(np.float32)  # S2 far deeper
+    a = ad.AnnData(counts, obs=obs)
+    a.obsm["spatial"] = np.column_stack([rng.uniform(400, 600, 2 * n), rng.uniform(300, 500, 2 * n)])
+    a.uns["spatial"] = {s: {"images": {"hires": np.full((200, 200, 3), 0.8)},
+                            "scalefactors": {"tissue_hires_scalef": 0.2, "spot_diameter_fullres": 10.0}}
+                        for s in ("S1", "S2")}
+    fig = pl.counts_maps(a)
+    maps = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in maps] == ["S1 (train)", "S2 (test)"]
+    norms = {(c.norm.vmin, c.norm.vmax) for ax in maps for c in ax.collections if c.get_array() is not None}
+    assert len(norms) == 1  # one scale: the shallow section is not stretched to its own range
+    lo, hi = norms.pop()
+    assert lo < np.log10(counts[:n].sum(1)).max() and hi > np.log10(counts[n:].sum(1)).min()
+    x0, x1 = maps[0].get_xlim()
+    assert 60 <= x0 <= 80 and 120 <= x1 <= 140  # cropped to the spots plus 3% of the image
+    assert [ax.get_xlabel() for ax in fig.axes if not ax.get_title() and ax.get_xlabel()] == [
+        "log10 total counts per spot (one scale for every section)"]
+    assert "hires" in a.uns["spatial"]["S1"]["images"] and a.obs.shape[1] == 2  # the input is left as it was
+    plt.close(fig)
+
+
 def test_fraction_of_ceiling_draws_an_interval_beside_its_estimate():
     """A percentile interval can exclude its own estimate (chapter 12 showed one); the figure draws it
     as it is instead of failing on a negative error bar."""

@@ -138,6 +138,7 @@ def _cases(tmp_path):
         "spatial_panels": lambda: pl.spatial_panels(
             sec.copy(), ["total_counts", "G0"], section="S3", cbar_labels=["counts", "target"], crop_margin=0.03),
         "depth_and_compartments": lambda: pl.depth_and_compartments(sec, "S3"),
+        "counts_maps": lambda: pl.counts_maps(a.copy()),
         "count_histogram": lambda: pl.count_histogram(a.layers["counts"], a.layers["counts"] * 1.1, title="test"),
         "cluster_figure": lambda: pl.cluster_figure(means, errors, "G0", "S3"),
         "de_heatmap": lambda: pl.de_heatmap(scores, tops),

@@ -153,6 +153,72 @@ def depth_and_compartments(expr: ad.AnnData, section: str) -> Figure:
 
 
 @house_style
+def counts_maps(adata: ad.AnnData, sections: Sequence[str] | None = None, *, ncols: int = 4) -> Figure:
+    """Every section's total counts per spot over its H&E, on one colour scale.
+
+    Parameters
+    ----------
+    adata
+        Spots read by :mod:`stlib.io`: raw counts in ``X`` (or ``obs["total_counts"]``),
+        ``obs["section"]`` (and ``obs["split"]``, shown in the titles), ``obsm["spatial"]`` and each
+        section's ``uns["spatial"]`` (a ``"hires"`` image is decoded with
+        :func:`stlib.io.add_hires_image` on a copy where missing).
+    sections
+        The sections drawn, in order; default every section of ``obs["section"]``.
+    ncols
+        Panels per row.
+
+    Returns
+    -------
+    Figure
+        One panel per section, cropped to its spots: ``log10`` total counts per spot, one colour
+        scale (the 1st to 99th percentile over all sections) and one labelled colour bar below.
+    """
+    import matplotlib as mpl
+
+    from stlib._compat import import_squidpy
+    from stlib.io import add_hires_image
+
+    sq = import_squidpy()
+    cats = adata.obs["section"].cat.categories if hasattr(adata.obs["section"], "cat") else adata.obs["section"].unique()
+    secs = [str(s) for s in (sections if sections is not None else cats)]
+    totals = (adata.obs["total_counts"].to_numpy(float) if "total_counts" in adata.obs
+              else np.asarray(adata.X.sum(axis=1), dtype=float).ravel())
+    logc = np.log10(np.maximum(totals, 1.0))
+    vmin, vmax = (float(v) for v in np.percentile(logc, [1, 99]))
+    ncols = min(ncols, len(secs))
+    nrows = int(np.ceil(len(secs) / ncols))
+    side = COLUMN_IN / ncols
+    fig, axes = subplots(nrows, ncols, height=side * nrows + 0.75, width=COLUMN_IN, squeeze=False)
+    for ax, sec in zip(axes.flat, secs):
+        mask = get.section_mask(adata, sec)
+        view = ad.AnnData(obs=adata.obs.loc[mask, ["section"]].copy(), obsm={"spatial": np.asarray(adata.obsm["spatial"])[mask]},
+                          uns={"spatial": {sec: _copy_spatial(adata.uns["spatial"][sec])}})
+        view.obs["section"] = pd.Categorical(view.obs["section"].astype(str))
+        view.obs["log10 counts"] = logc[mask]
+        if "hires" not in view.uns["spatial"][sec].get("images", {}):
+            add_hires_image(view, sec)
+        split = f" ({adata.obs.loc[mask, 'split'].iloc[0]})" if "split" in adata.obs else ""
+        sq.pl.spatial_scatter(view, color="log10 counts", library_id=sec, library_key="section", img_res_key="hires",
+                              ax=ax, cmap="viridis", size=1.4, title=f"{sec}{split}", frameon=False, colorbar=False,
+                              vmin=vmin, vmax=vmax)
+        ax.title.set_fontsize(RC_TITLE)
+        _crop_to_spots(ax, view, sec, 0.03)
+    for ax in list(axes.flat)[len(secs):]:
+        ax.axis("off")
+    sm = mpl.cm.ScalarMappable(norm=mpl.colors.Normalize(vmin, vmax), cmap="viridis")
+    fig.colorbar(sm, ax=list(axes.flat), orientation="horizontal", fraction=0.05, pad=0.03, aspect=40,
+                 label="log10 total counts per spot (one scale for every section)")
+    return fig
+
+
+def _copy_spatial(meta: dict) -> dict:
+    """A section's ``uns["spatial"]`` entry with its own dicts (images shared, not copied)."""
+    return {"images": dict(meta.get("images", {})), "scalefactors": dict(meta.get("scalefactors", {})),
+            "metadata": dict(meta.get("metadata", {}))}
+
+
+@house_style
 def count_histogram(true_counts: np.ndarray, pred_counts: np.ndarray, *, title: str, bins: int = 60) -> Figure:
     """Fig. 4: histogram of measured counts and of predicted means (all genes and spots of a split).
 
