@@ -37,8 +37,9 @@
 # the end) does more work in chapters 2, 5, 6, 8 and 9 than this record's: networks and CNN
 # features in float64, the GNN chosen on valid refitted with five seeds, and intervals that
 # resample blocks of spots and each network's seeds. Its minutes and growth exponents are those of
-# its code; a second run at the full size (further down) measures the code this book ran, and
-# the command at the end measures the code you have.
+# its code; a second run at the full size (further down) measures a later commit's code (printed;
+# `git log <commit>..` lists what changed after it), and the command at the end measures the code
+# you have.
 #
 # **Prerequisites.** None (a stored record). Running time: seconds.
 #
