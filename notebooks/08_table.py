@@ -60,7 +60,8 @@ long = scoring.metric_table(targets, preds)
 table1 = tables.table_one(long, aggregation=aggregation)
 store.write_table(table1, out, "table1")
 print("scored as the mean over their seeds:",
-      ", ".join(f"{m} ({k})" for m, k in long.attrs["n_seeds"].items() if k > 1) or "none", "| every other model: one fit")
+      ", ".join(f"{pl.model_label(m)} ({k})" for m, k in long.attrs["n_seeds"].items() if k > 1) or "none",
+      "| every other model: one fit")
 shown, constants = tables.without_constant(table1.drop(columns="ours"))  # the code's model ids are in the download
 if constants:
     print("every row:", "; ".join(f"{c}: {v}" for c, v in constants.items()))

@@ -123,8 +123,8 @@ shown = study.assign(**{"PCC [95% CI]": scoring.with_interval(study["pcc"], stud
 scoring.readable_models(shown["PCC [95% CI]"].unstack("resolution"))
 
 # %% tags=["hide-input"]
-diffs.assign(**{"common - native [95% CI]": scoring.with_interval(diffs["difference"], diffs["lo"], diffs["hi"])})[
-    ["common - native [95% CI]", "excludes_zero"]]
+scoring.readable_models(diffs.assign(**{"common - native [95% CI]": scoring.with_interval(
+    diffs["difference"], diffs["lo"], diffs["hi"])})[["common - native [95% CI]", "excludes_zero"]])
 
 # %% [markdown]
 # ## 2. The choice, on valid only
@@ -176,8 +176,8 @@ fig = pl.cv_folds(scores)
 # %% tags=["hide-input"]
 mean = main["mean"]
 store.write_table(mean, out, "patient_cv_mean")
-mean.assign(**{"mean PCC [95% CI]": scoring.with_interval(mean["pcc"], mean["pcc_lo"], mean["pcc_hi"])})[
-    ["folds", "mean PCC [95% CI]", "min pcc", "max pcc"]].round(3)
+scoring.readable_models(mean.assign(**{"mean PCC [95% CI]": scoring.with_interval(mean["pcc"], mean["pcc_lo"], mean["pcc_hi"])})[
+    ["folds", "mean PCC [95% CI]", "min pcc", "max pcc"]].round(3))
 
 # %% [markdown]
 # The same folds at the resolution not chosen, as a sensitivity check (not a choice):
@@ -185,8 +185,8 @@ mean.assign(**{"mean PCC [95% CI]": scoring.with_interval(mean["pcc"], mean["pcc
 # %% tags=["hide-input"]
 sens = patients.leave_one_patient_out(data, feats[other], n_genes=config["n_genes"], gene_rule=config["gene_rule"],
                                       transform=config["target_transform"], n_boot=n_boot, seed=seed)["mean"]
-sens.assign(**{"mean PCC [95% CI]": scoring.with_interval(sens["pcc"], sens["pcc_lo"], sens["pcc_hi"])})[
-    ["mean PCC [95% CI]", "min pcc", "max pcc"]].round(3)
+scoring.readable_models(sens.assign(**{"mean PCC [95% CI]": scoring.with_interval(sens["pcc"], sens["pcc_lo"], sens["pcc_hi"])})[
+    ["mean PCC [95% CI]", "min pcc", "max pcc"]].round(3))
 
 # %% [markdown]
 # ## 4. The field's protocol, and the field's numbers

@@ -179,7 +179,7 @@ glue("seed_unstable", "; ".join(f"{claim_label.get(c, c)} ({', '.join(sorted(set
                                 for c in stable.index[~stable]) or "none",
      display=False)
 store.write_table(by_seed, out, "verdict_by_seed")
-display(verdict.seed_agreement(by_seed))
+display(verdict.seed_agreement(by_seed).rename(index=claim_label).rename_axis("claim"))
 store.download(out, "verdict_by_seed")
 
 # %% [markdown]

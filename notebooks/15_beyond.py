@@ -211,7 +211,7 @@ for rule, res in results.items():
             parts.append(f"smoothing: {s['smoothing']['n_neighbors']} neighbours, weight {s['smoothing']['weight']:g}")
         if "best_epoch" in s:
             parts.append(f"best epoch {s['best_epoch']}")
-        print(f"  {r.name}: {'; '.join(parts) or s.get('features', '')}")
+        print(f"  {pl.model_label(r.name)}: {'; '.join(parts) or s.get('features', '')}")
 
 # %% tags=["remove-input"]
 for key, value in readings.best_variant_readings(tables, beyond.PROBE).items():

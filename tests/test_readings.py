@@ -164,7 +164,7 @@ def test_depth_comparison_chooses_on_valid_and_reads_test():
     c_far = tables.depth_comparison(long, boots={("test", "target"): far, ("valid", "target"): valid})
     assert c_far["call"] == "different" and c_far["relation"] == "below" and c_far["depth_pcc"] == 0.26
     text = tables.depth_sentence(long, boots={("test", "target"): test, ("valid", "target"): valid})
-    assert "chosen on valid by its fraction of the noise ceiling (ridge, 0.050)" in " ".join(text.split())
+    assert "chosen on valid by its fraction of the noise ceiling (Ridge, 0.050)" in " ".join(text.split())  # by its name
     valid.point.loc["mlp", "fraction"] = 0.9  # the fraction on valid decides, not the PCC
     assert tables.depth_comparison(long, boots={("test", "target"): test, ("valid", "target"): valid})["model"] == "mlp"
 

@@ -238,15 +238,18 @@ def depth_sentence(long: pd.DataFrame, aggregation: str = "pooled", split: str =
         return "no depth-only reference in this run"
     verdict = ("equal, to three decimals, to" if f"{c['depth_pcc']:.3f}" == f"{c['pcc']:.3f}"
                else "higher than" if c["depth_pcc"] > c["pcc"] else "below")
+    from stlib.pl._labels import model_label
+
+    name = model_label(c["model"])
     text = (f"{split} mean PCC ({aggregation}): the depth-only model {c['depth_pcc']:.3f}, {verdict} the image model "
-            f"chosen on {choose_on} by its {c['chosen_by']} ({c['model']}, {c['pcc']:.3f}); {c['n_below']} of "
+            f"chosen on {choose_on} by its {c['chosen_by']} ({name}, {c['pcc']:.3f}); {c['n_below']} of "
             f"{c['n_image']} image models are below it.")
     if "diff" in c:
-        text += (f"\n{c['model']} minus depth-only: {c['diff']:+.3f}, 95% paired interval "
+        text += (f"\n{name} minus depth-only: {c['diff']:+.3f}, 95% paired interval "
                  f"[{c['lo']:+.3f}, {c['hi']:+.3f}]: {c['call']}.")
     if "fraction_diff" in c:
         text += (f"\nby the fraction of the noise ceiling (genes predicted as a constant count as 0): "
-                 f"{c['model']} {c['fraction']:.3f}, depth-only {c['depth_fraction']:.3f}; "
+                 f"{name} {c['fraction']:.3f}, depth-only {c['depth_fraction']:.3f}; "
                  f"difference {c['fraction_diff']:+.3f} [{c['fraction_lo']:+.3f}, {c['fraction_hi']:+.3f}]: "
                  f"{c['fraction_call']}.")
     return "\n".join(textwrap.fill(line, 90, subsequent_indent="  ") for line in text.split("\n"))
