@@ -117,7 +117,7 @@ scale.where_time_goes(rows, largest).assign(  # exponent: between the two larges
 # {glue:text}`scale_peak_at` sections). The table above orders the chapters by their share of
 # that time: the first rows are where a faster implementation would pay.
 #
-# ## The full size at this book's code, without the authors' network in the seed spread
+# ## The full size at a later commit, without the authors' network in the seed spread
 #
 # Chapter 6 refits Table I's GNN, the GNN chosen on valid and the authors' network with five seeds
 # each to say how far one fit can be trusted. The authors' network is quadratic in the spots by
